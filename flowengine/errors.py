@@ -1,0 +1,101 @@
+"""One exception tree for the whole package.
+
+    FlowEngineError                 base of everything we raise on purpose
+    ├── FlowError                   a flow file could not be loaded (carries diagnostics)
+    ├── ConfigError                 the service configuration is invalid
+    ├── ExpressionError             a template or guard failed to render at run time
+    ├── ProviderError               a platform refused or failed a command (``retryable`` says
+    │   │                           whether trying again may help; ``status`` is the HTTP status)
+    │   └── ProviderUnsupported     the provider cannot perform this neutral action at all
+    ├── WebhookError                an inbound webhook is unusable (``status`` is the 4xx to answer)
+    │   └── WebhookAuthError        it failed authentication (401)
+    ├── StoreError                  a session store failed (adapters translate driver errors)
+    │   └── ConflictError           optimistic concurrency: somebody else wrote the session first
+    └── SessionNotFound             no session for that id or call
+
+Adapters translate foreign errors (aiohttp, redis, sqlite) into these at the edge, so callers only
+ever catch ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flowengine.flow.diagnostics import Diagnostic
+
+
+class FlowEngineError(Exception):
+    """Base class of every error flowengine raises on purpose."""
+
+
+class FlowError(FlowEngineError):
+    """A flow could not be loaded; ``diagnostics`` says why, with positions."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+        self.diagnostics = tuple(diagnostics)
+        first = self.diagnostics[0].format() if self.diagnostics else "invalid flow"
+        more = f" (+{len(self.diagnostics) - 1} more)" if len(self.diagnostics) > 1 else ""
+        super().__init__(first + more)
+
+
+class ConfigError(FlowEngineError):
+    """The service configuration is invalid."""
+
+
+class ExpressionError(FlowEngineError):
+    """A template or guard failed at run time (an undefined name, a type error, ...)."""
+
+
+class ProviderError(FlowEngineError):
+    """A platform refused or failed a command."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status
+        self.code = code
+
+
+class ProviderUnsupported(ProviderError):
+    """The provider cannot perform this neutral action at all."""
+
+    def __init__(self, provider: str, action: str) -> None:
+        super().__init__(f'provider "{provider}" cannot perform action "{action}"', retryable=False)
+        self.provider = provider
+        self.action = action
+
+
+class WebhookError(FlowEngineError):
+    """An inbound webhook cannot be used; ``status`` is the 4xx answered."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class WebhookAuthError(WebhookError):
+    """An inbound webhook failed authentication."""
+
+    def __init__(self, message: str = "webhook authentication failed") -> None:
+        super().__init__(message, status=401)
+
+
+class StoreError(FlowEngineError):
+    """A session store failed."""
+
+
+class ConflictError(StoreError):
+    """Somebody else wrote the session since it was read."""
+
+
+class SessionNotFound(FlowEngineError):
+    """No session matches that id or call id."""

@@ -1,0 +1,1 @@
+"""The flow language: YAML with positions, schema, semantic rules, the frozen Flow model."""

@@ -1,0 +1,97 @@
+"""Turn a schema-valid flow document into the frozen ``Flow`` model.
+
+The loader validates first (schema, then rules); this step only reshapes, so it trusts its input.
+``locate(path)`` maps a JSON path (tuple of keys/indexes) to a source position when one is known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from flowengine.flow.model import Action, Flow, Pos, State, Timer, Transition
+from flowengine.flow.vocabulary import ACTIONS, parse_duration
+
+Path = tuple[str | int, ...]
+Locate = Callable[[Path], Pos | None]
+
+
+def _no_position(_: Path) -> Pos | None:
+    return None
+
+
+def build_flow(doc: Mapping[str, Any], *, source: str = "<flow>", locate: Locate = _no_position) -> Flow:
+    states = {
+        name: _build_state(name, body or {}, ("states", name), locate)
+        for name, body in (doc.get("states") or {}).items()
+    }
+    return Flow(
+        name=str(doc["flow"]),
+        version=int(doc.get("version", 1)),
+        initial=str(doc["initial"]),
+        states=states,
+        description=doc.get("description"),
+        vars=dict(doc.get("vars") or {}),
+        on=_build_handlers(doc.get("on") or {}, ("on",), locate),
+        source=source,
+    )
+
+
+def _build_state(name: str, body: Mapping[str, Any], path: Path, locate: Locate) -> State:
+    return State(
+        name=name,
+        final=body.get("type") == "final",
+        description=body.get("description"),
+        entry=build_actions(body.get("entry") or [], (*path, "entry"), locate),
+        exit=build_actions(body.get("exit") or [], (*path, "exit"), locate),
+        on=_build_handlers(body.get("on") or {}, (*path, "on"), locate),
+        after=tuple(
+            Timer(key, parse_duration(key) or 0.0, _build_transitions(f"after {key}", spec, (*path, "after", key),
+                                                                      locate), locate((*path, "after", key)))
+            for key, spec in (body.get("after") or {}).items()
+        ),
+        pos=locate(path),
+    )
+
+
+def _build_handlers(on: Mapping[str, Any], path: Path, locate: Locate) -> dict[str, tuple[Transition, ...]]:
+    return {event: _build_transitions(event, spec, (*path, event), locate) for event, spec in on.items()}
+
+
+def _build_transitions(event: str, spec: Any, path: Path, locate: Locate) -> tuple[Transition, ...]:
+    """A transition is written as a target name, ``{target, when, actions}``, or a list of either."""
+    if isinstance(spec, list):
+        return tuple(_build_transition(event, item, (*path, i), locate) for i, item in enumerate(spec))
+    return (_build_transition(event, spec, path, locate),)
+
+
+def _build_transition(event: str, spec: Any, path: Path, locate: Locate) -> Transition:
+    if isinstance(spec, str):
+        return Transition(event, spec, pos=locate(path))
+    return Transition(
+        event=event,
+        target=spec.get("target"),
+        when=spec.get("when"),
+        actions=build_actions(spec.get("actions") or [], (*path, "actions"), locate),
+        pos=locate(path),
+    )
+
+
+def build_actions(items: Sequence[Any], path: Path, locate: Locate = _no_position) -> tuple[Action, ...]:
+    actions = []
+    for index, item in enumerate(items):
+        ((name, params),) = item.items()
+        actions.append(Action(name, _with_defaults(name, params), locate((*path, index, name))))
+    return tuple(actions)
+
+
+def _with_defaults(name: str, params: Any) -> dict[str, Any]:
+    spec = ACTIONS.get(name)
+    given = dict(params) if isinstance(params, Mapping) else {}
+    if spec is None:
+        return given
+    if spec.name == "set":
+        # ``set: {a: 1}`` is shorthand for ``set: {vars: {a: 1}}``.
+        return given if set(given) == {"vars"} else {"vars": given}
+    defaults = {p.name: p.default for p in spec.params if p.default is not None and p.name not in given}
+    return {**defaults, **given}

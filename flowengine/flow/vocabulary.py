@@ -1,0 +1,243 @@
+"""The language's vocabulary: neutral events, neutral actions and their parameters, outcomes.
+
+One table feeds the JSON Schema (``schema.py``), the semantic rules, the runtime's binders and the
+providers' capability lists, so a new action is declared once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# What a parameter holds. The schema and the rules derive their checks from this.
+ParamKind = Literal[
+    "text",  # a string; may contain {{ templates }}
+    "call",  # the role name of a call ("caller", or one bound with ``as:``)
+    "conference",  # the role name of a conference bound with ``as:``
+    "new_call",  # ``as:`` binding a new call role
+    "new_conference",  # ``as:`` binding a new conference role
+    "new_var",  # ``as:`` binding a result into ``vars``
+    "endpoint",  # a phone number, or {phone|sip|user|webrtc: address}
+    "duration",  # "500ms", "10s", "2m", "1h"
+    "integer",
+    "boolean",
+    "enum",
+    "mapping",  # free-form name -> value (``set``, ``http.body``)
+]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: ParamKind
+    description: str
+    required: bool = False
+    default: Any = None
+    choices: tuple[str, ...] = ()  # for kind == "enum"
+    minimum: int | None = None  # for kind == "integer"
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    description: str
+    params: tuple[Param, ...] = ()
+    # At least one of these must be present (``play`` needs ``file_id`` or ``url``).
+    one_of: tuple[str, ...] = ()
+    # Neutral events this action may later cause, for "did you handle it" rules.
+    outcomes: tuple[str, ...] = ()
+    # Pure actions are carried out by the engine itself, never sent to a provider.
+    pure: bool = False
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    name: str
+    description: str
+    fields: tuple[str, ...] = field(default=("call", "call_id"))
+
+
+# The fixed outcome vocabulary carried in ``event.reason``.
+REASONS: dict[str, str] = {
+    "answered": "the call was answered",
+    "busy": "the called party was busy",
+    "no_answer": "the called party did not answer before the timeout",
+    "rejected": "the called party (or the network) rejected the call",
+    "unreachable": "the destination could not be reached or does not exist",
+    "failed": "the platform failed the call or action",
+    "timeout": "a capture or wait ended by its timeout",
+    "hangup": "the party hung up (normal clearing)",
+    "api_hangup": "the call was hung up by a command (this flow or the platform API)",
+    "cancelled": "the attempt was cancelled before it was answered",
+    "kicked": "the participant was removed from the conference",
+    "machine": "an answering machine was detected",
+    "completed": "the media finished playing to the end",
+    "stopped": "the media was stopped before the end",
+    "error": "the platform reported an error",
+}
+
+_CALL = Param("call", "call", "Role name of the call to act on (\"caller\" or a name bound with `as:`).", True)
+_CONF = Param("conference", "conference", "Role name of the conference, as bound by `conference_create`.", True)
+_MEMBER = Param("call", "call", "Role name of the participant's call.", True)
+_LANGUAGE = Param("language", "text", "Language code of the speech, such as `en`, `en-gb`, `de`.", default="en")
+_VOICE = Param("voice", "enum", "Voice gender, where the platform lets you choose.", choices=("female", "male"))
+_LOOP = Param("loop", "integer", "How many times to play the media.", default=1, minimum=1)
+_FILE_ID = Param("file_id", "text", "Id of an audio file uploaded to the platform.")
+_URL = Param("url", "text", "URL of an audio file the platform fetches.")
+_TO = Param("to", "endpoint", "Who to call: a phone number, or {phone|sip|user|webrtc: address}.", True)
+_FROM = Param("from", "text", "Caller id shown to the called party.")
+_TIMEOUT = Param("timeout", "duration", "How long to ring before giving up (at most 60s on Infobip).", default="60s")
+_MUSIC = Param(
+    "music", "enum", "Music on hold.", default="music1", choices=("ring", "music1", "music2", "music3")
+)
+
+
+def _member_action(name: str, description: str, *extra: Param) -> ActionSpec:
+    return ActionSpec(name, description, (_CONF, _MEMBER, *extra))
+
+
+ACTION_SPECS: tuple[ActionSpec, ...] = (
+    ActionSpec("answer", "Answer an inbound call.", (_CALL,), outcomes=("call.answered",)),
+    ActionSpec(
+        "hangup",
+        "Hang up a call.",
+        (_CALL, Param("reason", "enum", "Why, as reported to the platform.", choices=("hangup", "busy", "rejected"))),
+        outcomes=("call.finished",),
+    ),
+    ActionSpec(
+        "say",
+        "Speak text to a call (text-to-speech).",
+        (_CALL, Param("text", "text", "What to say (SSML allowed on Infobip).", True), _LANGUAGE, _VOICE, _LOOP),
+        outcomes=("say.finished",),
+    ),
+    ActionSpec("play", "Play an audio file to a call.", (_CALL, _FILE_ID, _URL, _LOOP), ("file_id", "url"),
+               outcomes=("play.finished",)),
+    ActionSpec("stop_play", "Stop what is playing to a call.", (_CALL,), outcomes=("play.finished",)),
+    ActionSpec(
+        "record",
+        "Start recording a call.",
+        (_CALL, Param("max_duration", "duration", "Stop by itself after this long."),
+         Param("beep", "boolean", "Play a beep first.", default=False)),
+        outcomes=("recording.ready",),
+    ),
+    ActionSpec("stop_record", "Stop recording a call.", (_CALL,), outcomes=("recording.ready",)),
+    ActionSpec(
+        "capture_dtmf",
+        "Collect keypad digits from a call.",
+        (
+            _CALL,
+            Param("max_digits", "integer", "Stop after this many digits.", True, minimum=1),
+            Param("timeout", "duration", "Give up after this long.", True),
+            Param("terminator", "text", "A key that ends the input early, such as `#`."),
+            Param("prompt", "text", "Text to say while waiting for input."),
+            _LANGUAGE,
+        ),
+        outcomes=("dtmf.captured",),
+    ),
+    ActionSpec("send_dtmf", "Send keypad digits on a call.", (_CALL, Param("digits", "text", "Digits to send.", True))),
+    ActionSpec(
+        "dial",
+        "Place an outbound call; with `connect`, bridge it to an existing call once answered.",
+        (_TO, _FROM, _TIMEOUT, Param("as", "new_call", "Role name for the new call.", True),
+         Param("connect", "call", "Role of an existing call to connect the new call with.")),
+        outcomes=("call.answered", "call.failed"),
+    ),
+    ActionSpec(
+        "conference_create",
+        "Create a conference room.",
+        (Param("name", "text", "Conference name."), Param("as", "new_conference", "Role name for it.", True)),
+        outcomes=("conference.created",),
+    ),
+    ActionSpec("conference_join", "Move an existing call into a conference.", (_CONF, _MEMBER),
+               outcomes=("participant.joined", "participant.join_failed")),
+    ActionSpec(
+        "conference_dial",
+        "Dial a new party straight into a conference, with a ring timeout.",
+        (_CONF, _TO, _FROM, _TIMEOUT, Param("as", "new_call", "Role name for the new call.", True)),
+        outcomes=("participant.joined", "participant.join_failed"),
+    ),
+    ActionSpec("conference_say", "Speak text to everyone in a conference.",
+               (_CONF, Param("text", "text", "What to say.", True), _LANGUAGE), outcomes=("say.finished",)),
+    ActionSpec("conference_play", "Play an audio file to everyone in a conference.",
+               (_CONF, _FILE_ID, _URL, _LOOP), ("file_id", "url"), outcomes=("play.finished",)),
+    ActionSpec("conference_stop_play", "Stop what is playing to a conference.", (_CONF,)),
+    ActionSpec("conference_hangup", "End a conference and hang up every call in it.", (_CONF,),
+               outcomes=("conference.finished",)),
+    ActionSpec("conference_info", "Read a conference's participants into a variable.",
+               (_CONF, Param("as", "new_var", "Variable that receives the participants.", True))),
+    _member_action("mute", "Mute a participant."),
+    _member_action("unmute", "Unmute a participant."),
+    _member_action("deafen", "Stop a participant hearing the conference."),
+    _member_action("undeafen", "Let a participant hear the conference again."),
+    _member_action("hold", "Put a participant on hold with music.", _MUSIC),
+    _member_action("resume", "Take a participant off hold."),
+    _member_action("kick", "Remove a participant from the conference.", ),
+    ActionSpec("set", "Set session variables (values may be templates).",
+               (Param("vars", "mapping", "Variable name -> value.", True),), pure=True),
+    ActionSpec(
+        "log",
+        "Write a line to the session's trace and the service log.",
+        (Param("message", "text", "What to log.", True),
+         Param("level", "enum", "Log level.", default="info", choices=("debug", "info", "warning", "error"))),
+        pure=True,
+    ),
+    ActionSpec(
+        "http",
+        "Call an HTTP endpoint (hosts must be on the service's allow-list).",
+        (
+            Param("url", "text", "The URL.", True),
+            Param("method", "enum", "HTTP method.", default="POST", choices=("GET", "POST", "PUT", "PATCH", "DELETE")),
+            Param("body", "mapping", "JSON body (values may be templates)."),
+            Param("as", "new_var", "Variable that receives the JSON response."),
+        ),
+    ),
+)
+
+ACTIONS: dict[str, ActionSpec] = {spec.name: spec for spec in ACTION_SPECS}
+
+EVENT_SPECS: tuple[EventSpec, ...] = (
+    EventSpec("call.received", "An inbound call arrived (it starts the session).", ("call", "call_id", "from", "to")),
+    EventSpec("call.answered", "A call was answered (inbound after `answer`, outbound when picked up)."),
+    EventSpec("call.finished", "A call ended after it was up; `reason` says who hung up.", ("call", "call_id", "reason")),
+    EventSpec("call.failed", "A call ended without being answered (busy, no_answer, rejected, ...).",
+              ("call", "call_id", "reason")),
+    EventSpec("conference.created", "A conference was created.", ("conference", "conference_id")),
+    EventSpec("conference.finished", "A conference ended.", ("conference", "conference_id", "reason")),
+    EventSpec("participant.joining", "A call is being connected to a conference.",
+              ("call", "call_id", "conference", "conference_id")),
+    EventSpec("participant.joined", "A call joined a conference.", ("call", "call_id", "conference", "conference_id")),
+    EventSpec("participant.join_failed", "A call could not join a conference (busy, no_answer, ...).",
+              ("call", "call_id", "conference", "conference_id", "reason")),
+    EventSpec("participant.left", "A call left a conference (hung up or kicked).",
+              ("call", "call_id", "conference", "conference_id", "reason")),
+    EventSpec("say.finished", "Text-to-speech finished (or was stopped).", ("call", "call_id", "conference", "reason")),
+    EventSpec("play.finished", "Audio playback finished (or was stopped).", ("call", "call_id", "conference", "reason")),
+    EventSpec("dtmf.captured", "Digits were collected; `reason` is timeout when none came.",
+              ("call", "call_id", "digits", "reason")),
+    EventSpec("recording.ready", "A recording is ready.", ("call", "call_id", "data")),
+    EventSpec("action.failed", "A command failed for good; `data.action` names it, `data.error` says why.",
+              ("call", "call_id", "reason", "data")),
+)
+
+EVENTS: dict[str, EventSpec] = {spec.name: spec for spec in EVENT_SPECS}
+
+# Names an expression may use at top level besides the flow's roles.
+EXPRESSION_GLOBALS: tuple[str, ...] = ("vars", "session", "event")
+# The inbound call is always bound to this role.
+CALLER_ROLE = "caller"
+
+_DURATION = re.compile(r"^(?P<value>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+DURATION_PATTERN = _DURATION.pattern
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in a duration such as ``500ms``, ``10s``, ``2m``; None if it is not one."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        return None
+    return float(match["value"]) * _UNIT_SECONDS[match["unit"]]

@@ -1,0 +1,1 @@
+"""The pure core: compiled flows, sessions, neutral events and commands. No I/O here."""

@@ -1,0 +1,220 @@
+"""Time as a port, so a 60-second no-answer scenario can run in milliseconds.
+
+Everything that waits (engine timers, the simulators' scripted parties, say/play durations) waits through
+a ``Clock``. ``SystemClock`` is wall time. ``VirtualClock`` jumps straight to the next deadline once every
+piece of tracked work is idle: HTTP handlers and HTTP clients wrap their work in ``clock.busy()`` and
+background work is started with ``clock.spawn()``, so time never moves while a request is in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import Coroutine, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+
+# 2026-01-01T00:00:00Z: virtual timestamps look like real ones.
+VIRTUAL_EPOCH = 1_767_225_600.0
+
+
+class Clock(Protocol):
+    """What the engine and the simulators need from time."""
+
+    def now(self) -> float:
+        """Seconds since the Unix epoch."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait this long (virtual or real)."""
+        ...
+
+    def busy(self) -> AbstractContextManager[None]:
+        """Mark work in flight; a virtual clock does not advance while any is."""
+        ...
+
+    def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Start background work that counts as busy until it first waits on the clock or ends."""
+        ...
+
+
+class SystemClock:
+    """Wall-clock time; ``busy`` and ``spawn`` only track tasks so they are not garbage-collected."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        yield
+
+    def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+
+class VirtualClock:
+    """Virtual time. With ``auto_advance`` it jumps to the next deadline whenever all work is idle;
+    without it, only ``advance()`` moves time (a manual clock for tests)."""
+
+    def __init__(self, start: float = VIRTUAL_EPOCH, *, auto_advance: bool = True, grace: float = 0.003):
+        self._now = start
+        self._auto = auto_advance
+        self._grace = grace
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._busy = 0
+        self._activity = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._driver: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+
+    # -- the Clock port -------------------------------------------------------------------------
+    def now(self) -> float:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        heapq.heappush(self._sleepers, (self._now + max(0.0, seconds), next(self._seq), future))
+        self._poke()
+        await future
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        self._busy += 1
+        self._poke()
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            self._poke()
+
+    def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        # Counted busy from creation until the task's first step has run: a spawned task that has
+        # not started yet must not let time jump over it.
+        self._busy += 1
+        self._poke()
+        started = False
+
+        async def runner() -> T:
+            nonlocal started
+            started = True
+            self._busy -= 1
+            self._poke()
+            return await coro
+
+        task = asyncio.get_running_loop().create_task(runner())
+
+        def done(t: asyncio.Task[T]) -> None:
+            self._tasks.discard(t)
+            if not started:  # cancelled before it ran
+                self._busy -= 1
+                coro.close()
+                self._poke()
+
+        self._tasks.add(task)
+        task.add_done_callback(done)
+        return task
+
+    # -- driving time ---------------------------------------------------------------------------
+    @property
+    def idle(self) -> bool:
+        return self._busy == 0
+
+    @property
+    def pending_sleepers(self) -> int:
+        return sum(1 for _, _, f in self._sleepers if not f.done())
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``, waking every sleeper due by then."""
+        self._advance_to(self._now + seconds)
+
+    def _advance_to(self, when: float) -> None:
+        self._now = max(self._now, when)
+        while self._sleepers and self._sleepers[0][0] <= self._now:
+            _, _, future = heapq.heappop(self._sleepers)
+            if not future.done():
+                future.set_result(None)
+        self._activity += 1
+
+    def start(self) -> None:
+        """Start auto-advancing (needs a running loop); idempotent."""
+        if self._auto and self._driver is None:
+            self._wake = asyncio.Event()
+            self._driver = asyncio.get_running_loop().create_task(self._drive())
+
+    async def stop(self) -> None:
+        if self._driver is not None:
+            self._driver.cancel()
+            try:
+                await self._driver
+            except asyncio.CancelledError:
+                pass
+            self._driver = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Wait (real time) until no tracked work is in flight; for tests and scenario runners."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if await self._quiet():
+                return
+        raise TimeoutError("virtual clock: work still in flight")
+
+    async def run_until(self, predicate: Any, *, limit: float = 3600.0, real_timeout: float = 30.0) -> None:
+        """Let virtual time run until ``predicate()`` is true or ``limit`` virtual seconds passed."""
+        self.start()
+        end = self._now + limit
+        deadline = time.monotonic() + real_timeout
+        while not predicate():
+            if self._now >= end:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("virtual clock: scenario did not finish in real time")
+            await asyncio.sleep(self._grace)
+
+    def _poke(self) -> None:
+        self._activity += 1
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _quiet(self) -> bool:
+        """True when nothing was busy and nothing happened over a short real-time grace period."""
+        for _ in range(5):
+            await asyncio.sleep(0)
+        before = self._activity
+        if self._busy:
+            await asyncio.sleep(self._grace)
+            return False
+        await asyncio.sleep(self._grace)
+        return self._busy == 0 and self._activity == before
+
+    async def _drive(self) -> None:
+        assert self._wake is not None
+        while True:
+            live = [entry for entry in self._sleepers if not entry[2].done()]
+            if len(live) != len(self._sleepers):
+                self._sleepers = live
+                heapq.heapify(self._sleepers)
+            if not self._sleepers:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if await self._quiet() and self._sleepers:
+                self._advance_to(self._sleepers[0][0])
