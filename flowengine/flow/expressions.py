@@ -151,3 +151,25 @@ def _path(node: nodes.Node) -> tuple[str, ...] | None:
             return (*base, node.arg.value)
         return base
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """What a template reads (``references``), or why it does not parse."""
+
+    references: frozenset[tuple[str, ...]]
+    tree: nodes.Template | None
+    error: TemplateSyntaxError | None
+
+
+@lru_cache(maxsize=4096)
+def analyse(source: str) -> Analysis:
+    """Parse ``source`` once (cached: flows repeat templates) for the validator's rules."""
+    try:
+        tree = environment().parse(source)
+    except TemplateSyntaxError as exc:
+        return Analysis(frozenset(), None, exc)
+    bound = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    found: set[tuple[str, ...]] = set()
+    _collect(tree, bound, found)
+    return Analysis(frozenset(found), tree, None)

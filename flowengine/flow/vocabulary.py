@@ -230,9 +230,33 @@ EXPRESSION_GLOBALS: tuple[str, ...] = ("vars", "session", "event")
 # The inbound call is always bound to this role.
 CALLER_ROLE = "caller"
 
+# Actions the engine carries out itself (``pure`` ones and ``http``): no provider ever sees them.
+ENGINE_ACTIONS: frozenset[str] = frozenset({spec.name for spec in ACTION_SPECS if spec.pure} | {"http"})
+
+# The keys ``Event.context()`` gives templates as ``event`` (runtime/events.py); ``event.x`` must be one.
+EVENT_FIELDS: tuple[str, ...] = (
+    "name", "call", "call_id", "conference", "conference_id", "reason", "digits", "data", "raw",
+)
+# Outcomes that mean an attempt failed; a flow that dials should handle them (``unhandled-failure``).
+FAILURE_EVENTS: frozenset[str] = frozenset({"call.failed", "participant.join_failed"})
+# How an ``endpoint`` parameter may name its address besides a bare phone number.
+ENDPOINT_KINDS: dict[str, str] = {
+    "phone": "A phone number in international format, without `+` or `00`.",
+    "sip": "A SIP URI, such as `sip:alice@example.com`.",
+    "user": "A platform user (app/client) identity.",
+    "webrtc": "A WebRTC identity registered with the platform.",
+}
+
+# Names as written in flows. Roles and variables are read in templates, so they are identifiers.
+FLOW_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+STATE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+TEMPLATE_PATTERN = r"^\s*\{\{[\s\S]*\}\}\s*$"  # a value that is exactly one {{ expression }}
+
 _DURATION = re.compile(r"^(?P<value>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-DURATION_PATTERN = _DURATION.pattern
+# The same shape as ``_DURATION`` in the ECMA-262 dialect JSON Schema patterns use (no ``(?P<name>``).
+DURATION_PATTERN = r"^\d+(?:\.\d+)?(?:ms|s|m|h)$"
 
 
 def parse_duration(text: str) -> float | None:

@@ -1,0 +1,167 @@
+"""``flowengine validate``: check flows offline, with ``file:line:col`` diagnostics for people and CI."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from flowengine.flow.diagnostics import Diagnostic, sort_unique
+from flowengine.flow.loader import load_flow
+from flowengine.flow.reporters import REPORTERS
+from flowengine.flow.rules import RULE_DOCS
+
+PROVIDERS = ("infobip", "sinch")
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
+STDIN = "<stdin>"
+
+_EPILOG = """\b
+Examples:
+  flowengine validate                          every flow under flows/
+  flowengine validate flows/ivr_menu.yaml      one file
+  flowengine validate --provider sinch flows/  also check what Sinch can do
+  cat flow.yaml | flowengine validate -        read standard input
+  flowengine validate --format github flows/   annotations in GitHub Actions
+
+\b
+Output, one line per problem, sorted:
+  path:line:col: error|warning: message [rule]
+
+\b
+Exit codes:
+  0  no errors (warnings allowed, unless --strict)
+  1  problems found
+  2  usage error (bad option, missing path)
+  3  internal error (run again with --debug for the traceback)
+
+Run with --list-rules for what each rule checks.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    fmt: str
+    strict: bool
+    provider: str | None
+    quiet: bool
+    color: bool
+
+
+@click.command("validate", epilog=_EPILOG)
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, allow_dash=True))
+@click.option("--format", "fmt", type=click.Choice(sorted(REPORTERS)), default="text", show_default=True,
+              help="text for people, json for tools, github for GitHub Actions annotations.")
+@click.option("--strict", is_flag=True, help="Fail (exit 1) on warnings too.")
+@click.option("--provider", type=click.Choice(PROVIDERS),
+              help="Also report actions this provider cannot perform.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary line and no notes: only the problems.")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Colour and source excerpts; auto = on a terminal unless NO_COLOR is set.")
+@click.option("--list-rules", is_flag=True, help="List the rule ids and what they check, then exit.")
+@click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
+@click.pass_context
+def command(ctx: click.Context, paths: tuple[str, ...], fmt: str, strict: bool, provider: str | None,
+            quiet: bool, color: str, list_rules: bool, debug: bool) -> None:
+    """Check flow files: YAML, the schema, and the semantic rules.
+
+    PATH may be a file, a folder (every *.yaml and *.yml inside, recursively) or - for standard input.
+    Without PATH, the flows/ folder is checked.
+    """
+    if list_rules:
+        width = max(map(len, RULE_DOCS))
+        click.echo("".join(f"{rule:<{width}}  {text}\n" for rule, text in RULE_DOCS.items()), nl=False)
+        return
+    options = Options(fmt, strict, provider, quiet, _use_color(color))
+    files = _files(paths)
+    try:
+        code = _validate(files, options)
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"flowengine validate: internal error: {type(exc).__name__}: {exc}", err=True)
+        ctx.exit(EXIT_FATAL)
+    ctx.exit(code)
+
+
+def _use_color(choice: str) -> bool:
+    if choice != "auto":
+        return choice == "always"
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _files(paths: Sequence[str]) -> list[str]:
+    if not paths:
+        if not Path("flows").is_dir():
+            raise click.UsageError("no PATH given and there is no flows/ folder here")
+        paths = ("flows",)
+    found: list[str] = []
+    for given in paths:
+        for name in _expand(given):
+            if name not in found:
+                found.append(name)
+    return found
+
+
+def _expand(given: str) -> Iterator[str]:
+    if given == "-" or not Path(given).is_dir():
+        yield given
+        return
+    matches = [p for pattern in ("*.yaml", "*.yml") for p in Path(given).rglob(pattern) if p.is_file()]
+    yield from (str(p) for p in sorted(matches))
+
+
+def _capabilities(provider: str | None, quiet: bool) -> frozenset[str] | None:
+    """The provider's ``CAPABILITIES``, or None (every action) when it has not declared them yet."""
+    if provider is None:
+        return None
+    module_name = f"flowengine.providers.{provider}.capabilities"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module_name.startswith(exc.name):
+            raise
+        if not quiet:
+            click.echo(f"note: no capability list for provider {provider!r} ({module_name}); assuming it can "
+                       "perform every action", err=True)
+        return None
+    return frozenset(module.CAPABILITIES)
+
+
+def _validate(files: Sequence[str], options: Options) -> int:
+    capabilities = _capabilities(options.provider, options.quiet)
+    diagnostics: list[Diagnostic] = []
+    sources: dict[str, str] = {}
+    for name in files:
+        if name == "-":
+            result = load_flow(click.get_text_stream("stdin").read(), source=STDIN,
+                               capabilities=capabilities, provider=options.provider)
+        else:
+            result = load_flow(Path(name), source=name, capabilities=capabilities, provider=options.provider)
+        diagnostics.extend(result.diagnostics)
+        sources[result.source] = result.text
+    ordered = sort_unique(diagnostics)
+    output = REPORTERS[options.fmt](ordered, sources, options.color and options.fmt == "text")
+    click.echo(output, nl=False, color=options.color)
+    errors = sum(d.severity == "error" for d in ordered)
+    warnings = len(ordered) - errors
+    if options.fmt == "text" and not options.quiet:
+        click.echo(_summary(errors, warnings, len(files)), err=True)
+    return EXIT_PROBLEMS if errors or (options.strict and warnings) else EXIT_OK
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _summary(errors: int, warnings: int, files: int) -> str:
+    if not errors and not warnings:
+        return f"no problems in {_plural(files, 'file')}"
+    parts = [_plural(errors, "error")] if errors else []
+    parts += [_plural(warnings, "warning")] if warnings else []
+    return f"{', '.join(parts)} in {_plural(files, 'file')}"

@@ -1,0 +1,182 @@
+"""The service configuration (``flowengine.yaml``): provider, routes, store, listen address.
+
+Secrets never live in the file: any string may be ``${ENV_VAR}`` (or ``${ENV_VAR:-default}``), and the
+provider's credentials default to its environment variables. The JSON Schema below is the contract; the
+published copy is ``schemas/config.schema.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from flowengine.errors import ConfigError
+
+PROVIDERS = ("infobip", "sinch")
+
+CONFIG_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://flowengine.dev/schemas/config.schema.json",
+    "title": "flowengine service configuration",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["provider"],
+    "properties": {
+        "provider": {"enum": list(PROVIDERS), "description": "The platform whose webhooks this service takes."},
+        "listen": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "Where the service listens.",
+            "properties": {
+                "host": {"type": "string", "default": "127.0.0.1", "description": "Interface to bind."},
+                "port": {"type": "integer", "minimum": 0, "maximum": 65535, "default": 8080,
+                         "description": "TCP port (0 picks a free one)."},
+            },
+        },
+        "store": {
+            "type": "string",
+            "default": "sqlite:///flowengine.db",
+            "pattern": "^(memory://|sqlite:///|redis://|rediss://)",
+            "description": "Session store URL: sqlite:///path.db (default), redis://host:6379/0, memory://.",
+        },
+        "routes": {
+            "type": "array",
+            "description": "Which flow answers which inbound call; first match wins.",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["flow"],
+                "properties": {
+                    "flow": {"type": "string", "description": "Path of the flow file (relative to this file)."},
+                    "to": {"type": "string", "description": "Called number (or SIP user) that selects this flow."},
+                    "configuration": {"type": "string",
+                                      "description": "Infobip calls configuration id / Sinch application key."},
+                },
+            },
+        },
+        "default_flow": {"type": "string", "description": "Flow for inbound calls that match no route."},
+        "webhook": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "Webhook intake limits.",
+            "properties": {
+                "path": {"type": "string", "default": "/webhooks", "description": "Path prefix of webhook routes."},
+                "max_body_bytes": {"type": "integer", "minimum": 1024, "default": 262144,
+                                   "description": "Larger webhook bodies get 413."},
+            },
+        },
+        "http_allow": {"type": "array", "items": {"type": "string"},
+                       "description": "Hosts the `http` action may call."},
+        "infobip": {"type": "object", "description": "Infobip settings (defaults from INFOBIP_* variables).",
+                    "additionalProperties": {"type": ["string", "number", "boolean"]}},
+        "sinch": {"type": "object", "description": "Sinch settings (defaults from SINCH_* variables).",
+                  "additionalProperties": {"type": ["string", "number", "boolean"]}},
+        "log_level": {"enum": ["debug", "info", "warning", "error"], "default": "info",
+                      "description": "Service log level."},
+    },
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    flow: Path
+    to: str | None = None
+    configuration: str | None = None
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    provider: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    store: str = "sqlite:///flowengine.db"
+    routes: tuple[Route, ...] = ()
+    default_flow: Path | None = None
+    webhook_path: str = "/webhooks"
+    max_body_bytes: int = 262_144
+    http_allow: tuple[str, ...] = ()
+    provider_settings: Mapping[str, Any] = field(default_factory=dict)
+    log_level: str = "info"
+
+    def flow_paths(self) -> list[Path]:
+        paths = [route.flow for route in self.routes]
+        if self.default_flow is not None:
+            paths.append(self.default_flow)
+        return list(dict.fromkeys(paths))
+
+
+_ENV = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+def expand_env(value: Any, environ: Mapping[str, str], where: str = "") -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string; an unset variable is an error."""
+    if isinstance(value, str):
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match["name"], match["default"]
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f'{where or "config"}: environment variable "{name}" is not set')
+
+        return _ENV.sub(substitute, value)
+    if isinstance(value, Mapping):
+        return {k: expand_env(v, environ, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, environ, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> ServiceConfig:
+    """Read, expand and validate a config file; raises ``ConfigError`` with every problem listed."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_config(document, base=path.parent, name=str(path), environ=environ)
+
+
+def parse_config(
+    document: Any, *, base: Path = Path("."), name: str = "config", environ: Mapping[str, str] | None = None
+) -> ServiceConfig:
+    if not isinstance(document, dict):
+        raise ConfigError(f"{name}: expected a mapping at the top level")
+    document = expand_env(document, os.environ if environ is None else environ)
+    problems = sorted(Draft202012Validator(CONFIG_SCHEMA).iter_errors(document), key=lambda e: list(e.path))
+    if problems:
+        raise ConfigError("\n".join(f"{name}: {_where(e)}{e.message}" for e in problems))
+    listen = document.get("listen", {})
+    webhook = document.get("webhook", {})
+    provider = document["provider"]
+    default = document.get("default_flow")
+    return ServiceConfig(
+        provider=provider,
+        host=listen.get("host", "127.0.0.1"),
+        port=listen.get("port", 8080),
+        store=document.get("store", "sqlite:///flowengine.db"),
+        routes=tuple(
+            Route(base / r["flow"], r.get("to"), r.get("configuration")) for r in document.get("routes", [])
+        ),
+        default_flow=base / default if default else None,
+        webhook_path=webhook.get("path", "/webhooks").rstrip("/") or "/webhooks",
+        max_body_bytes=webhook.get("max_body_bytes", 262_144),
+        http_allow=tuple(document.get("http_allow", [])),
+        provider_settings=document.get(provider, {}),
+        log_level=document.get("log_level", "info"),
+    )
+
+
+def _where(error: ValidationError) -> str:
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
+    return f"{path}: " if path else ""

@@ -1,0 +1,142 @@
+"""``load_flow``: YAML text -> positions -> schema check -> semantic rules -> frozen ``Flow``.
+
+Problems come back as diagnostics (values), never as exceptions; ``load_flow_or_raise`` is the edge
+that turns them into ``errors.FlowError`` for callers that just want a Flow.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path as FsPath
+from typing import Any
+
+from flowengine.errors import FlowError
+from flowengine.flow.build import build_flow
+from flowengine.flow.diagnostics import Diagnostic, sort_unique
+from flowengine.flow.model import Flow
+from flowengine.flow.rules import run_rules
+from flowengine.flow.rules.context import RuleContext
+from flowengine.flow.rules.schema_check import check_schema
+from flowengine.flow.source import parse_source
+
+Source = str | bytes | os.PathLike[str]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """``flow`` is set when there are no errors (warnings allowed); ``text`` is the source as read."""
+
+    flow: Flow | None
+    diagnostics: tuple[Diagnostic, ...]
+    source: str
+    text: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.flow is not None
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity == "warning")
+
+
+def load_flow(
+    path_or_text: Source,
+    *,
+    source: str | None = None,
+    capabilities: frozenset[str] | None = None,
+    provider: str | None = None,
+) -> LoadResult:
+    """Load and check a flow.
+
+    ``path_or_text`` is a path (a ``PathLike``, or a one-line string ending in ``.yaml``/``.yml`` or naming
+    an existing file) or the YAML text itself. ``source`` is the name diagnostics show (default: the path,
+    or "<flow>"). ``capabilities`` are the action names the target provider can perform (None: all);
+    ``provider`` names it in messages.
+    """
+    text, shown, problem = _read(path_or_text, source)
+    if problem is not None:
+        return LoadResult(None, (problem,), shown)
+    diagnostics, flow = check_text(text, shown, capabilities=capabilities, provider=provider)
+    return LoadResult(flow, diagnostics, shown, text)
+
+
+def load_flow_or_raise(
+    path_or_text: Source,
+    *,
+    source: str | None = None,
+    capabilities: frozenset[str] | None = None,
+    provider: str | None = None,
+) -> Flow:
+    """Like ``load_flow``, but returns the Flow or raises ``FlowError`` carrying the diagnostics."""
+    result = load_flow(path_or_text, source=source, capabilities=capabilities, provider=provider)
+    if result.flow is None:
+        raise FlowError(result.errors or result.diagnostics)
+    return result.flow
+
+
+def check_text(
+    text: str, source: str, *, capabilities: frozenset[str] | None = None, provider: str | None = None
+) -> tuple[tuple[Diagnostic, ...], Flow | None]:
+    """All diagnostics for a flow's text, and the Flow when there is no error."""
+    parsed = parse_source(text, source)
+    found = list(parsed.diagnostics)
+    doc = parsed.doc
+    if doc is None or not isinstance(doc, Mapping):
+        if not any(d.rule == "syntax" for d in found):
+            found.append(_not_a_flow(doc, source, parsed.source_map.value_pos(())))
+        return sort_unique(found), None
+    schema_diagnostics, sound = check_schema(doc, parsed.source_map)
+    found.extend(schema_diagnostics)
+    flow = None
+    if sound:
+        flow = build_flow(doc, source=source, locate=parsed.source_map.locate)
+        context = RuleContext(flow, doc, parsed.source_map, capabilities, provider)
+        found.extend(run_rules(context))
+    diagnostics = sort_unique(found)
+    return diagnostics, flow if not any(d.severity == "error" for d in diagnostics) else None
+
+
+def _not_a_flow(doc: Any, source: str, pos: Any) -> Diagnostic:
+    if doc is None:
+        message = 'the file is empty: a flow is a mapping with "flow", "initial" and "states"'
+    else:
+        kind = "a list" if isinstance(doc, list) else "a single value"
+        message = f'a flow is a mapping with "flow", "initial" and "states"; this file holds {kind}'
+    return Diagnostic(source, pos.line, pos.col, "error", message, "schema")
+
+
+def _read(path_or_text: Source, source: str | None) -> tuple[str, str, Diagnostic | None]:
+    if isinstance(path_or_text, bytes):
+        return _decode(path_or_text, source or "<flow>")
+    if isinstance(path_or_text, str) and not _looks_like_path(path_or_text):
+        return path_or_text, source or "<flow>", None
+    path = FsPath(os.fspath(path_or_text))
+    shown = source or str(path_or_text)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return "", shown, Diagnostic(shown, 1, 1, "error", f"cannot read the file: {reason.lower()}", "io")
+    return _decode(data, shown)
+
+
+def _decode(data: bytes, shown: str) -> tuple[str, str, Diagnostic | None]:
+    try:
+        return data.decode("utf-8-sig"), shown, None
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return "", shown, Diagnostic(shown, line, col, "error", "the file is not valid UTF-8", "syntax")
+
+
+def _looks_like_path(text: str) -> bool:
+    if "\n" in text or not text:
+        return False
+    return text.endswith((".yaml", ".yml")) or os.path.isfile(text)

@@ -1,0 +1,50 @@
+"""Semantic rules: one small function per check, each reporting under a rule id.
+
+The schema-level rule ids (syntax, schema, duplicate-key, event, action, action-params, duration) come
+from ``source`` and ``schema_check``; the functions listed in ``SEMANTIC_RULES`` run on a schema-sound
+flow. ``RULE_DOCS`` is the catalogue ``validate --list-rules`` prints.
+"""
+
+from __future__ import annotations
+
+from flowengine.flow.diagnostics import Diagnostic
+from flowengine.flow.rules import actions, expressions, roles, states
+from flowengine.flow.rules.context import Rule, RuleContext
+
+RULE_DOCS: dict[str, str] = {
+    "syntax": "the file is not valid YAML (or uses tags, anchors or nesting flows do not allow)",
+    "duplicate-key": "a key appears twice in one mapping (YAML parsers silently keep the last)",
+    "schema": "the document does not match the flow schema (missing keys, wrong types, yes/no booleans)",
+    "event": "an unknown event name under `on`",
+    "action": "an unknown action name, or an action item that is not a one-key mapping",
+    "action-params": "bad action parameters: missing, unknown, wrong type, bad duration or endpoint",
+    "duration": "an `after` key that is not a duration such as 500ms, 10s, 2m or 1h",
+    "target": "a transition (or `initial`) names a state that does not exist",
+    "final": "a final state with `on` or `after`",
+    "unreachable": "a state no path from `initial` leads to",
+    "dead-end": "a non-final state with no transition to another state",
+    "no-final": "no final state can be reached from `initial`",
+    "role": "a call or conference role that is unknown, of the wrong kind, or not yet bound on any path",
+    "expression": "a template or `when` guard with bad syntax, an undefined name, variable or event field",
+    "no-timeout": "(warning) a state that waits for events without an `after` timer",
+    "unhandled-failure": "(warning) a dial whose failure event no state after it handles",
+    "provider": "an action the chosen provider (validate --provider) cannot perform",
+    "io": "the file cannot be read",
+}
+
+SEMANTIC_RULES: tuple[Rule, ...] = (
+    *states.RULES,
+    *roles.RULES,
+    *expressions.RULES,
+    *actions.RULES,
+)
+
+
+def run_rules(context: RuleContext) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    for rule in SEMANTIC_RULES:
+        found.extend(rule(context))
+    return found
+
+
+__all__ = ["RULE_DOCS", "SEMANTIC_RULES", "RuleContext", "run_rules"]

@@ -1,0 +1,93 @@
+"""What every semantic rule receives: the flow, its document and positions, and shared analyses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from flowengine.flow.diagnostics import Diagnostic, Severity
+from flowengine.flow.model import Flow, Pos
+from flowengine.flow.rules.sites import ActionSite, TransitionSite, action_sites, lookup, transition_sites
+from flowengine.flow.source import Path, SourceMap
+
+
+@dataclass
+class RuleContext:
+    flow: Flow
+    doc: Mapping[str, Any]
+    source_map: SourceMap
+    capabilities: frozenset[str] | None = None
+    provider: str | None = None
+
+    @cached_property
+    def transitions(self) -> list[TransitionSite]:
+        return transition_sites(self.flow, self.doc)
+
+    @cached_property
+    def actions(self) -> list[ActionSite]:
+        return action_sites(self.flow, self.doc)
+
+    @cached_property
+    def edges(self) -> dict[str, list[TransitionSite]]:
+        """State -> the transitions that can leave it: its own handlers and timers, plus the flow-level
+        handlers it does not override. Final states have none (the session has ended)."""
+        own: dict[str | None, list[TransitionSite]] = {}
+        for site in self.transitions:
+            own.setdefault(site.state, []).append(site)
+        edges: dict[str, list[TransitionSite]] = {}
+        for name, state in self.flow.states.items():
+            if state.final:
+                edges[name] = []
+                continue
+            inherited = [s for s in own.get(None, []) if s.event not in state.on]
+            edges[name] = [*own.get(name, []), *inherited]
+        return edges
+
+    @cached_property
+    def handled(self) -> dict[str, set[str]]:
+        """State -> the events it has a handler for (its own or flow-level)."""
+        return {name: {s.event for s in sites if not s.timer} for name, sites in self.edges.items()}
+
+    def successors(self, state: str) -> set[str]:
+        return {t for s in self.edges.get(state, []) if (t := s.transition.target) in self.flow.states}
+
+    def reachable_from(self, starts: Iterable[str]) -> set[str]:
+        seen = {s for s in starts if s in self.flow.states}
+        todo = list(seen)
+        while todo:
+            for nxt in self.successors(todo.pop()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    @cached_property
+    def graph_known(self) -> bool:
+        """Every target and ``initial`` name a state. When not, the ``target`` rule says so, and rules
+        that follow the graph stay quiet rather than add follow-on noise (unreachable, dead-end, ...)."""
+        states = self.flow.states
+        return self.flow.initial in states and all(
+            s.transition.target is None or s.transition.target in states for s in self.transitions
+        )
+
+    @cached_property
+    def reachable(self) -> set[str]:
+        return self.reachable_from([self.flow.initial])
+
+    def raw(self, path: Path) -> Any:
+        """The value as written in the document (``set`` parameters are not normalised here)."""
+        return lookup(self.doc, path)
+
+    def at(self, pos: Pos, message: str, rule: str, severity: Severity = "error") -> Diagnostic:
+        return Diagnostic(self.source_map.path, pos.line, pos.col, severity, message, rule)
+
+    def at_key(self, path: Path, message: str, rule: str, severity: Severity = "error") -> Diagnostic:
+        return self.at(self.source_map.key_pos(path), message, rule, severity)
+
+    def at_value(self, path: Path, message: str, rule: str, severity: Severity = "error") -> Diagnostic:
+        return self.at(self.source_map.value_pos(path), message, rule, severity)
+
+
+Rule = Callable[[RuleContext], Iterable[Diagnostic]]

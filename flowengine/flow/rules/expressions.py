@@ -1,0 +1,191 @@
+"""Rules about templates (``{{ … }}`` in action parameters) and guards (``when``).
+
+Every template is parsed once (``expressions.analyse`` caches by source) and checked for syntax, for
+names that do not exist at run time (only ``vars``, ``session``, ``event``, the roles and Jinja2's own
+globals do), for ``vars.x`` that no ``vars`` entry, ``set`` or ``as:`` declares, for ``event.x`` that no
+event carries, and for string literals compared with ``event.reason``/``call``/``name`` that can never
+match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from jinja2 import nodes
+
+from flowengine.flow.diagnostics import Diagnostic, alternatives, did_you_mean, quote, quoted_list
+from flowengine.flow.expressions import analyse, environment, guard_source, has_template
+from flowengine.flow.rules.context import Rule, RuleContext
+from flowengine.flow.rules.roles import role_kinds
+from flowengine.flow.source import Path
+from flowengine.flow.vocabulary import ACTIONS, EVENT_FIELDS, EVENTS, EXPRESSION_GLOBALS, REASONS
+
+_JINJA_NAMES = frozenset(environment().globals) | {"loop"}
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    path: Path  # the string's node
+    text: str  # as Jinja2 source (a guard is wrapped in {{ }})
+    guard: bool
+
+
+def templates(ctx: RuleContext) -> Iterator[Template]:
+    for site in ctx.actions:
+        yield from _strings(ctx.raw((*site.path, site.action.name)), (*site.path, site.action.name))
+    for tsite in ctx.transitions:
+        when = tsite.transition.when
+        if isinstance(when, str):
+            yield Template((*tsite.path, "when"), when, True)
+
+
+def _strings(value: Any, path: Path) -> Iterator[Template]:
+    if isinstance(value, str):
+        if has_template(value):
+            yield Template(path, value, False)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _strings(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, (*path, index))
+
+
+@dataclass
+class Names:
+    """What expressions may read in this flow."""
+
+    ctx: RuleContext
+
+    @cached_property
+    def roles(self) -> dict[str, str]:
+        return {name: kind for name, (kind, _) in role_kinds(self.ctx).items()}
+
+    @cached_property
+    def variables(self) -> set[str]:
+        declared = set(self.ctx.flow.vars)
+        for site in self.ctx.actions:
+            params = site.action.params
+            spec = ACTIONS.get(site.action.name)
+            binder = spec.param("as") if spec else None
+            if site.action.name == "set" and isinstance(params.get("vars"), Mapping):
+                declared.update(params["vars"])
+            elif binder is not None and binder.kind == "new_var" and isinstance(params.get("as"), str):
+                declared.add(params["as"])
+        return declared
+
+    @cached_property
+    def top(self) -> set[str]:
+        return {*EXPRESSION_GLOBALS, *self.roles, *_JINJA_NAMES}
+
+
+def bad_syntax(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """[expression] templates and guards parse; a guard is a bare expression."""
+    for template in templates(ctx):
+        if template.guard and has_template(template.text):
+            yield ctx.at_value(template.path, 'write "when" as a bare expression, without {{ }}: '
+                                              "for example event.call == 'callee'", "expression")
+            continue
+        error = analyse(_source(template)).error
+        if error is not None:
+            what = '"when" expression' if template.guard else "template"
+            yield ctx.at_value(template.path, f"invalid {what}: {_lower(error.message or 'syntax error')}",
+                               "expression")
+
+
+def _source(template: Template) -> str:
+    return guard_source(template.text) if template.guard else template.text
+
+
+def undefined_names(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """[expression] only names that exist at run time are read."""
+    names = Names(ctx)
+    for template in templates(ctx):
+        if template.guard and has_template(template.text):
+            continue
+        for ref in sorted(analyse(_source(template)).references):
+            problem = _check_reference(ref, names)
+            if problem is not None:
+                needle = ".".join(ref[:2]) if len(ref) > 1 else ref[0]
+                pos = ctx.source_map.find(template.path, needle)
+                yield ctx.at(pos, problem, "expression")
+
+
+def _check_reference(ref: tuple[str, ...], names: Names) -> str | None:
+    head = ref[0]
+    if head == "vars" and len(ref) > 1 and ref[1] not in names.variables:
+        close = did_you_mean(ref[1], names.variables, prefix="vars.")
+        return (f'undefined variable "vars.{ref[1]}"{close} (declare it under "vars", or bind it with "set" or '
+                '"as:")')
+    if head == "event" and len(ref) > 1 and ref[1] not in EVENT_FIELDS:
+        hint = did_you_mean(ref[1], EVENT_FIELDS, prefix="event.") or f"; expected one of {quoted_list(EVENT_FIELDS)}"
+        return f'unknown event field "event.{ref[1]}"{hint}'
+    if head in names.top:
+        return None
+    if head in names.variables:
+        hint = f'; did you mean "vars.{head}"?'
+    elif head in EVENT_FIELDS:
+        hint = f'; did you mean "event.{head}"?'
+    else:
+        hint = did_you_mean(head, names.top)
+    return f"undefined name {quote(head)}{hint} (templates read vars, session, event and the roles)"
+
+
+def impossible_comparisons(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """[expression] ``event.reason == 'noanswer'`` can never be true: the value is not in the vocabulary."""
+    names = Names(ctx)
+    for template in templates(ctx):
+        tree = analyse(_source(template)).tree
+        if tree is None:
+            continue
+        for field, literal in _compared_literals(tree):
+            problem = _check_literal(field, literal, names)
+            if problem is not None:
+                yield ctx.at(ctx.source_map.find(template.path, literal), problem, "expression")
+
+
+def _check_literal(field: str, literal: str, names: Names) -> str | None:
+    if field == "reason" and literal not in REASONS:
+        return f"unknown reason {quote(literal)}{alternatives(literal, REASONS)}"
+    if field == "name" and literal not in EVENTS:
+        return f"unknown event {quote(literal)}{alternatives(literal, EVENTS)}"
+    if field in ("call", "conference"):
+        same = [n for n, kind in names.roles.items() if kind == field]
+        if literal not in same:
+            return f"{quote(literal)} is not a {field} role of this flow{alternatives(literal, same)}"
+    return None
+
+
+def _compared_literals(tree: nodes.Template) -> Iterator[tuple[str, str]]:
+    """(field, literal) for each ``event.<field> ==/!=/in <string literal(s)>`` in the tree."""
+    for compare in tree.find_all(nodes.Compare):
+        operands = [compare.expr, *(op.expr for op in compare.ops)]
+        field = next((f for f in map(_event_field, operands) if f), None)
+        if field is None:
+            continue
+        for operand in operands:
+            yield from ((field, text) for text in _string_constants(operand))
+
+
+def _event_field(node: nodes.Node) -> str | None:
+    if isinstance(node, nodes.Getattr) and isinstance(node.node, nodes.Name) and node.node.name == "event":
+        return node.attr
+    return None
+
+
+def _string_constants(node: nodes.Node) -> Iterator[str]:
+    if isinstance(node, nodes.Const) and isinstance(node.value, str):
+        yield node.value
+    elif isinstance(node, nodes.List | nodes.Tuple):
+        for item in node.items:
+            yield from _string_constants(item)
+
+
+def _lower(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+RULES: tuple[Rule, ...] = (bad_syntax, undefined_names, impossible_comparisons)

@@ -1,0 +1,199 @@
+"""Rules about roles: the names of calls (``caller``, ``as: callee``) and conferences (``as: room``).
+
+A role must be bound before it is used on at least one path: a may-be-bound dataflow over the state
+graph (entry, exit and transition actions in the order they run; flow-level handlers leave every state
+that does not override them). Flows are small, so a plain worklist to the fixpoint is fast enough.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from flowengine.flow.diagnostics import Diagnostic, alternatives, quote
+from flowengine.flow.expressions import analyse, has_template
+from flowengine.flow.model import Action
+from flowengine.flow.rules.context import Rule, RuleContext
+from flowengine.flow.rules.sites import ActionSite
+from flowengine.flow.vocabulary import ACTIONS, CALLER_ROLE, EXPRESSION_GLOBALS
+
+RoleKind = Literal["call", "conference"]
+_USES: dict[str, RoleKind] = {"call": "call", "conference": "conference"}
+_BINDS: dict[str, RoleKind] = {"new_call": "call", "new_conference": "conference"}
+
+
+@dataclass(frozen=True, slots=True)
+class RoleParam:
+    param: str
+    kind: RoleKind
+    name: str
+    binds: bool
+
+
+def role_params(action: Action) -> Iterator[RoleParam]:
+    spec = ACTIONS.get(action.name)
+    if spec is None:
+        return
+    for param in spec.params:
+        value = action.params.get(param.name)
+        kind = _USES.get(param.kind) or _BINDS.get(param.kind)
+        if kind is not None and isinstance(value, str):
+            yield RoleParam(param.name, kind, value, param.kind in _BINDS)
+
+
+def bound(actions: Iterable[Action]) -> set[str]:
+    return {p.name for a in actions for p in role_params(a) if p.binds}
+
+
+def role_kinds(ctx: RuleContext) -> dict[str, tuple[RoleKind, ActionSite | None]]:
+    """Role -> its kind and the first action binding it (None for ``caller``)."""
+    kinds: dict[str, tuple[RoleKind, ActionSite | None]] = {CALLER_ROLE: ("call", None)}
+    for site in ctx.actions:
+        for param in role_params(site.action):
+            if param.binds and param.name not in kinds:
+                kinds[param.name] = (param.kind, site)
+    return kinds
+
+
+def bad_bindings(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """[role] ``as:`` picks a fresh name and keeps one kind."""
+    kinds = role_kinds(ctx)
+    for site in ctx.actions:
+        for param in (p for p in role_params(site.action) if p.binds):
+            path = (*site.path, site.action.name, param.param)
+            if param.name == CALLER_ROLE:
+                yield ctx.at_value(path, f'{quote(CALLER_ROLE)} is always the inbound call; choose another role '
+                                         "name", "role")
+            elif param.name in EXPRESSION_GLOBALS:
+                yield ctx.at_value(path, f"{quote(param.name)} is reserved in templates; choose another role "
+                                         "name", "role")
+            elif kinds[param.name][0] != param.kind:
+                yield ctx.at_value(path, f"role {quote(param.name)} is bound here as a {param.kind} but "
+                                         f"elsewhere as a {kinds[param.name][0]}; use two names", "role")
+
+
+def unknown_roles(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """[role] every role used is bound somewhere, as the kind the parameter expects."""
+    kinds = role_kinds(ctx)
+    for site in ctx.actions:
+        for param in (p for p in role_params(site.action) if not p.binds):
+            path = (*site.path, site.action.name, param.param)
+            known = kinds.get(param.name)
+            if known is None:
+                same_kind = [n for n, (k, _) in kinds.items() if k == param.kind]
+                yield ctx.at_value(path, f"unknown {param.kind} role {quote(param.name)}"
+                                         f"{alternatives(param.name, same_kind)}", "role")
+            elif known[0] != param.kind:
+                yield ctx.at_value(path, f"{quote(param.name)} is a {known[0]}, but parameter "
+                                         f"{quote(param.param)} of action {quote(site.action.name)} expects a "
+                                         f"{param.kind}", "role")
+
+
+@dataclass
+class RoleFlow:
+    """Roles possibly bound on entering each state (``entered``) and while it is active (``inside``)."""
+
+    entered: dict[str, set[str]]
+    inside: dict[str, set[str]]
+
+
+def role_flow(ctx: RuleContext) -> RoleFlow:
+    flow = ctx.flow
+    entered: dict[str, set[str]] = {name: set() for name in flow.states}
+    inside: dict[str, set[str]] = {}
+    if flow.initial not in flow.states:
+        return RoleFlow(entered, inside)
+    entered[flow.initial].add(CALLER_ROLE)
+    todo, seen = [flow.initial], set[str]()
+    while todo:
+        name = todo.pop()
+        seen.add(name)
+        state = flow.states[name]
+        edges = ctx.edges[name]
+        here = entered[name] | bound(state.entry) | {r for e in edges if e.transition.target is None
+                                                     for r in bound(e.transition.actions)}
+        inside[name] = here
+        leaving = here | bound(state.exit)
+        for edge in edges:
+            target = edge.transition.target
+            if target is None or target not in flow.states:
+                continue
+            arriving = leaving | bound(edge.transition.actions)
+            if target not in seen or not arriving <= entered[target]:
+                entered[target] |= arriving
+                todo.append(target)
+    return RoleFlow(entered, inside)
+
+
+def _available(ctx: RuleContext, roles: RoleFlow, site: ActionSite, state: str) -> set[str]:
+    """Roles possibly bound just before ``site`` runs while in (or leaving) ``state``."""
+    index = site.path[-1]
+    assert isinstance(index, int)
+    st = ctx.flow.states[state]
+    if site.phase == "entry":
+        return roles.entered[state] | bound(st.entry[:index])
+    if site.phase == "exit":
+        return roles.inside.get(state, set()) | bound(st.exit[:index])
+    assert site.via is not None
+    before = roles.inside.get(state, set()) | bound(site.via.transition.actions[:index])
+    return before if site.via.transition.target is None else before | bound(st.exit)
+
+
+def _states_running(ctx: RuleContext, site: ActionSite) -> list[str]:
+    """The reachable states in which ``site`` can run (every one not overriding a flow-level handler)."""
+    if site.state is not None:
+        return [site.state] if site.state in ctx.reachable else []
+    assert site.via is not None
+    event = site.via.event
+    return [name for name in ctx.reachable
+            if not ctx.flow.states[name].final and event not in ctx.flow.states[name].on]
+
+
+def _uses(site: ActionSite, kinds: Mapping[str, tuple[RoleKind, ActionSite | None]]
+          ) -> Iterator[tuple[str, tuple[str | int, ...]]]:
+    """Roles the action reads: role parameters (of the right kind: others are reported by
+    ``unknown_roles``) and role names in its templates."""
+    known = set(kinds)
+    for param in role_params(site.action):
+        if not param.binds and kinds.get(param.name, (None,))[0] == param.kind:
+            yield param.name, (*site.path, site.action.name, param.param)
+    for name, value in site.action.params.items():
+        for text in _strings(value):
+            for ref in analyse(text).references:
+                if ref[0] in known:
+                    yield ref[0], (*site.path, site.action.name, name)
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str) and has_template(value):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def unbound_roles(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """[role] a role is used only where some path may already have bound it."""
+    if not ctx.graph_known:
+        return
+    kinds = role_kinds(ctx)
+    roles = role_flow(ctx)
+    for site in ctx.actions:
+        running = _states_running(ctx, site)
+        for role, path in _uses(site, kinds):
+            if running and not any(role in _available(ctx, roles, site, s) for s in running):
+                yield ctx.at_value(path, _unbound_message(role, kinds[role]), "role")
+
+
+def _unbound_message(role: str, kind: tuple[RoleKind, ActionSite | None]) -> str:
+    binder = kind[1]
+    where = f"state {quote(binder.state)}" if binder and binder.state else "a flow-level handler"
+    return (f"{kind[0]} role {quote(role)} is used before any path binds it (it is bound with "
+            f'"as: {role}" in {where})')
+
+
+RULES: tuple[Rule, ...] = (bad_bindings, unknown_roles, unbound_roles)

@@ -1,0 +1,281 @@
+"""The schema check: jsonschema errors translated into house-style diagnostics at the right node.
+
+One small translator per JSON Schema keyword. The place of the error (``places.place_of``) picks the
+rule id and the wording: an unknown key is an unknown *event* under ``on`` [event], an unknown *action*
+in an action list [action], an unknown *parameter* inside one [action-params].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema.exceptions import ValidationError
+
+from flowengine.flow.diagnostics import Diagnostic, alternatives, quote, quoted_list
+from flowengine.flow.model import Pos
+from flowengine.flow.rules.places import Place, place_of
+from flowengine.flow.schema import validator
+from flowengine.flow.source import Path, SourceMap
+from flowengine.flow.vocabulary import (
+    ACTIONS,
+    DURATION_PATTERN,
+    EVENTS,
+    FLOW_NAME_PATTERN,
+    IDENTIFIER_PATTERN,
+    STATE_NAME_PATTERN,
+    TEMPLATE_PATTERN,
+)
+
+# Plain scalars YAML 1.1 read as booleans; YAML 1.2 (and flowengine) reads them as strings.
+YAML11_BOOLEANS = frozenset({"yes", "no", "on", "off", "y", "n"})
+_DURATION_HINT = 'write a number and a unit (ms, s, m or h), such as "500ms", "10s" or "2m"'
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    path: Path  # the node the finding is about
+    at_key: bool  # point at the key naming ``path`` (unknown keys) rather than at its value
+    message: str
+    rule: str = "schema"
+
+
+def check_schema(doc: Any, source_map: SourceMap) -> tuple[list[Diagnostic], bool]:
+    """Diagnostics for ``doc`` against the flow schema, and whether the flow is still sound enough in
+    shape for the semantic rules (errors only inside action parameters, event names, timer keys)."""
+    diagnostics: list[Diagnostic] = []
+    sound = True
+    for error in validator().iter_errors(doc):
+        for finding in translate(error):
+            pos = source_map.key_pos(finding.path) if finding.at_key else source_map.value_pos(finding.path)
+            diagnostics.append(_diagnostic(source_map.path, pos, finding))
+        sound = sound and _is_local(error)
+    return diagnostics, sound
+
+
+def _diagnostic(path: str, pos: Pos, finding: Finding) -> Diagnostic:
+    return Diagnostic(path, pos.line, pos.col, "error", finding.message, finding.rule)
+
+
+def _is_local(error: ValidationError) -> bool:
+    """Errors that leave the state graph intact: ``build_flow`` can still read the flow."""
+    place = place_of(tuple(error.absolute_path))
+    if place.kind in ("params", "param"):
+        return True
+    if place.kind == "action":
+        return error.validator == "additionalProperties" and len(error.instance) == 1
+    if place.kind in ("handlers", "timers"):
+        return error.validator in ("additionalProperties", "pattern")
+    if place.kind in ("field", "value", "vars") and place.state is None and place.event is None:
+        return place.field not in ("version", "initial")
+    return False
+
+
+def translate(error: ValidationError) -> list[Finding]:
+    path = tuple(error.absolute_path)
+    place = place_of(path)
+    if "propertyNames" in error.schema_path:
+        return [_property_name(place, path, str(error.instance))]
+    translator = _TRANSLATORS.get(str(error.validator))
+    if translator is None:
+        return [Finding(path, False, _lower(error.message), _rule(place))]
+    return list(translator(error, place, path))
+
+
+def _rule(place: Place) -> str:
+    return "action-params" if place.kind in ("params", "param") else "schema"
+
+
+def _subject(place: Place) -> str:
+    """How a message names the node: ``parameter "to" of action "dial"``, ``"initial"``, ..."""
+    if place.kind == "param" and place.param:
+        return f"parameter {quote(place.param)} of action {quote(place.action)}"
+    if place.kind == "params":
+        return f"the parameters of action {quote(place.action)}"
+    if place.kind == "action":
+        return "an action"
+    if place.kind == "transition":
+        return "a transition"
+    if place.kind == "field" and place.field:
+        return quote(place.field)
+    if place.kind == "state":
+        return f"state {quote(place.state)}"
+    if place.kind == "actions":
+        return quote(place.field or "actions")
+    return {"root": "a flow", "states": '"states"', "vars": '"vars"', "handlers": '"on"', "timers": '"after"'}.get(
+        place.kind, "the value")
+
+
+def _required(error: ValidationError, place: Place, path: Path) -> Iterator[Finding]:
+    present = error.instance if isinstance(error.instance, dict) else {}
+    for name in error.validator_value:
+        if name in present:
+            continue
+        if place.kind == "params":
+            yield Finding(path, True, f"action {quote(place.action)} is missing the required parameter "
+                                      f"{quote(name)}", "action-params")
+        elif place.kind == "root":
+            yield Finding(path, False, f"missing required key {quote(name)} at the top of the flow")
+        else:
+            yield Finding(path, True, f"{_subject(place)} is missing the required key {quote(name)}")
+
+
+def _any_of(error: ValidationError, place: Place, path: Path) -> Iterator[Finding]:
+    names = [n for branch in error.validator_value for n in branch.get("required", ())]
+    if place.kind == "params":
+        yield Finding(path, True, f"action {quote(place.action)} needs {quoted_list(names)}", "action-params")
+    elif place.kind == "transition":
+        yield Finding(path, False, 'a transition mapping needs "target" (or "actions" for an internal '
+                                   "transition)")
+    else:
+        yield Finding(path, False, f"{_subject(place)} needs {quoted_list(names)}", _rule(place))
+
+
+def _additional(error: ValidationError, place: Place, path: Path) -> Iterator[Finding]:
+    known = list(error.schema.get("properties", {}))
+    for extra in sorted(set(error.instance) - set(known)):
+        where = (*path, extra)
+        if place.kind == "action":
+            yield Finding(where, True, f"unknown action {quote(extra)}{alternatives(extra, ACTIONS)}", "action")
+        elif place.kind == "params":
+            hint = alternatives(extra, known)
+            yield Finding(where, True, f"unknown parameter {quote(extra)} for action {quote(place.action)}{hint}",
+                          "action-params")
+        elif place.kind == "handlers":
+            yield Finding(where, True, f"unknown event {quote(extra)}{alternatives(extra, EVENTS)}", "event")
+        elif place.kind == "param":
+            yield Finding(where, True, f"unknown endpoint kind {quote(extra)}{alternatives(extra, known)}",
+                          "action-params")
+        else:
+            scope = {"root": " at the top of the flow", "state": f" in state {quote(place.state)}",
+                     "transition": " in a transition"}.get(place.kind, "")
+            yield Finding(where, True, f"unknown key {quote(extra)}{scope}{alternatives(extra, known)}")
+
+
+def _property_name(place: Place, path: Path, name: str) -> Finding:
+    where = (*path, name)
+    if place.kind == "timers":
+        return Finding(where, True, f"invalid duration {quote(name)}: {_DURATION_HINT}", "duration")
+    if place.kind == "states":
+        return Finding(where, True, f"invalid state name {quote(name)}: start with a letter or \"_\", then use "
+                                    'letters, digits, "_" or "-"')
+    return Finding(where, True, f"invalid variable name {quote(name)}: use letters, digits and \"_\", not "
+                                "starting with a digit", _rule(place))
+
+
+_TYPE_NAMES = {"string": "a string", "integer": "an integer", "number": "a number", "object": "a mapping",
+               "array": "a list", "boolean": "true or false", "null": "null"}
+
+
+def describe(value: Any) -> str:
+    """A value as a message shows it: ``the string "yes"``, ``a list``, ``the number 5``."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"the string {quote(shown)}"
+    return "a list" if isinstance(value, list) else "a mapping"
+
+
+def _type(error: ValidationError, place: Place, path: Path) -> Iterator[Finding]:
+    expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+    value = error.instance
+    if place.kind == "transition":
+        yield Finding(path, False, "a transition is a state name, a mapping {target, when, actions} or a list "
+                                   f"of those; got {describe(value)}")
+        return
+    if place.kind == "action" and isinstance(value, str) and value in ACTIONS:
+        yield Finding(path, False, f"action {quote(value)} needs its parameters: write "
+                                   f"\"{value}: {{...}}\"", "action")
+        return
+    if place.kind == "action":
+        yield Finding(path, False, "an action is a one-key mapping such as \"say: {call: caller, text: Hello}\"; "
+                                   f"got {describe(value)}", "action")
+        return
+    wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in expected)
+    if expected == ["integer", "string"]:
+        wanted = "an integer or a {{ template }}"
+    message, rule = f"{_subject(place)} must be {wanted}; got {describe(value)}", _rule(place)
+    if "boolean" in expected and isinstance(value, str) and value.lower() in YAML11_BOOLEANS:
+        message = (f"{_subject(place)} must be true or false; got {quote(value)}, which YAML 1.2 reads as a "
+                   "string: write true or false")
+        rule = "schema"
+    elif "string" in expected and isinstance(value, int | float) and not isinstance(value, bool):
+        message += f'; quote it: "{value}"'
+    yield Finding(path, False, message, rule)
+
+
+def _pattern(error: ValidationError, place: Place, path: Path) -> Iterator[Finding]:
+    value, pattern = str(error.instance), error.validator_value
+    if pattern == DURATION_PATTERN:
+        rule = "action-params" if place.kind == "param" else "duration"
+        yield Finding(path, False, f"invalid duration {quote(value)} for {_subject(place)}: {_DURATION_HINT}", rule)
+    elif pattern == TEMPLATE_PATTERN:
+        hint = "; write it without quotes" if value.strip().lstrip("-").isdigit() else ""
+        yield Finding(path, False, f"{_subject(place)} must be an integer or a {{{{ template }}}}; got "
+                                   f"{describe(value)}{hint}", _rule(place))
+    elif pattern == IDENTIFIER_PATTERN:
+        kind = "variable" if place.param == "as" and place.action in ("conference_info", "http") else "role"
+        yield Finding(path, False, f"invalid {kind} name {quote(value)}: use letters, digits and \"_\", not "
+                                   "starting with a digit", _rule(place))
+    elif pattern == FLOW_NAME_PATTERN:
+        yield Finding(path, False, f"invalid flow name {quote(value)}: use lower case letters, digits, \".\", "
+                                   '"_" and "-", starting with a letter or digit')
+    elif pattern == STATE_NAME_PATTERN:
+        yield Finding(path, False, f"invalid state name {quote(value)}")
+    else:
+        yield Finding(path, False, f"{_subject(place)} does not match {quote(pattern)}", _rule(place))
+
+
+def _enum(error: ValidationError, place: Place, path: Path) -> Iterator[Finding]:
+    value, choices = error.instance, [str(c) for c in error.validator_value]
+    if place.kind == "field" and place.field == "type":
+        shown = quote(value) if isinstance(value, str) else describe(value)
+        yield Finding(path, False, f"invalid state type {shown}; the only type is \"final\"")
+        return
+    hint = alternatives(str(value), choices)
+    yield Finding(path, False, f"invalid value {quote(value)} for {_subject(place)}{hint}", _rule(place))
+
+
+def _bounds(error: ValidationError, place: Place, path: Path) -> Iterator[Finding]:
+    keyword, limit, value = error.validator, error.validator_value, error.instance
+    rule = _rule(place)
+    if keyword == "maxProperties" and place.kind == "action":
+        keys = list(value)
+        yield Finding((*path, keys[1]), True, f"one action per list item: found {quoted_list(keys, 'and')}; "
+                                             'start each with its own "- "', "action")
+    elif keyword in ("minProperties", "maxProperties") and place.kind == "param":
+        kinds = quoted_list(["phone", "sip", "user", "webrtc"])
+        yield Finding(path, False, f"an endpoint mapping has exactly one of {kinds}", rule)
+    elif keyword == "minProperties":
+        what = {"states": "a flow needs at least one state", "action": "an empty action: write one action "
+                "such as \"say: {call: caller, text: Hello}\""}.get(place.kind)
+        yield Finding(path, False, what or f"{_subject(place)} must not be empty", rule)
+    elif keyword == "minimum":
+        yield Finding(path, False, f"{_subject(place)} must be at least {limit}; got {value}", rule)
+    else:  # minItems, minLength
+        yield Finding(path, False, f"{_subject(place)} must not be empty", rule)
+
+
+_TRANSLATORS: dict[str, Callable[[ValidationError, Place, Path], Iterator[Finding]]] = {
+    "required": _required,
+    "anyOf": _any_of,
+    "additionalProperties": _additional,
+    "type": _type,
+    "pattern": _pattern,
+    "enum": _enum,
+    "minimum": _bounds,
+    "minProperties": _bounds,
+    "maxProperties": _bounds,
+    "minItems": _bounds,
+    "minLength": _bounds,
+}
+
+
+def _lower(text: str) -> str:
+    return text[:1].lower() + text[1:]

@@ -1,0 +1,80 @@
+"""Every transition and action in a flow with its JSON path, so rules can point at the source."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from flowengine.flow.model import Action, Flow, Transition
+from flowengine.flow.source import Path
+
+Phase = Literal["entry", "exit", "transition"]
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionSite:
+    state: str | None  # None: a flow-level handler (it applies in every state without its own)
+    event: str  # the event name, or the timer's duration key
+    timer: bool
+    transition: Transition
+    path: Path  # the transition as written: the target string, or the {target, when, actions} mapping
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSite:
+    state: str | None
+    phase: Phase
+    action: Action
+    path: Path  # the action item: (..., "entry", 2)
+    via: TransitionSite | None = None  # for transition actions
+
+
+def lookup(doc: Any, path: Path) -> Any:
+    node = doc
+    for part in path:
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            return None
+    return node
+
+
+def transition_sites(flow: Flow, doc: Mapping[str, Any]) -> list[TransitionSite]:
+    sites = _handler_sites(None, flow.on, ("on",), doc)
+    for state in flow.states.values():
+        base: Path = ("states", state.name)
+        sites.extend(_handler_sites(state.name, state.on, (*base, "on"), doc))
+        for timer in state.after:
+            sites.extend(_sites(state.name, timer.key, True, timer.transitions, (*base, "after", timer.key), doc))
+    return sites
+
+
+def _handler_sites(state: str | None, handlers: Mapping[str, tuple[Transition, ...]], base: Path,
+                   doc: Mapping[str, Any]) -> list[TransitionSite]:
+    sites: list[TransitionSite] = []
+    for event, transitions in handlers.items():
+        sites.extend(_sites(state, event, False, transitions, (*base, event), doc))
+    return sites
+
+
+def _sites(state: str | None, event: str, timer: bool, transitions: tuple[Transition, ...], path: Path,
+           doc: Mapping[str, Any]) -> list[TransitionSite]:
+    if isinstance(lookup(doc, path), list):
+        return [TransitionSite(state, event, timer, t, (*path, i)) for i, t in enumerate(transitions)]
+    return [TransitionSite(state, event, timer, t, path) for t in transitions]
+
+
+def action_sites(flow: Flow, doc: Mapping[str, Any]) -> list[ActionSite]:
+    sites: list[ActionSite] = []
+    for state in flow.states.values():
+        for phase in ("entry", "exit"):
+            actions = state.entry if phase == "entry" else state.exit
+            sites.extend(ActionSite(state.name, phase, a, ("states", state.name, phase, i))
+                         for i, a in enumerate(actions))
+    for site in transition_sites(flow, doc):
+        sites.extend(ActionSite(site.state, "transition", a, (*site.path, "actions", i), site)
+                     for i, a in enumerate(site.transition.actions))
+    return sites

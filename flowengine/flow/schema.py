@@ -1,0 +1,259 @@
+"""The flow language's JSON Schema (draft 2020-12), generated from ``vocabulary`` so that every action,
+parameter and event is declared once.
+
+The schema is the contract editors use (yaml-language-server autocompletes from the descriptions) and
+the first check ``validate`` runs. It avoids ``oneOf``/``anyOf`` between shapes: a transition is one
+schema whose type is ``string | object | array`` and whose keywords each apply to one type only, and an
+action item is an object with exactly one property. That keeps every validation error about one node,
+so diagnostics stay precise instead of a wall of "is not valid under any of the given schemas".
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from flowengine.flow.vocabulary import (
+    ACTION_SPECS,
+    DURATION_PATTERN,
+    ENDPOINT_KINDS,
+    EVENT_SPECS,
+    FLOW_NAME_PATTERN,
+    IDENTIFIER_PATTERN,
+    STATE_NAME_PATTERN,
+    TEMPLATE_PATTERN,
+    ActionSpec,
+    Param,
+)
+
+SCHEMA_ID = "https://flowengine.dev/schemas/flow.schema.json"
+Schema = dict[str, Any]
+
+_TRANSITION_DOC = (
+    "Where the event leads: a target state name; or {target, when, actions} (`when` guards it, `actions` "
+    "run on the way; without `target` it is an internal transition: the actions run and the state stays, "
+    "without exit or entry actions); or a list of those, tried in order, the first whose `when` holds wins."
+)
+
+
+def _ref(name: str, description: str) -> Schema:
+    return {"$ref": f"#/$defs/{name}", "description": description}
+
+
+def _param_schema(param: Param) -> Schema:
+    kind = param.kind
+    body: Schema
+    if kind == "text":
+        body = {"type": "string"}
+    elif kind in ("call", "conference", "new_call", "new_conference", "new_var"):
+        body = {"type": "string", "pattern": IDENTIFIER_PATTERN}
+    elif kind == "endpoint":
+        body = {"$ref": "#/$defs/endpoint"}
+    elif kind == "duration":
+        body = {"$ref": "#/$defs/duration"}
+    elif kind == "integer":
+        # A number, or a string that is one {{ expression }} rendering to a number.
+        body = {"type": ["integer", "string"], "pattern": TEMPLATE_PATTERN}
+        if param.minimum is not None:
+            body["minimum"] = param.minimum
+    elif kind == "boolean":
+        body = {"type": "boolean"}
+    elif kind == "enum":
+        body = {"type": "string", "enum": list(param.choices)}
+    else:  # mapping
+        body = {"type": "object", "additionalProperties": {"$ref": "#/$defs/value"}}
+    body["description"] = param.description
+    if param.default is not None:
+        body["default"] = param.default
+    return body
+
+
+def _action_schema(spec: ActionSpec) -> Schema:
+    if spec.name == "set":
+        # ``set`` takes the variables directly: ``set: {attempts: "{{ vars.attempts + 1 }}"}``.
+        return {
+            "type": "object",
+            "description": spec.description + " Write the variables directly: `set: {attempts: 0}`.",
+            "minProperties": 1,
+            "propertyNames": {"pattern": IDENTIFIER_PATTERN},
+            "additionalProperties": _ref("value", "The variable's new value; strings may hold {{ templates }}."),
+        }
+    body: Schema = {
+        "type": "object",
+        "description": spec.description,
+        "properties": {p.name: _param_schema(p) for p in spec.params},
+        "additionalProperties": False,
+    }
+    required = [p.name for p in spec.params if p.required]
+    if required:
+        body["required"] = required
+    if spec.one_of:
+        body["anyOf"] = [{"required": [name]} for name in spec.one_of]
+    return body
+
+
+def _transition_schema(*, allow_list: bool) -> Schema:
+    body: Schema = {
+        "description": _TRANSITION_DOC,
+        "type": ["string", "object", "array"] if allow_list else ["string", "object"],
+        "minLength": 1,
+        "properties": {
+            "target": {"type": "string", "minLength": 1,
+                       "description": "The state to go to. Omit it (and give `actions`) for an internal transition."},
+            "when": {"type": "string", "minLength": 1,
+                     "description": "A guard: a bare Jinja2 expression over `vars`, `session`, `event` and the "
+                                    "roles, such as `event.call == 'callee'`. The transition is taken only "
+                                    "when it is true."},
+            "actions": _ref("actions", "Actions run on the way, after the old state's exit actions and "
+                                       "before the new state's entry actions."),
+        },
+        "additionalProperties": False,
+        "anyOf": [{"required": ["target"]}, {"required": ["actions"]}],
+    }
+    if allow_list:
+        body["minItems"] = 1
+        body["items"] = {"$ref": "#/$defs/branch"}
+    return body
+
+
+def _handlers_schema() -> Schema:
+    properties = {}
+    for event in EVENT_SPECS:
+        fields = ", ".join(f"`event.{f}`" for f in event.fields)
+        properties[event.name] = _ref("transition", f"{event.description} Fields: {fields}.")
+    return {
+        "type": "object",
+        "description": "Event name -> transition. Events are neutral: the same names on every provider.",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+
+
+def _state_schema() -> Schema:
+    return {
+        "type": "object",
+        "description": "A state: actions run on entry and exit, and events or timers lead out of it.",
+        "properties": {
+            "description": {"type": "string", "description": "What this state is for (shown in graphs)."},
+            "type": {"type": "string", "enum": ["final"],
+                     "description": "`final` ends the session once entered (after its entry actions). "
+                                    "A final state may have `entry` actions but no `on` or `after`."},
+            "entry": _ref("actions", "Actions run, in order, when the state is entered."),
+            "exit": _ref("actions", "Actions run, in order, when the state is left by a transition."),
+            "on": _ref("handlers", "Event name -> transition, while in this state. Overrides the flow-level "
+                                   "`on` for the same event."),
+            "after": {
+                "type": "object",
+                "description": "Timers: duration -> transition, taken when the state has been active that "
+                               "long (for example `10s: giving_up`).",
+                "propertyNames": {"$ref": "#/$defs/duration"},
+                "additionalProperties": {"$ref": "#/$defs/transition"},
+            },
+        },
+        "additionalProperties": False,
+    }
+
+
+def _endpoint_schema() -> Schema:
+    return {
+        "description": "Who to call: a phone number (or a {{ template }}), or a mapping with one of "
+                       + ", ".join(f"`{k}`" for k in ENDPOINT_KINDS) + ".",
+        "type": ["string", "object"],
+        "minLength": 1,
+        "minProperties": 1,
+        "maxProperties": 1,
+        "properties": {kind: {"type": "string", "minLength": 1, "description": text}
+                       for kind, text in ENDPOINT_KINDS.items()},
+        "additionalProperties": False,
+    }
+
+
+def _defs() -> Schema:
+    return {
+        "duration": {"type": "string", "pattern": DURATION_PATTERN,
+                     "description": "A duration: a number and a unit, `ms`, `s`, `m` or `h` (`500ms`, `10s`, `2m`)."},
+        "endpoint": _endpoint_schema(),
+        "value": {"description": "A value: a string (which may hold {{ templates }}), a number, a boolean, "
+                                 "null, a list or a mapping."},
+        "action": {
+            "type": "object",
+            "description": "One action, written as a one-key mapping: `{<action>: {parameters}}`, such as "
+                           "`say: {call: caller, text: Hello}`.",
+            "minProperties": 1,
+            "maxProperties": 1,
+            "properties": {spec.name: _action_schema(spec) for spec in ACTION_SPECS},
+            "additionalProperties": False,
+        },
+        "actions": {"type": "array", "description": "A list of actions, run in order.",
+                    "items": {"$ref": "#/$defs/action"}},
+        "transition": _transition_schema(allow_list=True),
+        "branch": _transition_schema(allow_list=False),
+        "handlers": _handlers_schema(),
+        "state": _state_schema(),
+    }
+
+
+def _top_level() -> Schema:
+    return {
+        "flow": {"type": "string", "pattern": FLOW_NAME_PATTERN,
+                 "description": "The flow's name: lower case letters, digits, `.`, `_` and `-`."},
+        "version": {"type": "integer", "minimum": 1, "default": 1,
+                    "description": "The flow's own version number, for your change tracking."},
+        "description": {"type": "string", "description": "What the flow does."},
+        "vars": {
+            "type": "object",
+            "description": "Session variables with their initial values, read as `vars.<name>` in templates "
+                           "and changed with the `set` action.",
+            "propertyNames": {"pattern": IDENTIFIER_PATTERN},
+            "additionalProperties": {"$ref": "#/$defs/value"},
+        },
+        "initial": {"type": "string", "minLength": 1,
+                    "description": "The state a new session starts in (when the inbound call arrives)."},
+        "on": _ref("handlers", "Flow-level handlers: event -> transition, in every state that has no "
+                               "handler of its own for the event."),
+        "states": {
+            "type": "object",
+            "description": "State name -> state. State names start with a letter or `_`.",
+            "minProperties": 1,
+            "propertyNames": {"pattern": STATE_NAME_PATTERN},
+            "additionalProperties": {"$ref": "#/$defs/state"},
+        },
+    }
+
+
+@lru_cache(maxsize=1)
+def _cached() -> str:
+    schema: Schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "flowengine call flow",
+        "description": "A declarative voice call flow for flowengine: states with entry/exit actions, "
+                       "event and timer transitions, for Infobip and Sinch alike. Templates are sandboxed "
+                       "Jinja2 over `vars`, `session`, `event` and the role names (`caller`, ...).",
+        "type": "object",
+        "required": ["flow", "initial", "states"],
+        "properties": _top_level(),
+        "additionalProperties": False,
+        "$defs": _defs(),
+    }
+    return json.dumps(schema)
+
+
+def flow_schema() -> Schema:
+    """A fresh copy of the schema (callers may change it)."""
+    result: Schema = json.loads(_cached())
+    return result
+
+
+def schema_json(indent: int | None = 2) -> str:
+    """The schema as published in ``schemas/flow.schema.json`` (with a trailing newline)."""
+    return json.dumps(flow_schema(), indent=indent, ensure_ascii=False) + "\n"
+
+
+@lru_cache(maxsize=1)
+def validator() -> Draft202012Validator:
+    """The compiled validator, built once."""
+    return Draft202012Validator(flow_schema())

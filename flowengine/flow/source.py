@@ -1,0 +1,370 @@
+"""YAML source with positions: the document as plain data plus a side table of line:col per JSON path.
+
+We build values ourselves from PyYAML's event stream (libyaml when available) instead of using a
+constructor, because flows need what PyYAML's loaders do not give:
+
+- YAML 1.2 core-schema scalars: ``on``/``yes``/``no``/``off``/``y``/``n`` stay strings (only
+  ``true``/``false`` are booleans), so ``on:`` is the key "on", not True;
+- mapping keys are always strings, quoted scalars are always strings;
+- duplicate keys are an error at the second key (PyYAML silently keeps the last);
+- no recursion: an explicit stack, a nesting limit and an alias-expansion budget, so hostile input
+  yields a diagnostic instead of a RecursionError, a crash in the C parser or a memory blow-up.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml import events
+
+from flowengine.flow.diagnostics import Diagnostic, quote
+from flowengine.flow.model import Pos
+
+Path = tuple[str | int, ...]
+
+MAX_DEPTH = 64
+MAX_NODES = 250_000  # values and position entries, counting every alias expansion
+_DISCARDED = "\x00discarded"  # path part for values that are reported and dropped; YAML keys never hold NUL
+
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_TAG = "tag:yaml.org,2002:"
+_NULL = re.compile(r"(?:~|null|Null|NULL|)\Z")
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_INT = re.compile(r"[-+]?[0-9]+\Z|0o[0-7]+\Z|0x[0-9a-fA-F]+\Z")
+_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z")
+_SPECIAL_FLOATS = {
+    **{sign + spelling: math.copysign(math.inf, -1.0 if sign == "-" else 1.0)
+       for sign in ("", "+", "-") for spelling in (".inf", ".Inf", ".INF")},
+    **{spelling: math.nan for spelling in (".nan", ".NaN", ".NAN")},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SourceMap:
+    """Positions of every node: ``keys[path]`` is where the mapping key is written, ``values[path]``
+    where the value starts (for list items both are the item)."""
+
+    path: str
+    text: str
+    keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    values: dict[Path, tuple[int, int]] = field(default_factory=dict)
+
+    def key_pos(self, path: Path) -> Pos:
+        """Where the key naming ``path`` is written; the nearest known ancestor otherwise."""
+        spot = self.keys.get(path) or self.values.get(path)
+        return Pos(*spot) if spot else self._ancestor(path)
+
+    def value_pos(self, path: Path) -> Pos:
+        spot = self.values.get(path) or self.keys.get(path)
+        return Pos(*spot) if spot else self._ancestor(path)
+
+    def locate(self, path: Path) -> Pos | None:
+        """For ``build.build_flow``: the key naming a node, else where its value starts."""
+        spot = self.keys.get(path) or self.values.get(path)
+        return Pos(*spot) if spot else None
+
+    def find(self, path: Path, needle: str) -> Pos:
+        """The column of ``needle`` inside the value at ``path`` when it is on the value's first line
+        (templates and guards), else the value's start."""
+        start = self.value_pos(path)
+        line = self.line(start.line)
+        index = line.find(needle, start.col - 1) if needle else -1
+        return Pos(start.line, index + 1) if index >= 0 else start
+
+    def line(self, number: int) -> str:
+        lines = self.text.splitlines()
+        return lines[number - 1] if 0 < number <= len(lines) else ""
+
+    def _ancestor(self, path: Path) -> Pos:
+        for cut in range(len(path) - 1, -1, -1):
+            spot = self.keys.get(path[:cut]) or self.values.get(path[:cut])
+            if spot:
+                return Pos(*spot)
+        return Pos(1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """``doc`` is None when the text is not usable YAML (the diagnostics say why)."""
+
+    doc: Any
+    source_map: SourceMap
+    diagnostics: tuple[Diagnostic, ...]
+
+
+class _Stop(Exception):
+    """Abandon the document (a limit was hit); the diagnostic is already recorded."""
+
+
+@dataclass
+class _Frame:
+    path: Path
+    mapping: bool
+    start: int  # index of this node's first position entry, for anchors and merges
+    anchor: str | None
+    spot: tuple[int, int]  # where it starts
+    items: list[Any] = field(default_factory=list)
+    entries: dict[str, Any] = field(default_factory=dict)
+    merged: dict[str, Any] = field(default_factory=dict)
+    key: tuple[str, tuple[int, int], bool] | None = None  # pending key, its position, plain?
+    skip_value: bool = False  # the pending key was unusable: drop its value
+
+
+@dataclass
+class _Anchor:
+    value: Any
+    path: Path
+    start: int
+    end: int
+
+
+class _Builder:
+    """Turns the event stream of one document into plain data and a position list."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.diagnostics: list[Diagnostic] = []
+        self.entries: list[tuple[Path, tuple[int, int], tuple[int, int]]] = []
+        self.anchors: dict[str, _Anchor] = {}
+        self.stack: list[_Frame] = []
+        self.done = False
+        self.result: Any = None
+
+    def error(self, mark: Any, message: str, rule: str = "syntax") -> None:
+        self.error_at((mark.line + 1, mark.column + 1), message, rule)
+
+    def error_at(self, spot: tuple[int, int], message: str, rule: str = "syntax") -> None:
+        self.diagnostics.append(Diagnostic(self.source, spot[0], spot[1], "error", message, rule))
+
+    def feed(self, event: events.Event) -> None:
+        if isinstance(event, events.ScalarEvent):
+            start = len(self.entries)
+            if not self._is_key_slot():
+                self._record_child(event.start_mark)
+            self._emit(self._scalar(event), event, event.anchor, start)
+        elif isinstance(event, events.AliasEvent):
+            self._alias(event)
+        elif isinstance(event, events.MappingStartEvent | events.SequenceStartEvent):
+            self._open(event)
+        elif isinstance(event, events.MappingEndEvent | events.SequenceEndEvent):
+            frame = self.stack.pop()
+            value = {**frame.merged, **frame.entries} if frame.mapping else frame.items
+            self._emit(value, event, frame.anchor, frame.start, opened=frame)
+
+    def _open(self, event: events.CollectionStartEvent) -> None:
+        if len(self.stack) >= MAX_DEPTH:
+            self.error(event.start_mark, f"the document is nested more than {MAX_DEPTH} levels deep")
+            raise _Stop
+        self._check_tag(event)
+        mapping = isinstance(event, events.MappingStartEvent)
+        spot = (event.start_mark.line + 1, event.start_mark.column + 1)
+        frame = _Frame(self._child_path(), mapping, len(self.entries), event.anchor, spot)
+        self._record_child(event.start_mark)
+        self.stack.append(frame)
+
+    def _child_path(self) -> Path:
+        if not self.stack:
+            return ()
+        parent = self.stack[-1]
+        if not parent.mapping:
+            return (*parent.path, len(parent.items))
+        if parent.key is None or parent.skip_value:
+            return (*parent.path, _DISCARDED)  # a collection used as a key, or a duplicate key's value
+        return (*parent.path, parent.key[0])
+
+    def _record_child(self, mark: Any) -> None:
+        """Note where a value starts, under the path it will have."""
+        spot = (mark.line + 1, mark.column + 1)
+        if not self.stack:
+            self._add((), spot, spot)
+            return
+        parent = self.stack[-1]
+        if not parent.mapping:
+            self._add((*parent.path, len(parent.items)), spot, spot)
+        elif parent.key is not None and not parent.skip_value:
+            self._add((*parent.path, parent.key[0]), parent.key[1], spot)
+
+    def _add(self, path: Path, key: tuple[int, int], value: tuple[int, int]) -> None:
+        if len(self.entries) >= MAX_NODES:
+            self.error_at(value, f"the document expands to more than {MAX_NODES} nodes (alias bomb?)")
+            raise _Stop
+        self.entries.append((path, key, value))
+
+    def _emit(self, value: Any, event: events.Event, anchor: str | None, start: int,
+              opened: _Frame | None = None) -> None:
+        if anchor is not None:
+            path = opened.path if opened else self._child_path()
+            self.anchors[anchor] = _Anchor(value, path, start, len(self.entries))
+        if not self.stack:
+            self.result, self.done = value, True
+            return
+        parent = self.stack[-1]
+        if not parent.mapping:
+            parent.items.append(value)
+        elif parent.key is None:
+            self._take_key(parent, value, event, opened)
+        else:
+            self._take_value(parent, value, start)
+
+    def _is_key_slot(self) -> bool:
+        return bool(self.stack) and self.stack[-1].mapping and self.stack[-1].key is None
+
+    def _take_key(self, parent: _Frame, value: Any, event: events.Event, opened: _Frame | None) -> None:
+        mark = event.start_mark
+        spot = opened.spot if opened else (mark.line + 1, mark.column + 1)
+        plain = isinstance(event, events.ScalarEvent) and event.implicit[0]
+        if opened is not None or isinstance(value, dict | list):
+            self.error_at(spot, "a mapping key must be a plain string, not a list or mapping")
+            parent.key, parent.skip_value = ("?", spot, False), True
+            return
+        text = event.value if isinstance(event, events.ScalarEvent) else _key_text(value)
+        duplicate = text in parent.entries
+        if duplicate:  # keep the first; the second is reported and ignored
+            self.error(mark, f"duplicate key {quote(text)}: a key may appear only once in a mapping",
+                       "duplicate-key")
+        parent.key, parent.skip_value = (text, spot, plain), duplicate
+
+    def _take_value(self, parent: _Frame, value: Any, start: int) -> None:
+        assert parent.key is not None
+        name, _, plain = parent.key
+        parent.key = None
+        if parent.skip_value:
+            return
+        if name == "<<" and plain and self._merge(parent, value, start):
+            return
+        parent.entries[name] = value
+
+    def _merge(self, parent: _Frame, value: Any, start: int) -> bool:
+        """``<<: *base`` (or a list of them): copy keys not written explicitly; earlier sources win."""
+        sources = value if isinstance(value, list) else [value]
+        if not sources or not all(isinstance(s, dict) for s in sources):
+            return False
+        prefix = (*parent.path, "<<")
+        copied = [e for e in self.entries[start:] if e[0][: len(prefix)] == prefix and len(e[0]) > len(prefix)]
+        for index in reversed(range(len(sources))):
+            for key, item in sources[index].items():
+                if key not in parent.entries:
+                    parent.merged[key] = item
+            for path, key_spot, value_spot in copied:
+                rest = path[len(prefix):] if isinstance(value, dict) else path[len(prefix) + 1:]
+                in_source = isinstance(value, dict) or path[len(prefix)] == index
+                if in_source and rest and rest[0] not in parent.entries:
+                    self._add((*parent.path, *rest), key_spot, value_spot)
+        return True
+
+    def _alias(self, event: events.AliasEvent) -> None:
+        anchor = self.anchors.get(event.anchor or "")
+        if anchor is None:
+            self.error(event.start_mark, f"unknown anchor {quote(event.anchor)}")
+            raise _Stop
+        if self._is_key_slot():
+            self._emit(anchor.value, event, None, len(self.entries))
+            return
+        self._record_child(event.start_mark)
+        start = len(self.entries)
+        target = self._child_path()
+        for path, key_spot, value_spot in self.entries[anchor.start + 1 : anchor.end]:
+            self._add((*target, *path[len(anchor.path):]), key_spot, value_spot)
+        self._emit(anchor.value, event, None, start - 1)
+
+    def _scalar(self, event: events.ScalarEvent) -> Any:
+        tag = event.tag
+        if tag in (None, "!"):
+            return resolve_plain(event.value) if event.implicit[0] and tag is None else event.value
+        if not tag.startswith(_TAG) or tag[len(_TAG):] not in ("str", "int", "float", "bool", "null"):
+            self.error(event.start_mark, f"unsupported tag {quote(tag)}; flows use plain YAML values")
+            return event.value
+        value = resolve_plain(event.value) if tag != _TAG + "str" else event.value
+        expected = {"str": str, "int": int, "float": float, "bool": bool, "null": type(None)}[tag[len(_TAG):]]
+        if type(value) is not expected and not (expected is float and type(value) is int):
+            self.error(event.start_mark, f"{quote(event.value)} is not a valid {tag[len(_TAG):]}")
+            return event.value
+        return float(value) if expected is float else value
+
+    def _check_tag(self, event: events.CollectionStartEvent) -> None:
+        if event.tag not in (None, "!", _TAG + "map", _TAG + "seq"):
+            self.error(event.start_mark, f"unsupported tag {quote(event.tag)}; flows use plain YAML values")
+
+
+def _key_text(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def resolve_plain(text: str) -> Any:
+    """A plain scalar under the YAML 1.2 core schema."""
+    if _NULL.match(text):
+        return None
+    if text in _BOOL:
+        return _BOOL[text]
+    if _INT.match(text):
+        if text.startswith(("0o", "0x")):
+            return int(text[2:], 8 if text[1] == "o" else 16)
+        return int(text, 10)
+    if _FLOAT.match(text):
+        return float(text)
+    return _SPECIAL_FLOATS.get(text, text)
+
+
+def _events(text: str) -> Iterator[events.Event]:
+    return yaml.parse(text, Loader=_LOADER)  # type: ignore[no-any-return]
+
+
+def parse_source(text: str, path: str = "<flow>") -> Parsed:
+    """Parse one YAML document; syntax problems and traps become diagnostics, never exceptions."""
+    builder = _Builder(path)
+    try:
+        for event in _events(text):
+            if builder.done:
+                if isinstance(event, events.DocumentStartEvent):
+                    builder.error(event.start_mark, "a flow file holds one YAML document; found a second one")
+                    break
+                continue
+            builder.feed(event)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = _syntax_message(exc, text)
+        builder.diagnostics.append(
+            Diagnostic(path, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1, "error", message, "syntax")
+        )
+    except yaml.reader.ReaderError as exc:  # bad characters: an offset instead of a mark
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        message = f"invalid character #x{exc.character:04x}: {exc.reason}" if isinstance(exc.character, int) \
+            else f"invalid input: {exc.reason}"
+        builder.diagnostics.append(Diagnostic(path, line, col, "error", message, "syntax"))
+    except yaml.YAMLError as exc:
+        builder.diagnostics.append(Diagnostic(path, 1, 1, "error", "invalid YAML: " + _lower(str(exc)), "syntax"))
+    except _Stop:
+        pass
+    source_map = SourceMap(path, text)
+    for entry_path, key_spot, value_spot in builder.entries:
+        source_map.keys[entry_path] = key_spot
+        source_map.values[entry_path] = value_spot
+    usable = builder.done and not any(d.rule == "syntax" for d in builder.diagnostics)
+    return Parsed(builder.result if usable else None, source_map, tuple(builder.diagnostics))
+
+
+def _syntax_message(exc: yaml.MarkedYAMLError, text: str) -> str:
+    mark = exc.problem_mark
+    lines = text.splitlines()
+    if mark and mark.line < len(lines) and lines[mark.line][mark.column : mark.column + 1] == "\t":
+        return "invalid YAML: a tab character; YAML indents with spaces only"
+    problem = exc.problem or "invalid YAML"
+    if exc.context and exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
+        problem = f"{problem} ({exc.context} at line {exc.context_mark.line + 1})"
+    elif exc.context:
+        problem = f"{exc.context}: {problem}"
+    return "invalid YAML: " + _lower(problem)
+
+
+def _lower(text: str) -> str:
+    return text[:1].lower() + text[1:] if text else text

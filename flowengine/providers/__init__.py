@@ -1,0 +1,1 @@
+"""Provider adapters: each platform's webhooks -> neutral events, neutral commands -> its API."""

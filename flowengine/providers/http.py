@@ -1,0 +1,200 @@
+"""What every provider's REST client shares: one pooled aiohttp session, retries with backoff through the
+``Clock``, and platform error bodies made into ``ProviderError``.
+
+Retries cover what may pass by itself: 429, 5xx and connection failures (honouring ``Retry-After``
+seconds); any other 4xx is final. Backoff waits through the ``Clock`` so virtual time skips it, and the
+HTTP exchange itself runs inside ``clock.busy()`` so virtual time stands still while it is in flight.
+Only method, path, status and latency are logged: never headers, bodies or credentials.
+
+A provider plugs in how it authenticates (``Authorize``: headers for one request, which may depend on the
+exact body bytes, as Sinch's signatures do) and how its error bodies read (``ErrorText``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+from yarl import URL
+
+from flowengine.errors import ConfigError, ProviderError
+from flowengine.providers.base import JSON
+from flowengine.runtime.clock import Clock, SystemClock
+
+# (method, path, body bytes) -> headers for that one request (authorization, content type, ...).
+Authorize = Callable[[str, str, bytes], Mapping[str, str]]
+# A decoded JSON error body -> (message, code); (None, None) when it is not the platform's error shape.
+ErrorText = Callable[[Any], tuple[str | None, str | None]]
+
+
+class Backoff(Protocol):
+    """What the retry loop reads from a provider's retry settings."""
+
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def base_delay(self) -> float: ...
+    @property
+    def max_delay(self) -> float: ...
+    @property
+    def max_retry_after(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter for 429, 5xx and connection errors."""
+
+    attempts: int = 4  # tries in all, the first one included
+    base_delay: float = 0.25  # seconds before the first retry (before jitter)
+    max_delay: float = 4.0  # cap of one backoff step
+    max_retry_after: float = 30.0  # cap on a server's Retry-After, so one answer cannot wedge a session
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ConfigError("retry attempts must be at least 1")
+        if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
+            raise ConfigError("retry delays must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    error: ProviderError
+    retry_after: float | None = None
+
+
+def retryable(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header; None for HTTP dates or garbage (backoff applies)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def error_from_response(status: int, body: bytes, *, platform: str, read: ErrorText) -> ProviderError:
+    """The platform's own error text when the body has it, else ``<platform> answered HTTP <status>``."""
+    text = body.decode("utf-8", "replace")
+    try:
+        message, code = read(json.loads(text))
+    except ValueError:
+        message, code = None, None
+    if message is None:
+        snippet = text.strip()[:200]
+        message = f"{platform} answered HTTP {status}" + (f": {snippet}" if snippet else "")
+    return ProviderError(message, retryable=retryable(status), status=status, code=code)
+
+
+def parse_success(body: bytes, platform: str) -> JSON:
+    """A 2xx body: ``{}`` when empty, a list wrapped as ``{"items": [...]}``."""
+    if not body.strip():
+        return {}
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise ProviderError(f"{platform} answered with a body that is not JSON") from exc
+    return payload if isinstance(payload, dict) else {"items": payload}
+
+
+class JsonClient:
+    """JSON requests to one platform. Pass ``session`` to use your own pooled session (it is then yours
+    to close); otherwise ``start()`` opens one and ``close()`` closes it (``send`` opens it if needed)."""
+
+    def __init__(
+        self,
+        *,
+        platform: str,
+        base_url: str,
+        retry: Backoff,
+        authorize: Authorize,
+        read_error: ErrorText,
+        log: logging.Logger,
+        clock: Clock | None = None,
+        session: aiohttp.ClientSession | None = None,
+        total_timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.platform = platform
+        self.base_url = base_url.rstrip("/")
+        self._retry = retry
+        self._authorize = authorize
+        self._read_error = read_error
+        self._log = log
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._session = session
+        self._owns_session = session is None
+        self._jitter = jitter
+        self._timeout = aiohttp.ClientTimeout(total=total_timeout, connect=connect_timeout)
+
+    def __repr__(self) -> str:
+        return f"JsonClient(platform={self.platform!r}, base_url={self.base_url!r})"
+
+    async def start(self) -> None:
+        if self._session is None or (self._owns_session and self._session.closed):
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._owns_session = True
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, method: str, path: str, body: JSON | None = None) -> JSON:
+        """The JSON answer of a 2xx (``{}`` when empty); raises ``ProviderError`` otherwise. ``path``
+        must already be percent-encoded: it is sent (and signed) exactly as given."""
+        data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        policy = self._retry
+        for attempt in range(policy.attempts):
+            outcome = await self._attempt(method, path, data)
+            if not isinstance(outcome, _Failure):
+                return outcome
+            if not outcome.error.retryable or attempt + 1 >= policy.attempts:
+                raise outcome.error
+            await self._clock.sleep(self._delay(attempt, outcome.retry_after))
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        policy = self._retry
+        if retry_after is not None:
+            return min(retry_after, policy.max_retry_after)
+        step = min(policy.max_delay, policy.base_delay * float(2**attempt))
+        return step * (0.5 + 0.5 * self._jitter())  # "equal jitter": never less than half the step
+
+    async def _attempt(self, method: str, path: str, data: bytes) -> JSON | _Failure:
+        if self._session is None:
+            await self.start()
+        assert self._session is not None
+        headers = dict(self._authorize(method, path, data))  # per attempt: signatures carry a timestamp
+        url = URL(self.base_url + path, encoded=True)  # as signed: no re-quoting
+        started = time.perf_counter()
+        with self._clock.busy():
+            try:
+                async with self._session.request(
+                    method, url, data=data or None, headers=headers, timeout=self._timeout
+                ) as response:
+                    status = response.status
+                    answer = await response.read()
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                self._log.warning("%s %s %s failed: %s", self.platform.lower(), method, path,
+                                  type(exc).__name__)
+                reason = str(exc) or type(exc).__name__
+                return _Failure(ProviderError(f"{self.platform} unreachable: {reason}", retryable=True))
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self._log.info("%s %s %s -> %d in %.1f ms", self.platform.lower(), method, path, status, elapsed_ms)
+        if 200 <= status < 300:
+            return parse_success(answer, self.platform)
+        error = error_from_response(status, answer, platform=self.platform, read=self._read_error)
+        return _Failure(error, retry_after)

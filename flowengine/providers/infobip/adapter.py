@@ -1,0 +1,210 @@
+"""The Infobip adapter: webhooks in, REST commands out.
+
+Infobip takes every command over REST, so the channel sends each one at once and the webhook reply is
+always an empty 200; there are no follow-up events (Infobip reports everything itself).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from flowengine.errors import ProviderError, ProviderUnsupported
+from flowengine.providers.base import JSON, FollowUp, WebhookReply, WebhookRequest
+from flowengine.providers.infobip import commands
+from flowengine.providers.infobip.auth import verify
+from flowengine.providers.infobip.capabilities import CAPABILITIES
+from flowengine.providers.infobip.client import InfobipClient
+from flowengine.providers.infobip.config import InfobipSettings
+from flowengine.providers.infobip.webhooks import parse_events
+from flowengine.runtime.clock import Clock
+from flowengine.runtime.events import Event
+from flowengine.runtime.ports import ActionResult, Endpoint, Media, Music
+
+NAME = "infobip"
+
+
+def _id(payload: Any, what: str) -> str:
+    value = payload.get("id") if isinstance(payload, dict) else None
+    if not isinstance(value, str) or not value:
+        raise ProviderError(f"Infobip's answer has no {what} id")
+    return value
+
+
+def _participants(conference: JSON) -> list[dict[str, Any]]:
+    """Neutral view of a conference's participants (``conference_info``)."""
+    listed = []
+    for item in conference.get("participants") or []:
+        if not isinstance(item, dict):
+            continue
+        audio = ((item.get("media") or {}).get("audio")) or {}
+        endpoint = item.get("endpoint") or {}
+        listed.append({
+            "call_id": item.get("callId"),
+            "state": str(item.get("state") or "").lower() or None,
+            "address": endpoint.get("phoneNumber") or endpoint.get("identity") or endpoint.get("username"),
+            "muted": bool(audio.get("muted", False)),
+            "deaf": bool(audio.get("deaf", False)),
+            "role": role.get("type") if isinstance(role := item.get("role"), dict) else role,
+        })
+    return listed
+
+
+class InfobipChannel:
+    """Carries out commands over REST, one request each, in the order the executor calls them."""
+
+    name = NAME
+    capabilities = CAPABILITIES
+
+    def __init__(self, client: InfobipClient, settings: InfobipSettings) -> None:
+        self._client = client
+        self._settings = settings
+
+    def reply(self) -> WebhookReply:
+        return WebhookReply()
+
+    def follow_ups(self) -> list[FollowUp]:
+        return []
+
+    async def _send(self, request: commands.Request) -> ActionResult:
+        answer = await self._client.send(request)
+        status = answer.get("status")
+        return ActionResult(data={"status": status} if isinstance(status, str) else {})
+
+    async def answer(self, call_id: str) -> ActionResult:
+        return await self._send(commands.answer(call_id))
+
+    async def hangup(self, call_id: str, reason: str | None) -> ActionResult:
+        return await self._send(commands.hangup(call_id, reason))
+
+    async def say(self, call_id: str, text: str, language: str, voice: str | None, loop: int) -> ActionResult:
+        return await self._send(commands.say(call_id, text, language, voice, loop))
+
+    async def play(self, call_id: str, media: Media, loop: int) -> ActionResult:
+        return await self._send(commands.play(call_id, media, loop))
+
+    async def stop_play(self, call_id: str) -> ActionResult:
+        return await self._send(commands.stop_play(call_id))
+
+    async def record(self, call_id: str, max_duration: float | None, beep: bool) -> ActionResult:
+        return await self._send(commands.record(call_id, max_duration, beep))
+
+    async def stop_record(self, call_id: str) -> ActionResult:
+        return await self._send(commands.stop_record(call_id))
+
+    async def capture_dtmf(
+        self, call_id: str, max_digits: int, timeout: float, terminator: str | None, prompt: str | None,
+        language: str,
+    ) -> ActionResult:
+        request = commands.capture_dtmf(call_id, max_digits, timeout, terminator, prompt, language)
+        return await self._send(request)
+
+    async def send_dtmf(self, call_id: str, digits: str) -> ActionResult:
+        return await self._send(commands.send_dtmf(call_id, digits))
+
+    async def dial(
+        self, to: Endpoint, from_: str | None, timeout: float, connect_call_id: str | None
+    ) -> ActionResult:
+        settings = self._settings
+        request = commands.dial(
+            to, from_, timeout, connect_call_id,
+            calls_configuration_id=settings.calls_configuration_id, sip_trunk_id=settings.sip_trunk_id,
+        )
+        answer = await self._client.send(request)
+        if connect_call_id is None:  # 201 Call
+            return ActionResult(id=_id(answer, "call"))
+        conference = answer.get("conference")  # 200 {conference, call}
+        data = {"conference_id": conference.get("id")} if isinstance(conference, dict) else {}
+        return ActionResult(id=_id(answer.get("call"), "call"), data=data)
+
+    async def conference_create(self, name: str | None) -> ActionResult:
+        configuration = self._settings.calls_configuration_id
+        request = commands.conference_create(name, calls_configuration_id=configuration)
+        return ActionResult(id=_id(await self._client.send(request), "conference"))
+
+    async def conference_join(self, conference_id: str, call_id: str) -> ActionResult:
+        await self._client.send(commands.conference_join(conference_id, call_id))
+        return ActionResult()
+
+    async def conference_dial(
+        self, conference_id: str, to: Endpoint, from_: str | None, timeout: float
+    ) -> ActionResult:
+        trunk = self._settings.sip_trunk_id
+        request = commands.conference_dial(conference_id, to, from_, timeout, sip_trunk_id=trunk)
+        answer = await self._client.send(request)
+        return ActionResult(id=_id(answer.get("call"), "call"))
+
+    async def conference_say(self, conference_id: str, text: str, language: str) -> ActionResult:
+        return await self._send(commands.conference_say(conference_id, text, language))
+
+    async def conference_play(self, conference_id: str, media: Media, loop: int) -> ActionResult:
+        return await self._send(commands.conference_play(conference_id, media, loop))
+
+    async def conference_stop_play(self, conference_id: str) -> ActionResult:
+        return await self._send(commands.conference_stop_play(conference_id))
+
+    async def conference_hangup(self, conference_id: str) -> ActionResult:
+        await self._client.send(commands.conference_hangup(conference_id))
+        return ActionResult()
+
+    async def conference_info(self, conference_id: str) -> ActionResult:
+        conference = await self._client.send(commands.conference_info(conference_id))
+        data = {"id": conference.get("id"), "name": conference.get("name"),
+                "participants": _participants(conference)}
+        return ActionResult(id=conference.get("id"), data=data)
+
+    async def mute(self, conference_id: str, call_id: str) -> ActionResult:
+        return await self._send(commands.update_participant(conference_id, call_id, muted=True))
+
+    async def unmute(self, conference_id: str, call_id: str) -> ActionResult:
+        return await self._send(commands.update_participant(conference_id, call_id, muted=False))
+
+    async def deafen(self, conference_id: str, call_id: str) -> ActionResult:
+        return await self._send(commands.update_participant(conference_id, call_id, deaf=True))
+
+    async def undeafen(self, conference_id: str, call_id: str) -> ActionResult:
+        return await self._send(commands.update_participant(conference_id, call_id, deaf=False))
+
+    async def hold(self, conference_id: str, call_id: str, music: Music) -> ActionResult:
+        raise ProviderUnsupported(NAME, "hold")
+
+    async def resume(self, conference_id: str, call_id: str) -> ActionResult:
+        raise ProviderUnsupported(NAME, "resume")
+
+    async def kick(self, conference_id: str, call_id: str) -> ActionResult:
+        return await self._send(commands.kick(conference_id, call_id))
+
+
+class InfobipAdapter:
+    """``Adapter`` for Infobip's Calls API. ``session`` lets a caller (or a test) supply the pooled
+    aiohttp session; otherwise ``start()`` opens one and ``close()`` closes it."""
+
+    name = NAME
+    capabilities = CAPABILITIES
+
+    def __init__(
+        self,
+        settings: InfobipSettings,
+        *,
+        clock: Clock | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.settings = settings
+        self._client = InfobipClient(settings, clock=clock, session=session)
+
+    def __repr__(self) -> str:
+        return f"InfobipAdapter({self.settings!r})"
+
+    def parse_webhook(self, request: WebhookRequest) -> list[Event]:
+        verify(request, self.settings)
+        return parse_events(request.body, recordings_base_url=self.settings.base_url)
+
+    def channel(self, trigger: Event | None) -> InfobipChannel:
+        return InfobipChannel(self._client, self.settings)
+
+    async def start(self) -> None:
+        await self._client.start()
+
+    async def close(self) -> None:
+        await self._client.close()

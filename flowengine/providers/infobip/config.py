@@ -1,0 +1,128 @@
+"""Settings of the Infobip adapter: where the API is, how to authenticate both ways, how to retry.
+
+Secrets (the API key, the webhook password and HMAC secret) never appear in ``repr``: settings objects
+end up in logs and tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from flowengine.errors import ConfigError
+
+# The header carrying the HMAC signature of Calls webhooks is unconfirmed in Infobip's public docs, so it
+# is configurable; ``X-Signature`` is the name Infobip's HMAC-secured callbacks are commonly seen with.
+DEFAULT_HMAC_HEADER = "X-Signature"
+DEFAULT_HMAC_ALGORITHM = "sha256"
+# Infobip names its algorithms HMAC_SHA_256 and so on; hashlib wants sha256.
+_HMAC_ALGORITHMS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
+
+
+def normalise_algorithm(name: str) -> str:
+    """``HMAC_SHA_256``, ``hmac-sha256``, ``SHA256`` -> ``sha256``; ConfigError if unknown."""
+    key = name.lower().replace("hmac", "").replace("_", "").replace("-", "")
+    if key not in _HMAC_ALGORITHMS:
+        raise ConfigError(f"unknown HMAC algorithm {name!r} (use one of {', '.join(_HMAC_ALGORITHMS)})")
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter for 429, 5xx and connection errors."""
+
+    attempts: int = 4  # tries in all, the first one included
+    base_delay: float = 0.25  # seconds before the first retry (before jitter)
+    max_delay: float = 4.0  # cap of one backoff step
+    max_retry_after: float = 30.0  # cap on a server's Retry-After, so one answer cannot wedge a session
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ConfigError("retry attempts must be at least 1")
+        if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
+            raise ConfigError("retry delays must not be negative")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class InfobipSettings:
+    base_url: str
+    api_key: str
+    calls_configuration_id: str
+    webhook_user: str | None = None
+    webhook_password: str | None = None
+    hmac_secret: str | None = None
+    hmac_header: str = DEFAULT_HMAC_HEADER
+    hmac_algorithm: str = DEFAULT_HMAC_ALGORITHM
+    sip_trunk_id: str | None = None  # needed to dial SIP endpoints
+    total_timeout: float = 10.0  # seconds for one HTTP exchange
+    connect_timeout: float = 5.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if not self.base_url or not self.api_key or not self.calls_configuration_id:
+            raise ConfigError("Infobip needs a base URL, an API key and a calls configuration id")
+        base = self.base_url.rstrip("/")
+        if "://" not in base:  # the portal shows the bare host, e.g. xxxxx.api.infobip.com
+            base = "https://" + base
+        object.__setattr__(self, "base_url", base)
+        if (self.webhook_user is None) != (self.webhook_password is None):
+            raise ConfigError("Infobip webhook Basic auth needs both a user and a password")
+        object.__setattr__(self, "hmac_algorithm", normalise_algorithm(self.hmac_algorithm))
+        if not self.hmac_header:
+            raise ConfigError("the Infobip webhook HMAC header name must not be empty")
+        if self.total_timeout <= 0 or self.connect_timeout <= 0:
+            raise ConfigError("Infobip timeouts must be positive")
+
+    @property
+    def basic_auth_enabled(self) -> bool:
+        return self.webhook_user is not None
+
+    @property
+    def hmac_enabled(self) -> bool:
+        return bool(self.hmac_secret)
+
+    @property
+    def webhook_auth_enabled(self) -> bool:
+        """False means every webhook is accepted; the service warns about it at start-up."""
+        return self.basic_auth_enabled or self.hmac_enabled
+
+    def __repr__(self) -> str:
+        def mark(secret: str | None) -> str:
+            return "<set>" if secret else "<unset>"
+
+        return (
+            f"InfobipSettings(base_url={self.base_url!r}, api_key={mark(self.api_key)}, "
+            f"calls_configuration_id={self.calls_configuration_id!r}, webhook_user={self.webhook_user!r}, "
+            f"webhook_password={mark(self.webhook_password)}, hmac_secret={mark(self.hmac_secret)}, "
+            f"hmac_header={self.hmac_header!r}, hmac_algorithm={self.hmac_algorithm!r}, "
+            f"sip_trunk_id={self.sip_trunk_id!r}, total_timeout={self.total_timeout}, "
+            f"connect_timeout={self.connect_timeout}, retry={self.retry!r})"
+        )
+
+    __str__ = __repr__
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> InfobipSettings:
+        """Read ``INFOBIP_*`` variables; ConfigError names the missing ones."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        required = ("INFOBIP_BASE_URL", "INFOBIP_API_KEY", "INFOBIP_CALLS_CONFIGURATION_ID")
+        missing = [name for name in required if get(name) is None]
+        if missing:
+            raise ConfigError(f"missing environment variables: {', '.join(missing)}")
+        return cls(
+            base_url=get("INFOBIP_BASE_URL") or "",
+            api_key=get("INFOBIP_API_KEY") or "",
+            calls_configuration_id=get("INFOBIP_CALLS_CONFIGURATION_ID") or "",
+            webhook_user=get("INFOBIP_WEBHOOK_USER"),
+            webhook_password=get("INFOBIP_WEBHOOK_PASSWORD"),
+            hmac_secret=get("INFOBIP_WEBHOOK_HMAC_SECRET"),
+            hmac_header=get("INFOBIP_WEBHOOK_HMAC_HEADER") or DEFAULT_HMAC_HEADER,
+            hmac_algorithm=get("INFOBIP_WEBHOOK_HMAC_ALGORITHM") or DEFAULT_HMAC_ALGORITHM,
+            sip_trunk_id=get("INFOBIP_SIP_TRUNK_ID"),
+        )

@@ -1,0 +1,36 @@
+"""The neutral actions Sinch's Calling API v1 can carry out (read by ``flowengine validate --provider``).
+
+Pure data: import nothing heavier than the vocabulary. Left out, because v1 has no API for them:
+``deafen``/``undeafen`` (participants can be muted or held, not deafened), ``conference_say``,
+``conference_play`` and ``conference_stop_play`` (prompts play on a call's leg, never to a whole
+conference), and ``stop_play`` (a prompt on a leg cannot be stopped; a conference's music on hold stops
+by itself when a second participant joins).
+
+Some supported actions exist only inside the SVAML reply to a callback about that same call: ``answer``
+(ICE), ``conference_join`` (ICE, ACE, PIE), ``capture_dtmf`` (ICE, ACE, PIE) and ``dial`` with
+``connect`` (ICE). Elsewhere they fail at run time with a ``ProviderError`` that says so.
+"""
+
+from __future__ import annotations
+
+CAPABILITIES: frozenset[str] = frozenset({
+    "answer",
+    "hangup",
+    "say",
+    "play",
+    "record",
+    "stop_record",
+    "capture_dtmf",
+    "send_dtmf",
+    "dial",
+    "conference_create",
+    "conference_join",
+    "conference_dial",
+    "conference_hangup",
+    "conference_info",
+    "mute",
+    "unmute",
+    "hold",
+    "resume",
+    "kick",
+})

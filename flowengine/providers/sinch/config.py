@@ -1,0 +1,105 @@
+"""Settings of the Sinch adapter: the application's key and secret, where the API is, how requests and
+callbacks authenticate, and the defaults SVAML needs (caller id, music on hold).
+
+The secret never appears in ``repr``: settings objects end up in logs and tracebacks.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, cast, get_args
+
+from flowengine.errors import ConfigError
+from flowengine.providers.http import RetryPolicy
+from flowengine.runtime.ports import Music
+
+DEFAULT_BASE_URL = "https://calling.api.sinch.com"
+AuthMode = Literal["signed", "basic"]
+_MUSIC: tuple[str, ...] = get_args(Music)
+
+
+def _mode(value: str, what: str) -> AuthMode:
+    mode = value.strip().lower()
+    if mode not in get_args(AuthMode):
+        raise ConfigError(f"{what} must be signed or basic, not {value!r}")
+    return cast(AuthMode, mode)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class SinchSettings:
+    application_key: str
+    application_secret: str  # base64, as the dashboard shows it
+    base_url: str = DEFAULT_BASE_URL
+    cli: str | None = None  # caller id for callouts when the flow gives none
+    request_auth: AuthMode = "signed"  # how our API requests authenticate
+    callback_auth: AuthMode = "signed"  # what callbacks must carry to be accepted
+    callback_max_skew: float | None = None  # seconds; Sinch's own tolerance is unconfirmed, so off
+    conference_moh: Music | None = "music1"  # what a caller alone in a conference hears (None: silence)
+    total_timeout: float = 10.0  # seconds for one HTTP exchange
+    connect_timeout: float = 5.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if not self.application_key or not self.application_secret:
+            raise ConfigError("Sinch needs an application key and an application secret")
+        try:
+            base64.b64decode(self.application_secret, validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError("the Sinch application secret must be base64, as the dashboard shows it") from None
+        base = (self.base_url or DEFAULT_BASE_URL).rstrip("/")
+        if "://" not in base:  # a bare host, e.g. calling-euc1.api.sinch.com
+            base = "https://" + base
+        object.__setattr__(self, "base_url", base)
+        object.__setattr__(self, "request_auth", _mode(self.request_auth, "Sinch request auth"))
+        object.__setattr__(self, "callback_auth", _mode(self.callback_auth, "Sinch callback auth"))
+        if self.conference_moh is not None and self.conference_moh not in _MUSIC:
+            raise ConfigError(f"Sinch music on hold must be one of {', '.join(_MUSIC)}")
+        if self.total_timeout <= 0 or self.connect_timeout <= 0:
+            raise ConfigError("Sinch timeouts must be positive")
+        if self.callback_max_skew is not None and self.callback_max_skew <= 0:
+            raise ConfigError("the Sinch callback timestamp skew must be positive")
+
+    def __repr__(self) -> str:
+        return (
+            f"SinchSettings(application_key={self.application_key!r}, application_secret=<set>, "
+            f"base_url={self.base_url!r}, cli={self.cli!r}, request_auth={self.request_auth!r}, "
+            f"callback_auth={self.callback_auth!r}, callback_max_skew={self.callback_max_skew}, "
+            f"conference_moh={self.conference_moh!r}, total_timeout={self.total_timeout}, "
+            f"connect_timeout={self.connect_timeout}, retry={self.retry!r})"
+        )
+
+    __str__ = __repr__
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SinchSettings:
+        """Read ``SINCH_*`` variables; ConfigError names the missing ones."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        required = ("SINCH_APPLICATION_KEY", "SINCH_APPLICATION_SECRET")
+        missing = [name for name in required if get(name) is None]
+        if missing:
+            raise ConfigError(f"missing environment variables: {', '.join(missing)}")
+        moh = get("SINCH_CONFERENCE_MOH") or "music1"
+        skew = get("SINCH_CALLBACK_MAX_SKEW")
+        try:
+            max_skew = float(skew) if skew is not None else None
+        except ValueError:
+            raise ConfigError(f"SINCH_CALLBACK_MAX_SKEW must be seconds, not {skew!r}") from None
+        return cls(
+            application_key=get("SINCH_APPLICATION_KEY") or "",
+            application_secret=get("SINCH_APPLICATION_SECRET") or "",
+            base_url=get("SINCH_BASE_URL") or DEFAULT_BASE_URL,
+            cli=get("SINCH_CLI"),
+            request_auth=_mode(get("SINCH_REQUEST_AUTH") or "signed", "SINCH_REQUEST_AUTH"),
+            callback_auth=_mode(get("SINCH_CALLBACK_AUTH") or "signed", "SINCH_CALLBACK_AUTH"),
+            callback_max_skew=max_skew,
+            conference_moh=None if moh.lower() in ("none", "silence") else cast(Music, moh.lower()),
+        )

@@ -1,0 +1,138 @@
+"""From an action's rendered parameters to a Provider call, and from its result back into the session.
+
+Role names become ids (an unbound role is an ``ExpressionError``, so the command fails for good with a
+clear message), ``endpoint`` values become ``Endpoint`` (a plain string is a phone number), durations
+become seconds, ``file_id``/``url`` become ``Media``. Keyword names follow the Provider port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flowengine.errors import ExpressionError
+from flowengine.flow.vocabulary import ACTIONS, ENDPOINT_KINDS, ActionSpec, Param, parse_duration
+from flowengine.runtime.ports import ActionResult, Endpoint, Media
+from flowengine.runtime.session import ACTIVE, DIALING, ENDED, Session
+
+_KWARG = {"call": "call_id", "conference": "conference_id", "from": "from_", "connect": "connect_call_id"}
+_MEDIA = ("file_id", "url")
+_BINDINGS = ("new_call", "new_conference", "new_var")
+
+
+def provider_arguments(action: str, params: Mapping[str, Any], session: Session) -> dict[str, Any]:
+    """Keyword arguments for ``Provider.<action>`` from rendered ``params``."""
+    kwargs = {kwarg: to_arg(action, params.get(name), session) for name, kwarg, to_arg in _ARGUMENTS[action]}
+    if action in _WITH_MEDIA:
+        kwargs["media"] = Media(_text(params.get("file_id")), _text(params.get("url")))
+    return kwargs
+
+
+def bind_result(
+    action: str, params: Mapping[str, Any], result: ActionResult | Any, session: Session
+) -> str | None:
+    """Apply ``as:`` and the command's effect on what the session owns; a short detail for the trace."""
+    spec = ACTIONS[action]
+    name = params.get("as")
+    as_param = spec.param("as")
+    kind = as_param.kind if name and as_param is not None else None
+    if action == "hangup":
+        session.call_states[session.calls[params["call"]]] = ENDED
+    elif action == "conference_hangup":
+        session.conference_states[session.conferences[params["conference"]]] = ENDED
+    if kind == "new_var":
+        value = result.data if isinstance(result, ActionResult) else result
+        session.vars[str(name)] = dict(value) if isinstance(value, Mapping) else value
+        return None
+    new_id = result.id if isinstance(result, ActionResult) else None
+    if kind is None:
+        return new_id
+    if not new_id:
+        raise ExpressionError(f'{action} returned no id to bind as "{name}"')
+    if kind == "new_call":
+        session.calls[str(name)] = new_id
+        session.call_states[new_id] = DIALING
+    else:
+        session.conferences[str(name)] = new_id
+        session.conference_states[new_id] = ACTIVE
+    return new_id
+
+
+def role_id(action: str, kind: str, role: Any, session: Session) -> str:
+    owned = session.calls if kind == "call" else session.conferences
+    found = owned.get(str(role)) if role is not None else None
+    if found is None:
+        raise ExpressionError(f'{action}: {kind} role "{role}" is not bound in this session')
+    return found
+
+
+def endpoint(value: Any) -> Endpoint:
+    """A phone number, or a one-key mapping such as ``{sip: alice@example.com}``."""
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return Endpoint("phone", str(value))
+    if isinstance(value, Mapping) and len(value) == 1:
+        ((kind, address),) = value.items()
+        if kind in ENDPOINT_KINDS:
+            return Endpoint(kind, str(address))
+    kinds = "|".join(ENDPOINT_KINDS)
+    raise ExpressionError(f"not an endpoint: {value!r} (a phone number, or {{{kinds}: address}})")
+
+
+def seconds(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    parsed = parse_duration(str(value))
+    if parsed is None:
+        raise ExpressionError(f"not a duration: {value!r}")
+    return parsed
+
+
+Convert = Callable[[str, Any, Session], Any]
+
+
+def _converter(param: Param) -> Convert:
+    """How one parameter's rendered value becomes the provider's argument (chosen once per action)."""
+    kind = param.kind
+    if kind in ("call", "conference"):
+        if param.required:
+            return lambda action, value, session: role_id(action, kind, value, session)
+        return lambda action, value, session: None if value is None else role_id(action, kind, value, session)
+    plains: dict[str, Callable[[Any], Any]] = {
+        "endpoint": endpoint, "duration": seconds, "integer": _integer, "boolean": bool, "mapping": _mapping,
+    }
+    plain: Callable[[Any], Any] = plains.get(kind, _text)
+
+    def convert(_action: str, value: Any, _session: Session) -> Any:
+        return None if value is None else plain(value)
+
+    return convert
+
+
+def _integer(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise ExpressionError(f"not an integer: {value!r}") from exc
+
+
+def _mapping(value: Any) -> Any:
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _arguments(spec: ActionSpec) -> tuple[tuple[str, str, Convert], ...]:
+    media = spec.one_of == _MEDIA
+    return tuple(
+        (p.name, _KWARG.get(p.name, p.name), _converter(p))
+        for p in spec.params
+        if p.kind not in _BINDINGS and not (media and p.name in _MEDIA)
+    )
+
+
+_ARGUMENTS = {name: _arguments(spec) for name, spec in ACTIONS.items()}
+_WITH_MEDIA = frozenset(name for name, spec in ACTIONS.items() if spec.one_of == _MEDIA)

@@ -1,0 +1,139 @@
+"""Ordering: one event at a time per session, different sessions concurrently.
+
+``Dispatcher.dispatch(session_id, event)`` takes the session's lock, loads it (or starts a new one),
+lets the engine decide, runs the plan and saves the result, all before the next event of that session
+is looked at. Loading and saving are injected async callables, so stores plug in without the runtime
+knowing them. Duplicates are caught by the engine from the session's own seen keys, which is safe
+because the lock makes load-handle-save one step.
+
+``SessionLocks`` are per process; the service passes its store's locks instead (a Redis lock spans
+engine instances). Should two instances still race on one session, the store's ``revision`` check turns
+that into ``ConflictError`` on save, which this class lets through: retrying would send the plan's
+commands twice, so the caller decides.
+
+One dispatcher serves several flows: a stored session names its flow; a new one runs the flow asked for
+(or the only one). The provider may be given per event, because the service carries out each webhook's
+plan through a channel bound to that webhook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
+
+from flowengine.errors import SessionNotFound
+from flowengine.runtime.engine import Engine
+from flowengine.runtime.events import Event
+from flowengine.runtime.executor import Executor
+from flowengine.runtime.ports import Provider
+from flowengine.runtime.session import Session
+
+LoadSession = Callable[[str], Awaitable[Session | None]]
+SaveSession = Callable[[Session], Awaitable[None]]
+
+
+class Locks(Protocol):
+    def hold(self, key: str) -> AbstractAsyncContextManager[None]: ...
+
+
+class SessionLocks:
+    """An ``asyncio.Lock`` per key, made on first use and dropped when nobody holds or awaits it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+class Dispatcher:
+    """Feeds events to sessions, serialised per session id."""
+
+    def __init__(
+        self, executors: Executor | Mapping[str, Executor], provider: Provider | None, load: LoadSession,
+        save: SaveSession, *, locks: Locks | None = None,
+    ) -> None:
+        if isinstance(executors, Executor):
+            executors = {executors.engine.flow.name: executors}
+        if not executors:
+            raise ValueError("a dispatcher needs at least one flow")
+        self.executors = dict(executors)
+        self.provider = provider
+        self._load = load
+        self._save = save
+        self.locks: Locks = locks if locks is not None else SessionLocks()
+
+    @property
+    def executor(self) -> Executor:
+        """The first flow's executor (the only one, for a single-flow dispatcher)."""
+        return next(iter(self.executors.values()))
+
+    @property
+    def engine(self) -> Engine:
+        return self.executor.engine
+
+    async def dispatch(
+        self, session_id: str, event: Event, *, create: bool = True, flow: str | None = None,
+        provider: Provider | None = None,
+    ) -> Session:
+        """Handle ``event`` for ``session_id`` and save the result. A session the store does not have is
+        started when ``create`` (running ``flow``, or the only flow), else ``SessionNotFound`` is raised."""
+        async with self.locks.hold(session_id):
+            session = await self._session(session_id, create, flow)
+            session = await self._step(session, event, provider)
+            await self._save(session)
+            return session
+
+    async def fire_timers(self, session_id: str, *, provider: Provider | None = None) -> Session | None:
+        """Feed the session every timer due by now; None if there is no such session."""
+        async with self.locks.hold(session_id):
+            session = await self._load(session_id)
+            if session is None:
+                return None
+            engine = self._executor_for(session.flow).engine
+            due = engine.due_timers(session, engine.clock.now())
+            for event in due:  # a timer made stale by an earlier one is recorded and dropped
+                session = await self._step(session, event, provider)
+            if due:
+                await self._save(session)
+            return session
+
+    def _executor_for(self, flow: str | None) -> Executor:
+        if flow is None:
+            return self.executor
+        try:
+            return self.executors[flow]
+        except KeyError:
+            raise SessionNotFound(f"no flow {flow!r} here (known: {', '.join(self.executors)})") from None
+
+    async def _session(self, session_id: str, create: bool, flow: str | None) -> Session:
+        found = await self._load(session_id)
+        if found is not None:
+            return found
+        if not create:
+            raise SessionNotFound(f"no session {session_id!r}")
+        return self._executor_for(flow).engine.new_session(session_id)
+
+    async def _step(self, session: Session, event: Event, provider: Provider | None) -> Session:
+        executor = self._executor_for(session.flow)
+        session, plan = executor.engine.handle(session, event)
+        chosen = provider if provider is not None else self.provider
+        if chosen is None:
+            raise ValueError("no provider given to the dispatcher or to this call")
+        return await executor.run(session, plan, chosen)

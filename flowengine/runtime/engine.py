@@ -1,0 +1,176 @@
+"""The engine: ``handle(session, event) -> (session', plan)``. Pure: it decides, the executor acts.
+
+``handle`` never mutates the session it is given; it returns a copy (containers copied, values shared,
+which is cheap and safe because values are never changed in place). It fills the event's role names,
+drops duplicates, starts a new session on its first event, fires the matching transition on the flow's
+compiled machine and keeps the timer table: a state's ``after`` timers are armed on entry and cancelled
+on exit. An ``action.failed`` the flow does not handle ends the session as failed, with a plan that hangs
+up whatever it still owns.
+"""
+
+from __future__ import annotations
+
+from flowengine.flow.model import Flow
+from flowengine.flow.vocabulary import CALLER_ROLE
+from flowengine.runtime.clock import Clock, SystemClock
+from flowengine.runtime.commands import Command, Plan
+from flowengine.runtime.events import Event
+from flowengine.runtime.program import TIMER_EVENT, Program, Scratch, timer_trigger
+from flowengine.runtime.session import DIALING, ENDED, RINGING, UP, Session, Step
+
+ACTION_FAILED = "action.failed"
+CALL_RECEIVED = "call.received"
+FAILED_STATE = "failed"  # where an unhandled action.failed leaves a session (not a flow state)
+
+
+class Engine:
+    """One compiled flow. Build it once per flow and share it between all its sessions."""
+
+    def __init__(self, flow: Flow, clock: Clock | None = None) -> None:
+        self.flow = flow
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.program = Program(flow)
+
+    def new_session(self, session_id: str) -> Session:
+        """A session not yet started: its first event enters the initial state."""
+        now = self.clock.now()
+        return Session(session_id, self.flow.name, self.flow.version, self.flow.initial, dict(self.flow.vars),
+                       created=now, updated=now)
+
+    def handle(self, session: Session, event: Event) -> tuple[Session, Plan]:
+        """Decide what ``event`` does to ``session``: the new session (a copy) and the plan to run."""
+        s = session.copy()
+        now = s.updated = self.clock.now()
+        key = event.dedupe_key()
+        if key in s.seen:
+            s.record(Step(now, event.name, s.state, None, note="duplicate"))
+            return s, Plan(event=event)
+        s.remember(key)
+        s.seq += 1
+        if s.status == "new":
+            return self._start(s, event, now)
+        return self._handle(s, self._resolve(s, event), now)
+
+    def abort(self, session: Session, reason: str, event: Event | None = None) -> tuple[Session, Plan]:
+        """End ``session`` as failed; the plan hangs up every call and conference it still owns."""
+        s = session.copy()
+        s.updated = self.clock.now()
+        return self._abort(s, reason, event, s.updated)
+
+    def due_timers(self, session: Session, now: float) -> list[Event]:
+        """Timer events due by ``now``, earliest first, to feed back through ``handle``."""
+        due = sorted((entry[2], tid) for tid, entry in session.timers.items() if entry[2] <= now)
+        return [timer_event(tid, at) for at, tid in due]
+
+    @staticmethod
+    def next_wakeup(session: Session) -> float | None:
+        """When the earliest armed timer is due (epoch seconds), for the service to schedule."""
+        return min((entry[2] for entry in session.timers.values()), default=None)
+
+    # -- steps -----------------------------------------------------------------------------------------
+    def _start(self, s: Session, event: Event, now: float) -> tuple[Session, Plan]:
+        if event.name == CALL_RECEIVED and event.call_id and CALLER_ROLE not in s.calls:
+            s.calls[CALLER_ROLE] = event.call_id
+            s.call_states[event.call_id] = RINGING
+        event = self._resolve(s, event)
+        s.status = "active"
+        s.state = initial = self.flow.initial
+        s.record(Step(now, event.name, None, initial))
+        plan = Plan(self.program.entry[initial], event)
+        self._enter(s, initial, now)
+        if event.name == CALL_RECEIVED:
+            return s, plan
+        # Any other first event starts the session and is then handled in the initial state.
+        s, more = self._handle(s, event, now)
+        return s, Plan([*plan, *more], event)
+
+    def _handle(self, s: Session, event: Event, now: float) -> tuple[Session, Plan]:
+        if s.status != "active":
+            s.record(Step(now, event.name, s.state, None, note=f"session {s.status}"))
+            return s, Plan(event=event)
+        _track_calls(s, event)
+        trigger = event.name
+        if trigger == TIMER_EVENT:
+            fired = _take_timer(s, event)
+            if fired is None:
+                s.record(Step(now, trigger, s.state, None, note="stale timer"))
+                return s, Plan(event=event)
+            trigger = fired
+        source = s.state
+        scratch = Scratch(s, event)
+        route = self.program.fire(s, trigger, scratch)
+        note = "; ".join(f"guard error: {e}" for e in scratch.errors) or None
+        if route is None:
+            if event.name == ACTION_FAILED:
+                return self._abort(s, f"unhandled action.failed: {event.data.get('error')}", event, now)
+            s.record(Step(now, trigger, source, None, tuple(scratch.guards), note=note or "unmatched"))
+            return s, Plan(event=event)
+        s.record(Step(now, trigger, source, route.target, tuple(scratch.guards), note=note))
+        if route.target is not None:
+            _cancel_timers(s, source)
+            self._enter(s, route.target, now)
+        return s, Plan(route.plan, event)
+
+    def _enter(self, s: Session, state: str, now: float) -> None:
+        if state in self.program.final:
+            s.status = "ended"
+            s.timers.clear()
+            return
+        for spec in self.program.timers[state]:
+            s.timers[f"{spec.trigger}#{s.seq}"] = (state, spec.key, now + spec.delay)
+
+    def _abort(self, s: Session, reason: str, event: Event | None, now: float) -> tuple[Session, Plan]:
+        commands: list[Command] = [self.program.cleanup_command("hangup", role) for role in s.live_calls()]
+        commands += [self.program.cleanup_command("conference_hangup", r) for r in s.live_conferences()]
+        s.record(Step(now, event.name if event else "abort", s.state, FAILED_STATE, note=reason))
+        s.state, s.status = FAILED_STATE, "failed"
+        s.timers.clear()
+        return s, Plan(commands, event)
+
+    @staticmethod
+    def _resolve(s: Session, event: Event) -> Event:
+        """Fill the role names from the ids (an id the session does not own has no role)."""
+        call = s.call_role(event.call_id) if event.call_id is not None else event.call
+        conference = (s.conference_role(event.conference_id) if event.conference_id is not None
+                      else event.conference)
+        if call == event.call and conference == event.conference:
+            return event
+        # Field by field: dataclasses.replace costs several times more, on every event.
+        return Event(event.name, event.call_id, event.conference_id, call, conference, event.reason,
+                     event.digits, event.data, event.raw, event.event_id, event.at)
+
+
+def timer_event(timer_id: str, at: float | None = None) -> Event:
+    """The event a fired timer becomes; its id makes a second delivery a duplicate."""
+    return Event(TIMER_EVENT, data={"timer": timer_id}, event_id=f"timer:{timer_id}", at=at)
+
+
+def _take_timer(s: Session, event: Event) -> str | None:
+    """The trigger of a fired timer, removing it from the table; None if cancelled or stale."""
+    entry = s.timers.pop(str(event.data.get("timer")), None)
+    if entry is None or entry[0] != s.state:
+        return None
+    return timer_trigger(entry[0], entry[1])
+
+
+def _cancel_timers(s: Session, state: str) -> None:
+    for tid in [tid for tid, entry in s.timers.items() if entry[0] == state]:
+        del s.timers[tid]
+
+
+def _track_calls(s: Session, event: Event) -> None:
+    """Keep the owned calls' and conferences' states, so a failed session hangs up only what is up."""
+    name = event.name
+    if name == "conference.finished" and event.conference_id in s.conference_states:
+        s.conference_states[event.conference_id] = ENDED
+    call_id = event.call_id
+    current = s.call_states.get(call_id) if call_id is not None else None
+    if call_id is None or current is None or current == ENDED:
+        return
+    if name in ("call.answered", "participant.joined"):
+        s.call_states[call_id] = UP
+    elif name in ("call.finished", "call.failed"):
+        s.call_states[call_id] = ENDED
+    elif name == "participant.join_failed" and current == DIALING:
+        # A dialled party that fails to join never came up; a call already up stays up.
+        s.call_states[call_id] = ENDED

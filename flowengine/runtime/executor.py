@@ -1,0 +1,146 @@
+"""The executor: carry out a plan in order through the Provider port.
+
+Each command's templates are rendered just before it is sent, so a later command sees what an earlier
+one bound (``room.id``). A retryable ``ProviderError`` is tried again with backoff through the Clock; a
+command that fails for good becomes an ``action.failed`` event fed straight back into the same session
+(the rest of the plan is skipped and recorded). Unhandled, that ends the session as failed, and the
+cleanup plan is then run best-effort: a failing hang-up is recorded and the next one still tried.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flowengine.errors import ExpressionError, ProviderError, ProviderUnsupported
+from flowengine.runtime.binding import bind_result, provider_arguments
+from flowengine.runtime.clock import Clock
+from flowengine.runtime.commands import Command, Plan
+from flowengine.runtime.context import build_context
+from flowengine.runtime.engine import ACTION_FAILED, Engine
+from flowengine.runtime.events import Event
+from flowengine.runtime.ports import HttpClient, Provider
+from flowengine.runtime.session import CommandRecord, Session, Step
+
+log = logging.getLogger("flowengine.flow")
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently a retryable failure is tried again."""
+
+    attempts: int = 3  # tries in all, the first included
+    delay: float = 0.2  # seconds before the second try
+    factor: float = 2.0
+    max_delay: float = 5.0
+
+
+class Executor:
+    """Runs plans for one engine's sessions. ``run`` updates the session it is given and returns it."""
+
+    def __init__(
+        self, engine: Engine, *, clock: Clock | None = None, retry: RetryPolicy | None = None,
+        http: HttpClient | None = None, max_failures: int = 3,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock if clock is not None else engine.clock
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.http = http
+        self.max_failures = max_failures  # action.failed handled in a row before the session is aborted
+
+    async def run(self, session: Session, plan: Plan, provider: Provider) -> Session:
+        return await self._run(session, plan, provider, 0)
+
+    async def _run(self, session: Session, plan: Plan, provider: Provider, failures: int) -> Session:
+        step = session.trace[-1] if session.trace else None  # the step that produced this plan
+        best_effort = session.status == "failed"
+        context: dict[str, Any] | None = None
+        for index, command in enumerate(plan):
+            if context is None and not command.static:
+                context = build_context(session, plan.event)
+            try:
+                detail = await self._execute(session, command, context or {}, provider)
+            except (ProviderError, ExpressionError) as exc:
+                error = str(exc)
+            else:
+                _note(step, (command.action, "ok", detail))
+                if "as" in command.params:
+                    context = None  # a new role or variable: later templates must see it
+                continue
+            _note(step, (command.action, "error", error))
+            if best_effort:
+                continue
+            for rest in plan[index + 1:]:
+                _note(step, (rest.action, "skipped", None))
+            return await self._failed(session, command, index, error, provider, failures)
+        return session
+
+    async def _failed(
+        self, session: Session, command: Command, index: int, error: str, provider: Provider, failures: int
+    ) -> Session:
+        role = command.params.get("call")
+        role = role if isinstance(role, str) else None
+        event = Event(
+            ACTION_FAILED, call_id=session.calls.get(role) if role else None, call=role, reason="failed",
+            data={"action": command.action, "error": error, "index": index, "origin": command.origin},
+            event_id=f"{ACTION_FAILED}:{session.id}:{session.seq}:{index}",
+        )
+        if failures + 1 >= self.max_failures:
+            session, plan = self.engine.abort(session, f"{failures + 1} failures in a row: {error}", event)
+        else:
+            session, plan = self.engine.handle(session, event)
+        return await self._run(session, plan, provider, failures + 1)
+
+    async def _execute(
+        self, session: Session, command: Command, context: Mapping[str, Any], provider: Provider
+    ) -> str | None:
+        action = command.action
+        params = command.render(context)
+        if action == "set":
+            session.vars.update(params["vars"])
+            return None
+        if action == "log":
+            message = str(params["message"])
+            log.log(_LEVELS.get(str(params.get("level")), logging.INFO), "%s: %s", session.id, message)
+            return message
+        kwargs = provider_arguments(action, params, session)
+        send = self._http_call(kwargs) if action == "http" else self._provider_call(provider, action, kwargs)
+        result, attempts = await self._attempt(send)
+        detail = bind_result(action, params, result, session)
+        return detail if attempts == 1 else f"{detail or ''} after {attempts} attempts".lstrip()
+
+    @staticmethod
+    def _provider_call(
+        provider: Provider, action: str, kwargs: dict[str, Any]
+    ) -> Callable[[], Awaitable[Any]]:
+        if action not in provider.capabilities:
+            raise ProviderUnsupported(provider.name, action)
+        method: Callable[..., Awaitable[Any]] = getattr(provider, action)
+        return lambda: method(**kwargs)
+
+    def _http_call(self, kwargs: dict[str, Any]) -> Callable[[], Awaitable[Any]]:
+        http = self.http
+        if http is None:
+            raise ProviderUnsupported("engine", "http")
+        return lambda: http.request(kwargs["method"] or "POST", kwargs["url"], kwargs.get("body"))
+
+    async def _attempt(self, send: Callable[[], Awaitable[Any]]) -> tuple[Any, int]:
+        delay = self.retry.delay
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                return await send(), attempt
+            except ProviderError as exc:
+                final = not exc.retryable or isinstance(exc, ProviderUnsupported)
+                if final or attempt >= self.retry.attempts:
+                    raise
+            await self.clock.sleep(delay)
+            delay = min(delay * self.retry.factor, self.retry.max_delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _note(step: Step | None, record: CommandRecord) -> None:
+    if step is not None:
+        step.commands += (record,)

@@ -1,0 +1,161 @@
+"""The session: one run of a flow, small enough to keep thousands in memory and plain enough to store.
+
+``to_json()``/``from_json()`` use plain JSON types only, so any store can keep a session as one document.
+The runtime never changes ``revision``: a store compares it on save (optimistic concurrency) and bumps it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from flowengine.errors import StoreError
+
+SCHEMA_VERSION = 1
+TRACE_LIMIT = 50  # steps kept per session
+SEEN_LIMIT = 64  # dedupe keys kept per session
+
+Status = Literal["new", "active", "ended", "failed"]
+# (action, status, detail): status is ok | error | skipped; detail is an id, an error or a log line.
+CommandRecord = tuple[str, str, str | None]
+# (state, key as written, due epoch seconds)
+TimerEntry = tuple[str, str, float]
+
+# States of the calls and conferences the session owns, so it knows what to hang up.
+RINGING, DIALING, UP, ACTIVE, ENDED = "ringing", "dialing", "up", "active", "ended"
+
+
+@dataclass(slots=True)
+class Step:
+    """One entry of the trace: an event, where it led, what the guards said and what was sent."""
+
+    at: float
+    event: str
+    source: str | None
+    target: str | None
+    guards: tuple[tuple[str, bool], ...] = ()
+    commands: tuple[CommandRecord, ...] = ()  # a tuple: most steps have none, and it packs tighter
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at, "event": self.event, "from": self.source, "to": self.target,
+            "guards": [[expr, ok] for expr, ok in self.guards],
+            "commands": [list(record) for record in self.commands], "note": self.note,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Step:
+        return cls(
+            at=float(doc["at"]), event=str(doc["event"]), source=doc.get("from"), target=doc.get("to"),
+            guards=tuple((str(expr), bool(ok)) for expr, ok in doc.get("guards") or ()),
+            commands=tuple((str(a), str(s), d) for a, s, d in doc.get("commands") or ()),
+            note=doc.get("note"),
+        )
+
+
+@dataclass(slots=True)
+class Session:
+    """The state of one run. Engine.handle returns a fresh copy; the executor updates the copy it is given."""
+
+    id: str
+    flow: str
+    flow_version: int
+    state: str
+    vars: dict[str, Any] = field(default_factory=dict)
+    calls: dict[str, str] = field(default_factory=dict)  # role -> call id
+    conferences: dict[str, str] = field(default_factory=dict)  # role -> conference id
+    call_states: dict[str, str] = field(default_factory=dict)  # call id -> ringing|dialing|up|ended
+    conference_states: dict[str, str] = field(default_factory=dict)  # conference id -> active|ended
+    timers: dict[str, TimerEntry] = field(default_factory=dict)  # timer id -> (state, key, due)
+    seen: dict[str, None] = field(default_factory=dict)  # dedupe keys, oldest first (an ordered set)
+    trace: list[Step] = field(default_factory=list)
+    status: Status = "new"
+    created: float = 0.0
+    updated: float = 0.0
+    revision: int = 0
+    seq: int = 0  # events handled; makes timer ids unique
+
+    def copy(self) -> Session:
+        """A copy whose containers can change without touching this one (values are never mutated)."""
+        return Session(
+            self.id, self.flow, self.flow_version, self.state, dict(self.vars), dict(self.calls),
+            dict(self.conferences), dict(self.call_states), dict(self.conference_states), dict(self.timers),
+            dict(self.seen), list(self.trace), self.status, self.created, self.updated, self.revision,
+            self.seq,
+        )
+
+    # -- bounded memories ---------------------------------------------------------------------------
+    def remember(self, key: str) -> None:
+        self.seen[key] = None
+        if len(self.seen) > SEEN_LIMIT:
+            del self.seen[next(iter(self.seen))]
+
+    def record(self, step: Step) -> Step:
+        self.trace.append(step)
+        if len(self.trace) > TRACE_LIMIT:
+            del self.trace[: len(self.trace) - TRACE_LIMIT]
+        return step
+
+    # -- roles ----------------------------------------------------------------------------------------
+    def call_role(self, call_id: str | None) -> str | None:
+        if call_id is not None:
+            for role, known in self.calls.items():
+                if known == call_id:
+                    return role
+        return None
+
+    def conference_role(self, conference_id: str | None) -> str | None:
+        if conference_id is not None:
+            for role, known in self.conferences.items():
+                if known == conference_id:
+                    return role
+        return None
+
+    def live_calls(self) -> list[str]:
+        """Roles of owned calls that have not ended, in the order they were bound."""
+        return [role for role, cid in self.calls.items() if self.call_states.get(cid, UP) != ENDED]
+
+    def live_conferences(self) -> list[str]:
+        return [role for role, cid in self.conferences.items() if self.conference_states.get(cid) != ENDED]
+
+    # -- storage ---------------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION, "id": self.id, "flow": self.flow,
+            "flow_version": self.flow_version, "state": self.state, "status": self.status,
+            "vars": dict(self.vars), "calls": dict(self.calls),
+            "conferences": dict(self.conferences), "call_states": dict(self.call_states),
+            "conference_states": dict(self.conference_states),
+            "timers": {tid: {"state": s, "key": k, "due": due} for tid, (s, k, due) in self.timers.items()},
+            "seen": list(self.seen), "trace": [step.to_json() for step in self.trace],
+            "created": self.created, "updated": self.updated, "revision": self.revision, "seq": self.seq,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Session:
+        """Read what ``to_json`` wrote; a document it cannot read is a ``StoreError``."""
+        version = doc.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise StoreError(f"unsupported session schema_version {version!r} (expected {SCHEMA_VERSION})")
+        try:
+            return cls._read(doc)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"unreadable session document: {exc!r}") from exc
+
+    @classmethod
+    def _read(cls, doc: Mapping[str, Any]) -> Session:
+        return cls(
+            id=str(doc["id"]), flow=str(doc["flow"]), flow_version=int(doc["flow_version"]),
+            state=str(doc["state"]), status=doc["status"], vars=dict(doc.get("vars") or {}),
+            calls=dict(doc.get("calls") or {}), conferences=dict(doc.get("conferences") or {}),
+            call_states=dict(doc.get("call_states") or {}),
+            conference_states=dict(doc.get("conference_states") or {}),
+            timers={tid: (str(t["state"]), str(t["key"]), float(t["due"]))
+                    for tid, t in (doc.get("timers") or {}).items()},
+            seen=dict.fromkeys(doc.get("seen") or ()),
+            trace=[Step.from_json(step) for step in doc.get("trace") or ()],
+            created=float(doc.get("created", 0.0)), updated=float(doc.get("updated", 0.0)),
+            revision=int(doc.get("revision", 0)), seq=int(doc.get("seq", 0)),
+        )

@@ -1,0 +1,85 @@
+"""The engine and a simulated platform, each a real aiohttp server on 127.0.0.1, sharing virtual time.
+
+Used by ``flowengine simulate``/``test`` and by the end-to-end tests: the same wiring the service uses in
+production (``create_app``), pointed at the simulator instead of the platform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from flowengine.config import ServiceConfig
+from flowengine.runtime.clock import VirtualClock
+from flowengine.server.app import SERVICE, create_app
+from flowengine.server.service import Service
+from flowengine.server.serving import serving
+from flowengine.simulator.base import Simulator
+from flowengine.simulator.infobip.simulator import InfobipSimulator
+from flowengine.simulator.parties import PartyBook
+from flowengine.simulator.serve import build_simulator
+from flowengine.simulator.sinch.simulator import SinchSimulator
+
+PROVIDERS = ("infobip", "sinch")
+_CALL_OVER = {"FINISHED", "FAILED", "NO_ANSWER", "BUSY", "CANCELLED", "FINAL"}
+
+
+@dataclass
+class Stack:
+    provider: str
+    clock: VirtualClock
+    simulator: Simulator
+    app: web.Application
+    engine_url: str
+    simulator_url: str
+
+    @property
+    def service(self) -> Service:
+        return self.app[SERVICE]
+
+    def live_calls(self) -> list[str]:
+        return [call_id for call_id, call in self.simulator.calls.items() if call.state not in _CALL_OVER]
+
+
+def provider_settings(simulator: Simulator, url: str) -> dict[str, Any]:
+    """What the engine's adapter needs to talk to this simulator (the simulator's own credentials)."""
+    if isinstance(simulator, InfobipSimulator):
+        return {"base_url": url, "api_key": simulator.api_key,
+                "calls_configuration_id": simulator.calls_configuration_id}
+    if isinstance(simulator, SinchSimulator):
+        return {"base_url": url, "application_key": simulator.application_key,
+                "application_secret": simulator.application_secret}
+    raise TypeError(f"no settings for {type(simulator).__name__}")
+
+
+@asynccontextmanager
+async def running_stack(
+    provider: str, flow: Path, *, store: str = "memory://", parties: PartyBook | None = None,
+    clock: VirtualClock | None = None, settings: Mapping[str, Any] | None = None,
+    simulator_options: Mapping[str, Any] | None = None,
+) -> AsyncIterator[Stack]:
+    """Start simulator and engine on loopback; ``flow`` answers every inbound call."""
+    clock = clock if clock is not None else VirtualClock()
+    clock.start()
+    simulator = build_simulator(provider, clock, "http://127.0.0.1:9/not-yet", parties=parties,
+                                **dict(simulator_options or {}))
+    try:
+        async with serving(simulator.app) as simulator_url:
+            simulator.api_base_url = simulator_url
+            config = ServiceConfig(
+                provider=provider, port=0, store=store, default_flow=flow,
+                provider_settings={**provider_settings(simulator, simulator_url), **(settings or {})},
+            )
+            app = create_app(config, clock=clock, timer_poll=None)
+            async with serving(app) as engine_url:
+                simulator.webhook_url = f"{engine_url}{config.webhook_path}/{provider}"
+                yield Stack(provider, clock, simulator, app, engine_url, simulator_url)
+    finally:
+        await simulator.close()
+        await clock.stop()
+

@@ -1,0 +1,66 @@
+"""A scenario's run as a readable timeline: virtual time, event, state change, commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowengine.scenarios.runner import ScenarioResult
+
+
+def timeline_rows(result: ScenarioResult, *, wire: bool = False) -> list[tuple[float, str]]:
+    """(seconds since the call was placed, text) rows, engine steps and optionally the wire requests."""
+    rows: list[tuple[float, str]] = []
+    for step in result.session.get("trace", []):
+        rows.append((step["at"] - result.started_at, _step_text(step)))
+        rows.extend((step["at"] - result.started_at, "    " + _command_text(c)) for c in step.get("commands", []))
+    if wire:
+        rows.extend((r["at"] - result.started_at, f"    wire: {r['method']} {r['path']} -> {r['status']}")
+                    for r in result.requests)
+    rows.sort(key=lambda row: row[0])
+    return rows
+
+
+def _step_text(step: dict[str, Any]) -> str:
+    source, target = step.get("from"), step.get("to")
+    if step.get("note") == "duplicate":
+        change = "duplicate, ignored"
+    elif target is None:
+        change = f"in {source}: no transition" + (f" ({step['note']})" if step.get("note") else "")
+    elif source == target:
+        change = f"in {source}"
+    else:
+        change = f"{source or 'start'} -> {target}"
+    return f"{step['event']:<26} {change}"
+
+
+def _command_text(command: list[Any]) -> str:
+    action, status, detail = command
+    text = f"{action} {status}"
+    return f"{text}: {detail}" if detail else text
+
+
+def format_result(result: ScenarioResult, *, wire: bool = False, color: bool = False) -> str:
+    mark = _paint("PASS", "32", color) if result.passed else _paint("FAIL", "31", color)
+    header = (f"{mark} {result.scenario.name} on {result.provider}: {result.scenario.description}".rstrip(": ")
+              + f"\n  ({result.virtual_seconds:.1f} virtual s in {result.real_seconds * 1000:.0f} ms real;"
+              f" final state \"{result.session.get('state')}\", {result.session.get('status')})")
+    lines = [header]
+    lines += [f"  {at:8.3f}s  {text}" for at, text in timeline_rows(result, wire=wire)]
+    lines += [f"  {_paint('x', '31', color)} {failure}" for failure in result.failures]
+    return "\n".join(lines)
+
+
+def result_json(result: ScenarioResult) -> dict[str, Any]:
+    return {
+        "scenario": result.scenario.name, "provider": result.provider, "passed": result.passed,
+        "failures": result.failures, "state": result.session.get("state"), "status": result.session.get("status"),
+        "actions": result.actions(), "virtual_seconds": round(result.virtual_seconds, 3),
+        "real_seconds": round(result.real_seconds, 3),
+        "timeline": [{"at": round(at, 3), "text": text} for at, text in timeline_rows(result)],
+        "requests": [{k: r[k] for k in ("method", "path", "status")} | {"at": round(r["at"] - result.started_at, 3)}
+                     for r in result.requests],
+    }
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if color else text

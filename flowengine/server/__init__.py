@@ -1,0 +1,1 @@
+"""The aiohttp service: webhook routes, health, metrics, the session and flow API."""

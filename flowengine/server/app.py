@@ -1,0 +1,125 @@
+"""The aiohttp application: webhook routes, health, readiness, metrics and the read API.
+
+State lives under ``web.AppKey``s; start-up and shutdown are one ``cleanup_ctx`` (adapter client,
+store, timer loop), so aiohttp's graceful shutdown finishes in-flight webhooks before closing them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from flowengine.config import ServiceConfig
+from flowengine.errors import SessionNotFound, StoreError, WebhookAuthError, WebhookError
+from flowengine.providers.base import Adapter, WebhookRequest
+from flowengine.runtime.clock import Clock, SystemClock
+from flowengine.server import api
+from flowengine.server.flows import load_flows
+from flowengine.server.metrics import Metrics
+from flowengine.server.providers import build_adapter
+from flowengine.server.service import Service
+from flowengine.stores.base import SessionStore, open_store
+
+log = logging.getLogger("flowengine.server")
+
+SERVICE = web.AppKey("service", Service)
+CONFIG = web.AppKey("config", ServiceConfig)
+CLOCK = web.AppKey("clock", Clock)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_app(
+    config: ServiceConfig, *, clock: Clock | None = None, store: SessionStore | None = None,
+    adapter: Adapter | None = None, timer_poll: float | None = 1.0,
+) -> web.Application:
+    """Build the app; flows are loaded and checked now, so a bad flow fails before binding a port."""
+    clock = clock if clock is not None else SystemClock()
+    flows, router = load_flows(config)
+    store = store if store is not None else open_store(config.store, now=clock.now)
+    adapter = adapter if adapter is not None else build_adapter(config.provider, config.provider_settings, clock)
+    metrics = Metrics()
+    service = Service(flows=flows, router=router, store=store, adapter=adapter, clock=clock, metrics=metrics,
+                      timer_poll=timer_poll)
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[_on_clock])
+    app[SERVICE], app[CONFIG], app[CLOCK] = service, config, clock
+    app.cleanup_ctx.append(_lifecycle)
+    base = config.webhook_path
+    app.router.add_post(f"{base}/{adapter.name}", _webhook)
+    app.router.add_post(f"{base}/{adapter.name}/{{kind}}", _webhook)  # e.g. Infobip's receive + event URLs
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    api.add_routes(app, SERVICE)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    service = app[SERVICE]
+    await service.adapter.start()
+    if not await service.store.ping():
+        log.warning("session store is not reachable yet; /readyz says so until it is")
+    timers = asyncio.get_running_loop().create_task(service.timers.run())
+    log.info("flowengine serving %s with flows %s", service.adapter.name, ", ".join(service.flows))
+    yield
+    timers.cancel()
+    await asyncio.gather(timers, return_exceptions=True)
+    await service.close()
+    await service.adapter.close()
+    await service.store.close()
+
+
+@web.middleware
+async def _on_clock(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # Virtual time must not jump while a webhook is being handled.
+    with request.app[CLOCK].busy():
+        return await handler(request)
+
+
+async def _webhook(request: web.Request) -> web.StreamResponse:
+    service = request.app[SERVICE]
+    with service.metrics.event_seconds.time():
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _refuse(service, 413, "webhook body too large", request)
+        hook = WebhookRequest(request.method, request.path, dict(request.headers), body, dict(request.query))
+        try:
+            reply = await service.handle_webhook(hook)
+        except WebhookAuthError as exc:
+            return _refuse(service, 401, str(exc), request)
+        except WebhookError as exc:
+            return _refuse(service, exc.status, str(exc), request)
+        except SessionNotFound as exc:
+            return _refuse(service, 404, str(exc), request)
+        except StoreError as exc:  # the platform retries on 5xx: nothing is lost
+            log.error("store failed while handling a webhook: %s", exc)
+            return _refuse(service, 503, "session store unavailable", request)
+    return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
+
+
+def _refuse(service: Service, status: int, message: str, request: web.Request) -> web.Response:
+    log.warning("webhook refused: %d %s (%s %s from %s)", status, message, request.method, request.path,
+                request.remote)
+    service.metrics.webhooks.labels(service.adapter.name, f"refused_{status}").inc()
+    return web.json_response({"error": message, "status": status}, status=status)
+
+
+async def _healthz(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    checks: dict[str, Any] = {"store": await service.store.ping(), "flows": sorted(service.flows)}
+    ready = bool(checks["store"])
+    return web.json_response({"status": "ready" if ready else "not ready", **checks}, status=200 if ready else 503)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body, content_type = request.app[SERVICE].metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": content_type})

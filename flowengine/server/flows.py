@@ -1,0 +1,42 @@
+"""Load the configured flows once at start-up, checked against the provider's capabilities."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from flowengine.config import ServiceConfig
+from flowengine.errors import ConfigError, FlowError
+from flowengine.flow.loader import load_flow_or_raise
+from flowengine.flow.model import Flow
+from flowengine.server.routing import FlowRoute, Router
+
+
+def provider_capabilities(provider: str) -> frozenset[str]:
+    module = importlib.import_module(f"flowengine.providers.{provider}.capabilities")
+    capabilities: frozenset[str] = module.CAPABILITIES
+    return capabilities
+
+
+def load_flows(config: ServiceConfig) -> tuple[dict[str, Flow], Router]:
+    """Every flow the routes name, by flow name, and the router; ``ConfigError`` lists what is wrong."""
+    capabilities = provider_capabilities(config.provider)
+    by_path: dict[Path, Flow] = {}
+    problems: list[str] = []
+    for path in config.flow_paths():
+        try:
+            by_path[path] = load_flow_or_raise(path, capabilities=capabilities, provider=config.provider)
+        except FlowError as exc:
+            problems.extend(d.format() for d in exc.diagnostics)
+    if not config.flow_paths():
+        problems.append("no flows: give routes or default_flow")
+    if problems:
+        raise ConfigError("flows failed to load:\n" + "\n".join(problems))
+    flows: dict[str, Flow] = {}
+    for path, flow in by_path.items():
+        if flow.name in flows and flows[flow.name].source != flow.source:
+            raise ConfigError(f'two flows are named "{flow.name}": {flows[flow.name].source} and {path}')
+        flows[flow.name] = flow
+    routes = tuple(FlowRoute(by_path[r.flow].name, r.to, r.configuration) for r in config.routes)
+    default = by_path[config.default_flow].name if config.default_flow is not None else None
+    return flows, Router(routes, default)

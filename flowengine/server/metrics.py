@@ -1,0 +1,35 @@
+"""Prometheus metrics, one registry per app so several apps (tests, simulate) never collide."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.webhooks = Counter("flowengine_webhooks_total", "Webhooks received, by outcome.",
+                                ["provider", "outcome"], registry=r)
+        self.events = Counter("flowengine_events_total", "Neutral events handled, by name and outcome.",
+                              ["event", "outcome"], registry=r)
+        self.commands = Counter("flowengine_commands_total", "Commands sent to the provider, by outcome.",
+                                ["action", "outcome"], registry=r)
+        self.transitions = Counter("flowengine_transitions_total", "State changes, by flow.",
+                                   ["flow"], registry=r)
+        self.sessions = Counter("flowengine_sessions_total", "Sessions started and ended, by status.",
+                                ["flow", "status"], registry=r)
+        self.timers = Counter("flowengine_timers_fired_total", "Timers fired.", registry=r)
+        self.event_seconds = Histogram("flowengine_event_seconds",
+                                       "Time from a webhook's arrival to its reply.",
+                                       buckets=_LATENCY_BUCKETS, registry=r)
+
+    def exposition(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,152 @@
+"""The service core: a webhook in, the session's step taken, the reply out. No aiohttp here (the app
+module adapts HTTP to this), so the same path serves webhooks, timers and follow-up events."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flowengine.errors import SessionNotFound, WebhookError
+from flowengine.flow.model import Flow
+from flowengine.providers.base import Adapter, Channel, FollowUp, WebhookReply, WebhookRequest
+from flowengine.runtime.clock import Clock
+from flowengine.runtime.dispatcher import Dispatcher
+from flowengine.runtime.engine import Engine
+from flowengine.runtime.events import Event
+from flowengine.runtime.executor import Executor, RetryPolicy
+from flowengine.runtime.ports import HttpClient
+from flowengine.runtime.session import Session
+from flowengine.server.metrics import Metrics
+from flowengine.server.routing import Router
+from flowengine.server.sessions import StoredSessions
+from flowengine.server.timers import TimerLoop
+from flowengine.stores.base import SessionStore
+
+log = logging.getLogger("flowengine.service")
+
+# The adapters already retry transport failures (honouring Retry-After); a second layer here would
+# multiply attempts and could place a call twice.
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+class Service:
+    def __init__(
+        self, *, flows: Mapping[str, Flow], router: Router, store: SessionStore, adapter: Adapter,
+        clock: Clock, metrics: Metrics | None = None, http: HttpClient | None = None,
+        timer_poll: float | None = 1.0,
+    ) -> None:
+        self.flows = dict(flows)
+        self.router = router
+        self.store = store
+        self.adapter = adapter
+        self.clock = clock
+        self.metrics = metrics or Metrics()
+        self.sessions = StoredSessions(store)
+        executors = {
+            name: Executor(Engine(flow, clock), clock=clock, retry=NO_RETRY, http=http)
+            for name, flow in self.flows.items()
+        }
+        self.dispatcher = Dispatcher(executors, None, self.sessions.load, self.sessions.save,
+                                     locks=self.sessions)
+        self.timers = TimerLoop(store, self.fire_timers, clock, poll=timer_poll)
+        self._later: set[asyncio.Task[None]] = set()
+
+    # -- webhooks --------------------------------------------------------------------------------
+    async def handle_webhook(self, request: WebhookRequest) -> WebhookReply:
+        """Parse, take each event's step, run follow-ups that belong to this reply, answer."""
+        events = self.adapter.parse_webhook(request)
+        if not events:
+            self.metrics.webhooks.labels(self.adapter.name, "ignored").inc()
+            log.info("webhook ignored: no event flowengine handles (%s)", _kind(request))
+            return WebhookReply()
+        channel = self.adapter.channel(events[0])
+        for event in events:
+            await self.deliver(event, channel)
+        await self._follow_up(channel)
+        self.metrics.webhooks.labels(self.adapter.name, "handled").inc()
+        return channel.reply()
+
+    async def deliver(self, event: Event, channel: Channel) -> Session:
+        """Route ``event`` to its session (starting one for an inbound call) and take the step."""
+        flow, session_id = await self._locate(event)
+        session = await self.dispatcher.dispatch(
+            session_id, event, create=flow is not None, flow=flow, provider=channel
+        )
+        self.metrics.events.labels(event.name, "handled").inc()
+        if session.timers:
+            self.timers.poke()
+        return session
+
+    async def _locate(self, event: Event) -> tuple[str | None, str]:
+        if event.name == "call.received":
+            flow = self.router.flow_for(event)
+            if flow is None:
+                raise WebhookError(f'no flow answers calls to "{event.data.get("to")}" and no default_flow',
+                                   status=404)
+            return flow, self.session_id_for(event.call_id or "")
+        session_id = None
+        if event.call_id:
+            session_id = await self.store.session_for_call(event.call_id)
+        if session_id is None and event.conference_id:
+            session_id = await self.store.session_for_conference(event.conference_id)
+        if session_id is None:
+            raise SessionNotFound(
+                f'no session owns call "{event.call_id}" or conference "{event.conference_id}"'
+            )
+        return None, session_id
+
+    def session_id_for(self, call_id: str) -> str:
+        """Derived from the inbound call, so a repeated delivery of its first event finds the same
+        session on any instance instead of starting a second one."""
+        digest = hashlib.sha256(f"{self.adapter.name}:{call_id}".encode()).hexdigest()
+        return f"s-{digest[:24]}"
+
+    # -- follow-ups and timers ---------------------------------------------------------------------
+    async def _follow_up(self, channel: Channel) -> None:
+        """Immediate follow-ups join this reply (they may still add to it); delayed ones run later."""
+        while pending := channel.follow_ups():
+            for follow_up in pending:
+                if follow_up.delay <= 0:
+                    await self._deliver_quietly(follow_up.event, channel)
+                else:
+                    task = self.clock.spawn(self._deliver_later(follow_up))
+                    self._later.add(task)
+                    task.add_done_callback(self._later.discard)
+
+    async def _deliver_later(self, follow_up: FollowUp) -> None:
+        await self.clock.sleep(follow_up.delay)
+        with self.clock.busy():
+            channel = self.adapter.channel(follow_up.event)
+            await self._deliver_quietly(follow_up.event, channel)
+            await self._follow_up(channel)
+
+    async def _deliver_quietly(self, event: Event, channel: Channel) -> None:
+        try:
+            await self.deliver(event, channel)
+        except Exception:  # a follow-up has no webhook to answer with an error: log it
+            log.exception("follow-up %s failed", event.name)
+
+    async def fire_timers(self, session_id: str) -> None:
+        channel = self.adapter.channel(None)
+        session = await self.dispatcher.fire_timers(session_id, provider=channel)
+        if session is not None:
+            self.metrics.timers.inc()
+            await self._follow_up(channel)
+
+    async def close(self) -> None:
+        for task in list(self._later):
+            task.cancel()
+        await asyncio.gather(*self._later, return_exceptions=True)
+
+    # -- read side -------------------------------------------------------------------------------
+    async def session_view(self, session_id: str) -> dict[str, Any] | None:
+        record = await self.store.get(session_id)
+        return None if record is None else {**record.data, "revision": record.revision}
+
+
+def _kind(request: WebhookRequest) -> str:
+    return f"{request.method} {request.path}, {len(request.body)} bytes"
+

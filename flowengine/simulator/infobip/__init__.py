@@ -1,0 +1,5 @@
+"""The Infobip Calls API simulator."""
+
+from flowengine.simulator.infobip.simulator import InfobipSimulator
+
+__all__ = ["InfobipSimulator"]

@@ -1,0 +1,133 @@
+"""POST /calling/v1/callouts: ttsCallout, conferenceCallout and customCallout, from the request checks to
+what the dialled party (its script) and the app's ACE reply make of the call."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from flowengine.simulator.base import ApiError
+from flowengine.simulator.legs import run_dial, speech_seconds
+from flowengine.simulator.parties import DialOutcome, plan_dial
+from flowengine.simulator.sinch.model import MANAGERHANGUP, SinchCall
+from flowengine.simulator.sinch.obey import DIAL_RESULTS, SinchObey
+from flowengine.simulator.sinch.svaml import (
+    CONTINUE,
+    MOH_CLASSES,
+    Svaml,
+    SvamlError,
+    one_of,
+    parse_svaml,
+    prompt_seconds,
+)
+
+METHODS = ("ttsCallout", "conferenceCallout", "customCallout")
+DESTINATION_TYPES = frozenset({"number", "username", "sip"})
+# Sinch error codes for request problems.
+ILLEGAL, MISSING, INVALID = 40001, 40002, 40003
+
+
+@dataclass(frozen=True)
+class Callout:
+    method: str
+    spec: dict[str, Any]
+    destination: dict[str, str]
+
+
+def _missing(name: str) -> ApiError:
+    return ApiError(400, f"Missing parameter: {name}", code=MISSING)
+
+
+def _illegal(name: str, why: str) -> ApiError:
+    return ApiError(400, f"Illegal parameter {name}: {why}", code=ILLEGAL)
+
+
+def check_callout(body: Any) -> Callout:
+    if not isinstance(body, dict):
+        raise ApiError(400, "Request body must be a JSON object.", code=INVALID)
+    method = body.get("method")
+    if method is None:
+        raise _missing("method")
+    if not one_of(method, METHODS):
+        raise _illegal("method", f"must be one of {', '.join(METHODS)}")
+    spec = body.get(method)
+    if not isinstance(spec, dict):
+        raise _missing(method)
+    destination = spec.get("destination")
+    if not isinstance(destination, dict):
+        raise _missing(f"{method}.destination")
+    if not one_of(destination.get("type"), DESTINATION_TYPES):
+        raise _illegal(f"{method}.destination.type", "must be number, username or sip")
+    if not isinstance(destination.get("endpoint"), str) or not destination["endpoint"]:
+        raise _missing(f"{method}.destination.endpoint")
+    if method == "conferenceCallout":
+        _check_conference_callout(spec)
+    for flag in ("enableAce", "enableDice", "enablePie"):
+        if flag in spec and not isinstance(spec[flag], bool):
+            raise _illegal(f"{method}.{flag}", "must be a boolean")
+    return Callout(method, spec, {"type": destination["type"], "endpoint": destination["endpoint"]})
+
+
+def _check_conference_callout(spec: dict[str, Any]) -> None:
+    conference_id = spec.get("conferenceId")
+    if conference_id is None:
+        raise _missing("conferenceCallout.conferenceId")
+    if not isinstance(conference_id, str) or not 0 < len(conference_id) <= 64:
+        raise _illegal("conferenceCallout.conferenceId", "1 to 64 characters")
+    if spec.get("mohClass") is not None and not one_of(spec["mohClass"], MOH_CLASSES):
+        raise _illegal("conferenceCallout.mohClass", "must be ring, music1, music2 or music3")
+
+
+class SinchCallouts(SinchObey):
+    """Callouts on top of SVAML semantics."""
+
+    def callout(self, request: Callout) -> SinchCall:
+        endpoint = request.destination["endpoint"]
+        spec = request.spec
+        call = self.new_call(
+            direction="outbound",
+            from_={"type": "number", "endpoint": str(spec.get("cli") or "private")},
+            to=request.destination,
+            remote=endpoint,
+            script=self.parties.script_for(endpoint),
+            custom=spec.get("custom") if isinstance(spec.get("custom"), str) else None,
+        )
+        custom = request.method == "customCallout"
+        call.ace = custom or bool(spec.get("enableAce"))
+        call.dice = custom or bool(spec.get("enableDice"))
+        call.activity = call.start(self.clock, self._run_callout(call, request))
+        return call
+
+    async def _run_callout(self, call: SinchCall, request: Callout) -> None:
+        plan = plan_dial(call.script, self.callout_ring_timeout)
+        outcome = await run_dial(self.clock, plan, lambda: None)
+        if outcome is not DialOutcome.ANSWERED:
+            self.dial_failed(call, DIAL_RESULTS[outcome])
+            return
+        self.answer(call)
+        svaml = await self._on_answer(call, request)
+        await self.obey(call, svaml)
+        if call.ended or svaml.action_name != "continue":
+            return  # the app took the call elsewhere (hangup, connectConf, runMenu)
+        spec = request.spec
+        if request.method == "conferenceCallout":
+            await self.clock.sleep(speech_seconds(str(spec.get("greeting") or "")))
+            self.join_conference(call, spec["conferenceId"], spec.get("mohClass"))
+        elif request.method == "ttsCallout":
+            await self.clock.sleep(
+                speech_seconds(str(spec.get("text") or "")) + prompt_seconds(spec.get("prompts"))
+            )
+            self.hang_up(call, MANAGERHANGUP)
+
+    async def _on_answer(self, call: SinchCall, request: Callout) -> Svaml:
+        """The SVAML for the answered callout: the ACE reply, or a customCallout's inline ``ace``."""
+        inline = request.spec.get("ace") if request.method == "customCallout" else None
+        if isinstance(inline, str) and not inline.startswith(("http://", "https://")):
+            try:
+                return parse_svaml(json.loads(inline), "ace")
+            except (ValueError, SvamlError):
+                return CONTINUE
+        if call.ace:
+            return await self.ask_ace(call)
+        return CONTINUE

@@ -1,0 +1,121 @@
+"""Sinch calls and conferences as the simulator holds them, and their JSON: GET call (``from``, ``to``,
+``status`` ONGOING/FINAL, ``result``, ``reason``, …) and GET conference (``participants``)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from flowengine.simulator.legs import Leg
+
+ONGOING, FINAL = "ONGOING", "FINAL"
+# DiCE results and reasons.
+ANSWERED, BUSY, NOANSWER, FAILED, NA = "ANSWERED", "BUSY", "NOANSWER", "FAILED", "N/A"
+CALLERHANGUP, CALLEEHANGUP, MANAGERHANGUP = "CALLERHANGUP", "CALLEEHANGUP", "MANAGERHANGUP"
+TIMEOUT, GENERALERROR, CALLBACKERROR = "TIMEOUT", "GENERALERROR", "CALLBACKERROR"
+
+FREE = {"currencyId": "EUR", "amount": 0.0}
+
+
+def iso(ts: float | None) -> str | None:
+    """Sinch's timestamp format, e.g. ``2014-09-24T10:59:41Z``."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(eq=False, kw_only=True)
+class SinchCall(Leg):
+    """One Sinch call (one ``callid``; a connectPstn bridge is the same call)."""
+
+    direction: str  # "inbound" or "outbound"
+    from_: dict[str, str]
+    to: dict[str, str]
+    domain: str = "pstn"
+    custom: str | None = None
+    status: str = ONGOING
+    result: str = NA
+    reason: str = NA
+    started: float
+    answered_at: float | None = None
+    ended_at: float | None = None
+    ace: bool = True
+    dice: bool = True
+    conference_id: str | None = None
+    joined_at: float | None = None
+    muted: bool = False
+    onhold: bool = False
+    moh: str | None = None
+    recording: bool = False
+    cookies: dict[str, str] = field(default_factory=dict)
+    activity: asyncio.Task[Any] | None = field(default=None, repr=False)
+    bridge: Leg | None = field(default=None, repr=False)
+
+    @property
+    def answered(self) -> bool:
+        return self.answered_at is not None
+
+    @property
+    def ended(self) -> bool:
+        return self.status == FINAL
+
+    @property
+    def state(self) -> str:
+        """Sinch's call ``status`` (ONGOING / FINAL); ``result`` and ``reason`` say how it ended."""
+        return self.status
+
+    @property
+    def cli(self) -> str:
+        return self.from_.get("endpoint", "")
+
+    def duration(self, now: float) -> int:
+        if self.answered_at is None:
+            return 0
+        return int((self.ended_at if self.ended_at is not None else now) - self.answered_at)
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        """GET /calling/v1/calls/id/{callId}."""
+        return {
+            "from": self.from_,
+            "to": self.to,
+            "domain": self.domain,
+            "callId": self.id,
+            "duration": self.duration(now),
+            "status": self.status,
+            "result": self.result,
+            "reason": self.reason,
+            "timestamp": iso(self.started),
+            "custom": self.custom,
+            "userRate": FREE,
+            "debit": FREE,
+        }
+
+
+@dataclass(eq=False, kw_only=True)
+class SinchConference:
+    """A conference exists while somebody is in it; its id is chosen by the app."""
+
+    id: str
+    members: dict[str, SinchCall] = field(default_factory=dict)
+
+    @property
+    def participants(self) -> dict[str, SinchCall]:
+        """The calls in the conference by call id (each with ``muted``, ``onhold``, ``moh``)."""
+        return self.members
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        """GET /calling/v1/conferences/id/{conferenceId}."""
+        return {
+            "participants": [
+                {
+                    "cli": call.remote,  # the participant's own number (the caller, or who was called out)
+                    "id": call.id,
+                    "duration": int(now - (call.joined_at or now)),
+                    "muted": call.muted,
+                    "onhold": call.onhold,
+                }
+                for call in self.members.values()
+            ]
+        }

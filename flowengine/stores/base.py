@@ -1,0 +1,235 @@
+"""The session-store port: records, the ``SessionStore`` protocol and ``open_store(url)``.
+
+Stores work at the dict level: they never import the runtime. The service hands them a session's plain-JSON
+form plus the few things they index (call ids, conference ids, pending timers), and gets the same back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from flowengine.errors import ConfigError, StoreError
+
+STATUSES = frozenset({"active", "ended", "failed"})
+# Sessions in these states are finished; ``purge_ended`` may remove them.
+FINISHED = ("ended", "failed")
+
+Now = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """One session as stored. ``revision`` is set by the store on ``get`` and ignored by ``put``."""
+
+    id: str
+    flow: str
+    state: str
+    status: str
+    data: dict[str, Any]  # the session's plain-JSON form, stored verbatim
+    timers: Mapping[str, float]  # timer id -> due epoch seconds (pending timers only)
+    call_ids: frozenset[str]  # every platform call id the session owns
+    conference_ids: frozenset[str]
+    updated_at: float
+    revision: int = 0
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"session status must be one of {sorted(STATUSES)}, not {self.status!r}")
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    """A pending timer whose time has come."""
+
+    session_id: str
+    timer_id: str
+    due: float
+
+
+class SessionStore(Protocol):
+    """Where sessions live between events; shared by every engine instance of a deployment."""
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        """The session with its current revision, or None."""
+        ...
+
+    async def put(self, record: SessionRecord, *, expected_revision: int | None) -> int:
+        """Write ``record`` if the stored revision is ``expected_revision`` (None: must not exist yet).
+
+        Returns the new revision; raises ConflictError on a mismatch. Updates the call-id, conference-id
+        and timer indexes in the same atomic step.
+        """
+        ...
+
+    async def session_for_call(self, call_id: str) -> str | None:
+        """The id of the session owning this platform call id."""
+        ...
+
+    async def session_for_conference(self, conference_id: str) -> str | None:
+        """The id of the session owning this platform conference id."""
+        ...
+
+    async def due_timers(self, now: float, limit: int = 100) -> list[DueTimer]:
+        """Pending timers due at or before ``now``, earliest first."""
+        ...
+
+    async def next_due(self) -> float | None:
+        """When the earliest pending timer is due, or None when there is none."""
+        ...
+
+    async def list_sessions(
+        self, *, status: str | None = None, flow: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[SessionRecord]:
+        """Sessions matching the filters, most recently updated first."""
+        ...
+
+    async def claim(self, key: str, ttl: float) -> bool:
+        """True for the first caller within ``ttl`` seconds: dedupes webhook deliveries across instances."""
+        ...
+
+    def lock(self, session_id: str) -> AbstractAsyncContextManager[None]:
+        """Mutual exclusion per session (across engine instances where the store is shared)."""
+        ...
+
+    async def delete(self, session_id: str) -> None:
+        """Remove the session and its index entries (no error when it does not exist)."""
+        ...
+
+    async def purge_ended(self, older_than: float) -> int:
+        """Remove ended/failed sessions last updated before ``older_than``; returns how many."""
+        ...
+
+    async def ping(self) -> bool:
+        """Readiness: True when the store answers."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""
+        ...
+
+
+def open_store(url: str, *, now: Now = time.time) -> SessionStore:
+    """A store for ``url``: ``memory://``, ``sqlite:///rel.db``, ``sqlite:////abs.db``, ``redis://h:p/db?prefix=``.
+
+    ``now`` is the clock for claim expiry in the memory and SQLite stores (Redis expires keys itself).
+    Connections are made lazily; await ``ping()`` at start-up to fail fast.
+    """
+    scheme, sep, _ = url.partition("://")
+    # Imported here so the port does not pull in every driver, and the adapters can import this module.
+    if sep and scheme == "memory":
+        from flowengine.stores.memory import MemoryStore
+
+        return MemoryStore(now=now)
+    if sep and scheme == "sqlite":
+        from flowengine.stores.sqlite import SqliteStore
+
+        return SqliteStore.from_url(url, now=now)
+    if sep and scheme in ("redis", "rediss", "unix"):
+        from flowengine.stores.redis import RedisStore
+
+        return RedisStore.from_url(url)
+    raise ConfigError(f"unsupported store URL {url!r} (expected memory://, sqlite:///... or redis://...)")
+
+
+def dump_json(value: Any) -> str:
+    """Compact, strict JSON (no NaN/Infinity), so every store keeps exactly what a JSON reader can read."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"session data is not plain JSON: {exc}") from exc
+
+
+def check_record(record: SessionRecord) -> None:
+    """Reject what no store could index faithfully."""
+    if not all(math.isfinite(due) for due in record.timers.values()):
+        raise StoreError(f"session {record.id!r} has a timer that is not a finite time")
+    if not math.isfinite(record.updated_at):
+        raise StoreError(f"session {record.id!r} has an updated_at that is not a finite time")
+
+
+def record_to_doc(record: SessionRecord) -> str:
+    """The whole record (bar the revision) as one JSON document."""
+    check_record(record)
+    return dump_json(
+        {
+            "id": record.id,
+            "flow": record.flow,
+            "state": record.state,
+            "status": record.status,
+            "data": record.data,
+            "timers": dict(record.timers),
+            "call_ids": sorted(record.call_ids),
+            "conference_ids": sorted(record.conference_ids),
+            "updated_at": record.updated_at,
+        }
+    )
+
+
+def record_from_doc(doc: str | bytes, revision: int) -> SessionRecord:
+    """Inverse of ``record_to_doc``."""
+    try:
+        raw = json.loads(doc)
+        return SessionRecord(
+            id=raw["id"],
+            flow=raw["flow"],
+            state=raw["state"],
+            status=raw["status"],
+            data=raw["data"],
+            timers={str(k): float(v) for k, v in raw["timers"].items()},
+            call_ids=frozenset(raw["call_ids"]),
+            conference_ids=frozenset(raw["conference_ids"]),
+            updated_at=float(raw["updated_at"]),
+            revision=revision,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StoreError(f"stored session is unreadable: {exc}") from exc
+
+
+def check_paging(limit: int, offset: int) -> None:
+    if limit < 0 or offset < 0:
+        raise ValueError("limit and offset must not be negative")
+
+
+def check_ttl(ttl: float) -> None:
+    if not ttl > 0:
+        raise ValueError(f"claim ttl must be positive, not {ttl!r}")
+
+
+@dataclass
+class _Holders:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0  # tasks holding or waiting for the lock
+
+
+class LocalLocks:
+    """An ``asyncio.Lock`` per key, made on demand and dropped once nobody holds or awaits it.
+
+    Enough for one process (memory and SQLite stores); shared deployments use Redis' distributed lock.
+    """
+
+    def __init__(self) -> None:
+        self._holders: dict[str, _Holders] = {}
+
+    def __len__(self) -> int:
+        return len(self._holders)
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        holders = self._holders.get(key)
+        if holders is None:
+            holders = self._holders[key] = _Holders()
+        holders.users += 1
+        try:
+            async with holders.lock:
+                yield
+        finally:
+            holders.users -= 1
+            if holders.users == 0:
+                del self._holders[key]

@@ -1,0 +1,326 @@
+"""Redis session store: several engine instances share one Redis.
+
+Layout under a configurable prefix ``p`` (default ``flowengine:``):
+
+    p session:<id>       hash: rev, doc (the record as JSON), status, flow, calls, conferences, timers
+    p call:<id>          string: owning session id (likewise ``p conference:<id>``)
+    p timers             sorted set: JSON ``[session id, timer id]`` scored by due time
+    p sessions           sorted set: session ids by updated_at (also ``p status:<s>``, ``p flow:<f>``)
+    p claim:<key>        SET NX PX webhook-dedupe marker
+    p lock:<id>          redis-py Lock token
+
+A put or delete runs as one Lua script, so the revision check and every index change are atomic. The
+scripts derive index keys from the prefix, which is fine for one Redis server (not Redis Cluster).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from redis.asyncio import ConnectionPool, Redis
+from redis.exceptions import RedisError
+
+from flowengine.errors import ConfigError, ConflictError, StoreError
+from flowengine.stores.base import (
+    FINISHED,
+    DueTimer,
+    SessionRecord,
+    check_paging,
+    check_record,
+    check_ttl,
+    dump_json,
+    record_from_doc,
+    record_to_doc,
+)
+
+# KEYS: session hash, timer zset, sessions zset. ARGV[1], ARGV[2]: prefix, session id.
+_PRELUDE = """
+local prefix, id = ARGV[1], ARGV[2]
+local FIELDS = {'calls', 'conferences', 'timers', 'status', 'flow'}
+local function unlink(kind, refs)
+  for _, ref in ipairs(cjson.decode(refs)) do
+    local key = prefix .. kind .. ref
+    -- an id another session has since taken over stays with that session
+    if redis.call('GET', key) == id then redis.call('DEL', key) end
+  end
+end
+local function unindex(old)
+  unlink('call:', old[1])
+  unlink('conference:', old[2])
+  for _, member in ipairs(cjson.decode(old[3])) do redis.call('ZREM', KEYS[2], member) end
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('ZREM', prefix .. 'status:' .. old[4], id)
+  redis.call('ZREM', prefix .. 'flow:' .. old[5], id)
+end
+"""
+
+# ARGV[3..]: expected revision ('' = must not exist), doc, status, flow, updated_at, call ids, conference ids,
+# timer members, timer dues (JSON arrays; dues as strings because Lua numbers would lose precision).
+_PUT = (
+    _PRELUDE
+    + """
+local current = redis.call('HGET', KEYS[1], 'rev')
+if (ARGV[3] == '' and current) or (ARGV[3] ~= '' and current ~= ARGV[3]) then return -1 end
+if current then unindex(redis.call('HMGET', KEYS[1], unpack(FIELDS))) end
+local rev = (tonumber(current) or 0) + 1
+local status, flow, updated = ARGV[5], ARGV[6], ARGV[7]
+for _, ref in ipairs(cjson.decode(ARGV[8])) do redis.call('SET', prefix .. 'call:' .. ref, id) end
+for _, ref in ipairs(cjson.decode(ARGV[9])) do redis.call('SET', prefix .. 'conference:' .. ref, id) end
+local members, dues = cjson.decode(ARGV[10]), cjson.decode(ARGV[11])
+for i, member in ipairs(members) do redis.call('ZADD', KEYS[2], dues[i], member) end
+redis.call('HSET', KEYS[1], 'rev', rev, 'doc', ARGV[4], 'status', status, 'flow', flow,
+  'calls', ARGV[8], 'conferences', ARGV[9], 'timers', ARGV[10])
+redis.call('ZADD', KEYS[3], updated, id)
+redis.call('ZADD', prefix .. 'status:' .. status, updated, id)
+redis.call('ZADD', prefix .. 'flow:' .. flow, updated, id)
+return rev
+"""
+)
+
+# ARGV[3]: '' to delete unconditionally, else only a finished session updated before this time (purge).
+_DELETE = (
+    _PRELUDE
+    + """
+local old = redis.call('HMGET', KEYS[1], unpack(FIELDS))
+if not old[4] then return 0 end
+if ARGV[3] ~= '' then
+  if old[4] ~= 'ended' and old[4] ~= 'failed' then return 0 end
+  local updated = redis.call('ZSCORE', KEYS[3], id)
+  if not updated or tonumber(updated) >= tonumber(ARGV[3]) then return 0 end
+end
+unindex(old)
+redis.call('DEL', KEYS[1])
+return 1
+"""
+)
+
+_OUR_QUERY = ("prefix", "lock_timeout", "lock_wait")
+_SCAN_CHUNK = 200
+
+
+class RedisStore:
+    """``SessionStore`` on Redis (``redis.asyncio``), safe to share between engine instances."""
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str = "flowengine:",
+        lock_timeout: float = 30.0,
+        lock_wait: float = 10.0,
+        lock_poll: float = 0.02,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        # A lock expires after lock_timeout even if its holder died; waiters give up after lock_wait.
+        self._lock_timeout = lock_timeout
+        self._lock_wait = lock_wait
+        self._lock_poll = lock_poll
+        self._put_script = client.register_script(_PUT)
+        self._delete_script = client.register_script(_DELETE)
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisStore:
+        """``redis://host:port/db?prefix=fe:&lock_timeout=30&lock_wait=10`` (other options go to redis-py)."""
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        ours = {key: value for key, value in query if key in _OUR_QUERY}
+        theirs = urlunsplit(parts._replace(query=urlencode([kv for kv in query if kv[0] not in _OUR_QUERY])))
+        try:
+            # No command retries: a retried claim or put could report a false loss; the platform redelivers.
+            pool = ConnectionPool.from_url(theirs, socket_connect_timeout=5.0, socket_timeout=10.0)
+            return cls(
+                Redis.from_pool(pool),
+                prefix=ours.get("prefix", "flowengine:"),
+                lock_timeout=float(ours.get("lock_timeout", 30.0)),
+                lock_wait=float(ours.get("lock_wait", 10.0)),
+            )
+        except ValueError as exc:
+            raise ConfigError(f"invalid Redis store URL {url!r}: {exc}") from exc
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        with self._translated():
+            doc, rev = await self._client.hmget(self._session_key(session_id), ["doc", "rev"])
+        return None if doc is None or rev is None else record_from_doc(doc, int(rev))
+
+    async def put(self, record: SessionRecord, *, expected_revision: int | None) -> int:
+        check_record(record)
+        members = [dump_json([record.id, timer_id]) for timer_id in record.timers]
+        args = [
+            self._prefix,
+            record.id,
+            "" if expected_revision is None else str(expected_revision),
+            record_to_doc(record),
+            record.status,
+            record.flow,
+            repr(record.updated_at),
+            dump_json(sorted(record.call_ids)),
+            dump_json(sorted(record.conference_ids)),
+            dump_json(members),
+            dump_json([repr(float(due)) for due in record.timers.values()]),
+        ]
+        with self._translated():
+            revision = int(await self._put_script(keys=self._script_keys(record.id), args=args))
+        if revision < 0:
+            if expected_revision is None:
+                raise ConflictError(f"session {record.id!r} already exists")
+            raise ConflictError(f"session {record.id!r} is missing or not at revision {expected_revision}")
+        return revision
+
+    async def session_for_call(self, call_id: str) -> str | None:
+        return await self._owner("call:", call_id)
+
+    async def session_for_conference(self, conference_id: str) -> str | None:
+        return await self._owner("conference:", conference_id)
+
+    async def due_timers(self, now: float, limit: int = 100) -> list[DueTimer]:
+        check_paging(limit, 0)
+        if limit == 0:
+            return []
+        with self._translated():
+            rows: list[Any] = await self._client.zrangebyscore(
+                self._key("timers"), "-inf", repr(float(now)), start=0, num=limit, withscores=True
+            )
+        return [_due_timer(member, score) for member, score in rows]
+
+    async def next_due(self) -> float | None:
+        with self._translated():
+            rows: list[Any] = await self._client.zrange(self._key("timers"), 0, 0, withscores=True)
+        return float(rows[0][1]) if rows else None
+
+    async def list_sessions(
+        self, *, status: str | None = None, flow: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[SessionRecord]:
+        check_paging(limit, offset)
+        if limit == 0:
+            return []
+        with self._translated():
+            if status is None or flow is None:
+                index = self._key("sessions")
+                if status is not None or flow is not None:
+                    index = self._key(f"status:{status}" if status is not None else f"flow:{flow}")
+                ids: list[Any] = await self._client.zrevrange(index, offset, offset + limit - 1)
+                return await self._load(ids)
+            return await self._list_both(status, flow, limit, offset)
+
+    async def claim(self, key: str, ttl: float) -> bool:
+        check_ttl(ttl)
+        with self._translated():
+            px = max(1, math.ceil(ttl * 1000))
+            won = await self._client.set(self._key(f"claim:{key}"), b"1", nx=True, px=px)
+        return bool(won)
+
+    @asynccontextmanager
+    async def lock(self, session_id: str) -> AsyncIterator[None]:
+        lock = self._client.lock(
+            self._key(f"lock:{session_id}"),
+            timeout=self._lock_timeout,
+            sleep=self._lock_poll,
+            blocking_timeout=self._lock_wait,
+            thread_local=False,  # one Lock object per holder; asyncio tasks share a thread
+        )
+        with self._translated():
+            acquired = await lock.acquire()
+        if not acquired:
+            raise StoreError(f"session {session_id!r} stayed locked for {self._lock_wait}s")
+        try:
+            yield
+        finally:
+            with self._translated():
+                await lock.release()
+
+    async def delete(self, session_id: str) -> None:
+        with self._translated():
+            await self._delete_script(keys=self._script_keys(session_id), args=[self._prefix, session_id, ""])
+
+    async def purge_ended(self, older_than: float) -> int:
+        purged = 0
+        with self._translated():
+            for status in FINISHED:
+                index = self._key(f"status:{status}")
+                ids: list[Any] = await self._client.zrangebyscore(index, "-inf", f"({float(older_than)!r}")
+                for raw in ids:
+                    sid = _text(raw)
+                    args = [self._prefix, sid, repr(float(older_than))]
+                    purged += int(await self._delete_script(keys=self._script_keys(sid), args=args))
+        return purged
+
+    async def ping(self) -> bool:
+        try:
+            with self._translated():
+                return bool(await self._client.ping())
+        except StoreError:
+            return False
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._client.aclose()  # the client owns its pool (from_pool) and closes it too
+
+    async def _owner(self, kind: str, ref: str) -> str | None:
+        with self._translated():
+            owner = await self._client.get(self._key(kind + ref))
+        return None if owner is None else _text(owner)
+
+    async def _list_both(self, status: str, flow: str, limit: int, offset: int) -> list[SessionRecord]:
+        """Walk the smaller of the two indexes newest first, keeping records that match the other filter."""
+        by_status, by_flow = self._key(f"status:{status}"), self._key(f"flow:{flow}")
+        walk_status = await self._client.zcard(by_status) <= await self._client.zcard(by_flow)
+        index = by_status if walk_status else by_flow
+        found: list[SessionRecord] = []
+        skip, start = offset, 0
+        while len(found) < limit:
+            ids: list[Any] = await self._client.zrevrange(index, start, start + _SCAN_CHUNK - 1)
+            if not ids:
+                break
+            start += len(ids)
+            for record in await self._load(ids):
+                if (record.flow == flow) if walk_status else (record.status == status):
+                    if skip:
+                        skip -= 1
+                    elif len(found) < limit:
+                        found.append(record)
+        return found
+
+    async def _load(self, ids: Sequence[bytes | str]) -> list[SessionRecord]:
+        """Records for these ids in order; ids deleted meanwhile are skipped."""
+        if not ids:
+            return []
+        async with self._client.pipeline(transaction=False) as pipe:
+            for raw in ids:
+                pipe.hmget(self._session_key(_text(raw)), ["doc", "rev"])
+            rows = await pipe.execute()
+        return [record_from_doc(doc, int(rev)) for doc, rev in rows if doc is not None]
+
+    def _key(self, suffix: str) -> str:
+        return self._prefix + suffix
+
+    def _session_key(self, session_id: str) -> str:
+        return self._prefix + "session:" + session_id
+
+    def _script_keys(self, session_id: str) -> list[str]:
+        return [self._session_key(session_id), self._key("timers"), self._key("sessions")]
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        if self._closed:
+            raise StoreError("the Redis store is closed")
+        try:
+            yield
+        except (RedisError, OSError) as exc:  # OSError: socket-level failures redis-py lets through
+            raise StoreError(f"Redis store: {exc}") from exc
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _due_timer(member: bytes, score: Any) -> DueTimer:
+    session_id, timer_id = json.loads(member)
+    return DueTimer(str(session_id), str(timer_id), float(score))

@@ -1,0 +1,138 @@
+"""The YAML reader: YAML 1.2 scalars, string keys, duplicate keys, anchors, positions and limits."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from flowengine.flow.model import Pos
+from flowengine.flow.source import MAX_DEPTH, parse_source, resolve_plain
+
+
+@pytest.mark.parametrize("text", ["on", "off", "yes", "no", "y", "n", "Yes", "NO", "On"])
+def test_yaml11_booleans_stay_strings(text: str) -> None:
+    assert resolve_plain(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("true", True), ("False", False), ("TRUE", True), ("~", None), ("null", None), ("", None), ("12", 12),
+     ("-3", -3), ("0o17", 15), ("0x1F", 31), ("017", 17), ("1.5", 1.5), ("1e3", 1000.0), ("-.inf", -math.inf),
+     ("1_000", "1_000"), ("0b101", "0b101"), ("12:30", "12:30"), ("10s", "10s")],
+)
+def test_plain_scalars_follow_the_yaml12_core_schema(text: str, value: object) -> None:
+    assert resolve_plain(text) == value
+    assert type(resolve_plain(text)) is type(value)
+
+
+def test_nan_is_a_float() -> None:
+    assert math.isnan(resolve_plain(".nan"))
+
+
+def test_on_is_a_string_key_and_quoted_scalars_are_strings() -> None:
+    parsed = parse_source('on: {a: "1", b: 1, 2: x, true: y, null: z}\n')
+    assert parsed.doc == {"on": {"a": "1", "b": 1, "2": "x", "true": "y", "null": "z"}}
+    assert parsed.diagnostics == ()
+
+
+def test_explicit_tags_are_honoured() -> None:
+    parsed = parse_source("a: !!str 5\nb: !!int '7'\nc: !!float 1\nd: ! 12\n")
+    assert parsed.doc == {"a": "5", "b": 7, "c": 1.0, "d": "12"}
+
+
+def test_a_tag_whose_value_does_not_fit_is_reported() -> None:
+    parsed = parse_source("a: !!int seven\n", "f.yaml")
+    assert [(d.line, d.col, d.rule) for d in parsed.diagnostics] == [(1, 4, "syntax")]
+    assert '"seven" is not a valid int' in parsed.diagnostics[0].message
+
+
+def test_duplicate_key_is_reported_at_the_second_key_and_the_first_value_kept() -> None:
+    parsed = parse_source("a: 1\nb:\n  c: 2\n  c: 3\na: 4\n", "f.yaml")
+    assert parsed.doc == {"a": 1, "b": {"c": 2}}
+    assert [(d.line, d.col, d.rule) for d in parsed.diagnostics] == [(4, 3, "duplicate-key"), (5, 1, "duplicate-key")]
+    assert parsed.diagnostics[0].format() == (
+        'f.yaml:4:3: duplicate key "c": a key may appear only once in a mapping [duplicate-key]'
+    )
+
+
+def test_duplicate_key_value_positions_do_not_overwrite_the_first() -> None:
+    parsed = parse_source("a:\n  x: 1\na:\n  x: 2\n")
+    assert parsed.source_map.value_pos(("a", "x")) == Pos(2, 6)
+
+
+def test_positions_of_keys_and_values_are_one_based() -> None:
+    parsed = parse_source("flow: x\nstates:\n  s1:\n    entry:\n      - say: {call: caller}\n")
+    source_map = parsed.source_map
+    assert source_map.key_pos(("states", "s1")) == Pos(3, 3)
+    assert source_map.value_pos(("states", "s1", "entry", 0)) == Pos(5, 9)
+    assert source_map.key_pos(("states", "s1", "entry", 0, "say", "call")) == Pos(5, 15)
+    assert source_map.value_pos(("states", "s1", "entry", 0, "say", "call")) == Pos(5, 21)
+    # Unknown paths fall back to the key naming the nearest known ancestor.
+    assert source_map.value_pos(("states", "s1", "entry", 0, "say", "nope")) == Pos(5, 9)
+
+
+def test_find_points_inside_a_value() -> None:
+    parsed = parse_source('a: "x {{ vars.b }}"\n')
+    assert parsed.source_map.find(("a",), "vars.b") == Pos(1, 10)
+    assert parsed.source_map.find(("a",), "absent") == Pos(1, 4)
+
+
+def test_aliases_resolve_with_positions_under_the_new_path() -> None:
+    parsed = parse_source("a: &x {b: [1, 2]}\nc: *x\n")
+    assert parsed.doc == {"a": {"b": [1, 2]}, "c": {"b": [1, 2]}}
+    assert parsed.source_map.value_pos(("c",)) == Pos(2, 4)
+    assert parsed.source_map.value_pos(("c", "b", 1)) == Pos(1, 15)  # where the content is written
+
+
+def test_merge_keys_fill_in_keys_not_written_explicitly() -> None:
+    parsed = parse_source("base: &b {x: 1, y: 2}\nother: &o {z: 9}\nm:\n  x: 0\n  <<: [*b, *o]\n  y: 5\n")
+    assert parsed.doc["m"] == {"x": 0, "y": 5, "z": 9}
+    assert parsed.source_map.key_pos(("m", "y")) == Pos(6, 3)
+    assert parsed.source_map.key_pos(("m", "z")) == Pos(2, 12)
+    assert parsed.diagnostics == ()
+
+
+def test_a_quoted_merge_key_is_an_ordinary_key() -> None:
+    assert parse_source("a: &x {b: 1}\nm: {'<<': *x}\n").doc["m"] == {"<<": {"b": 1}}
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "col", "message"),
+    [
+        ("a: [1, 2\n", 2, 1, "invalid YAML"),
+        ("a: *nope\n", 1, 4, 'unknown anchor "nope"'),
+        ("a: !custom x\n", 1, 4, 'unsupported tag "!custom"'),
+        ("? [1]\n: 2\n", 1, 3, "a mapping key must be a plain string"),
+        ("a: 1\n---\nb: 2\n", 2, 1, "one YAML document"),
+        ("a:\n\tb: 1\n", 2, 1, "a tab character"),
+        ("a: \x07\n", 1, 4, "invalid character #x0007"),
+    ],
+)
+def test_problems_become_syntax_diagnostics(text: str, line: int, col: int, message: str) -> None:
+    parsed = parse_source(text, "f.yaml")
+    assert parsed.doc is None
+    (diagnostic,) = parsed.diagnostics
+    assert (diagnostic.line, diagnostic.col, diagnostic.rule) == (line, col, "syntax")
+    assert message in diagnostic.message
+
+
+def test_deep_nesting_is_a_diagnostic_not_a_crash() -> None:
+    depth = 100_000
+    parsed = parse_source("[" * depth + "]" * depth)
+    assert parsed.doc is None
+    assert f"more than {MAX_DEPTH} levels" in parsed.diagnostics[0].message
+
+
+def test_alias_bombs_are_stopped() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    parsed = parse_source("\n".join(lines) + "\n")
+    assert parsed.doc is None
+    assert "alias bomb" in parsed.diagnostics[0].message
+
+
+def test_empty_text_is_no_document() -> None:
+    parsed = parse_source("# just a comment\n")
+    assert parsed.doc is None
+    assert parsed.diagnostics == ()

@@ -1,0 +1,501 @@
+"""One contract suite for every session store: memory, SQLite (a real file) and Redis (db 11, own prefix)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from flowengine.errors import ConfigError, ConflictError, StoreError
+from flowengine.stores import DueTimer, SessionRecord, SessionStore, open_store
+from flowengine.stores.base import LocalLocks
+from flowengine.stores.memory import MemoryStore
+from flowengine.stores.redis import RedisStore
+from flowengine.stores.sqlite import SqliteStore
+
+REDIS = "redis://127.0.0.1:6379/11"
+
+Opener = Callable[[], SessionStore]
+
+
+class FakeNow:
+    """An injected clock for claim expiry."""
+
+    def __init__(self) -> None:
+        self.t = 1_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def rec(session_id: str = "s1", **changes: Any) -> SessionRecord:
+    base = SessionRecord(
+        id=session_id,
+        flow="two-party-conference",
+        state="answering",
+        status="active",
+        data={"vars": {"callee": "447415784323"}, "trace": [1, 2.5, None, True, "é"]},
+        timers={},
+        call_ids=frozenset(),
+        conference_ids=frozenset(),
+        updated_at=100.0,
+    )
+    return replace(base, **changes)
+
+
+async def _wipe(prefix: str) -> None:
+    client = Redis.from_url(REDIS)
+    try:
+        keys = [key async for key in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+async def _redis_keys(prefix: str) -> list[bytes]:
+    client = Redis.from_url(REDIS)
+    try:
+        return sorted([key async for key in client.scan_iter(match=prefix + "*")])
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def clock() -> FakeNow:
+    return FakeNow()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"fe-test:{uuid.uuid4().hex}:"
+
+
+@pytest.fixture
+async def redis_opener(prefix: str) -> AsyncIterator[Callable[..., SessionStore]]:
+    """Opens stores on the test's Redis prefix, each a separate engine instance; cleans every key up."""
+    opened: list[SessionStore] = []
+
+    def opener(query: str = "") -> SessionStore:
+        store = open_store(f"{REDIS}?prefix={prefix}{query}")
+        opened.append(store)
+        return store
+
+    probe = Redis.from_url(REDIS)
+    try:
+        assert await probe.ping()  # Redis is part of the environment: unreachable fails, never skips
+    finally:
+        await probe.aclose()
+    yield opener
+    for store in opened:
+        await store.close()
+    await _wipe(prefix)
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+async def opener(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeNow, prefix: str
+) -> AsyncIterator[Opener]:
+    """Each call opens another instance on the same storage (memory: the one in-process store)."""
+    kind: str = request.param
+    memory = MemoryStore(now=clock)
+    opened: list[SessionStore] = []
+
+    def open_one() -> SessionStore:
+        store: SessionStore
+        if kind == "memory":
+            store = memory
+        elif kind == "sqlite":
+            store = SqliteStore(tmp_path / "sessions.db", now=clock)
+        else:
+            store = open_store(f"{REDIS}?prefix={prefix}")
+        opened.append(store)
+        return store
+
+    yield open_one
+    for store in opened:
+        await store.close()
+    if kind == "redis":
+        await _wipe(prefix)
+
+
+@pytest.fixture
+def store(opener: Opener) -> SessionStore:
+    return opener()
+
+
+# --- records and revisions -------------------------------------------------------------------------------
+
+
+async def test_put_get_round_trip(store: SessionStore) -> None:
+    record = rec(
+        timers={"after:10s": 1_767_225_610.123456},
+        call_ids=frozenset({"c1", "c2"}),
+        conference_ids=frozenset({"room-1"}),
+        data={"n": 2**53 + 1, "nested": {"list": [{"a": "ü"}], "empty": {}}, "f": 0.1},
+    )
+    assert await store.put(record, expected_revision=None) == 1
+    assert await store.get("s1") == replace(record, revision=1)
+    assert await store.get("missing") is None
+
+
+async def test_stored_data_is_a_copy(store: SessionStore) -> None:
+    record = rec()
+    await store.put(record, expected_revision=None)
+    record.data["vars"]["callee"] = "changed"
+    got = await store.get("s1")
+    assert got is not None and got.data["vars"]["callee"] == "447415784323"
+
+
+async def test_revisions_advance_and_mismatches_conflict(store: SessionStore) -> None:
+    assert await store.put(rec(), expected_revision=None) == 1
+    with pytest.raises(ConflictError):
+        await store.put(rec(), expected_revision=None)
+    assert await store.put(rec(state="greeting"), expected_revision=1) == 2
+    with pytest.raises(ConflictError):
+        await store.put(rec(state="stale"), expected_revision=1)
+    with pytest.raises(ConflictError):
+        await store.put(rec("nobody"), expected_revision=3)
+    got = await store.get("s1")
+    assert got is not None and (got.state, got.revision) == ("greeting", 2)
+    assert await store.get("nobody") is None
+
+
+async def test_two_writers_one_wins(opener: Opener) -> None:
+    first, second = opener(), opener()
+    created = await asyncio.gather(
+        first.put(rec(state="a"), expected_revision=None),
+        second.put(rec(state="b"), expected_revision=None),
+        return_exceptions=True,
+    )
+    assert sorted(map(type, created), key=str) == sorted([int, ConflictError], key=str)
+    results = await asyncio.gather(
+        first.put(rec(state="x"), expected_revision=1),
+        second.put(rec(state="y"), expected_revision=1),
+        return_exceptions=True,
+    )
+    wins = [index for index, result in enumerate(results) if result == 2]
+    assert len(wins) == 1
+    assert isinstance(results[1 - wins[0]], ConflictError)
+    got = await first.get("s1")
+    assert got is not None and (got.state, got.revision) == ("xy"[wins[0]], 2)
+
+
+async def test_invalid_data_is_refused_and_nothing_stored(store: SessionStore) -> None:
+    with pytest.raises(StoreError):
+        await store.put(rec(data={"x": object()}), expected_revision=None)
+    with pytest.raises(StoreError):
+        await store.put(rec(data={"x": float("nan")}), expected_revision=None)
+    with pytest.raises(StoreError):
+        await store.put(rec(timers={"t": float("inf")}), expected_revision=None)
+    assert await store.get("s1") is None
+    with pytest.raises(ValueError):
+        rec(status="sleeping")
+
+
+# --- indexes -----------------------------------------------------------------------------------------------
+
+
+async def test_call_and_conference_index_follow_the_session(store: SessionStore) -> None:
+    await store.put(
+        rec(call_ids=frozenset({"c1", "c2"}), conference_ids=frozenset({"k1"})), expected_revision=None
+    )
+    assert [await store.session_for_call(c) for c in ("c1", "c2", "c3")] == ["s1", "s1", None]
+    assert await store.session_for_conference("k1") == "s1"
+    assert await store.session_for_call("k1") is None  # calls and conferences are separate namespaces
+
+    await store.put(rec(call_ids=frozenset({"c2", "c3"})), expected_revision=1)
+    assert [await store.session_for_call(c) for c in ("c1", "c2", "c3")] == [None, "s1", "s1"]
+    assert await store.session_for_conference("k1") is None
+
+
+async def test_an_id_taken_over_by_another_session_stays_with_it(store: SessionStore) -> None:
+    await store.put(rec("a", call_ids=frozenset({"c"})), expected_revision=None)
+    await store.put(rec("b", call_ids=frozenset({"c"})), expected_revision=None)
+    assert await store.session_for_call("c") == "b"  # the latest writer owns the id
+    await store.put(rec("a"), expected_revision=1)
+    assert await store.session_for_call("c") == "b"
+    await store.delete("a")
+    assert await store.session_for_call("c") == "b"
+
+
+async def test_timers_come_due_in_order_and_follow_updates(store: SessionStore) -> None:
+    await store.put(rec("a", timers={"t1": 100.0, "t2": 50.0}), expected_revision=None)
+    await store.put(rec("b", timers={"t": 75.0}), expected_revision=None)
+    assert await store.next_due() == 50.0
+    assert await store.due_timers(80.0) == [DueTimer("a", "t2", 50.0), DueTimer("b", "t", 75.0)]
+    assert await store.due_timers(1_000.0, limit=2) == [DueTimer("a", "t2", 50.0), DueTimer("b", "t", 75.0)]
+    assert await store.due_timers(49.9) == []
+    assert await store.due_timers(1_000.0, limit=0) == []
+    with pytest.raises(ValueError):
+        await store.due_timers(1_000.0, limit=-1)
+
+    await store.put(rec("a", timers={"t3": 90.0}), expected_revision=1)  # t1, t2 fired or cancelled
+    assert await store.due_timers(1_000.0) == [DueTimer("b", "t", 75.0), DueTimer("a", "t3", 90.0)]
+    await store.delete("b")
+    assert await store.next_due() == 90.0
+    await store.put(rec("a"), expected_revision=2)
+    assert await store.next_due() is None
+    assert await store.due_timers(1_000.0) == []
+
+
+async def test_delete_removes_the_session_and_its_indexes(store: SessionStore) -> None:
+    record = rec(timers={"t": 5.0}, call_ids=frozenset({"c"}), conference_ids=frozenset({"k"}))
+    await store.put(record, expected_revision=None)
+    await store.delete("s1")
+    await store.delete("s1")  # deleting what is gone is fine
+    assert await store.get("s1") is None
+    assert await store.session_for_call("c") is None
+    assert await store.session_for_conference("k") is None
+    assert await store.next_due() is None
+    assert await store.list_sessions() == []
+    assert await store.put(record, expected_revision=None) == 1  # the id can be reused
+
+
+# --- listing and housekeeping -------------------------------------------------------------------------------
+
+
+async def _five_sessions(store: SessionStore) -> None:
+    specs = [("s1", "f1", "active"), ("s2", "f1", "ended"), ("s3", "f2", "active"), ("s4", "f1", "active")]
+    specs.append(("s5", "f2", "failed"))
+    for at, (sid, flow, status) in enumerate(specs, start=1):
+        await store.put(rec(sid, flow=flow, status=status, updated_at=float(at)), expected_revision=None)
+
+
+async def test_list_sessions_filters_and_pages_newest_first(store: SessionStore) -> None:
+    await _five_sessions(store)
+
+    async def ids(**query: Any) -> list[str]:
+        return [record.id for record in await store.list_sessions(**query)]
+
+    assert await ids() == ["s5", "s4", "s3", "s2", "s1"]
+    assert await ids(status="active") == ["s4", "s3", "s1"]
+    assert await ids(flow="f1") == ["s4", "s2", "s1"]
+    assert await ids(status="active", flow="f1") == ["s4", "s1"]
+    assert await ids(status="active", flow="f1", offset=1) == ["s1"]
+    assert await ids(status="ended", flow="f2") == []
+    assert await ids(limit=2, offset=1) == ["s4", "s3"]
+    assert await ids(offset=10) == []
+    assert await ids(limit=0) == []
+    with pytest.raises(ValueError):
+        await ids(offset=-1)
+    listed = await store.list_sessions(limit=1)
+    assert listed == [await store.get("s5")]
+
+    await store.put(rec("s1", flow="f1", status="ended", updated_at=6.0), expected_revision=1)
+    assert await ids(limit=2) == ["s1", "s5"]
+    assert await ids(status="ended") == ["s1", "s2"]
+    assert await ids(status="active") == ["s4", "s3"]
+
+
+async def test_purge_removes_only_old_finished_sessions(store: SessionStore) -> None:
+    await _five_sessions(store)
+    await store.put(
+        rec("s2", status="ended", updated_at=2.0, timers={"t": 9.0}, call_ids=frozenset({"c2"})),
+        expected_revision=1,
+    )
+    assert await store.purge_ended(older_than=5.0) == 1  # s2; s5 failed at 5.0 is not older
+    assert await store.get("s2") is None
+    assert await store.session_for_call("c2") is None
+    assert await store.next_due() is None
+    assert sorted(r.id for r in await store.list_sessions()) == ["s1", "s3", "s4", "s5"]
+    assert await store.purge_ended(older_than=100.0) == 1  # s5; active ones stay, however old
+    assert await store.purge_ended(older_than=100.0) == 0
+
+
+# --- claims and locks ---------------------------------------------------------------------------------------
+
+
+async def test_claim_is_won_once(opener: Opener) -> None:
+    first, second = opener(), opener()
+    results = await asyncio.gather(*(s.claim("infobip:event-1", 60) for s in (first, second, first, second)))
+    assert sorted(results) == [False, False, False, True]
+    assert await second.claim("infobip:event-2", 60) is True
+    with pytest.raises(ValueError):
+        await first.claim("x", 0)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_claim_can_be_won_again_after_ttl(kind: str, tmp_path: Path, clock: FakeNow) -> None:
+    store = MemoryStore(now=clock) if kind == "memory" else SqliteStore(tmp_path / "c.db", now=clock)
+    try:
+        assert await store.claim("k", 30)
+        clock.t += 29.9
+        assert not await store.claim("k", 30)
+        clock.t += 0.1
+        assert await store.claim("k", 30)
+        assert not await store.claim("k", 30)
+        await store.purge_ended(older_than=0)  # housekeeping drops expired claims, keeps live ones
+        assert not await store.claim("k", 30)
+    finally:
+        await store.close()
+
+
+@pytest.mark.redis
+async def test_redis_claim_expires_on_the_server(
+    redis_opener: Callable[..., SessionStore], prefix: str
+) -> None:
+    store = redis_opener()
+    assert await store.claim("k", 1.5)
+    client = Redis.from_url(REDIS)
+    try:
+        assert 0 < await client.pttl(f"{prefix}claim:k") <= 1_500
+    finally:
+        await client.aclose()
+
+
+async def _peak_holders(stores: list[SessionStore], session_id: str, tasks: int = 6) -> int:
+    inside = peak = 0
+
+    async def worker(store: SessionStore) -> None:
+        nonlocal inside, peak
+        async with store.lock(session_id):
+            inside += 1
+            peak = max(peak, inside)
+            await asyncio.sleep(0.005)
+            inside -= 1
+
+    await asyncio.gather(*(worker(stores[i % len(stores)]) for i in range(tasks)))
+    return peak
+
+
+async def test_lock_excludes_tasks_per_session(store: SessionStore) -> None:
+    assert await _peak_holders([store], "s1") == 1
+    async with asyncio.timeout(5), store.lock("a"), store.lock("b"):
+        pass  # different sessions do not wait for each other
+    with pytest.raises(RuntimeError):
+        async with store.lock("a"):
+            raise RuntimeError("handler failed")
+    async with asyncio.timeout(5), store.lock("a"):
+        pass  # released despite the error
+
+
+@pytest.mark.redis
+async def test_redis_lock_excludes_engine_instances(redis_opener: Callable[..., SessionStore]) -> None:
+    first, second = redis_opener(), redis_opener()
+    assert await _peak_holders([first, second], "s1", tasks=8) == 1
+    impatient = redis_opener("&lock_wait=0.05")
+    async with first.lock("s1"):
+        with pytest.raises(StoreError):
+            async with impatient.lock("s1"):
+                pass
+    async with impatient.lock("s1"):
+        pass
+
+
+async def test_local_locks_are_dropped_when_idle() -> None:
+    locks = LocalLocks()
+    order: list[str] = []
+
+    async def hold(name: str) -> None:
+        async with locks.hold("s1"):
+            order.append(name)
+            await asyncio.sleep(0)
+            order.append(name)
+
+    await asyncio.gather(hold("a"), hold("b"), hold("c"))
+    assert order == ["a", "a", "b", "b", "c", "c"]
+    assert len(locks) == 0
+
+
+# --- durability, URLs and errors -------------------------------------------------------------------------
+
+
+async def test_sqlite_survives_reopening(tmp_path: Path, clock: FakeNow) -> None:
+    path = tmp_path / "durable.db"
+    store = SqliteStore(path, now=clock)
+    record = rec(timers={"t": 7.0}, call_ids=frozenset({"c"}), conference_ids=frozenset({"k"}))
+    await store.put(record, expected_revision=None)
+    assert await store.claim("event-1", 60)
+    await store.close()
+
+    reopened = SqliteStore(path, now=clock)
+    try:
+        assert await reopened.get("s1") == replace(record, revision=1)
+        assert await reopened.session_for_call("c") == "s1"
+        assert await reopened.session_for_conference("k") == "s1"
+        assert await reopened.due_timers(10.0) == [DueTimer("s1", "t", 7.0)]
+        assert not await reopened.claim("event-1", 60)
+        assert await reopened.put(record, expected_revision=1) == 2
+    finally:
+        await reopened.close()
+
+
+async def test_open_store_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert isinstance(open_store("memory://"), MemoryStore)
+    for url, path in [
+        ("sqlite:///rel.db", tmp_path / "rel.db"),
+        (f"sqlite:///{tmp_path}/abs.db", tmp_path / "abs.db"),
+    ]:
+        store = open_store(url)
+        assert isinstance(store, SqliteStore)
+        await store.put(rec(), expected_revision=None)
+        await store.close()
+        assert path.is_file()
+    redis_store = open_store(f"{REDIS}?prefix=x:&lock_wait=1")
+    assert isinstance(redis_store, RedisStore)
+    await redis_store.close()
+    for bad in ["postgres://db", "sqlite://", "sqlite:///", "memory", "", "redis://127.0.0.1:99999/0"]:
+        with pytest.raises(ConfigError):
+            open_store(bad)
+
+
+@pytest.mark.redis
+async def test_redis_keys_live_under_the_prefix_and_are_removed(
+    redis_opener: Callable[..., SessionStore], prefix: str
+) -> None:
+    store = redis_opener()
+    record = rec(timers={"t": 1.0}, call_ids=frozenset({"c"}), conference_ids=frozenset({"k"}))
+    await store.put(record, expected_revision=None)
+    assert len(await _redis_keys(prefix)) == 7  # session, call, conference, timers, sessions, status, flow
+    await store.put(replace(record, status="ended", timers={}, call_ids=frozenset()), expected_revision=1)
+    await store.delete("s1")
+    assert await _redis_keys(prefix) == []
+
+
+@pytest.mark.redis
+async def test_unreachable_redis_raises_store_error() -> None:
+    store = open_store("redis://127.0.0.1:1/0?prefix=x:")
+    try:
+        assert await store.ping() is False
+        with pytest.raises(StoreError):
+            await store.get("s1")
+        with pytest.raises(StoreError):
+            await store.put(rec(), expected_revision=None)
+        with pytest.raises(StoreError):
+            async with store.lock("s1"):
+                pass
+    finally:
+        await store.close()
+
+
+async def test_corrupt_sqlite_file_raises_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.db"
+    path.write_bytes(b"this is not a database " * 200)
+    store = SqliteStore(path)
+    try:
+        assert await store.ping() is False
+        with pytest.raises(StoreError):
+            await store.get("s1")
+        with pytest.raises(StoreError):
+            await store.put(rec(), expected_revision=None)
+    finally:
+        await store.close()
+
+
+async def test_closed_store_refuses_work(store: SessionStore) -> None:
+    assert await store.ping() is True
+    await store.put(rec(), expected_revision=None)
+    await store.close()
+    assert await store.ping() is False
+    with pytest.raises(StoreError):
+        await store.get("s1")
+    with pytest.raises(StoreError):
+        await store.claim("k", 1)
