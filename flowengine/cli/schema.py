@@ -8,10 +8,19 @@ from flowengine.flow.schema import schema_json
 
 
 @click.command("schema")
-@click.option("--indent", type=click.IntRange(0, 8), default=2, show_default=True,
-              help="Spaces per indentation level (0: one line).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
-              help="Write to this file instead of standard output.")
+@click.option(
+    "--indent",
+    type=click.IntRange(0, 8),
+    default=2,
+    show_default=True,
+    help="Spaces per indentation level (0: one line).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to this file instead of standard output.",
+)
 def command(indent: int, output: str | None) -> None:
     """Print the JSON Schema (draft 2020-12) of flow files.
 

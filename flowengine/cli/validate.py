@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -12,13 +11,13 @@ from pathlib import Path
 
 import click
 
+from flowengine.cli._common import EXIT_FATAL, EXIT_OK, EXIT_PROBLEMS, use_color
 from flowengine.flow.diagnostics import Diagnostic, sort_unique
 from flowengine.flow.loader import load_flow
 from flowengine.flow.reporters import REPORTERS
 from flowengine.flow.rules import RULE_DOCS
 
 PROVIDERS = ("infobip", "sinch")
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
 STDIN = "<stdin>"
 
 _EPILOG = """\b
@@ -55,19 +54,40 @@ class Options:
 
 @click.command("validate", epilog=_EPILOG)
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, allow_dash=True))
-@click.option("--format", "fmt", type=click.Choice(sorted(REPORTERS)), default="text", show_default=True,
-              help="text for people, json for tools, github for GitHub Actions annotations.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(REPORTERS)),
+    default="text",
+    show_default=True,
+    help="text for people, json for tools, github for GitHub Actions annotations.",
+)
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on warnings too.")
-@click.option("--provider", type=click.Choice(PROVIDERS),
-              help="Also report actions this provider cannot perform.")
+@click.option(
+    "--provider", type=click.Choice(PROVIDERS), help="Also report actions this provider cannot perform."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No summary line and no notes: only the problems.")
-@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
-              help="Colour and source excerpts; auto = on a terminal unless NO_COLOR is set.")
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour and source excerpts; auto = on a terminal unless NO_COLOR is set.",
+)
 @click.option("--list-rules", is_flag=True, help="List the rule ids and what they check, then exit.")
 @click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
 @click.pass_context
-def command(ctx: click.Context, paths: tuple[str, ...], fmt: str, strict: bool, provider: str | None,
-            quiet: bool, color: str, list_rules: bool, debug: bool) -> None:
+def command(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    fmt: str,
+    strict: bool,
+    provider: str | None,
+    quiet: bool,
+    color: str,
+    list_rules: bool,
+    debug: bool,
+) -> None:
     """Check flow files: YAML, the schema, and the semantic rules.
 
     PATH may be a file, a folder (every *.yaml and *.yml inside, recursively) or - for standard input.
@@ -77,22 +97,17 @@ def command(ctx: click.Context, paths: tuple[str, ...], fmt: str, strict: bool, 
         width = max(map(len, RULE_DOCS))
         click.echo("".join(f"{rule:<{width}}  {text}\n" for rule, text in RULE_DOCS.items()), nl=False)
         return
-    options = Options(fmt, strict, provider, quiet, _use_color(color))
-    files = _files(paths)
+    options = Options(fmt, strict, provider, quiet, use_color(color))
     try:
-        code = _validate(files, options)
+        code = _validate(_files(paths), options)
+    except click.ClickException:
+        raise  # usage errors: click reports them and exits 2
     except Exception as exc:
         if debug:
             traceback.print_exc()
         click.echo(f"flowengine validate: internal error: {type(exc).__name__}: {exc}", err=True)
         ctx.exit(EXIT_FATAL)
     ctx.exit(code)
-
-
-def _use_color(choice: str) -> bool:
-    if choice != "auto":
-        return choice == "always"
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 def _files(paths: Sequence[str]) -> list[str]:
@@ -127,8 +142,11 @@ def _capabilities(provider: str | None, quiet: bool) -> frozenset[str] | None:
         if exc.name is None or not module_name.startswith(exc.name):
             raise
         if not quiet:
-            click.echo(f"note: no capability list for provider {provider!r} ({module_name}); assuming it can "
-                       "perform every action", err=True)
+            click.echo(
+                f"note: no capability list for provider {provider!r} ({module_name}); assuming it can "
+                "perform every action",
+                err=True,
+            )
         return None
     return frozenset(module.CAPABILITIES)
 
@@ -139,8 +157,9 @@ def _validate(files: Sequence[str], options: Options) -> int:
     sources: dict[str, str] = {}
     for name in files:
         if name == "-":
-            result = load_flow(click.get_text_stream("stdin").read(), source=STDIN,
-                               capabilities=capabilities, provider=options.provider)
+            result = load_flow(
+                sys.stdin.read(), source=STDIN, capabilities=capabilities, provider=options.provider
+            )
         else:
             result = load_flow(Path(name), source=name, capabilities=capabilities, provider=options.provider)
         diagnostics.extend(result.diagnostics)

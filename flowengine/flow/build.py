@@ -46,8 +46,9 @@ def _build_state(name: str, body: Mapping[str, Any], path: Path, locate: Locate)
         exit=build_actions(body.get("exit") or [], (*path, "exit"), locate),
         on=_build_handlers(body.get("on") or {}, (*path, "on"), locate),
         after=tuple(
-            Timer(key, parse_duration(key) or 0.0, _build_transitions(f"after {key}", spec, (*path, "after", key),
-                                                                      locate), locate((*path, "after", key)))
+            Timer(key, parse_duration(key) or 0.0,
+                  _build_transitions(f"after {key}", spec, (*path, "after", key), locate),
+                  locate((*path, "after", key)))
             for key, spec in (body.get("after") or {}).items()
         ),
         pos=locate(path),

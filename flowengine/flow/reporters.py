@@ -13,7 +13,14 @@ from flowengine.flow.diagnostics import Diagnostic
 
 Reporter = Callable[[Sequence[Diagnostic], Mapping[str, str], bool], str]
 
-_RED, _YELLOW, _BOLD, _DIM, _CYAN, _RESET = "\x1b[31m", "\x1b[33m", "\x1b[1m", "\x1b[2m", "\x1b[36m", "\x1b[0m"
+_RED, _YELLOW, _BOLD, _DIM, _CYAN, _RESET = (
+    "\x1b[31m",
+    "\x1b[33m",
+    "\x1b[1m",
+    "\x1b[2m",
+    "\x1b[36m",
+    "\x1b[0m",
+)
 
 
 def report_text(diagnostics: Sequence[Diagnostic], sources: Mapping[str, str], color: bool) -> str:
@@ -25,8 +32,10 @@ def _text_one(d: Diagnostic, sources: Mapping[str, str], color: bool) -> str:
     if not color:
         return f"{d.path}:{d.line}:{d.col}: {d.severity}: {d.message} [{d.rule}]\n"
     tint = _RED if d.severity == "error" else _YELLOW
-    head = (f"{_BOLD}{d.path}:{d.line}:{d.col}:{_RESET} {tint}{_BOLD}{d.severity}:{_RESET} {d.message} "
-            f"{_DIM}[{d.rule}]{_RESET}\n")
+    head = (
+        f"{_BOLD}{d.path}:{d.line}:{d.col}:{_RESET} {tint}{_BOLD}{d.severity}:{_RESET} {d.message} "
+        f"{_DIM}[{d.rule}]{_RESET}\n"
+    )
     lines = sources.get(d.path, "").splitlines()
     if not 0 < d.line <= len(lines):
         return head
@@ -38,8 +47,14 @@ def _text_one(d: Diagnostic, sources: Mapping[str, str], color: bool) -> str:
 def report_json(diagnostics: Sequence[Diagnostic], sources: Mapping[str, str], color: bool) -> str:
     """A JSON array of {path, line, col, severity, message, rule} objects."""
     rows = [
-        {"path": d.path, "line": d.line, "col": d.col, "severity": d.severity, "message": d.message,
-         "rule": d.rule}
+        {
+            "path": d.path,
+            "line": d.line,
+            "col": d.col,
+            "severity": d.severity,
+            "message": d.message,
+            "rule": d.rule,
+        }
         for d in diagnostics
     ]
     return json.dumps(rows, indent=2) + "\n"
@@ -57,8 +72,10 @@ def report_github(diagnostics: Sequence[Diagnostic], sources: Mapping[str, str],
     """GitHub Actions workflow commands: the problems show as annotations on the pull request."""
     out = []
     for d in diagnostics:
-        props = (f"file={_escape_property(d.path)},line={d.line},col={d.col},"
-                 f"title={_escape_property(f'flowengine [{d.rule}]')}")
+        props = (
+            f"file={_escape_property(d.path)},line={d.line},col={d.col},"
+            f"title={_escape_property(f'flowengine [{d.rule}]')}"
+        )
         out.append(f"::{d.severity} {props}::{_escape_data(d.message)}\n")
     return "".join(out)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from flowengine.flow.scenario_schema import scenarios_schema
 from flowengine.flow.vocabulary import (
     ACTION_SPECS,
     DURATION_PATTERN,
@@ -32,11 +33,35 @@ from flowengine.flow.vocabulary import (
 SCHEMA_ID = "https://flowengine.dev/schemas/flow.schema.json"
 Schema = dict[str, Any]
 
+_LANGUAGE_DOC = (
+    "A flowengine call flow: a state machine driven by neutral call events, the same on Infobip and Sinch. "
+    "A session starts in `initial` when a call arrives. Each state runs its `entry` actions, then waits: an "
+    "event under `on` (or a timer under `after`) leads to another state, running the old state's `exit` "
+    "actions, the transition's `actions` and the new state's `entry` actions, in that order. A state with "
+    "`type: final` ends the session. Flow-level `on` handlers apply in every state without its own handler "
+    "for the event. An action is a one-key mapping, `{say: {call: caller, text: Hello}}`. Calls and "
+    "conferences are named by roles: `caller` is the inbound call, `as: <name>` names a new one. Strings may "
+    "hold sandboxed Jinja2 templates (`{{ vars.callee }}`) over `vars`, `session`, `event` and the roles; "
+    "`when` guards are bare expressions. The file is read as YAML 1.2: `yes`, `no`, `on` and `off` are "
+    "strings, only `true` and `false` are booleans, and a key may appear only once."
+)
+_BRANCH_DOC = (
+    "One branch of a guarded list: a target state name, or {target, when, actions}. Branches are tried in "
+    "order; the first whose `when` holds (or that has none) is taken."
+)
 _TRANSITION_DOC = (
     "Where the event leads: a target state name; or {target, when, actions} (`when` guards it, `actions` "
     "run on the way; without `target` it is an internal transition: the actions run and the state stays, "
     "without exit or entry actions); or a list of those, tried in order, the first whose `when` holds wins."
 )
+
+
+_KIND_NOTES = {
+    "text": " May hold {{ templates }}.",
+    "integer": " A number, or a {{ template }} that renders to one.",
+    "duration": " A duration such as `500ms`, `10s`, `2m`.",
+    "mapping": " Values may hold {{ templates }}.",
+}
 
 
 def _ref(name: str, description: str) -> Schema:
@@ -65,7 +90,7 @@ def _param_schema(param: Param) -> Schema:
         body = {"type": "string", "enum": list(param.choices)}
     else:  # mapping
         body = {"type": "object", "additionalProperties": {"$ref": "#/$defs/value"}}
-    body["description"] = param.description
+    body["description"] = param.description + _KIND_NOTES.get(kind, "")
     if param.default is not None:
         body["default"] = param.default
     return body
@@ -79,7 +104,9 @@ def _action_schema(spec: ActionSpec) -> Schema:
             "description": spec.description + " Write the variables directly: `set: {attempts: 0}`.",
             "minProperties": 1,
             "propertyNames": {"pattern": IDENTIFIER_PATTERN},
-            "additionalProperties": _ref("value", "The variable's new value; strings may hold {{ templates }}."),
+            "additionalProperties": _ref(
+                "value", "The variable's new value; strings may hold {{ templates }}."
+            ),
         }
     body: Schema = {
         "type": "object",
@@ -97,18 +124,27 @@ def _action_schema(spec: ActionSpec) -> Schema:
 
 def _transition_schema(*, allow_list: bool) -> Schema:
     body: Schema = {
-        "description": _TRANSITION_DOC,
+        "description": _TRANSITION_DOC if allow_list else _BRANCH_DOC,
         "type": ["string", "object", "array"] if allow_list else ["string", "object"],
         "minLength": 1,
         "properties": {
-            "target": {"type": "string", "minLength": 1,
-                       "description": "The state to go to. Omit it (and give `actions`) for an internal transition."},
-            "when": {"type": "string", "minLength": 1,
-                     "description": "A guard: a bare Jinja2 expression over `vars`, `session`, `event` and the "
-                                    "roles, such as `event.call == 'callee'`. The transition is taken only "
-                                    "when it is true."},
-            "actions": _ref("actions", "Actions run on the way, after the old state's exit actions and "
-                                       "before the new state's entry actions."),
+            "target": {
+                "type": "string",
+                "minLength": 1,
+                "description": "The state to go to. Omit it (and give `actions`) for an internal transition.",
+            },
+            "when": {
+                "type": "string",
+                "minLength": 1,
+                "description": "A guard: a bare Jinja2 expression over `vars`, `session`, `event` and the "
+                "roles, such as `event.call == 'callee'`. The transition is taken only "
+                "when it is true.",
+            },
+            "actions": _ref(
+                "actions",
+                "Actions run on the way, after the old state's exit actions and "
+                "before the new state's entry actions.",
+            ),
         },
         "additionalProperties": False,
         "anyOf": [{"required": ["target"]}, {"required": ["actions"]}],
@@ -138,17 +174,23 @@ def _state_schema() -> Schema:
         "description": "A state: actions run on entry and exit, and events or timers lead out of it.",
         "properties": {
             "description": {"type": "string", "description": "What this state is for (shown in graphs)."},
-            "type": {"type": "string", "enum": ["final"],
-                     "description": "`final` ends the session once entered (after its entry actions). "
-                                    "A final state may have `entry` actions but no `on` or `after`."},
+            "type": {
+                "type": "string",
+                "enum": ["final"],
+                "description": "`final` ends the session once entered (after its entry actions). "
+                "A final state may have `entry` actions but no `on` or `after`.",
+            },
             "entry": _ref("actions", "Actions run, in order, when the state is entered."),
             "exit": _ref("actions", "Actions run, in order, when the state is left by a transition."),
-            "on": _ref("handlers", "Event name -> transition, while in this state. Overrides the flow-level "
-                                   "`on` for the same event."),
+            "on": _ref(
+                "handlers",
+                "Event name -> transition, while in this state. Overrides the flow-level "
+                "`on` for the same event.",
+            ),
             "after": {
                 "type": "object",
                 "description": "Timers: duration -> transition, taken when the state has been active that "
-                               "long (for example `10s: giving_up`).",
+                "long (for example `10s: giving_up`).",
                 "propertyNames": {"$ref": "#/$defs/duration"},
                 "additionalProperties": {"$ref": "#/$defs/transition"},
             },
@@ -160,35 +202,46 @@ def _state_schema() -> Schema:
 def _endpoint_schema() -> Schema:
     return {
         "description": "Who to call: a phone number (or a {{ template }}), or a mapping with one of "
-                       + ", ".join(f"`{k}`" for k in ENDPOINT_KINDS) + ".",
+        + ", ".join(f"`{k}`" for k in ENDPOINT_KINDS)
+        + ".",
         "type": ["string", "object"],
         "minLength": 1,
         "minProperties": 1,
         "maxProperties": 1,
-        "properties": {kind: {"type": "string", "minLength": 1, "description": text}
-                       for kind, text in ENDPOINT_KINDS.items()},
+        "properties": {
+            kind: {"type": "string", "minLength": 1, "description": text}
+            for kind, text in ENDPOINT_KINDS.items()
+        },
         "additionalProperties": False,
     }
 
 
 def _defs() -> Schema:
     return {
-        "duration": {"type": "string", "pattern": DURATION_PATTERN,
-                     "description": "A duration: a number and a unit, `ms`, `s`, `m` or `h` (`500ms`, `10s`, `2m`)."},
+        "duration": {
+            "type": "string",
+            "pattern": DURATION_PATTERN,
+            "description": "A duration: a number and a unit, `ms`, `s`, `m` or `h` (`500ms`, `10s`, `2m`).",
+        },
         "endpoint": _endpoint_schema(),
-        "value": {"description": "A value: a string (which may hold {{ templates }}), a number, a boolean, "
-                                 "null, a list or a mapping."},
+        "value": {
+            "description": "A value: a string (which may hold {{ templates }}), a number, a boolean, "
+            "null, a list or a mapping."
+        },
         "action": {
             "type": "object",
             "description": "One action, written as a one-key mapping: `{<action>: {parameters}}`, such as "
-                           "`say: {call: caller, text: Hello}`.",
+            "`say: {call: caller, text: Hello}`.",
             "minProperties": 1,
             "maxProperties": 1,
             "properties": {spec.name: _action_schema(spec) for spec in ACTION_SPECS},
             "additionalProperties": False,
         },
-        "actions": {"type": "array", "description": "A list of actions, run in order.",
-                    "items": {"$ref": "#/$defs/action"}},
+        "actions": {
+            "type": "array",
+            "description": "A list of actions, run in order.",
+            "items": {"$ref": "#/$defs/action"},
+        },
         "transition": _transition_schema(allow_list=True),
         "branch": _transition_schema(allow_list=False),
         "handlers": _handlers_schema(),
@@ -198,29 +251,44 @@ def _defs() -> Schema:
 
 def _top_level() -> Schema:
     return {
-        "flow": {"type": "string", "pattern": FLOW_NAME_PATTERN,
-                 "description": "The flow's name: lower case letters, digits, `.`, `_` and `-`."},
-        "version": {"type": "integer", "minimum": 1, "default": 1,
-                    "description": "The flow's own version number, for your change tracking."},
+        "flow": {
+            "type": "string",
+            "pattern": FLOW_NAME_PATTERN,
+            "description": "The flow's name: lower case letters, digits, `.`, `_` and `-`.",
+        },
+        "version": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 1,
+            "description": "The flow's own version number (1 or more), for your change tracking.",
+        },
         "description": {"type": "string", "description": "What the flow does."},
         "vars": {
             "type": "object",
             "description": "Session variables with their initial values, read as `vars.<name>` in templates "
-                           "and changed with the `set` action.",
+            "and changed with the `set` action.",
             "propertyNames": {"pattern": IDENTIFIER_PATTERN},
             "additionalProperties": {"$ref": "#/$defs/value"},
         },
-        "initial": {"type": "string", "minLength": 1,
-                    "description": "The state a new session starts in (when the inbound call arrives)."},
-        "on": _ref("handlers", "Flow-level handlers: event -> transition, in every state that has no "
-                               "handler of its own for the event."),
+        "initial": {
+            "type": "string",
+            "minLength": 1,
+            "description": "The state a new session starts in (when the inbound call arrives).",
+        },
+        "on": _ref(
+            "handlers",
+            "Flow-level handlers: event -> transition, in every state that has no "
+            "handler of its own for the event.",
+        ),
         "states": {
             "type": "object",
-            "description": "State name -> state. State names start with a letter or `_`.",
+            "description": "State name -> state. State names start with a letter or `_`; every state must be "
+            "reachable from `initial`, and some final state must be.",
             "minProperties": 1,
             "propertyNames": {"pattern": STATE_NAME_PATTERN},
             "additionalProperties": {"$ref": "#/$defs/state"},
         },
+        "scenarios": scenarios_schema(),
     }
 
 
@@ -230,9 +298,7 @@ def _cached() -> str:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         "title": "flowengine call flow",
-        "description": "A declarative voice call flow for flowengine: states with entry/exit actions, "
-                       "event and timer transitions, for Infobip and Sinch alike. Templates are sandboxed "
-                       "Jinja2 over `vars`, `session`, `event` and the role names (`caller`, ...).",
+        "description": _LANGUAGE_DOC,
         "type": "object",
         "required": ["flow", "initial", "states"],
         "properties": _top_level(),
@@ -253,7 +319,22 @@ def schema_json(indent: int | None = 2) -> str:
     return json.dumps(flow_schema(), indent=indent, ensure_ascii=False) + "\n"
 
 
+def _inline(node: Any, defs: Schema) -> Any:
+    """Replace each local ``$ref`` by the definition it names (the language has no recursive
+    definitions), so validation does not resolve references for every node: a third faster."""
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    inlined = {key: _inline(value, defs) for key, value in node.items() if key != "$defs"}
+    ref = inlined.pop("$ref", None)
+    if ref is None:
+        return inlined
+    return {**_inline(defs[ref.removeprefix("#/$defs/")], defs), **inlined}
+
+
 @lru_cache(maxsize=1)
 def validator() -> Draft202012Validator:
-    """The compiled validator, built once."""
-    return Draft202012Validator(flow_schema())
+    """The validator ``validate`` uses: the published schema with its references inlined, built once."""
+    schema = flow_schema()
+    return Draft202012Validator(_inline(schema, schema["$defs"]))

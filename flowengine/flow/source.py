@@ -33,13 +33,17 @@ _DISCARDED = "\x00discarded"  # path part for values that are reported and dropp
 
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TAG = "tag:yaml.org,2002:"
+_TAG_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool, "null": type(None)}
 _NULL = re.compile(r"(?:~|null|Null|NULL|)\Z")
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _INT = re.compile(r"[-+]?[0-9]+\Z|0o[0-7]+\Z|0x[0-9a-fA-F]+\Z")
 _FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z")
 _SPECIAL_FLOATS = {
-    **{sign + spelling: math.copysign(math.inf, -1.0 if sign == "-" else 1.0)
-       for sign in ("", "+", "-") for spelling in (".inf", ".Inf", ".INF")},
+    **{
+        sign + spelling: math.copysign(math.inf, -1.0 if sign == "-" else 1.0)
+        for sign in ("", "+", "-")
+        for spelling in (".inf", ".Inf", ".INF")
+    },
     **{spelling: math.nan for spelling in (".nan", ".NaN", ".NAN")},
 }
 
@@ -136,6 +140,7 @@ class _Builder:
         self.result: Any = None
 
     def error(self, mark: Any, message: str, rule: str = "syntax") -> None:
+        """Report at a yaml Mark (0-based)."""
         self.error_at((mark.line + 1, mark.column + 1), message, rule)
 
     def error_at(self, spot: tuple[int, int], message: str, rule: str = "syntax") -> None:
@@ -162,7 +167,7 @@ class _Builder:
             raise _Stop
         self._check_tag(event)
         mapping = isinstance(event, events.MappingStartEvent)
-        spot = (event.start_mark.line + 1, event.start_mark.column + 1)
+        spot = _spot(event.start_mark)
         frame = _Frame(self._child_path(), mapping, len(self.entries), event.anchor, spot)
         self._record_child(event.start_mark)
         self.stack.append(frame)
@@ -195,8 +200,9 @@ class _Builder:
             raise _Stop
         self.entries.append((path, key, value))
 
-    def _emit(self, value: Any, event: events.Event, anchor: str | None, start: int,
-              opened: _Frame | None = None) -> None:
+    def _emit(
+        self, value: Any, event: events.Event, anchor: str | None, start: int, opened: _Frame | None = None
+    ) -> None:
         if anchor is not None:
             path = opened.path if opened else self._child_path()
             self.anchors[anchor] = _Anchor(value, path, start, len(self.entries))
@@ -216,7 +222,7 @@ class _Builder:
 
     def _take_key(self, parent: _Frame, value: Any, event: events.Event, opened: _Frame | None) -> None:
         mark = event.start_mark
-        spot = opened.spot if opened else (mark.line + 1, mark.column + 1)
+        spot = opened.spot if opened else _spot(mark)
         plain = isinstance(event, events.ScalarEvent) and event.implicit[0]
         if opened is not None or isinstance(value, dict | list):
             self.error_at(spot, "a mapping key must be a plain string, not a list or mapping")
@@ -225,8 +231,9 @@ class _Builder:
         text = event.value if isinstance(event, events.ScalarEvent) else _key_text(value)
         duplicate = text in parent.entries
         if duplicate:  # keep the first; the second is reported and ignored
-            self.error(mark, f"duplicate key {quote(text)}: a key may appear only once in a mapping",
-                       "duplicate-key")
+            self.error(
+                mark, f"duplicate key {quote(text)}: a key may appear only once in a mapping", "duplicate-key"
+            )
         parent.key, parent.skip_value = (text, spot, plain), duplicate
 
     def _take_value(self, parent: _Frame, value: Any, start: int) -> None:
@@ -245,13 +252,15 @@ class _Builder:
         if not sources or not all(isinstance(s, dict) for s in sources):
             return False
         prefix = (*parent.path, "<<")
-        copied = [e for e in self.entries[start:] if e[0][: len(prefix)] == prefix and len(e[0]) > len(prefix)]
+        copied = [
+            e for e in self.entries[start:] if e[0][: len(prefix)] == prefix and len(e[0]) > len(prefix)
+        ]
         for index in reversed(range(len(sources))):
             for key, item in sources[index].items():
                 if key not in parent.entries:
                     parent.merged[key] = item
             for path, key_spot, value_spot in copied:
-                rest = path[len(prefix):] if isinstance(value, dict) else path[len(prefix) + 1:]
+                rest = path[len(prefix) :] if isinstance(value, dict) else path[len(prefix) + 1 :]
                 in_source = isinstance(value, dict) or path[len(prefix)] == index
                 if in_source and rest and rest[0] not in parent.entries:
                     self._add((*parent.path, *rest), key_spot, value_spot)
@@ -269,26 +278,34 @@ class _Builder:
         start = len(self.entries)
         target = self._child_path()
         for path, key_spot, value_spot in self.entries[anchor.start + 1 : anchor.end]:
-            self._add((*target, *path[len(anchor.path):]), key_spot, value_spot)
+            self._add((*target, *path[len(anchor.path) :]), key_spot, value_spot)
         self._emit(anchor.value, event, None, start - 1)
 
     def _scalar(self, event: events.ScalarEvent) -> Any:
         tag = event.tag
         if tag in (None, "!"):
             return resolve_plain(event.value) if event.implicit[0] and tag is None else event.value
-        if not tag.startswith(_TAG) or tag[len(_TAG):] not in ("str", "int", "float", "bool", "null"):
+        kind = tag[len(_TAG) :] if tag.startswith(_TAG) else ""
+        expected = _TAG_TYPES.get(kind)
+        if expected is None:
             self.error(event.start_mark, f"unsupported tag {quote(tag)}; flows use plain YAML values")
             return event.value
-        value = resolve_plain(event.value) if tag != _TAG + "str" else event.value
-        expected = {"str": str, "int": int, "float": float, "bool": bool, "null": type(None)}[tag[len(_TAG):]]
-        if type(value) is not expected and not (expected is float and type(value) is int):
-            self.error(event.start_mark, f"{quote(event.value)} is not a valid {tag[len(_TAG):]}")
+        value: Any = event.value if kind == "str" else resolve_plain(event.value)
+        if expected is float and type(value) is int:
+            return float(value)
+        if type(value) is not expected:
+            self.error(event.start_mark, f"{quote(event.value)} is not a valid {kind}")
             return event.value
-        return float(value) if expected is float else value
+        return value
 
     def _check_tag(self, event: events.CollectionStartEvent) -> None:
         if event.tag not in (None, "!", _TAG + "map", _TAG + "seq"):
             self.error(event.start_mark, f"unsupported tag {quote(event.tag)}; flows use plain YAML values")
+
+
+def _spot(mark: Any) -> tuple[int, int]:
+    """A yaml Mark (0-based) as a 1-based (line, col)."""
+    return (mark.line + 1, mark.column + 1)
 
 
 def _key_text(value: Any) -> str:
@@ -315,7 +332,7 @@ def resolve_plain(text: str) -> Any:
 
 
 def _events(text: str) -> Iterator[events.Event]:
-    return yaml.parse(text, Loader=_LOADER)  # type: ignore[no-any-return]
+    return yaml.parse(text, Loader=_LOADER)
 
 
 def parse_source(text: str, path: str = "<flow>") -> Parsed:
@@ -333,16 +350,23 @@ def parse_source(text: str, path: str = "<flow>") -> Parsed:
         mark = exc.problem_mark or exc.context_mark
         message = _syntax_message(exc, text)
         builder.diagnostics.append(
-            Diagnostic(path, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1, "error", message, "syntax")
+            Diagnostic(
+                path, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1, "error", message, "syntax"
+            )
         )
     except yaml.reader.ReaderError as exc:  # bad characters: an offset instead of a mark
         line = text.count("\n", 0, exc.position) + 1
         col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        message = f"invalid character #x{exc.character:04x}: {exc.reason}" if isinstance(exc.character, int) \
+        message = (
+            f"invalid character #x{exc.character:04x}: {exc.reason}"
+            if isinstance(exc.character, int)
             else f"invalid input: {exc.reason}"
+        )
         builder.diagnostics.append(Diagnostic(path, line, col, "error", message, "syntax"))
     except yaml.YAMLError as exc:
-        builder.diagnostics.append(Diagnostic(path, 1, 1, "error", "invalid YAML: " + _lower(str(exc)), "syntax"))
+        builder.diagnostics.append(
+            Diagnostic(path, 1, 1, "error", "invalid YAML: " + _lower(str(exc)), "syntax")
+        )
     except _Stop:
         pass
     source_map = SourceMap(path, text)
@@ -359,7 +383,12 @@ def _syntax_message(exc: yaml.MarkedYAMLError, text: str) -> str:
     if mark and mark.line < len(lines) and lines[mark.line][mark.column : mark.column + 1] == "\t":
         return "invalid YAML: a tab character; YAML indents with spaces only"
     problem = exc.problem or "invalid YAML"
-    if exc.context and exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
+    if (
+        exc.context
+        and exc.context_mark
+        and exc.problem_mark
+        and exc.context_mark.line != exc.problem_mark.line
+    ):
         problem = f"{problem} ({exc.context} at line {exc.context_mark.line + 1})"
     elif exc.context:
         problem = f"{exc.context}: {problem}"

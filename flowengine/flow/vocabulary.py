@@ -80,17 +80,27 @@ REASONS: dict[str, str] = {
     "error": "the platform reported an error",
 }
 
-_CALL = Param("call", "call", "Role name of the call to act on (\"caller\" or a name bound with `as:`).", True)
-_CONF = Param("conference", "conference", "Role name of the conference, as bound by `conference_create`.", True)
+_CALL = Param(
+    "call", "call", "Role name of the call to act on (\"caller\" or a name bound with `as:`).", True
+)
+_CONF = Param(
+    "conference", "conference", "Role name of the conference, as bound by `conference_create`.", True
+)
 _MEMBER = Param("call", "call", "Role name of the participant's call.", True)
-_LANGUAGE = Param("language", "text", "Language code of the speech, such as `en`, `en-gb`, `de`.", default="en")
-_VOICE = Param("voice", "enum", "Voice gender, where the platform lets you choose.", choices=("female", "male"))
+_LANGUAGE = Param(
+    "language", "text", "Language code of the speech, such as `en`, `en-gb`, `de`.", default="en"
+)
+_VOICE = Param(
+    "voice", "enum", "Voice gender, where the platform lets you choose.", choices=("female", "male")
+)
 _LOOP = Param("loop", "integer", "How many times to play the media.", default=1, minimum=1)
 _FILE_ID = Param("file_id", "text", "Id of an audio file uploaded to the platform.")
 _URL = Param("url", "text", "URL of an audio file the platform fetches.")
 _TO = Param("to", "endpoint", "Who to call: a phone number, or {phone|sip|user|webrtc: address}.", True)
 _FROM = Param("from", "text", "Caller id shown to the called party.")
-_TIMEOUT = Param("timeout", "duration", "How long to ring before giving up (at most 60s on Infobip).", default="60s")
+_TIMEOUT = Param(
+    "timeout", "duration", "How long to ring before giving up (at most 60s on Infobip).", default="60s"
+)
 _MUSIC = Param(
     "music", "enum", "Music on hold.", default="music1", choices=("ring", "music1", "music2", "music3")
 )
@@ -105,13 +115,15 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "hangup",
         "Hang up a call.",
-        (_CALL, Param("reason", "enum", "Why, as reported to the platform.", choices=("hangup", "busy", "rejected"))),
+        (_CALL, Param("reason", "enum", "Why, as reported to the platform.",
+                      choices=("hangup", "busy", "rejected"))),
         outcomes=("call.finished",),
     ),
     ActionSpec(
         "say",
         "Speak text to a call (text-to-speech).",
-        (_CALL, Param("text", "text", "What to say (SSML allowed on Infobip).", True), _LANGUAGE, _VOICE, _LOOP),
+        (_CALL, Param("text", "text", "What to say (SSML allowed on Infobip).", True),
+         _LANGUAGE, _VOICE, _LOOP),
         outcomes=("say.finished",),
     ),
     ActionSpec("play", "Play an audio file to a call.", (_CALL, _FILE_ID, _URL, _LOOP), ("file_id", "url"),
@@ -138,7 +150,8 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
         ),
         outcomes=("dtmf.captured",),
     ),
-    ActionSpec("send_dtmf", "Send keypad digits on a call.", (_CALL, Param("digits", "text", "Digits to send.", True))),
+    ActionSpec("send_dtmf", "Send keypad digits on a call.",
+               (_CALL, Param("digits", "text", "Digits to send.", True))),
     ActionSpec(
         "dial",
         "Place an outbound call; with `connect`, bridge it to an existing call once answered.",
@@ -190,7 +203,8 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
         "Call an HTTP endpoint (hosts must be on the service's allow-list).",
         (
             Param("url", "text", "The URL.", True),
-            Param("method", "enum", "HTTP method.", default="POST", choices=("GET", "POST", "PUT", "PATCH", "DELETE")),
+            Param("method", "enum", "HTTP method.", default="POST",
+                  choices=("GET", "POST", "PUT", "PATCH", "DELETE")),
             Param("body", "mapping", "JSON body (values may be templates)."),
             Param("as", "new_var", "Variable that receives the JSON response."),
         ),
@@ -200,22 +214,27 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
 ACTIONS: dict[str, ActionSpec] = {spec.name: spec for spec in ACTION_SPECS}
 
 EVENT_SPECS: tuple[EventSpec, ...] = (
-    EventSpec("call.received", "An inbound call arrived (it starts the session).", ("call", "call_id", "from", "to")),
+    EventSpec("call.received", "An inbound call arrived (it starts the session).",
+              ("call", "call_id", "from", "to")),
     EventSpec("call.answered", "A call was answered (inbound after `answer`, outbound when picked up)."),
-    EventSpec("call.finished", "A call ended after it was up; `reason` says who hung up.", ("call", "call_id", "reason")),
+    EventSpec("call.finished", "A call ended after it was up; `reason` says who hung up.",
+              ("call", "call_id", "reason")),
     EventSpec("call.failed", "A call ended without being answered (busy, no_answer, rejected, ...).",
               ("call", "call_id", "reason")),
     EventSpec("conference.created", "A conference was created.", ("conference", "conference_id")),
     EventSpec("conference.finished", "A conference ended.", ("conference", "conference_id", "reason")),
     EventSpec("participant.joining", "A call is being connected to a conference.",
               ("call", "call_id", "conference", "conference_id")),
-    EventSpec("participant.joined", "A call joined a conference.", ("call", "call_id", "conference", "conference_id")),
+    EventSpec("participant.joined", "A call joined a conference.",
+              ("call", "call_id", "conference", "conference_id")),
     EventSpec("participant.join_failed", "A call could not join a conference (busy, no_answer, ...).",
               ("call", "call_id", "conference", "conference_id", "reason")),
     EventSpec("participant.left", "A call left a conference (hung up or kicked).",
               ("call", "call_id", "conference", "conference_id", "reason")),
-    EventSpec("say.finished", "Text-to-speech finished (or was stopped).", ("call", "call_id", "conference", "reason")),
-    EventSpec("play.finished", "Audio playback finished (or was stopped).", ("call", "call_id", "conference", "reason")),
+    EventSpec("say.finished", "Text-to-speech finished (or was stopped).",
+              ("call", "call_id", "conference", "reason")),
+    EventSpec("play.finished", "Audio playback finished (or was stopped).",
+              ("call", "call_id", "conference", "reason")),
     EventSpec("dtmf.captured", "Digits were collected; `reason` is timeout when none came.",
               ("call", "call_id", "digits", "reason")),
     EventSpec("recording.ready", "A recording is ready.", ("call", "call_id", "data")),
@@ -237,6 +256,9 @@ ENGINE_ACTIONS: frozenset[str] = frozenset({spec.name for spec in ACTION_SPECS i
 EVENT_FIELDS: tuple[str, ...] = (
     "name", "call", "call_id", "conference", "conference_id", "reason", "digits", "data", "raw",
 )
+# What templates see as ``session`` (runtime/context.py) and as each role (``room.id``).
+SESSION_FIELDS: tuple[str, ...] = ("id", "flow", "version", "state", "status", "created")
+ROLE_FIELDS: tuple[str, ...] = ("id",)
 # Outcomes that mean an attempt failed; a flow that dials should handle them (``unhandled-failure``).
 FAILURE_EVENTS: frozenset[str] = frozenset({"call.failed", "participant.join_failed"})
 # How an ``endpoint`` parameter may name its address besides a bare phone number.

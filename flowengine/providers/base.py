@@ -3,9 +3,10 @@
 A webhook arrives as a framework-neutral ``WebhookRequest``. The adapter verifies and parses it into
 neutral events, then opens a ``Channel`` for handling them: the channel is the ``Provider`` the executor
 runs the plan through. Infobip's channel sends every command over REST; Sinch's gathers what may be said
-in the callback's reply (SVAML) and sends the rest over REST. After the plan, the service answers the
-webhook with ``channel.reply()`` and feeds ``channel.follow_ups()`` (events the platform will not send,
-such as Sinch's implicit answer) back into the same session. The runtime never knows which style it is.
+in the callback's reply (SVAML) and sends the rest over REST. ``channel.follow_ups()`` drains the events
+the platform will not send (Sinch's implicit answer, a join it does not report): the service handles the
+zero-delay ones through the same channel BEFORE building ``channel.reply()`` (so they may still add to the
+reply) and the delayed ones later, each with a channel of its own. The runtime never knows which style.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ HTTP exchange itself runs inside ``clock.busy()`` so virtual time stands still w
 Only method, path, status and latency are logged: never headers, bodies or credentials.
 
 A provider plugs in how it authenticates (``Authorize``: headers for one request, which may depend on the
-exact body bytes, as Sinch's signatures do) and how its error bodies read (``ErrorText``).
+exact body bytes, as Sinch's signatures do) and how its error bodies read (``ErrorText``); its retry
+settings are any ``retry.Backoff``.
 """
 
 from __future__ import annotations
@@ -18,48 +19,20 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 from yarl import URL
 
-from flowengine.errors import ConfigError, ProviderError
+from flowengine.errors import ProviderError
 from flowengine.providers.base import JSON
+from flowengine.providers.retry import Backoff, backoff_delay
 from flowengine.runtime.clock import Clock, SystemClock
 
 # (method, path, body bytes) -> headers for that one request (authorization, content type, ...).
 Authorize = Callable[[str, str, bytes], Mapping[str, str]]
 # A decoded JSON error body -> (message, code); (None, None) when it is not the platform's error shape.
 ErrorText = Callable[[Any], tuple[str | None, str | None]]
-
-
-class Backoff(Protocol):
-    """What the retry loop reads from a provider's retry settings."""
-
-    @property
-    def attempts(self) -> int: ...
-    @property
-    def base_delay(self) -> float: ...
-    @property
-    def max_delay(self) -> float: ...
-    @property
-    def max_retry_after(self) -> float: ...
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff with jitter for 429, 5xx and connection errors."""
-
-    attempts: int = 4  # tries in all, the first one included
-    base_delay: float = 0.25  # seconds before the first retry (before jitter)
-    max_delay: float = 4.0  # cap of one backoff step
-    max_retry_after: float = 30.0  # cap on a server's Retry-After, so one answer cannot wedge a session
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ConfigError("retry attempts must be at least 1")
-        if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
-            raise ConfigError("retry delays must not be negative")
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,15 +135,8 @@ class JsonClient:
                 return outcome
             if not outcome.error.retryable or attempt + 1 >= policy.attempts:
                 raise outcome.error
-            await self._clock.sleep(self._delay(attempt, outcome.retry_after))
+            await self._clock.sleep(backoff_delay(policy, attempt, outcome.retry_after, self._jitter()))
         raise AssertionError("unreachable: the loop returns or raises")
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        policy = self._retry
-        if retry_after is not None:
-            return min(retry_after, policy.max_retry_after)
-        step = min(policy.max_delay, policy.base_delay * float(2**attempt))
-        return step * (0.5 + 0.5 * self._jitter())  # "equal jitter": never less than half the step
 
     async def _attempt(self, method: str, path: str, data: bytes) -> JSON | _Failure:
         if self._session is None:

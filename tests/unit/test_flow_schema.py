@@ -12,8 +12,18 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from flowengine.flow.schema import SCHEMA_ID, flow_schema, schema_json
-from flowengine.flow.vocabulary import ACTIONS, DURATION_PATTERN, EVENT_FIELDS, EVENTS, parse_duration
+from flowengine.flow.vocabulary import (
+    ACTIONS,
+    DURATION_PATTERN,
+    EVENT_FIELDS,
+    EVENTS,
+    ROLE_FIELDS,
+    SESSION_FIELDS,
+    parse_duration,
+)
+from flowengine.runtime.context import build_context
 from flowengine.runtime.events import Event
+from flowengine.runtime.session import Session
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,25 +73,41 @@ def test_action_items_are_one_key_objects_not_a_big_one_of() -> None:
     assert "oneOf" not in json.dumps(flow_schema())
 
 
-@pytest.mark.parametrize("text", ["500ms", "10s", "1.5s", "2m", "1h", "0s", "10", "10 s", "s", "1d", "-1s", "1.s"])
+@pytest.mark.parametrize(
+    "text", ["500ms", "10s", "1.5s", "2m", "1h", "0s", "10", "10 s", "s", "1d", "-1s", "1.s"]
+)
 def test_the_schema_duration_pattern_agrees_with_parse_duration(text: str) -> None:
     assert (re.search(DURATION_PATTERN, text) is not None) == (parse_duration(text) is not None)
 
 
-def test_event_fields_are_what_the_runtime_gives_templates() -> None:
-    assert set(Event(name="call.answered").context()) == set(EVENT_FIELDS)
+def test_event_session_and_role_fields_are_what_the_runtime_gives_templates() -> None:
+    session = Session(id="s1", flow="f", flow_version=1, state="a", calls={"caller": "c1"})
+    context = build_context(session, Event(name="call.answered"))
+    assert set(context["event"]) == set(EVENT_FIELDS)
+    assert set(context["session"]) == set(SESSION_FIELDS)
+    assert set(context["caller"]) == set(ROLE_FIELDS)
 
 
 def test_schema_check_accepts_the_documented_shapes() -> None:
     validator = Draft202012Validator(flow_schema())
     doc = {
-        "flow": "x", "initial": "a",
+        "flow": "x",
+        "initial": "a",
         "states": {
-            "a": {"on": {"call.answered": [{"target": "b", "when": "true"}, "b"],
-                         "say.finished": {"actions": [{"set": {"n": 1}}]}},
-                  "after": {"10s": {"target": "b"}}},
-            "b": {"type": "final", "entry": [{"dial": {"to": {"sip": "sip:a@b"}, "as": "c"}},
-                                             {"play": {"call": "caller", "url": "u", "loop": "{{ 2 }}"}}]},
+            "a": {
+                "on": {
+                    "call.answered": [{"target": "b", "when": "true"}, "b"],
+                    "say.finished": {"actions": [{"set": {"n": 1}}]},
+                },
+                "after": {"10s": {"target": "b"}},
+            },
+            "b": {
+                "type": "final",
+                "entry": [
+                    {"dial": {"to": {"sip": "sip:a@b"}, "as": "c"}},
+                    {"play": {"call": "caller", "url": "u", "loop": "{{ 2 }}"}},
+                ],
+            },
         },
     }
     assert list(validator.iter_errors(doc)) == []

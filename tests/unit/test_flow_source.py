@@ -17,9 +17,26 @@ def test_yaml11_booleans_stay_strings(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("true", True), ("False", False), ("TRUE", True), ("~", None), ("null", None), ("", None), ("12", 12),
-     ("-3", -3), ("0o17", 15), ("0x1F", 31), ("017", 17), ("1.5", 1.5), ("1e3", 1000.0), ("-.inf", -math.inf),
-     ("1_000", "1_000"), ("0b101", "0b101"), ("12:30", "12:30"), ("10s", "10s")],
+    [
+        ("true", True),
+        ("False", False),
+        ("TRUE", True),
+        ("~", None),
+        ("null", None),
+        ("", None),
+        ("12", 12),
+        ("-3", -3),
+        ("0o17", 15),
+        ("0x1F", 31),
+        ("017", 17),
+        ("1.5", 1.5),
+        ("1e3", 1000.0),
+        ("-.inf", -math.inf),
+        ("1_000", "1_000"),
+        ("0b101", "0b101"),
+        ("12:30", "12:30"),
+        ("10s", "10s"),
+    ],
 )
 def test_plain_scalars_follow_the_yaml12_core_schema(text: str, value: object) -> None:
     assert resolve_plain(text) == value
@@ -50,7 +67,10 @@ def test_a_tag_whose_value_does_not_fit_is_reported() -> None:
 def test_duplicate_key_is_reported_at_the_second_key_and_the_first_value_kept() -> None:
     parsed = parse_source("a: 1\nb:\n  c: 2\n  c: 3\na: 4\n", "f.yaml")
     assert parsed.doc == {"a": 1, "b": {"c": 2}}
-    assert [(d.line, d.col, d.rule) for d in parsed.diagnostics] == [(4, 3, "duplicate-key"), (5, 1, "duplicate-key")]
+    assert [(d.line, d.col, d.rule) for d in parsed.diagnostics] == [
+        (4, 3, "duplicate-key"),
+        (5, 1, "duplicate-key"),
+    ]
     assert parsed.diagnostics[0].format() == (
         'f.yaml:4:3: duplicate key "c": a key may appear only once in a mapping [duplicate-key]'
     )

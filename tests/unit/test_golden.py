@@ -35,7 +35,9 @@ def _run(path: Path) -> str:
     match = _DIRECTIVE.search(text)
     options = dict(item.split("=", 1) for item in match.group(1).split()) if match else {}
     capabilities = frozenset(options["capabilities"].split(",")) if "capabilities" in options else None
-    result = load_flow(path, source=_relative(path), capabilities=capabilities, provider=options.get("provider"))
+    result = load_flow(
+        path, source=_relative(path), capabilities=capabilities, provider=options.get("provider")
+    )
     return report_text(result.diagnostics, {}, False)
 
 

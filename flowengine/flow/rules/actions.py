@@ -23,21 +23,42 @@ def _active_after(ctx: RuleContext, site: ActionSite) -> set[str]:
     return {site.state}
 
 
+def _leading_to_handler(ctx: RuleContext, event: str) -> set[str]:
+    """States from which some path reaches a state that handles ``event`` (a backward search)."""
+    before: dict[str, set[str]] = {name: set() for name in ctx.flow.states}
+    for name in ctx.flow.states:
+        for nxt in ctx.successors(name):
+            before[nxt].add(name)
+    found = {name for name, events in ctx.handled.items() if event in events}
+    todo = list(found)
+    while todo:
+        for prev in before[todo.pop()] - found:
+            found.add(prev)
+            todo.append(prev)
+    return found
+
+
 def unhandled_failures(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[unhandled-failure] a dial's failure event is handled where it can arrive (warning)."""
     if not ctx.graph_known:
         return
+    handled: dict[str, set[str]] = {}
     for site in ctx.actions:
         if site.action.name not in DIAL_ACTIONS:
             continue
         failures = sorted(FAILURE_EVENTS.intersection(ACTIONS[site.action.name].outcomes))
-        later = ctx.reachable_from(_active_after(ctx, site))
-        if any(event in ctx.handled[state] for state in later for event in failures):
+        for event in failures:
+            if event not in handled:
+                handled[event] = _leading_to_handler(ctx, event)
+        if any(_active_after(ctx, site) & handled[event] for event in failures):
             continue
-        yield ctx.at_key((*site.path, site.action.name),
-                         f"{quoted_list(failures)} from action {quote(site.action.name)} is not handled in any "
-                         "state after it: the session will not notice the call failing",
-                         "unhandled-failure", "warning")
+        yield ctx.at_key(
+            (*site.path, site.action.name),
+            f"{quoted_list(failures)} from action {quote(site.action.name)} is not handled in any "
+            "state after it: the session will not notice the call failing",
+            "unhandled-failure",
+            "warning",
+        )
 
 
 def unsupported_actions(ctx: RuleContext) -> Iterator[Diagnostic]:
@@ -49,7 +70,9 @@ def unsupported_actions(ctx: RuleContext) -> Iterator[Diagnostic]:
         spec = ACTIONS.get(site.action.name)
         if spec is None or spec.name in ENGINE_ACTIONS or spec.name in ctx.capabilities:
             continue
-        yield ctx.at_key((*site.path, spec.name), f"{who} cannot perform action {quote(spec.name)}", "provider")
+        yield ctx.at_key(
+            (*site.path, spec.name), f"{who} cannot perform action {quote(spec.name)}", "provider"
+        )
 
 
 RULES: tuple[Rule, ...] = (unhandled_failures, unsupported_actions)

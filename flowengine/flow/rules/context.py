@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from flowengine.flow.diagnostics import Diagnostic, Severity
 from flowengine.flow.model import Flow, Pos
-from flowengine.flow.rules.sites import ActionSite, TransitionSite, action_sites, lookup, transition_sites
+from flowengine.flow.rules.sites import (
+    ActionSite,
+    Template,
+    TransitionSite,
+    action_sites,
+    lookup,
+    templates,
+    transition_sites,
+)
 from flowengine.flow.source import Path, SourceMap
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -20,6 +30,14 @@ class RuleContext:
     source_map: SourceMap
     capabilities: frozenset[str] | None = None
     provider: str | None = None
+    _shared: dict[Callable[..., Any], Any] = field(default_factory=dict, repr=False)
+
+    def shared(self, analysis: Callable[[RuleContext], T]) -> T:
+        """``analysis(self)``, computed once per flow however many rules ask for it."""
+        if analysis not in self._shared:
+            self._shared[analysis] = analysis(self)
+        result: T = self._shared[analysis]
+        return result
 
     @cached_property
     def transitions(self) -> list[TransitionSite]:
@@ -28,6 +46,10 @@ class RuleContext:
     @cached_property
     def actions(self) -> list[ActionSite]:
         return action_sites(self.flow, self.doc)
+
+    @cached_property
+    def templates(self) -> list[Template]:
+        return list(templates(self.actions, self.transitions, self.doc))
 
     @cached_property
     def edges(self) -> dict[str, list[TransitionSite]]:
@@ -51,7 +73,16 @@ class RuleContext:
         return {name: {s.event for s in sites if not s.timer} for name, sites in self.edges.items()}
 
     def successors(self, state: str) -> set[str]:
-        return {t for s in self.edges.get(state, []) if (t := s.transition.target) in self.flow.states}
+        return self._successors.get(state, set())
+
+    @cached_property
+    def _successors(self) -> dict[str, set[str]]:
+        states = self.flow.states
+        found: dict[str, set[str]] = {}
+        for name, sites in self.edges.items():
+            targets = (site.transition.target for site in sites)
+            found[name] = {t for t in targets if t is not None and t in states}
+        return found
 
     def reachable_from(self, starts: Iterable[str]) -> set[str]:
         seen = {s for s in starts if s in self.flow.states}

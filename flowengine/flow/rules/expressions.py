@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Any
+from functools import lru_cache
 
 from jinja2 import nodes
 
@@ -20,80 +19,63 @@ from flowengine.flow.diagnostics import Diagnostic, alternatives, did_you_mean, 
 from flowengine.flow.expressions import analyse, environment, guard_source, has_template
 from flowengine.flow.rules.context import Rule, RuleContext
 from flowengine.flow.rules.roles import role_kinds
-from flowengine.flow.source import Path
-from flowengine.flow.vocabulary import ACTIONS, EVENT_FIELDS, EVENTS, EXPRESSION_GLOBALS, REASONS
+from flowengine.flow.rules.sites import Template
+from flowengine.flow.vocabulary import (
+    ACTIONS,
+    EVENT_FIELDS,
+    EVENTS,
+    EXPRESSION_GLOBALS,
+    REASONS,
+    ROLE_FIELDS,
+    SESSION_FIELDS,
+)
 
 _JINJA_NAMES = frozenset(environment().globals) | {"loop"}
 
 
 @dataclass(frozen=True, slots=True)
-class Template:
-    path: Path  # the string's node
-    text: str  # as Jinja2 source (a guard is wrapped in {{ }})
-    guard: bool
-
-
-def templates(ctx: RuleContext) -> Iterator[Template]:
-    for site in ctx.actions:
-        yield from _strings(ctx.raw((*site.path, site.action.name)), (*site.path, site.action.name))
-    for tsite in ctx.transitions:
-        when = tsite.transition.when
-        if isinstance(when, str):
-            yield Template((*tsite.path, "when"), when, True)
-
-
-def _strings(value: Any, path: Path) -> Iterator[Template]:
-    if isinstance(value, str):
-        if has_template(value):
-            yield Template(path, value, False)
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _strings(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _strings(item, (*path, index))
-
-
-@dataclass
 class Names:
     """What expressions may read in this flow."""
 
-    ctx: RuleContext
+    roles: Mapping[str, str]  # role -> "call" | "conference"
+    variables: set[str]  # declared in ``vars``, set by ``set``, or bound by ``as:`` (conference_info, http)
+    top: set[str]  # every top-level name that exists at run time
 
-    @cached_property
-    def roles(self) -> dict[str, str]:
-        return {name: kind for name, (kind, _) in role_kinds(self.ctx).items()}
 
-    @cached_property
-    def variables(self) -> set[str]:
-        declared = set(self.ctx.flow.vars)
-        for site in self.ctx.actions:
-            params = site.action.params
-            spec = ACTIONS.get(site.action.name)
-            binder = spec.param("as") if spec else None
-            if site.action.name == "set" and isinstance(params.get("vars"), Mapping):
-                declared.update(params["vars"])
-            elif binder is not None and binder.kind == "new_var" and isinstance(params.get("as"), str):
-                declared.add(params["as"])
-        return declared
+def names(ctx: RuleContext) -> Names:
+    roles = {name: kind for name, (kind, _) in ctx.shared(role_kinds).items()}
+    return Names(roles, _variables(ctx), {*EXPRESSION_GLOBALS, *roles, *_JINJA_NAMES})
 
-    @cached_property
-    def top(self) -> set[str]:
-        return {*EXPRESSION_GLOBALS, *self.roles, *_JINJA_NAMES}
+
+def _variables(ctx: RuleContext) -> set[str]:
+    declared = set(ctx.flow.vars)
+    for site in ctx.actions:
+        params = site.action.params
+        spec = ACTIONS.get(site.action.name)
+        binder = spec.param("as") if spec else None
+        if site.action.name == "set" and isinstance(params.get("vars"), Mapping):
+            declared.update(params["vars"])
+        elif binder is not None and binder.kind == "new_var" and isinstance(params.get("as"), str):
+            declared.add(params["as"])
+    return declared
 
 
 def bad_syntax(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[expression] templates and guards parse; a guard is a bare expression."""
-    for template in templates(ctx):
+    for template in ctx.templates:
         if template.guard and has_template(template.text):
-            yield ctx.at_value(template.path, 'write "when" as a bare expression, without {{ }}: '
-                                              "for example event.call == 'callee'", "expression")
+            yield ctx.at_value(
+                template.path,
+                "write \"when\" as a bare expression, without {{ }}: for example event.call == 'callee'",
+                "expression",
+            )
             continue
         error = analyse(_source(template)).error
         if error is not None:
             what = '"when" expression' if template.guard else "template"
-            yield ctx.at_value(template.path, f"invalid {what}: {_lower(error.message or 'syntax error')}",
-                               "expression")
+            yield ctx.at_value(
+                template.path, f"invalid {what}: {_lower(error.message or 'syntax error')}", "expression"
+            )
 
 
 def _source(template: Template) -> str:
@@ -102,12 +84,12 @@ def _source(template: Template) -> str:
 
 def undefined_names(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[expression] only names that exist at run time are read."""
-    names = Names(ctx)
-    for template in templates(ctx):
+    known = ctx.shared(names)
+    for template in ctx.templates:
         if template.guard and has_template(template.text):
             continue
         for ref in sorted(analyse(_source(template)).references):
-            problem = _check_reference(ref, names)
+            problem = _check_reference(ref, known)
             if problem is not None:
                 needle = ".".join(ref[:2]) if len(ref) > 1 else ref[0]
                 pos = ctx.source_map.find(template.path, needle)
@@ -118,11 +100,17 @@ def _check_reference(ref: tuple[str, ...], names: Names) -> str | None:
     head = ref[0]
     if head == "vars" and len(ref) > 1 and ref[1] not in names.variables:
         close = did_you_mean(ref[1], names.variables, prefix="vars.")
-        return (f'undefined variable "vars.{ref[1]}"{close} (declare it under "vars", or bind it with "set" or '
-                '"as:")')
+        return (
+            f'undefined variable "vars.{ref[1]}"{close} (declare it under "vars", or bind it with "set" or '
+            '"as:")'
+        )
     if head == "event" and len(ref) > 1 and ref[1] not in EVENT_FIELDS:
-        hint = did_you_mean(ref[1], EVENT_FIELDS, prefix="event.") or f"; expected one of {quoted_list(EVENT_FIELDS)}"
-        return f'unknown event field "event.{ref[1]}"{hint}'
+        return f'unknown event field "event.{ref[1]}"{_field_hint(ref[1], EVENT_FIELDS, "event.")}'
+    if head == "session" and len(ref) > 1 and ref[1] not in SESSION_FIELDS:
+        return f'unknown session field "session.{ref[1]}"{_field_hint(ref[1], SESSION_FIELDS, "session.")}'
+    if head in names.roles and len(ref) > 1 and ref[1] not in ROLE_FIELDS:
+        fields = quoted_list(f"{head}.{field}" for field in ROLE_FIELDS)
+        return f"unknown field {quote('.'.join(ref[:2]))}: a role has only {fields}"
     if head in names.top:
         return None
     if head in names.variables:
@@ -134,15 +122,16 @@ def _check_reference(ref: tuple[str, ...], names: Names) -> str | None:
     return f"undefined name {quote(head)}{hint} (templates read vars, session, event and the roles)"
 
 
+def _field_hint(name: str, fields: tuple[str, ...], prefix: str) -> str:
+    return did_you_mean(name, fields, prefix) or f"; expected {quoted_list(prefix + f for f in fields)}"
+
+
 def impossible_comparisons(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[expression] ``event.reason == 'noanswer'`` can never be true: the value is not in the vocabulary."""
-    names = Names(ctx)
-    for template in templates(ctx):
-        tree = analyse(_source(template)).tree
-        if tree is None:
-            continue
-        for field, literal in _compared_literals(tree):
-            problem = _check_literal(field, literal, names)
+    known = ctx.shared(names)
+    for template in ctx.templates:
+        for field, literal in compared_literals(_source(template)):
+            problem = _check_literal(field, literal, known)
             if problem is not None:
                 yield ctx.at(ctx.source_map.find(template.path, literal), problem, "expression")
 
@@ -159,15 +148,19 @@ def _check_literal(field: str, literal: str, names: Names) -> str | None:
     return None
 
 
-def _compared_literals(tree: nodes.Template) -> Iterator[tuple[str, str]]:
-    """(field, literal) for each ``event.<field> ==/!=/in <string literal(s)>`` in the tree."""
+@lru_cache(maxsize=4096)
+def compared_literals(source: str) -> tuple[tuple[str, str], ...]:
+    """(field, literal) for each ``event.<field> ==/!=/in <string literal(s)>`` in the template."""
+    tree = analyse(source).tree
+    if tree is None or "event." not in source:
+        return ()
+    found: list[tuple[str, str]] = []
     for compare in tree.find_all(nodes.Compare):
         operands = [compare.expr, *(op.expr for op in compare.ops)]
         field = next((f for f in map(_event_field, operands) if f), None)
-        if field is None:
-            continue
-        for operand in operands:
-            yield from ((field, text) for text in _string_constants(operand))
+        if field is not None:
+            found.extend((field, text) for operand in operands for text in _string_constants(operand))
+    return tuple(found)
 
 
 def _event_field(node: nodes.Node) -> str | None:

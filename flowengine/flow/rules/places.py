@@ -10,8 +10,19 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 PlaceKind = Literal[
-    "root", "field", "vars", "states", "state", "handlers", "timers", "transition", "actions", "action",
-    "params", "param", "value",
+    "root",
+    "field",
+    "vars",
+    "states",
+    "state",
+    "handlers",
+    "timers",
+    "transition",
+    "actions",
+    "action",
+    "params",
+    "param",
+    "value",
 ]
 
 

@@ -58,36 +58,49 @@ def role_kinds(ctx: RuleContext) -> dict[str, tuple[RoleKind, ActionSite | None]
 
 def bad_bindings(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[role] ``as:`` picks a fresh name and keeps one kind."""
-    kinds = role_kinds(ctx)
+    kinds = ctx.shared(role_kinds)
     for site in ctx.actions:
         for param in (p for p in role_params(site.action) if p.binds):
             path = (*site.path, site.action.name, param.param)
             if param.name == CALLER_ROLE:
-                yield ctx.at_value(path, f'{quote(CALLER_ROLE)} is always the inbound call; choose another role '
-                                         "name", "role")
+                yield ctx.at_value(
+                    path, f"{quote(CALLER_ROLE)} is always the inbound call; choose another role name", "role"
+                )
             elif param.name in EXPRESSION_GLOBALS:
-                yield ctx.at_value(path, f"{quote(param.name)} is reserved in templates; choose another role "
-                                         "name", "role")
+                yield ctx.at_value(
+                    path, f"{quote(param.name)} is reserved in templates; choose another role name", "role"
+                )
             elif kinds[param.name][0] != param.kind:
-                yield ctx.at_value(path, f"role {quote(param.name)} is bound here as a {param.kind} but "
-                                         f"elsewhere as a {kinds[param.name][0]}; use two names", "role")
+                yield ctx.at_value(
+                    path,
+                    f"role {quote(param.name)} is bound here as a {param.kind} but "
+                    f"elsewhere as a {kinds[param.name][0]}; use two names",
+                    "role",
+                )
 
 
 def unknown_roles(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[role] every role used is bound somewhere, as the kind the parameter expects."""
-    kinds = role_kinds(ctx)
+    kinds = ctx.shared(role_kinds)
     for site in ctx.actions:
         for param in (p for p in role_params(site.action) if not p.binds):
             path = (*site.path, site.action.name, param.param)
             known = kinds.get(param.name)
             if known is None:
                 same_kind = [n for n, (k, _) in kinds.items() if k == param.kind]
-                yield ctx.at_value(path, f"unknown {param.kind} role {quote(param.name)}"
-                                         f"{alternatives(param.name, same_kind)}", "role")
+                yield ctx.at_value(
+                    path,
+                    f"unknown {param.kind} role {quote(param.name)}{alternatives(param.name, same_kind)}",
+                    "role",
+                )
             elif known[0] != param.kind:
-                yield ctx.at_value(path, f"{quote(param.name)} is a {known[0]}, but parameter "
-                                         f"{quote(param.param)} of action {quote(site.action.name)} expects a "
-                                         f"{param.kind}", "role")
+                yield ctx.at_value(
+                    path,
+                    f"{quote(param.name)} is a {known[0]}, but parameter "
+                    f"{quote(param.param)} of action {quote(site.action.name)} expects a "
+                    f"{param.kind}",
+                    "role",
+                )
 
 
 @dataclass
@@ -105,21 +118,31 @@ def role_flow(ctx: RuleContext) -> RoleFlow:
     if flow.initial not in flow.states:
         return RoleFlow(entered, inside)
     entered[flow.initial].add(CALLER_ROLE)
+    memo: dict[int, set[str]] = {}
+
+    def bound_once(actions: tuple[Action, ...]) -> set[str]:  # states are revisited until the fixpoint
+        if id(actions) not in memo:
+            memo[id(actions)] = bound(actions)
+        return memo[id(actions)]
+
     todo, seen = [flow.initial], set[str]()
     while todo:
         name = todo.pop()
         seen.add(name)
         state = flow.states[name]
         edges = ctx.edges[name]
-        here = entered[name] | bound(state.entry) | {r for e in edges if e.transition.target is None
-                                                     for r in bound(e.transition.actions)}
+        here = (
+            entered[name]
+            | bound_once(state.entry)
+            | {r for e in edges if e.transition.target is None for r in bound_once(e.transition.actions)}
+        )
         inside[name] = here
-        leaving = here | bound(state.exit)
+        leaving = here | bound_once(state.exit)
         for edge in edges:
             target = edge.transition.target
             if target is None or target not in flow.states:
                 continue
-            arriving = leaving | bound(edge.transition.actions)
+            arriving = leaving | bound_once(edge.transition.actions)
             if target not in seen or not arriving <= entered[target]:
                 entered[target] |= arriving
                 todo.append(target)
@@ -146,12 +169,16 @@ def _states_running(ctx: RuleContext, site: ActionSite) -> list[str]:
         return [site.state] if site.state in ctx.reachable else []
     assert site.via is not None
     event = site.via.event
-    return [name for name in ctx.reachable
-            if not ctx.flow.states[name].final and event not in ctx.flow.states[name].on]
+    return [
+        name
+        for name in ctx.reachable
+        if not ctx.flow.states[name].final and event not in ctx.flow.states[name].on
+    ]
 
 
-def _uses(site: ActionSite, kinds: Mapping[str, tuple[RoleKind, ActionSite | None]]
-          ) -> Iterator[tuple[str, tuple[str | int, ...]]]:
+def _uses(
+    site: ActionSite, kinds: Mapping[str, tuple[RoleKind, ActionSite | None]]
+) -> Iterator[tuple[str, tuple[str | int, ...]]]:
     """Roles the action reads: role parameters (of the right kind: others are reported by
     ``unknown_roles``) and role names in its templates."""
     known = set(kinds)
@@ -180,8 +207,8 @@ def unbound_roles(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[role] a role is used only where some path may already have bound it."""
     if not ctx.graph_known:
         return
-    kinds = role_kinds(ctx)
-    roles = role_flow(ctx)
+    kinds = ctx.shared(role_kinds)
+    roles = ctx.shared(role_flow)
     for site in ctx.actions:
         running = _states_running(ctx, site)
         for role, path in _uses(site, kinds):
@@ -192,8 +219,10 @@ def unbound_roles(ctx: RuleContext) -> Iterator[Diagnostic]:
 def _unbound_message(role: str, kind: tuple[RoleKind, ActionSite | None]) -> str:
     binder = kind[1]
     where = f"state {quote(binder.state)}" if binder and binder.state else "a flow-level handler"
-    return (f"{kind[0]} role {quote(role)} is used before any path binds it (it is bound with "
-            f'"as: {role}" in {where})')
+    return (
+        f"{kind[0]} role {quote(role)} is used before any path binds it (it is bound with "
+        f'"as: {role}" in {where})'
+    )
 
 
 RULES: tuple[Rule, ...] = (bad_bindings, unknown_roles, unbound_roles)

@@ -7,9 +7,9 @@ in an action list [action], an unknown *parameter* inside one [action-params].
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from jsonschema.exceptions import ValidationError
 
@@ -64,23 +64,36 @@ def _is_local(error: ValidationError) -> bool:
     if place.kind in ("params", "param"):
         return True
     if place.kind == "action":
-        return error.validator == "additionalProperties" and len(error.instance) == 1
-    if place.kind in ("handlers", "timers"):
+        return error.validator == "additionalProperties" and len(_instance(error)) == 1
+    if place.kind in ("handlers", "timers"):  # unknown events, bad durations: the mapping itself is fine
         return error.validator in ("additionalProperties", "pattern")
-    if place.kind in ("field", "value", "vars") and place.state is None and place.event is None:
-        return place.field not in ("version", "initial")
-    return False
+    if place.kind == "vars":  # a bad variable name
+        return error.validator == "pattern"
+    return place.kind == "field" and place.state is None and place.event is None and place.field in (
+        "flow",
+        "description",
+    )
 
 
 def translate(error: ValidationError) -> list[Finding]:
     path = tuple(error.absolute_path)
     place = place_of(path)
     if "propertyNames" in error.schema_path:
-        return [_property_name(place, path, str(error.instance))]
+        return [_property_name(place, path, str(_instance(error)))]
     translator = _TRANSLATORS.get(str(error.validator))
     if translator is None:
         return [Finding(path, False, _lower(error.message), _rule(place))]
     return list(translator(error, place, path))
+
+
+def _instance(error: ValidationError) -> Any:
+    """The offending value (jsonschema types it loosely)."""
+    return cast(Any, error.instance)
+
+
+def _expected(error: ValidationError) -> Any:
+    """The failed keyword's value in the schema: the required names, the pattern, the enum, ..."""
+    return cast(Any, error.validator_value)
 
 
 def _rule(place: Place) -> str:
@@ -103,18 +116,27 @@ def _subject(place: Place) -> str:
         return f"state {quote(place.state)}"
     if place.kind == "actions":
         return quote(place.field or "actions")
-    return {"root": "a flow", "states": '"states"', "vars": '"vars"', "handlers": '"on"', "timers": '"after"'}.get(
-        place.kind, "the value")
+    return {
+        "root": "a flow",
+        "states": '"states"',
+        "vars": '"vars"',
+        "handlers": '"on"',
+        "timers": '"after"',
+    }.get(place.kind, "the value")
 
 
 def _required(error: ValidationError, place: Place, path: Path) -> Iterator[Finding]:
-    present = error.instance if isinstance(error.instance, dict) else {}
-    for name in error.validator_value:
+    present = _instance(error) if isinstance(_instance(error), dict) else {}
+    for name in _expected(error):
         if name in present:
             continue
         if place.kind == "params":
-            yield Finding(path, True, f"action {quote(place.action)} is missing the required parameter "
-                                      f"{quote(name)}", "action-params")
+            yield Finding(
+                path,
+                True,
+                f"action {quote(place.action)} is missing the required parameter {quote(name)}",
+                "action-params",
+            )
         elif place.kind == "root":
             yield Finding(path, False, f"missing required key {quote(name)} at the top of the flow")
         else:
@@ -122,34 +144,49 @@ def _required(error: ValidationError, place: Place, path: Path) -> Iterator[Find
 
 
 def _any_of(error: ValidationError, place: Place, path: Path) -> Iterator[Finding]:
-    names = [n for branch in error.validator_value for n in branch.get("required", ())]
+    names = [n for branch in _expected(error) for n in branch.get("required", ())]
     if place.kind == "params":
         yield Finding(path, True, f"action {quote(place.action)} needs {quoted_list(names)}", "action-params")
     elif place.kind == "transition":
-        yield Finding(path, False, 'a transition mapping needs "target" (or "actions" for an internal '
-                                   "transition)")
+        yield Finding(
+            path, False, 'a transition mapping needs "target" (or "actions" for an internal transition)'
+        )
     else:
         yield Finding(path, False, f"{_subject(place)} needs {quoted_list(names)}", _rule(place))
 
 
 def _additional(error: ValidationError, place: Place, path: Path) -> Iterator[Finding]:
-    known = list(error.schema.get("properties", {}))
-    for extra in sorted(set(error.instance) - set(known)):
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    known = list(schema.get("properties", {}))
+    for extra in sorted(set(_instance(error)) - set(known)):
         where = (*path, extra)
         if place.kind == "action":
-            yield Finding(where, True, f"unknown action {quote(extra)}{alternatives(extra, ACTIONS)}", "action")
+            yield Finding(
+                where, True, f"unknown action {quote(extra)}{alternatives(extra, ACTIONS)}", "action"
+            )
         elif place.kind == "params":
             hint = alternatives(extra, known)
-            yield Finding(where, True, f"unknown parameter {quote(extra)} for action {quote(place.action)}{hint}",
-                          "action-params")
+            yield Finding(
+                where,
+                True,
+                f"unknown parameter {quote(extra)} for action {quote(place.action)}{hint}",
+                "action-params",
+            )
         elif place.kind == "handlers":
             yield Finding(where, True, f"unknown event {quote(extra)}{alternatives(extra, EVENTS)}", "event")
         elif place.kind == "param":
-            yield Finding(where, True, f"unknown endpoint kind {quote(extra)}{alternatives(extra, known)}",
-                          "action-params")
+            yield Finding(
+                where,
+                True,
+                f"unknown endpoint kind {quote(extra)}{alternatives(extra, known)}",
+                "action-params",
+            )
         else:
-            scope = {"root": " at the top of the flow", "state": f" in state {quote(place.state)}",
-                     "transition": " in a transition"}.get(place.kind, "")
+            scope = {
+                "root": " at the top of the flow",
+                "state": f" in state {quote(place.state)}",
+                "transition": " in a transition",
+            }.get(place.kind, "")
             yield Finding(where, True, f"unknown key {quote(extra)}{scope}{alternatives(extra, known)}")
 
 
@@ -158,14 +195,29 @@ def _property_name(place: Place, path: Path, name: str) -> Finding:
     if place.kind == "timers":
         return Finding(where, True, f"invalid duration {quote(name)}: {_DURATION_HINT}", "duration")
     if place.kind == "states":
-        return Finding(where, True, f"invalid state name {quote(name)}: start with a letter or \"_\", then use "
-                                    'letters, digits, "_" or "-"')
-    return Finding(where, True, f"invalid variable name {quote(name)}: use letters, digits and \"_\", not "
-                                "starting with a digit", _rule(place))
+        return Finding(
+            where,
+            True,
+            f'invalid state name {quote(name)}: start with a letter or "_", then use '
+            'letters, digits, "_" or "-"',
+        )
+    return Finding(
+        where,
+        True,
+        f'invalid variable name {quote(name)}: use letters, digits and "_", not starting with a digit',
+        _rule(place),
+    )
 
 
-_TYPE_NAMES = {"string": "a string", "integer": "an integer", "number": "a number", "object": "a mapping",
-               "array": "a list", "boolean": "true or false", "null": "null"}
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "object": "a mapping",
+    "array": "a list",
+    "boolean": "true or false",
+    "null": "null",
+}
 
 
 def describe(value: Any) -> str:
@@ -183,27 +235,39 @@ def describe(value: Any) -> str:
 
 
 def _type(error: ValidationError, place: Place, path: Path) -> Iterator[Finding]:
-    expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
-    value = error.instance
+    expected = _expected(error) if isinstance(_expected(error), list) else [_expected(error)]
+    value = _instance(error)
     if place.kind == "transition":
-        yield Finding(path, False, "a transition is a state name, a mapping {target, when, actions} or a list "
-                                   f"of those; got {describe(value)}")
+        yield Finding(
+            path,
+            False,
+            "a transition is a state name, a mapping {target, when, actions} or a list "
+            f"of those; got {describe(value)}",
+        )
         return
     if place.kind == "action" and isinstance(value, str) and value in ACTIONS:
-        yield Finding(path, False, f"action {quote(value)} needs its parameters: write "
-                                   f"\"{value}: {{...}}\"", "action")
+        yield Finding(
+            path, False, f'action {quote(value)} needs its parameters: write "{value}: {{...}}"', "action"
+        )
         return
     if place.kind == "action":
-        yield Finding(path, False, "an action is a one-key mapping such as \"say: {call: caller, text: Hello}\"; "
-                                   f"got {describe(value)}", "action")
+        yield Finding(
+            path,
+            False,
+            'an action is a one-key mapping such as "say: {call: caller, text: Hello}"; '
+            f"got {describe(value)}",
+            "action",
+        )
         return
     wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in expected)
     if expected == ["integer", "string"]:
         wanted = "an integer or a {{ template }}"
     message, rule = f"{_subject(place)} must be {wanted}; got {describe(value)}", _rule(place)
     if "boolean" in expected and isinstance(value, str) and value.lower() in YAML11_BOOLEANS:
-        message = (f"{_subject(place)} must be true or false; got {quote(value)}, which YAML 1.2 reads as a "
-                   "string: write true or false")
+        message = (
+            f"{_subject(place)} must be true or false; got {quote(value)}, which YAML 1.2 reads as a "
+            "string: write true or false"
+        )
         rule = "schema"
     elif "string" in expected and isinstance(value, int | float) and not isinstance(value, bool):
         message += f'; quote it: "{value}"'
@@ -211,21 +275,35 @@ def _type(error: ValidationError, place: Place, path: Path) -> Iterator[Finding]
 
 
 def _pattern(error: ValidationError, place: Place, path: Path) -> Iterator[Finding]:
-    value, pattern = str(error.instance), error.validator_value
+    value, pattern = str(_instance(error)), _expected(error)
     if pattern == DURATION_PATTERN:
         rule = "action-params" if place.kind == "param" else "duration"
-        yield Finding(path, False, f"invalid duration {quote(value)} for {_subject(place)}: {_DURATION_HINT}", rule)
+        yield Finding(
+            path, False, f"invalid duration {quote(value)} for {_subject(place)}: {_DURATION_HINT}", rule
+        )
     elif pattern == TEMPLATE_PATTERN:
         hint = "; write it without quotes" if value.strip().lstrip("-").isdigit() else ""
-        yield Finding(path, False, f"{_subject(place)} must be an integer or a {{{{ template }}}}; got "
-                                   f"{describe(value)}{hint}", _rule(place))
+        yield Finding(
+            path,
+            False,
+            f"{_subject(place)} must be an integer or a {{{{ template }}}}; got {describe(value)}{hint}",
+            _rule(place),
+        )
     elif pattern == IDENTIFIER_PATTERN:
         kind = "variable" if place.param == "as" and place.action in ("conference_info", "http") else "role"
-        yield Finding(path, False, f"invalid {kind} name {quote(value)}: use letters, digits and \"_\", not "
-                                   "starting with a digit", _rule(place))
+        yield Finding(
+            path,
+            False,
+            f'invalid {kind} name {quote(value)}: use letters, digits and "_", not starting with a digit',
+            _rule(place),
+        )
     elif pattern == FLOW_NAME_PATTERN:
-        yield Finding(path, False, f"invalid flow name {quote(value)}: use lower case letters, digits, \".\", "
-                                   '"_" and "-", starting with a letter or digit')
+        yield Finding(
+            path,
+            False,
+            f'invalid flow name {quote(value)}: use lower case letters, digits, ".", '
+            '"_" and "-", starting with a letter or digit',
+        )
     elif pattern == STATE_NAME_PATTERN:
         yield Finding(path, False, f"invalid state name {quote(value)}")
     else:
@@ -233,28 +311,34 @@ def _pattern(error: ValidationError, place: Place, path: Path) -> Iterator[Findi
 
 
 def _enum(error: ValidationError, place: Place, path: Path) -> Iterator[Finding]:
-    value, choices = error.instance, [str(c) for c in error.validator_value]
+    value, choices = _instance(error), [str(c) for c in _expected(error)]
     if place.kind == "field" and place.field == "type":
         shown = quote(value) if isinstance(value, str) else describe(value)
-        yield Finding(path, False, f"invalid state type {shown}; the only type is \"final\"")
+        yield Finding(path, False, f'invalid state type {shown}; the only type is "final"')
         return
     hint = alternatives(str(value), choices)
     yield Finding(path, False, f"invalid value {quote(value)} for {_subject(place)}{hint}", _rule(place))
 
 
 def _bounds(error: ValidationError, place: Place, path: Path) -> Iterator[Finding]:
-    keyword, limit, value = error.validator, error.validator_value, error.instance
+    keyword, limit, value = error.validator, _expected(error), _instance(error)
     rule = _rule(place)
     if keyword == "maxProperties" and place.kind == "action":
         keys = list(value)
-        yield Finding((*path, keys[1]), True, f"one action per list item: found {quoted_list(keys, 'and')}; "
-                                             'start each with its own "- "', "action")
+        yield Finding(
+            (*path, keys[1]),
+            True,
+            f'one action per list item: found {quoted_list(keys, "and")}; start each with its own "- "',
+            "action",
+        )
     elif keyword in ("minProperties", "maxProperties") and place.kind == "param":
         kinds = quoted_list(["phone", "sip", "user", "webrtc"])
         yield Finding(path, False, f"an endpoint mapping has exactly one of {kinds}", rule)
     elif keyword == "minProperties":
-        what = {"states": "a flow needs at least one state", "action": "an empty action: write one action "
-                "such as \"say: {call: caller, text: Hello}\""}.get(place.kind)
+        what = {
+            "states": "a flow needs at least one state",
+            "action": 'an empty action: write one action such as "say: {call: caller, text: Hello}"',
+        }.get(place.kind)
         yield Finding(path, False, what or f"{_subject(place)} must not be empty", rule)
     elif keyword == "minimum":
         yield Finding(path, False, f"{_subject(place)} must be at least {limit}; got {value}", rule)

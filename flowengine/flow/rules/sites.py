@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from flowengine.flow.expressions import has_template
 from flowengine.flow.model import Action, Flow, Transition
 from flowengine.flow.source import Path
 
@@ -33,8 +34,8 @@ class ActionSite:
 def lookup(doc: Any, path: Path) -> Any:
     node = doc
     for part in path:
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
+        if isinstance(node, Mapping):
+            node = node.get(part)
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]
         else:
@@ -48,20 +49,29 @@ def transition_sites(flow: Flow, doc: Mapping[str, Any]) -> list[TransitionSite]
         base: Path = ("states", state.name)
         sites.extend(_handler_sites(state.name, state.on, (*base, "on"), doc))
         for timer in state.after:
-            sites.extend(_sites(state.name, timer.key, True, timer.transitions, (*base, "after", timer.key), doc))
+            sites.extend(
+                _sites(state.name, timer.key, True, timer.transitions, (*base, "after", timer.key), doc)
+            )
     return sites
 
 
-def _handler_sites(state: str | None, handlers: Mapping[str, tuple[Transition, ...]], base: Path,
-                   doc: Mapping[str, Any]) -> list[TransitionSite]:
+def _handler_sites(
+    state: str | None, handlers: Mapping[str, tuple[Transition, ...]], base: Path, doc: Mapping[str, Any]
+) -> list[TransitionSite]:
     sites: list[TransitionSite] = []
     for event, transitions in handlers.items():
         sites.extend(_sites(state, event, False, transitions, (*base, event), doc))
     return sites
 
 
-def _sites(state: str | None, event: str, timer: bool, transitions: tuple[Transition, ...], path: Path,
-           doc: Mapping[str, Any]) -> list[TransitionSite]:
+def _sites(
+    state: str | None,
+    event: str,
+    timer: bool,
+    transitions: tuple[Transition, ...],
+    path: Path,
+    doc: Mapping[str, Any],
+) -> list[TransitionSite]:
     if isinstance(lookup(doc, path), list):
         return [TransitionSite(state, event, timer, t, (*path, i)) for i, t in enumerate(transitions)]
     return [TransitionSite(state, event, timer, t, path) for t in transitions]
@@ -72,9 +82,47 @@ def action_sites(flow: Flow, doc: Mapping[str, Any]) -> list[ActionSite]:
     for state in flow.states.values():
         for phase in ("entry", "exit"):
             actions = state.entry if phase == "entry" else state.exit
-            sites.extend(ActionSite(state.name, phase, a, ("states", state.name, phase, i))
-                         for i, a in enumerate(actions))
+            sites.extend(
+                ActionSite(state.name, phase, a, ("states", state.name, phase, i))
+                for i, a in enumerate(actions)
+            )
     for site in transition_sites(flow, doc):
-        sites.extend(ActionSite(site.state, "transition", a, (*site.path, "actions", i), site)
-                     for i, a in enumerate(site.transition.actions))
+        sites.extend(
+            ActionSite(site.state, "transition", a, (*site.path, "actions", i), site)
+            for i, a in enumerate(site.transition.actions)
+        )
     return sites
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A string holding a template (in action parameters) or a guard (``when``), with its path."""
+
+    path: Path
+    text: str  # as written; a guard is a bare expression
+    guard: bool
+
+
+def templates(
+    actions: Iterable[ActionSite], transitions: Iterable[TransitionSite], doc: Mapping[str, Any]
+) -> Iterator[Template]:
+    """Parameters are read from the document as written (``set`` is not normalised there)."""
+    for site in actions:
+        path = (*site.path, site.action.name)
+        yield from _template_strings(lookup(doc, path), path)
+    for tsite in transitions:
+        when = tsite.transition.when
+        if isinstance(when, str):
+            yield Template((*tsite.path, "when"), when, True)
+
+
+def _template_strings(value: Any, path: Path) -> Iterator[Template]:
+    if isinstance(value, str):
+        if has_template(value):
+            yield Template(path, value, False)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _template_strings(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _template_strings(item, (*path, index))

@@ -20,16 +20,22 @@ def undefined_targets(ctx: RuleContext) -> Iterator[Diagnostic]:
     for site in ctx.transitions:
         target = site.transition.target
         if target is not None and target not in states:
-            yield ctx.at_value(_target_path(site, ctx), f"undefined state {quote(target)}"
-                                                        f"{alternatives(target, states)}", "target")
+            yield ctx.at_value(
+                _target_path(site, ctx),
+                f"undefined state {quote(target)}{alternatives(target, states)}",
+                "target",
+            )
 
 
 def undefined_initial(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[target] ``initial`` names a state."""
     initial = ctx.flow.initial
     if initial not in ctx.flow.states:
-        yield ctx.at_value(("initial",), f'"initial" names undefined state {quote(initial)}'
-                                         f"{alternatives(initial, ctx.flow.states)}", "target")
+        yield ctx.at_value(
+            ("initial",),
+            f'"initial" names undefined state {quote(initial)}{alternatives(initial, ctx.flow.states)}',
+            "target",
+        )
 
 
 def final_with_transitions(ctx: RuleContext) -> Iterator[Diagnostic]:
@@ -39,8 +45,12 @@ def final_with_transitions(ctx: RuleContext) -> Iterator[Diagnostic]:
             continue
         for key in ("on", "after"):
             if ctx.raw(("states", name, key)) is not None:
-                yield ctx.at_key(("states", name, key), f"final state {quote(name)} cannot have {quote(key)}: "
-                                                       "the session ends when it is entered", "final")
+                yield ctx.at_key(
+                    ("states", name, key),
+                    f"final state {quote(name)} cannot have {quote(key)}: "
+                    "the session ends when it is entered",
+                    "final",
+                )
 
 
 def unreachable_states(ctx: RuleContext) -> Iterator[Diagnostic]:
@@ -49,8 +59,12 @@ def unreachable_states(ctx: RuleContext) -> Iterator[Diagnostic]:
         return
     for name in ctx.flow.states:
         if name not in ctx.reachable:
-            yield ctx.at_key(("states", name), f"state {quote(name)} is unreachable: no transition from the "
-                                               f"initial state {quote(ctx.flow.initial)} leads to it", "unreachable")
+            yield ctx.at_key(
+                ("states", name),
+                f"state {quote(name)} is unreachable: no transition from the "
+                f"initial state {quote(ctx.flow.initial)} leads to it",
+                "unreachable",
+            )
 
 
 def _is_dead_end(ctx: RuleContext, name: str) -> bool:
@@ -63,20 +77,29 @@ def dead_ends(ctx: RuleContext) -> Iterator[Diagnostic]:
         return
     for name in ctx.flow.states:
         if _is_dead_end(ctx, name):
-            yield ctx.at_key(("states", name), f"state {quote(name)} has no way out: it is not final and no "
-                                               'event or timer leads to another state; add one, or "type: final"',
-                             "dead-end")
+            yield ctx.at_key(
+                ("states", name),
+                f"state {quote(name)} has no way out: it is not final and no "
+                'event or timer leads to another state; add one, or "type: final"',
+                "dead-end",
+            )
 
 
 def no_final(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[no-final] a session must be able to end."""
     finals = [name for name, state in ctx.flow.states.items() if state.final]
     if not finals:
-        yield ctx.at_key(("states",), 'the flow has no final state: mark the state that ends the session with '
-                                      '"type: final"', "no-final")
+        yield ctx.at_key(
+            ("states",),
+            'the flow has no final state: mark the state that ends the session with "type: final"',
+            "no-final",
+        )
     elif ctx.graph_known and not ctx.reachable.intersection(finals):
-        yield ctx.at_value(("initial",), f"no final state can be reached from the initial state "
-                                         f"{quote(ctx.flow.initial)}", "no-final")
+        yield ctx.at_value(
+            ("initial",),
+            f"no final state can be reached from the initial state {quote(ctx.flow.initial)}",
+            "no-final",
+        )
 
 
 def missing_timeouts(ctx: RuleContext) -> Iterator[Diagnostic]:
@@ -84,11 +107,21 @@ def missing_timeouts(ctx: RuleContext) -> Iterator[Diagnostic]:
     for name, state in ctx.flow.states.items():
         if state.final or state.after or (ctx.graph_known and _is_dead_end(ctx, name)):
             continue
-        yield ctx.at_key(("states", name), f"state {quote(name)} waits for events but has no \"after\" timer: a "
-                                           "lost event would leave the session stuck", "no-timeout", "warning")
+        yield ctx.at_key(
+            ("states", name),
+            f'state {quote(name)} waits for events but has no "after" timer: a '
+            "lost event would leave the session stuck",
+            "no-timeout",
+            "warning",
+        )
 
 
 RULES: tuple[Rule, ...] = (
-    undefined_targets, undefined_initial, final_with_transitions, unreachable_states, dead_ends, no_final,
+    undefined_targets,
+    undefined_initial,
+    final_with_transitions,
+    unreachable_states,
+    dead_ends,
+    no_final,
     missing_timeouts,
 )

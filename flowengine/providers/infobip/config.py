@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from flowengine.errors import ConfigError
+from flowengine.providers.retry import RetryPolicy
 
 # The header carrying the HMAC signature of Calls webhooks is unconfirmed in Infobip's public docs, so it
 # is configurable; ``X-Signature`` is the name Infobip's HMAC-secured callbacks are commonly seen with.
@@ -28,20 +29,6 @@ def normalise_algorithm(name: str) -> str:
     return key
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff with jitter for 429, 5xx and connection errors."""
-
-    attempts: int = 4  # tries in all, the first one included
-    base_delay: float = 0.25  # seconds before the first retry (before jitter)
-    max_delay: float = 4.0  # cap of one backoff step
-    max_retry_after: float = 30.0  # cap on a server's Retry-After, so one answer cannot wedge a session
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ConfigError("retry attempts must be at least 1")
-        if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
-            raise ConfigError("retry delays must not be negative")
 
 
 @dataclass(frozen=True, slots=True, repr=False)

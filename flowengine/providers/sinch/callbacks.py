@@ -25,7 +25,7 @@ from flowengine.providers.sinch import signing
 from flowengine.providers.sinch.config import SinchSettings
 from flowengine.runtime.events import Event
 
-BRIDGE_SUFFIX = "~pstn"
+BRIDGE_SUFFIX = "~callee"
 _TAG_KEY = "flowengine"
 # DiCE of a call that never came up: result (or, for N/A, reason) -> neutral reason.
 _FAILED_RESULTS = {"NOANSWER": "no_answer", "BUSY": "busy", "FAILED": "failed"}
@@ -165,8 +165,9 @@ def _dice(cb: Callback) -> list[Event]:
             left = "kicked" if why == "MANAGERHANGUP" else "hangup"
             events.append(cb.event("participant.left", conference_id=conference, reason=left, data=data))
         events.append(cb.event("call.finished", reason=_FINISHED_REASONS.get(why, "hangup"), data=data))
-        if cb.tag is None and why == "CALLEEHANGUP":
-            events.append(cb.event("call.finished", call_id=bridge_id(cb.call_id), reason="hangup", data=data))
+        if cb.tag is None and why == "CALLEEHANGUP":  # the bridged party hung up
+            bridged = bridge_id(cb.call_id)
+            events.append(cb.event("call.finished", call_id=bridged, reason="hangup", data=data))
         return events
     reason = _FAILED_RESULTS.get(result) or _FAILED_REASONS.get(why, "failed")  # N/A: the reason says
     if conference:

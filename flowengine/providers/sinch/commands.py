@@ -72,8 +72,8 @@ def _caller_id(cli: str | None) -> JSON:
 
 # -- callouts --------------------------------------------------------------------------------------
 def conference_callout(
-    conference_id: str, to: Endpoint, cli: str | None, *, moh: Music | None = None, greeting: str | None = None,
-    locale: str | None = None,
+    conference_id: str, to: Endpoint, cli: str | None, *, moh: Music | None = None,
+    greeting: str | None = None, locale: str | None = None,
 ) -> Request:
     """Dial ``to`` straight into the conference, with ACE and DiCE so the flow hears how it went; the
     tag in ``custom`` tells those callbacks which conference the call is for."""

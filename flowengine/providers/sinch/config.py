@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal, cast, get_args
 
 from flowengine.errors import ConfigError
-from flowengine.providers.http import RetryPolicy
+from flowengine.providers.retry import RetryPolicy
 from flowengine.runtime.ports import Music
 
 DEFAULT_BASE_URL = "https://calling.api.sinch.com"
@@ -49,7 +49,7 @@ class SinchSettings:
         try:
             base64.b64decode(self.application_secret, validate=True)
         except (binascii.Error, ValueError):
-            raise ConfigError("the Sinch application secret must be base64, as the dashboard shows it") from None
+            raise ConfigError("the Sinch application secret must be base64 (see the dashboard)") from None
         base = (self.base_url or DEFAULT_BASE_URL).rstrip("/")
         if "://" not in base:  # a bare host, e.g. calling-euc1.api.sinch.com
             base = "https://" + base

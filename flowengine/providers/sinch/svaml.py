@@ -172,21 +172,20 @@ class ReplyBuilder:
     def open(self) -> bool:
         return self.action is None and not self.built
 
-    def allows(self, name: str) -> bool:
-        """Whether ``name`` (an instruction or action) may still go into this reply."""
-        actions, instructions = ALLOWED[self.event]
-        return self.open and (name in actions or name in instructions)
+    def _may(self, name: str, kind: int) -> bool:
+        """Whether ``name`` may still go into this reply as an action (kind 0) or instruction (kind 1)."""
+        return self.open and name in ALLOWED[self.event][kind]
 
     def instruct(self, *steps: JSON) -> bool:
         """Add instructions; False (nothing added) when the reply is closed or one is not allowed."""
-        if not all(self.allows(step["name"]) and step["name"] in ALLOWED[self.event][1] for step in steps):
+        if not all(self._may(step["name"], 1) for step in steps):
             return False
         self.instructions.extend(steps)
         return True
 
     def act(self, action: JSON) -> bool:
         """Close the reply with ``action``; False when it is closed or the action is not allowed."""
-        if not (self.allows(action["name"]) and action["name"] in ALLOWED[self.event][0]):
+        if not self._may(action["name"], 0):
             return False
         self.action = action
         return True

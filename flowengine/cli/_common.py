@@ -1,0 +1,28 @@
+"""What several subcommands share: exit codes, colour decisions, logging set-up."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import IO
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
+
+
+def use_color(choice: str, stream: IO[str] | None = None) -> bool:
+    """``auto`` colours only a terminal, and never when NO_COLOR is set."""
+    if choice == "always":
+        return True
+    if choice == "never" or os.environ.get("NO_COLOR"):
+        return False
+    stream = stream if stream is not None else sys.stdout
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )

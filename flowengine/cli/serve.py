@@ -1,0 +1,49 @@
+"""``flowengine serve``: run the webhook service."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from aiohttp import web
+
+from flowengine.cli._common import EXIT_USAGE, setup_logging
+from flowengine.config import load_config
+from flowengine.errors import ConfigError
+from flowengine.server.app import create_app
+
+
+@click.command("serve")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("flowengine.yaml"), show_default=True, help="Service configuration file.")
+@click.option("--host", help="Override listen.host.")
+@click.option("--port", type=int, help="Override listen.port.")
+@click.option("--shutdown-timeout", type=float, default=15.0, show_default=True,
+              help="Seconds to let in-flight webhooks finish on SIGTERM/SIGINT.")
+def command(config_path: Path, host: str | None, port: int | None, shutdown_timeout: float) -> None:
+    """Serve the platform's webhooks and drive real calls.
+
+    The config names the provider (infobip or sinch), which flow answers which
+    number, the session store and the listen address; credentials come from
+    environment variables (INFOBIP_API_KEY, SINCH_APPLICATION_SECRET, ...) or
+    ${VAR} references. See flowengine.example.yaml and schemas/config.schema.json.
+
+    \b
+    Routes:
+      POST /webhooks/<provider>[/<kind>]   the platform's events/callbacks
+      GET  /healthz /readyz /metrics       liveness, readiness, Prometheus
+      GET  /api/sessions[/{id}] /api/flows sessions (state, vars, trace), flow graphs
+
+    Exit codes: 0 stopped cleanly, 2 bad configuration.
+    """
+    try:
+        config = load_config(config_path)
+        setup_logging(config.log_level)
+        app = create_app(config)
+    except ConfigError as exc:
+        click.echo(f"flowengine: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    web.run_app(app, host=host or config.host, port=port if port is not None else config.port,
+                shutdown_timeout=shutdown_timeout, access_log=None,
+                print=lambda message: click.echo(message, err=True))

@@ -1,0 +1,72 @@
+"""The schema of a flow file's ``scenarios:`` section: calls to play against a simulated platform, with
+what should come of them (``flowengine simulate`` and ``flowengine test`` run them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowengine.flow.vocabulary import ACTIONS, DURATION_PATTERN
+
+_SECONDS = {
+    "anyOf": [
+        {"type": "string", "pattern": DURATION_PATTERN}, {"type": "number", "minimum": 0}, {"type": "null"},
+    ],
+}
+
+
+def _party_properties() -> dict[str, Any]:
+    return {
+        "answer_after": {**_SECONDS, "description": "Answers after this long (null: never answers, so the "
+                         "dial times out as no_answer). Default 2s."},
+        "hangup_after": {**_SECONDS, "description": "Hangs up this long after answering."},
+        "busy": {"type": "boolean", "description": "Is busy (the call fails with busy)."},
+        "reject": {"type": "boolean", "description": "Rejects the call."},
+        "unreachable": {"type": "boolean", "description": "Cannot be reached (unreachable)."},
+        "press": {
+            "type": "array",
+            "description": "Keys pressed after answering: a list of [seconds, digits] or {after, digits}.",
+            "items": {"type": ["array", "object"]},
+        },
+    }
+
+
+def _party(description: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": False, "description": description,
+            "properties": {**_party_properties(), **extra}}
+
+
+def scenarios_schema() -> dict[str, Any]:
+    scenario = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "description": {"type": "string", "description": "What the scenario shows."},
+            "caller": _party(
+                "The inbound call that starts the session, and how the caller behaves.",
+                **{"from": {"type": "string", "description": "Caller's number."},
+                   "to": {"type": "string", "description": "Number called (selects the flow in a service)."}},
+            ),
+            "parties": {
+                "type": "object",
+                "description": "How dialled numbers behave: number (or `default`) -> party script.",
+                "additionalProperties": _party("A dialled party's behaviour."),
+            },
+            "expect": {
+                "type": "object",
+                "additionalProperties": False,
+                "description": "What `flowengine test` checks once the session and every call are over.",
+                "properties": {
+                    "state": {"type": "string", "description": "The session's final state."},
+                    "status": {"enum": ["ended", "failed"], "description": "The session's final status."},
+                    "actions": {"type": "array", "items": {"enum": sorted(ACTIONS)},
+                                "description": "The provider actions the session carried out, in order."},
+                },
+            },
+        },
+    }
+    return {
+        "type": "object",
+        "description": "Scenarios for `flowengine simulate` and `flowengine test`: name -> scenario. They "
+        "do not affect how the flow runs in a service.",
+        "additionalProperties": scenario,
+    }

@@ -1,0 +1,344 @@
+"""The Sinch adapter: callbacks in; SVAML replies and REST commands out.
+
+Sinch expects the answer to an ICE, ACE or PIE callback as SVAML in the HTTP reply, and some things can
+only be said there (answering, joining a conference, collecting digits, bridging). So the channel for
+such a callback owns a ``ReplyBuilder``: commands about the callback's own call go into the reply while
+it is open (instructions in order; the first action closes it), everything else goes over REST at once.
+The channel for a DiCE, a Notify or a timer uses REST only.
+
+Sinch reports neither an inbound answer, a ``connectConf`` join, the end of a say, nor the creation or
+end of a conference, so the channel hands those to the service as ``FollowUp``s:
+
+- ``delay == 0``: handle it at once, in the same session and through this same channel, before
+  ``reply()`` — what it plans can still go into the reply (the bundled flow's ``answer`` ->
+  ``call.answered`` -> ``conference_join`` becomes ``answer`` + ``connectConf`` in the ICE reply);
+- ``delay > 0``: it follows from the reply or a REST command; handle it ``delay`` seconds after the reply.
+
+``follow_ups()`` hands over what was gathered since its last call, so the service can loop until the
+zero-delay ones are exhausted, then call ``reply()``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+import uuid
+from typing import Any
+
+import aiohttp
+
+from flowengine.errors import ProviderError, ProviderUnsupported
+from flowengine.providers.base import JSON, FollowUp, WebhookReply, WebhookRequest
+from flowengine.providers.sinch import commands, svaml
+from flowengine.providers.sinch.callbacks import bridge_id, parse_callback, split_bridge, verify
+from flowengine.providers.sinch.capabilities import CAPABILITIES
+from flowengine.providers.sinch.client import SinchClient
+from flowengine.providers.sinch.config import SinchSettings
+from flowengine.providers.sinch.svaml import ReplyBuilder
+from flowengine.runtime.clock import Clock, SystemClock
+from flowengine.runtime.events import Event
+from flowengine.runtime.ports import ActionResult, Endpoint, Media, Music
+
+NAME = "sinch"
+# Sinch acts on a reply as soon as it has it; what follows from the reply is due a moment after.
+OBEY_SECONDS = 0.1
+PLAY_LOCALE = "en-US"  # playFiles wants a locale; it only matters for #tts prompts
+_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def conference_id_for(name: str | None) -> str:
+    """A new conference id (Sinch creates the conference when the first call joins it): the name made
+    safe, plus a random part, so two sessions naming their rooms alike still get a room each."""
+    slug = _SLUG.sub("-", name or "").strip("-")[:40]
+    unique = uuid.uuid4().hex[:12]
+    return f"{slug}-{unique}" if slug else uuid.uuid4().hex
+
+
+def _callout_id(answer: JSON) -> str:
+    value = answer.get("callId") or answer.get("callid")  # the reference says callId, the docs callid
+    if not isinstance(value, str) or not value:
+        raise ProviderError("Sinch's answer to the callout has no call id")
+    return value
+
+
+def _participants(answer: JSON) -> list[dict[str, Any]]:
+    """Neutral view of GET conference's participants (``conference_info``)."""
+    body = answer.get("ConferenceInfoResponse", answer)  # the published sample wraps it
+    listed = body.get("participants") if isinstance(body, dict) else None
+    return [
+        {"call_id": item.get("id"), "state": "joined", "address": item.get("cli"),
+         "muted": bool(item.get("muted", False)), "on_hold": bool(item.get("onhold", False)),
+         "duration": item.get("duration")}
+        for item in listed or [] if isinstance(item, dict)
+    ]
+
+
+def _only_in_reply(what: str, where: str) -> ProviderError:
+    return ProviderError(f"Sinch can {what} only in the reply to {where} about that call, not over REST")
+
+
+class SinchChannel:
+    """Carries out the commands planned while handling one callback (or a timer): into the callback's
+    SVAML reply when they may go there, over REST otherwise."""
+
+    name = NAME
+    capabilities = CAPABILITIES
+
+    def __init__(
+        self, client: SinchClient, settings: SinchSettings, trigger: Event | None, reply: ReplyBuilder | None
+    ) -> None:
+        self._client = client
+        self._settings = settings
+        self._reply = reply
+        self._reply_call = trigger.call_id if reply is not None and trigger is not None else None
+        self._pending: list[FollowUp] = []
+        self._answered: WebhookReply | None = None
+        base = (trigger.event_id or trigger.dedupe_key()) if trigger is not None else uuid.uuid4().hex
+        self._ids = (f"{base}>{n}" for n in itertools.count(1))
+
+    # -- the Channel protocol ----------------------------------------------------------------------
+    def reply(self) -> WebhookReply:
+        """SVAML for an ICE/ACE/PIE (closed from now on: later commands go over REST), else an empty 200."""
+        if self._answered is None:
+            if self._reply is None:
+                self._answered = WebhookReply()
+            else:
+                body = json.dumps(self._reply.build(), separators=(",", ":")).encode()
+                self._answered = WebhookReply(200, body, "application/json")
+        return self._answered
+
+    def follow_ups(self) -> list[FollowUp]:
+        handed, self._pending = self._pending, []
+        return handed
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _open_reply(self, call_id: str) -> ReplyBuilder | None:
+        """The reply, if it is still open and about ``call_id``."""
+        reply = self._reply
+        return reply if reply is not None and reply.open and call_id == self._reply_call else None
+
+    def _follow(self, name: str, delay: float, **fields: Any) -> None:
+        event = Event(name, event_id=next(self._ids), data={"implicit": True}, **fields)
+        self._pending.append(FollowUp(event, delay))
+
+    async def _send(self, request: commands.Request) -> JSON:
+        return await self._client.send(request)
+
+    async def _update(self, call_id: str, instructions: list[JSON], action: JSON) -> ActionResult:
+        await self._send(commands.update_call(split_bridge(call_id)[0], instructions, action))
+        return ActionResult()
+
+    async def _to_leg(self, call_id: str, instructions: list[JSON]) -> None:
+        """Prompts over REST: a bridged party is the call's callee leg, anyone else its caller leg."""
+        sinch_id, bridged = split_bridge(call_id)
+        await self._send(commands.manage_leg(sinch_id, "callee" if bridged else "caller", instructions))
+
+    def _instruct(self, call_id: str, *steps: JSON) -> ReplyBuilder | None:
+        """Put ``steps`` into the reply if they may go there; the reply, or None (use REST)."""
+        reply = self._open_reply(call_id)
+        return reply if reply is not None and reply.instruct(*steps) else None
+
+    # -- calls -------------------------------------------------------------------------------------
+    async def answer(self, call_id: str) -> ActionResult:
+        reply = self._open_reply(call_id)
+        if reply is None or reply.event != "ice":
+            raise _only_in_reply("answer a call", "its ICE")
+        if not reply.has("answer"):
+            reply.instruct(svaml.answer())
+            self._follow("call.answered", 0.0, call_id=call_id, reason="answered")
+        return ActionResult()
+
+    async def hangup(self, call_id: str, reason: str | None) -> ActionResult:
+        # SVAML's hangup carries no cause; a bridged party's hangup ends the whole Sinch call.
+        reply = self._open_reply(call_id)
+        if reply is not None and reply.act(svaml.hangup()):
+            return ActionResult()
+        return await self._update(call_id, [], svaml.hangup())
+
+    async def say(self, call_id: str, text: str, language: str, voice: str | None, loop: int) -> ActionResult:
+        locale = svaml.locale(language)  # v1 picks the voice by locale: ``voice`` has no say
+        steps = [svaml.say(piece, locale) for piece in svaml.say_texts(text, loop)]
+        reply = self._instruct(call_id, *steps)
+        if reply is not None:
+            delay = reply.seconds() + OBEY_SECONDS
+        else:
+            await self._to_leg(call_id, steps)
+            delay = sum(svaml.instruction_seconds(step) for step in steps)
+        self._follow("say.finished", delay, call_id=call_id, reason="completed")
+        return ActionResult()
+
+    async def play(self, call_id: str, media: Media, loop: int) -> ActionResult:
+        # No play.finished: Sinch does not say when a file ends and its length is unknown here.
+        try:
+            step = svaml.play_files([svaml.prompt(media)] * max(1, loop), PLAY_LOCALE)
+        except ValueError as exc:
+            raise ProviderError(str(exc)) from None
+        if self._instruct(call_id, step) is None:
+            await self._to_leg(call_id, [step])
+        return ActionResult()
+
+    async def stop_play(self, call_id: str) -> ActionResult:
+        raise ProviderUnsupported(NAME, "stop_play")
+
+    async def record(self, call_id: str, max_duration: float | None, beep: bool) -> ActionResult:
+        if beep or max_duration is not None:
+            raise ProviderError("Sinch records without a beep and without a time limit")
+        step = svaml.start_recording()
+        if self._instruct(call_id, step) is not None:
+            return ActionResult()
+        return await self._update(call_id, [step], svaml.continue_())
+
+    async def stop_record(self, call_id: str) -> ActionResult:
+        step = svaml.stop_recording()
+        if self._instruct(call_id, step) is not None:
+            return ActionResult()
+        return await self._update(call_id, [step], svaml.continue_())
+
+    async def capture_dtmf(
+        self, call_id: str, max_digits: int, timeout: float, terminator: str | None, prompt: str | None,
+        language: str,
+    ) -> ActionResult:
+        if terminator not in (None, "#"):
+            raise ProviderError("Sinch menus end keypad input with # only")
+        reply = self._open_reply(call_id)
+        action = svaml.run_menu(max_digits, timeout, prompt, svaml.locale(language))
+        if reply is None or not reply.act(action):
+            raise _only_in_reply("collect digits", "an ICE, ACE or PIE")
+        return ActionResult()
+
+    async def send_dtmf(self, call_id: str, digits: str) -> ActionResult:
+        step = svaml.send_dtmf(digits)
+        if self._instruct(call_id, step) is not None:
+            return ActionResult()
+        return await self._update(call_id, [step], svaml.continue_())
+
+    async def dial(
+        self, to: Endpoint, from_: str | None, timeout: float, connect_call_id: str | None
+    ) -> ActionResult:
+        cli = from_ or self._settings.cli
+        if connect_call_id is None:
+            # customCallout has no ring timeout: Sinch's own applies (the flow's `after` is the net).
+            return ActionResult(id=_callout_id(await self._send(commands.custom_callout(to, cli))))
+        if to.kind != "phone":
+            raise ProviderError("Sinch bridges a call to phone numbers only (connectPstn)")
+        action = svaml.connect_pstn(
+            commands.number(to.address), commands.number(cli) if cli else None, max(1, math.ceil(timeout))
+        )
+        reply = self._open_reply(connect_call_id)
+        if reply is None or not reply.act(action):
+            raise _only_in_reply("bridge a call", "its ICE")
+        return ActionResult(id=bridge_id(connect_call_id))
+
+    # -- conferences -------------------------------------------------------------------------------
+    async def conference_create(self, name: str | None) -> ActionResult:
+        conference_id = conference_id_for(name)
+        self._follow("conference.created", 0.0, conference_id=conference_id)
+        return ActionResult(id=conference_id)
+
+    async def conference_join(self, conference_id: str, call_id: str) -> ActionResult:
+        reply = self._open_reply(call_id)
+        if reply is None or not reply.act(svaml.connect_conf(conference_id, self._settings.conference_moh)):
+            raise _only_in_reply("move a call into a conference", "an ICE, ACE or PIE")
+        delay = reply.seconds() + OBEY_SECONDS  # the reply's instructions play first
+        self._follow("participant.joined", delay, call_id=call_id, conference_id=conference_id)
+        return ActionResult()
+
+    async def conference_dial(
+        self, conference_id: str, to: Endpoint, from_: str | None, timeout: float
+    ) -> ActionResult:
+        # conferenceCallout has no ring timeout: Sinch's own applies (the flow's `after` is the net).
+        cli = from_ or self._settings.cli
+        request = commands.conference_callout(conference_id, to, cli, moh=self._settings.conference_moh)
+        return ActionResult(id=_callout_id(await self._send(request)))
+
+    async def conference_say(self, conference_id: str, text: str, language: str) -> ActionResult:
+        raise ProviderUnsupported(NAME, "conference_say")
+
+    async def conference_play(self, conference_id: str, media: Media, loop: int) -> ActionResult:
+        raise ProviderUnsupported(NAME, "conference_play")
+
+    async def conference_stop_play(self, conference_id: str) -> ActionResult:
+        raise ProviderUnsupported(NAME, "conference_stop_play")
+
+    async def conference_hangup(self, conference_id: str) -> ActionResult:
+        try:
+            await self._send(commands.kick_all(conference_id))
+        except ProviderError as exc:
+            if exc.status != 404:  # a Sinch conference ends with its last participant: gone is done
+                raise
+        self._follow("conference.finished", 0.0, conference_id=conference_id, reason="hangup")
+        return ActionResult()
+
+    async def conference_info(self, conference_id: str) -> ActionResult:
+        answer = await self._send(commands.conference_info(conference_id))
+        data = {"id": conference_id, "participants": _participants(answer)}
+        return ActionResult(id=conference_id, data=data)
+
+    async def _manage(self, conference_id: str, call_id: str, command: commands.ParticipantCommand,
+                      moh: Music | None = None) -> ActionResult:
+        await self._send(commands.manage_participant(conference_id, call_id, command, moh))
+        return ActionResult()
+
+    async def mute(self, conference_id: str, call_id: str) -> ActionResult:
+        return await self._manage(conference_id, call_id, "mute")
+
+    async def unmute(self, conference_id: str, call_id: str) -> ActionResult:
+        return await self._manage(conference_id, call_id, "unmute")
+
+    async def deafen(self, conference_id: str, call_id: str) -> ActionResult:
+        raise ProviderUnsupported(NAME, "deafen")
+
+    async def undeafen(self, conference_id: str, call_id: str) -> ActionResult:
+        raise ProviderUnsupported(NAME, "undeafen")
+
+    async def hold(self, conference_id: str, call_id: str, music: Music) -> ActionResult:
+        return await self._manage(conference_id, call_id, "onhold", music)
+
+    async def resume(self, conference_id: str, call_id: str) -> ActionResult:
+        return await self._manage(conference_id, call_id, "resume")
+
+    async def kick(self, conference_id: str, call_id: str) -> ActionResult:
+        # Unlike Infobip, Sinch disconnects the kicked call (DiCE MANAGERHANGUP follows).
+        await self._send(commands.kick_participant(conference_id, call_id))
+        return ActionResult()
+
+
+class SinchAdapter:
+    """``Adapter`` for Sinch's Calling API v1. ``session`` lets a caller (or a test) supply the pooled
+    aiohttp session; otherwise ``start()`` opens one and ``close()`` closes it."""
+
+    name = NAME
+    capabilities = CAPABILITIES
+
+    def __init__(
+        self,
+        settings: SinchSettings,
+        *,
+        clock: Clock | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.settings = settings
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._client = SinchClient(settings, clock=self._clock, session=session)
+
+    def __repr__(self) -> str:
+        return f"SinchAdapter({self.settings!r})"
+
+    def parse_webhook(self, request: WebhookRequest) -> list[Event]:
+        verify(request, self.settings, self._clock.now())
+        return parse_callback(request.body)
+
+    def channel(self, trigger: Event | None) -> SinchChannel:
+        """Open one channel per callback (``trigger`` = its first event) and run every event's plan,
+        and the zero-delay follow-ups, through it before ``reply()``."""
+        kind = str(trigger.raw.get("event") or "").lower() if trigger is not None else ""
+        reply = ReplyBuilder(kind) if kind in svaml.REPLY_EVENTS else None
+        return SinchChannel(self._client, self.settings, trigger, reply)
+
+    async def start(self) -> None:
+        await self._client.start()
+
+    async def close(self) -> None:
+        await self._client.close()

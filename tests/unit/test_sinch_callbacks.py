@@ -1,0 +1,262 @@
+"""Sinch callbacks -> neutral events (bodies built by the simulator's own callback module, so the shapes
+are the ones it sends), and callback authentication through the adapter's verify path."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from flowengine.errors import WebhookAuthError, WebhookError
+from flowengine.flow.vocabulary import EVENTS, REASONS
+from flowengine.providers.base import WebhookRequest
+from flowengine.providers.sinch import SinchAdapter, SinchSettings, signing
+from flowengine.providers.sinch.callbacks import CalloutTag, bridge_id, parse_callback, split_bridge
+from flowengine.runtime.events import Event
+from flowengine.simulator.parties import PartyScript
+from flowengine.simulator.sinch import callbacks as wire
+from flowengine.simulator.sinch.model import SinchCall
+
+KEY, SECRET = "app-key", "BeIukql3pTKJ8RGL5zo0DA=="
+NOW = 1_767_225_600.0
+ROOM = "room-1-abc"
+VECTOR_BODY = (
+    b'{"event":"ace","callid":"822aa4b7-05b4-4d83-87c7-1f835ee0b6f6_257",'
+    b'"timestamp":"2014-09-24T10:59:41Z","version":1}'
+)
+VECTOR_SIGNATURE = "Tg6fMyo8mj9pYfWQ9ssbx3Tc1BNC87IEygAfLbJqZb4="
+
+
+def call(custom: str | None = None, **fields: Any) -> SinchCall:
+    return SinchCall(
+        id="call-1",
+        remote="+447415784323",
+        script=PartyScript(),
+        direction="inbound",
+        from_={"type": "number", "endpoint": "+447415784323"},
+        to={"type": "did", "endpoint": "+4592457976"},
+        custom=custom,
+        started=NOW,
+        **fields,
+    )
+
+
+def parse(body: dict[str, Any]) -> list[Event]:
+    events = parse_callback(json.dumps(body).encode())
+    assert all(e.name in EVENTS and (e.reason is None or e.reason in REASONS) for e in events)
+    return events
+
+
+def brief(events: list[Event]) -> list[tuple[Any, ...]]:
+    return [(e.name, e.call_id, e.conference_id, e.reason) for e in events]
+
+
+CONFERENCE_LEG = CalloutTag(ROOM).encode()
+
+
+def test_ice_is_call_received_with_from_and_to() -> None:
+    [event] = parse(wire.ice(call(), NOW, KEY, "https://calling.api.sinch.com"))
+    assert (event.name, event.call_id, event.at) == ("call.received", "call-1", NOW)
+    assert (event.data["from"], event.data["to"]) == ("+447415784323", "+4592457976")
+    assert event.raw["event"] == "ice" and event.event_id
+
+
+def test_ace_of_a_conference_leg_is_answered_and_joined() -> None:
+    events = parse(wire.ace(call(CONFERENCE_LEG), NOW, KEY))
+    assert brief(events) == [
+        ("call.answered", "call-1", None, "answered"),
+        ("participant.joined", "call-1", ROOM, None),
+    ]
+    assert len({e.dedupe_key() for e in events}) == 2  # one callback, two distinct events
+
+
+def test_ace_of_a_plain_callout_and_of_a_bridge() -> None:
+    assert brief(parse(wire.ace(call(CalloutTag().encode()), NOW, KEY))) == [
+        ("call.answered", "call-1", None, "answered")
+    ]
+    # No tag of ours: the dialled side of a connectPstn bridge answered.
+    assert brief(parse(wire.ace(call(), NOW, KEY))) == [
+        ("call.answered", bridge_id("call-1"), None, "answered")
+    ]
+    assert split_bridge(bridge_id("call-1")) == ("call-1", True) and split_bridge("call-1") == (
+        "call-1",
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        ("CALLERHANGUP", "hangup"),
+        ("CALLEEHANGUP", "hangup"),
+        ("MANAGERHANGUP", "api_hangup"),
+        ("TIMEOUT", "timeout"),
+        ("GENERALERROR", "failed"),
+    ],
+)
+def test_dice_answered_is_call_finished(reason: str, expected: str) -> None:
+    body = wire.dice(
+        call(CalloutTag().encode(), result="ANSWERED", reason=reason, answered_at=NOW), NOW + 30, KEY
+    )
+    [event] = parse(body)
+    assert (event.name, event.reason, event.data["duration"]) == ("call.finished", expected, 30)
+
+
+def test_dice_of_a_conference_leg_reports_it_left_too() -> None:
+    kicked = call(CONFERENCE_LEG, result="ANSWERED", reason="MANAGERHANGUP")
+    assert brief(parse(wire.dice(kicked, NOW, KEY))) == [
+        ("participant.left", "call-1", ROOM, "kicked"),
+        ("call.finished", "call-1", None, "api_hangup"),
+    ]
+    gone = call(CONFERENCE_LEG, result="ANSWERED", reason="CALLEEHANGUP")
+    assert [e.reason for e in parse(wire.dice(gone, NOW, KEY))] == ["hangup", "hangup"]
+
+
+@pytest.mark.parametrize(
+    ("result", "reason", "expected"),
+    [
+        ("NOANSWER", "TIMEOUT", "no_answer"),
+        ("BUSY", "N/A", "busy"),
+        ("FAILED", "N/A", "failed"),
+        ("N/A", "MANAGERHANGUP", "cancelled"),
+        ("N/A", "USERNOTFOUND", "unreachable"),
+        ("N/A", "BLOCKED", "rejected"),
+    ],
+)
+def test_dice_of_a_conference_leg_that_never_came_up(result: str, reason: str, expected: str) -> None:
+    events = parse(wire.dice(call(CONFERENCE_LEG, result=result, reason=reason), NOW, KEY))
+    assert brief(events) == [
+        ("participant.join_failed", "call-1", ROOM, expected),
+        ("call.failed", "call-1", None, expected),
+    ]
+
+
+def test_dice_of_an_inbound_call_and_of_its_bridge() -> None:
+    assert brief(parse(wire.dice(call(result="NOANSWER", reason="CALLERHANGUP"), NOW, KEY))) == [
+        ("call.failed", "call-1", None, "no_answer")
+    ]
+    assert brief(parse(wire.dice(call(result="BUSY", reason="N/A"), NOW, KEY))) == [
+        ("call.failed", "call-1", None, "busy"),
+        ("call.failed", bridge_id("call-1"), None, "busy"),
+    ]
+    assert brief(parse(wire.dice(call(result="ANSWERED", reason="CALLEEHANGUP"), NOW, KEY))) == [
+        ("call.finished", "call-1", None, "hangup"),
+        ("call.finished", bridge_id("call-1"), None, "hangup"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("menu", "digits", "reason"),
+    [
+        ({"menuId": "main", "type": "sequence", "value": "1234", "inputMethod": "dtmf"}, "1234", None),
+        ({"menuId": "main", "type": "return", "value": "sales", "inputMethod": "dtmf"}, "sales", None),
+        ({"menuId": "main", "type": "timeout", "value": "", "inputMethod": "dtmf"}, "", "timeout"),
+        ({"menuId": "main", "type": "invalidinput", "value": "9", "inputMethod": "dtmf"}, "9", "error"),
+        ({"menuId": "main", "type": "hangup", "value": "", "inputMethod": "dtmf"}, "", "hangup"),
+    ],
+)
+def test_pie_is_dtmf_captured(menu: dict[str, str], digits: str, reason: str | None) -> None:
+    [event] = parse(wire.pie(call(), NOW, KEY, menu))
+    assert (event.name, event.call_id, event.digits, event.reason) == (
+        "dtmf.captured",
+        "call-1",
+        digits,
+        reason,
+    )
+
+
+def test_notify_recording_is_recording_ready_and_others_are_nothing() -> None:
+    [event] = parse(wire.notify(call(), "recording_finished"))
+    assert (event.name, event.call_id, event.data["type"]) == (
+        "recording.ready",
+        "call-1",
+        "recording_finished",
+    )
+    body = {**wire.notify(call(), "recording_available"), "destination": "https://files.example/r.mp3"}
+    assert parse(body)[0].data["urls"] == ["https://files.example/r.mp3"]
+    assert parse(wire.notify(call(), "callingerror")) == []
+
+
+def test_unknown_events_are_acknowledged_and_malformed_bodies_refused() -> None:
+    assert parse({"event": "something-new", "callid": "x"}) == []
+    for body in (b"{nope", b"[1]", b'{"callid": "x"}', b'{"event": "ace"}'):
+        with pytest.raises(WebhookError) as caught:
+            parse_callback(body)
+        assert caught.value.status == 400
+
+
+def test_redelivery_is_a_duplicate() -> None:
+    body = json.dumps(wire.ace(call(CONFERENCE_LEG), NOW, KEY)).encode()
+    assert [e.dedupe_key() for e in parse_callback(body)] == [e.dedupe_key() for e in parse_callback(body)]
+
+
+def test_tags_that_are_not_ours_are_ignored() -> None:
+    assert CalloutTag.decode(None) is None and CalloutTag.decode("order=42") is None
+    assert CalloutTag.decode('{"flowengine": 1}') is None and CalloutTag.decode("flowengine{") is None
+    assert CalloutTag.decode(CalloutTag(ROOM).encode()) == CalloutTag(ROOM)
+
+
+# -- verification ----------------------------------------------------------------------------------
+def adapter(**overrides: Any) -> SinchAdapter:
+    return SinchAdapter(SinchSettings(application_key=KEY, application_secret=SECRET, **overrides))
+
+
+def request(
+    body: bytes,
+    authorization: str,
+    path: str = "/sinch/callback/ace",
+    timestamp: str = "2014-09-24T10:59:41Z",
+) -> WebhookRequest:
+    headers = {"Content-Type": "application/json", "X-Timestamp": timestamp, "Authorization": authorization}
+    return WebhookRequest("POST", path, headers, body)
+
+
+@pytest.mark.parametrize("scheme", ["Application", "application"])
+def test_reference_vector_verifies(scheme: str) -> None:
+    [event] = adapter().parse_webhook(request(VECTOR_BODY, f"{scheme} {KEY}:{VECTOR_SIGNATURE}"))
+    assert (event.name, event.call_id) == (
+        "call.answered",
+        bridge_id("822aa4b7-05b4-4d83-87c7-1f835ee0b6f6_257"),
+    )
+
+
+@pytest.mark.parametrize(
+    "tampered",
+    [
+        request(VECTOR_BODY + b" ", f"Application {KEY}:{VECTOR_SIGNATURE}"),  # body
+        request(VECTOR_BODY, f"Application other-key:{VECTOR_SIGNATURE}"),  # key
+        request(VECTOR_BODY, f"Application {KEY}:{VECTOR_SIGNATURE}", path="/sinch/callback"),  # path
+        request(VECTOR_BODY, f"Application {KEY}:{VECTOR_SIGNATURE}", timestamp="2014-09-24T11:00:00Z"),
+        request(VECTOR_BODY, f"Application {KEY}:"),
+        request(VECTOR_BODY, ""),
+        request(VECTOR_BODY, signing.basic_header(KEY, SECRET)),  # Basic when signatures are required
+    ],
+)
+def test_tampered_or_missing_signatures_are_refused(tampered: WebhookRequest) -> None:
+    with pytest.raises(WebhookAuthError) as caught:
+        adapter().parse_webhook(tampered)
+    assert caught.value.status == 401
+
+
+def test_basic_mode() -> None:
+    basic = adapter(callback_auth="basic")
+    assert basic.parse_webhook(request(VECTOR_BODY, signing.basic_header(KEY, SECRET)))
+    for wrong in (
+        signing.basic_header(KEY, "wrong"),
+        signing.basic_header("other", SECRET),
+        f"Application {KEY}:{VECTOR_SIGNATURE}",
+    ):
+        with pytest.raises(WebhookAuthError):
+            basic.parse_webhook(request(VECTOR_BODY, wrong))
+
+
+def test_timestamp_skew_is_checked_when_configured() -> None:
+    strict = adapter(callback_max_skew=300)  # its clock is the wall clock: 2014 is far too old
+    with pytest.raises(WebhookAuthError):
+        strict.parse_webhook(request(VECTOR_BODY, f"Application {KEY}:{VECTOR_SIGNATURE}"))
+
+
+def test_authentication_comes_before_parsing() -> None:
+    with pytest.raises(WebhookAuthError):
+        adapter().parse_webhook(request(b"{nope", ""))
