@@ -5,8 +5,8 @@ Each line of ``--bodies`` is one request body, POSTed once, in order, by ``--con
 kept-alive connections; request ``i`` carries ``X-Bench-Seq: i`` so the server side can match it. The run
 ends when the bodies are used up or ``--duration`` has passed. The first ``--warmup`` answers (connection
 set-up, first-touch caches) are left out of the figures. Prints one JSON object: requests, seconds, rate,
-latency percentiles in ms, non_2xx, errors, and this process's CPU seconds (1.0 per second of run means
-the generator, not the server, was the limit).
+latency percentiles in ms, non_2xx, errors, and this process's CPU seconds and CPU share of its run (near
+1.0 means the generator, not the server, was the limit).
 
 Self-contained on purpose (no flowengine or bench imports): it is started by path with ``sys.executable``.
 """
@@ -76,7 +76,7 @@ async def generate(url: str, bodies: list[bytes], concurrency: int, duration: fl
     return outcome
 
 
-def summarise(outcome: Outcome, warmup: int, cpu_seconds: float) -> dict[str, Any]:
+def summarise(outcome: Outcome, warmup: int, cpu_seconds: float, wall_seconds: float) -> dict[str, Any]:
     """Figures over the answers after the first ``warmup`` ones (all of them if there are too few)."""
     done = sorted(outcome.done)
     if len(done) <= warmup + 1:
@@ -95,6 +95,7 @@ def summarise(outcome: Outcome, warmup: int, cpu_seconds: float) -> dict[str, An
         "errors": outcome.errors,
         "warmup": warmup,
         "cpu_seconds": cpu_seconds,
+        "cpu_share": cpu_seconds / wall_seconds if wall_seconds > 0 else 0.0,
     }
 
 
@@ -107,9 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=200, help="first answers left out of the figures")
     args = parser.parse_args(argv)
     bodies = [line for line in args.bodies.read_bytes().splitlines() if line.strip()]
-    cpu = time.process_time()
+    cpu, wall = time.process_time(), time.perf_counter()
     outcome = asyncio.run(generate(args.url, bodies, args.concurrency, args.duration))
-    json.dump(summarise(outcome, args.warmup, time.process_time() - cpu), sys.stdout)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    json.dump(summarise(outcome, args.warmup, cpu, wall), sys.stdout)
     sys.stdout.write("\n")
     return 0
 

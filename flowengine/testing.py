@@ -163,8 +163,11 @@ class RecordingProvider:
     async def undeafen(self, conference_id: str, call_id: str) -> ActionResult:
         return await self._do("undeafen", {"conference_id": conference_id, "call_id": call_id})
 
-    async def hold(self, conference_id: str, call_id: str, music: Music) -> ActionResult:
-        return await self._do("hold", {"conference_id": conference_id, "call_id": call_id, "music": music})
+    async def hold(
+        self, conference_id: str, call_id: str, music: Music, media: Media | None, loop: int
+    ) -> ActionResult:
+        return await self._do("hold", {"conference_id": conference_id, "call_id": call_id, "music": music,
+                                       "media": media, "loop": loop})
 
     async def resume(self, conference_id: str, call_id: str) -> ActionResult:
         return await self._do("resume", {"conference_id": conference_id, "call_id": call_id})

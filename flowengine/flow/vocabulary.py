@@ -186,7 +186,15 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     _member_action("unmute", "Unmute a participant."),
     _member_action("deafen", "Stop a participant hearing the conference."),
     _member_action("undeafen", "Let a participant hear the conference again."),
-    _member_action("hold", "Put a participant on hold with music.", _MUSIC),
+    _member_action(
+        "hold",
+        "Put a participant on hold: they neither hear nor are heard, and hear music until `resume`.",
+        _MUSIC,
+        Param("file_id", "text", "Hold music as an uploaded file, where the platform plays files (Infobip); "
+              "platforms with built-in music classes (Sinch) use `music` instead."),
+        Param("url", "text", "Hold music as a URL, where the platform plays files (Infobip)."),
+        Param("loop", "integer", "How many times a hold-music file plays.", default=10, minimum=1),
+    ),
     _member_action("resume", "Take a participant off hold."),
     _member_action("kick", "Remove a participant from the conference.", ),
     ActionSpec("set", "Set session variables (values may be templates).",

@@ -24,7 +24,9 @@ def provider_arguments(action: str, params: Mapping[str, Any], session: Session)
     """Keyword arguments for ``Provider.<action>`` from rendered ``params``."""
     kwargs = {kwarg: to_arg(action, params.get(name), session) for name, kwarg, to_arg in _ARGUMENTS[action]}
     if action in _WITH_MEDIA:
-        kwargs["media"] = Media(_text(params.get("file_id")), _text(params.get("url")))
+        media = Media(_text(params.get("file_id")), _text(params.get("url")))
+        # Media is required where the action plays it (play); optional where it only flavours it (hold).
+        kwargs["media"] = media if media.file_id or media.url or action in _NEEDS_MEDIA else None
     return kwargs
 
 
@@ -126,7 +128,7 @@ def _text(value: Any) -> str | None:
 
 
 def _arguments(spec: ActionSpec) -> tuple[tuple[str, str, Convert], ...]:
-    media = spec.one_of == _MEDIA
+    media = spec.param(_MEDIA[0]) is not None
     return tuple(
         (p.name, _KWARG.get(p.name, p.name), _converter(p))
         for p in spec.params
@@ -135,4 +137,5 @@ def _arguments(spec: ActionSpec) -> tuple[tuple[str, str, Convert], ...]:
 
 
 _ARGUMENTS = {name: _arguments(spec) for name, spec in ACTIONS.items()}
-_WITH_MEDIA = frozenset(name for name, spec in ACTIONS.items() if spec.one_of == _MEDIA)
+_WITH_MEDIA = frozenset(name for name, spec in ACTIONS.items() if spec.param(_MEDIA[0]) is not None)
+_NEEDS_MEDIA = frozenset(name for name, spec in ACTIONS.items() if spec.one_of == _MEDIA)

@@ -43,7 +43,9 @@ class Stack:
         return self.app[SERVICE]
 
     def live_calls(self) -> list[str]:
-        return [call_id for call_id, call in self.simulator.calls.items() if call.state not in _CALL_OVER]
+        simulator = self.simulator
+        assert isinstance(simulator, InfobipSimulator | SinchSimulator)
+        return [call_id for call_id, call in simulator.calls.items() if call.state not in _CALL_OVER]
 
 
 def provider_settings(simulator: Simulator, url: str) -> dict[str, Any]:

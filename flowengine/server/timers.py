@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from flowengine.runtime.clock import Clock
 from flowengine.stores.base import SessionStore
@@ -57,7 +58,7 @@ class TimerLoop:
     async def _sleep(self, wait: float | None) -> None:
         self._wake.clear()
         woken = asyncio.ensure_future(self._wake.wait())
-        waiters: set[asyncio.Future[object]] = {woken}
+        waiters: set[asyncio.Future[Any]] = {woken}
         if wait is not None:
             waiters.add(asyncio.ensure_future(self.clock.sleep(wait)))
         try:

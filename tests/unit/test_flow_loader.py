@@ -30,7 +30,7 @@ def test_the_bundled_flow_loads_into_a_frozen_flow_with_positions() -> None:
     assert flow.name == "two-party-conference"
     assert flow.initial == "answering"
     dialing = flow.states["dialing"]
-    assert [a.name for a in dialing.entry] == ["play", "conference_dial"]
+    assert [a.name for a in dialing.entry] == ["hold", "conference_dial"]
     assert dialing.entry[1].params["as"] == "callee"
     assert dialing.pos == Pos(54, 3)
     assert dialing.after[0].delay == 75.0

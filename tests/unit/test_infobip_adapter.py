@@ -155,15 +155,28 @@ async def test_conference_info_gives_neutral_participants(canned: Canned) -> Non
     ]
 
 
-async def test_hold_and_resume_are_unsupported(canned: Canned) -> None:
-    adapter = canned.adapter
-    with pytest.raises(ProviderUnsupported):
-        await adapter.channel(None).hold("conf-1", "call-1", "music1")
-    with pytest.raises(ProviderUnsupported):
-        await adapter.channel(None).resume("conf-1", "call-1")
-    assert canned.seen == []
-    assert {"hold", "resume"}.isdisjoint(adapter.capabilities)
-    assert adapter.capabilities == CAPABILITIES
+async def test_hold_mutes_deafens_and_plays_music_until_resume(canned: Canned) -> None:
+    channel = canned.adapter.channel(None)
+    await channel.hold("conf-1", "call-1", "music1", Media(file_id="moh-file"), 3)
+    await channel.resume("conf-1", "call-1")
+    assert canned.seen == [
+        ("PATCH", "/calls/1/conferences/conf-1/call/call-1", {"muted": True, "deaf": True}),
+        ("POST", "/calls/1/calls/call-1/play", {"content": {"type": "FILE", "fileId": "moh-file"}, "loopCount": 3}),
+        ("POST", "/calls/1/calls/call-1/stop-play", {}),
+        ("PATCH", "/calls/1/conferences/conf-1/call/call-1", {"muted": False, "deaf": False}),
+    ]
+    assert {"hold", "resume"} <= canned.adapter.capabilities
+    assert canned.adapter.capabilities == CAPABILITIES
+
+
+async def test_hold_without_music_is_silent_unless_configured() -> None:
+    plain = InfobipSettings(base_url="https://x.api.infobip.com", api_key="k", calls_configuration_id="c")
+    assert plain.hold_media() is None
+    by_url = InfobipSettings(base_url="x", api_key="k", calls_configuration_id="c", hold_music="https://m/a.wav")
+    assert by_url.hold_media() == Media(url="https://m/a.wav")
+    assert InfobipSettings.from_env({"INFOBIP_BASE_URL": "x", "INFOBIP_API_KEY": "k",
+                                     "INFOBIP_CALLS_CONFIGURATION_ID": "c",
+                                     "INFOBIP_HOLD_MUSIC": "f-1"}).hold_media() == Media(file_id="f-1")
 
 
 async def test_an_answer_without_an_id_is_a_provider_error(canned: Canned) -> None:

@@ -54,10 +54,10 @@ def conference() -> Flow:
     return load_flow_or_raise(FLOW_FILE)
 
 
-UNTIL_DIALING = ["answer", "conference_create", "conference_join", "say", "play", "conference_dial"]
+UNTIL_DIALING = ["answer", "conference_create", "conference_join", "say", "hold", "conference_dial"]
 ENDINGS = {  # branch -> (final state, actions the session sent, in order)
-    "connected": ("closing", [*UNTIL_DIALING, "stop_play", "say", "conference_hangup"]),
-    "no_answer": ("closing", [*UNTIL_DIALING, "stop_play", "say", "conference_hangup"]),
+    "connected": ("closing", [*UNTIL_DIALING, "resume", "say", "conference_hangup"]),
+    "no_answer": ("closing", [*UNTIL_DIALING, "resume", "say", "conference_hangup"]),
     "abandoned": ("abandoned", [*UNTIL_DIALING, "hangup"]),
 }
 

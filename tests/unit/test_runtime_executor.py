@@ -59,17 +59,17 @@ async def test_retryable_failure_that_persists_fails_for_good(conference: Flow) 
 
 async def test_failure_for_good_skips_the_rest_and_fails_the_session(conference: Flow) -> None:
     provider = RecordingProvider()
-    provider.fail("play", message="file not found")
+    provider.fail("hold", message="file not found")
     driver = await drive(conference, TO_DIALING, provider=provider)
     assert provider.actions == [
-        "answer", "conference_create", "conference_join", "say", "play", "hangup", "conference_hangup"]
+        "answer", "conference_create", "conference_join", "say", "hold", "hangup", "conference_hangup"]
     assert provider.calls[-2:] == [("hangup", {"call_id": CALLER, "reason": None}),
                                    ("conference_hangup", {"conference_id": ROOM})]
     session = driver.session
     assert (session.state, session.status, session.timers) == ("failed", "failed", {})
     dialing, failed = session.trace[-2:]
     assert list(dialing.commands) == [
-        ("play", "error", "file not found"), ("conference_dial", "skipped", None)]
+        ("hold", "error", "file not found"), ("conference_dial", "skipped", None)]
     assert (failed.event, failed.source, failed.target) == ("action.failed", "dialing", "failed")
     assert list(failed.commands) == [("hangup", "ok", None), ("conference_hangup", "ok", None)]
     assert failed.note == "unhandled action.failed: file not found"
@@ -77,13 +77,13 @@ async def test_failure_for_good_skips_the_rest_and_fails_the_session(conference:
 
 async def test_failed_session_hangs_up_only_what_is_still_up(conference: Flow) -> None:
     provider = RecordingProvider()
-    provider.fail("stop_play")
+    provider.fail("resume")
     driver = await drive(conference, [
         *TO_DIALING,
         event("participant.join_failed", call_id="call-1", conference_id=ROOM, reason="no_answer"),
     ], provider=provider)
     # The callee never came up, so only the caller and the room are hung up.
-    assert provider.actions[-3:] == ["stop_play", "hangup", "conference_hangup"]
+    assert provider.actions[-3:] == ["resume", "hangup", "conference_hangup"]
     assert provider.calls[-2][1]["call_id"] == CALLER
     assert driver.session.status == "failed"
 
@@ -197,7 +197,8 @@ async def test_arguments_bindings_and_pure_actions() -> None:
         ("dial", {"to": Endpoint("sip", "alice@example.com"), "from_": None, "timeout": 0.5,
                   "connect_call_id": CALLER}),
         ("conference_join", {"conference_id": "conf-1", "call_id": "call-1"}),
-        ("hold", {"conference_id": "conf-1", "call_id": "call-1", "music": "music1"}),
+        ("hold", {"conference_id": "conf-1", "call_id": "call-1", "music": "music1", "media": None,
+                  "loop": 10}),
         ("record", {"call_id": CALLER, "max_duration": 120.0, "beep": False}),
         ("capture_dtmf", {"call_id": CALLER, "max_digits": 2, "timeout": 5.0, "terminator": None,
                           "prompt": None, "language": "en"}),

@@ -220,7 +220,7 @@ async def test_conference_management(live: Live) -> None:
         return {p["call_id"]: (p["muted"], p["on_hold"]) for p in info.data["participants"]}
 
     await rest.mute(room, caller)
-    await rest.hold(room, callee, "music2")
+    await rest.hold(room, callee, "music2", None, 10)
     assert await flags() == {caller: (True, False), callee: (False, True)}
     assert live.sim.calls[callee].moh == "music2"
     await rest.unmute(room, caller)

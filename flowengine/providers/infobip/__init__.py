@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from flowengine.providers.infobip.capabilities import CAPABILITIES
-from flowengine.providers.infobip.config import InfobipSettings, RetryPolicy
+from flowengine.providers.infobip.config import InfobipSettings
+from flowengine.providers.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from flowengine.providers.infobip.adapter import InfobipAdapter, InfobipChannel

@@ -166,11 +166,20 @@ class InfobipChannel:
     async def undeafen(self, conference_id: str, call_id: str) -> ActionResult:
         return await self._send(commands.update_participant(conference_id, call_id, deaf=False))
 
-    async def hold(self, conference_id: str, call_id: str, music: Music) -> ActionResult:
-        raise ProviderUnsupported(NAME, "hold")
+    async def hold(
+        self, conference_id: str, call_id: str, music: Music, media: Media | None, loop: int
+    ) -> ActionResult:
+        # Infobip has no hold: the participant stops hearing and being heard, and hears the hold music
+        # (the flow's file, else INFOBIP_HOLD_MUSIC) played to their own call until resume stops it.
+        await self._send(commands.update_participant(conference_id, call_id, muted=True, deaf=True))
+        music_media = media or self._settings.hold_media()
+        if music_media is not None:
+            await self._send(commands.play(call_id, music_media, loop))
+        return ActionResult()
 
     async def resume(self, conference_id: str, call_id: str) -> ActionResult:
-        raise ProviderUnsupported(NAME, "resume")
+        await self._send(commands.stop_play(call_id))
+        return await self._send(commands.update_participant(conference_id, call_id, muted=False, deaf=False))
 
     async def kick(self, conference_id: str, call_id: str) -> ActionResult:
         return await self._send(commands.kick(conference_id, call_id))

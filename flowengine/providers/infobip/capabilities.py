@@ -1,7 +1,7 @@
 """The neutral actions Infobip's Calls API can carry out (read by ``flowengine validate --provider``).
 
-Pure data: import nothing heavier than the vocabulary. Infobip has no hold/resume with music (a flow can
-play music to a muted, deafened participant instead), so those two are left out.
+Pure data: import nothing heavier than the vocabulary. Infobip has no hold of its own: ``hold`` and
+``resume`` are carried out as a muted, deafened participant hearing music played to its call.
 """
 
 from __future__ import annotations
@@ -29,5 +29,7 @@ CAPABILITIES: frozenset[str] = frozenset({
     "unmute",
     "deafen",
     "undeafen",
+    "hold",
+    "resume",
     "kick",
 })

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from flowengine.errors import ConfigError
 from flowengine.providers.retry import RetryPolicy
+from flowengine.runtime.ports import Media
 
 # The header carrying the HMAC signature of Calls webhooks is unconfirmed in Infobip's public docs, so it
 # is configurable; ``X-Signature`` is the name Infobip's HMAC-secured callbacks are commonly seen with.
@@ -42,6 +43,7 @@ class InfobipSettings:
     hmac_header: str = DEFAULT_HMAC_HEADER
     hmac_algorithm: str = DEFAULT_HMAC_ALGORITHM
     sip_trunk_id: str | None = None  # needed to dial SIP endpoints
+    hold_music: str | None = None  # file id or URL played on hold when the flow names none
     total_timeout: float = 10.0  # seconds for one HTTP exchange
     connect_timeout: float = 5.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -60,6 +62,13 @@ class InfobipSettings:
             raise ConfigError("the Infobip webhook HMAC header name must not be empty")
         if self.total_timeout <= 0 or self.connect_timeout <= 0:
             raise ConfigError("Infobip timeouts must be positive")
+
+    def hold_media(self) -> Media | None:
+        if not self.hold_music:
+            return None
+        if self.hold_music.startswith(("http://", "https://")):
+            return Media(url=self.hold_music)
+        return Media(file_id=self.hold_music)
 
     @property
     def basic_auth_enabled(self) -> bool:
@@ -112,4 +121,5 @@ class InfobipSettings:
             hmac_header=get("INFOBIP_WEBHOOK_HMAC_HEADER") or DEFAULT_HMAC_HEADER,
             hmac_algorithm=get("INFOBIP_WEBHOOK_HMAC_ALGORITHM") or DEFAULT_HMAC_ALGORITHM,
             sip_trunk_id=get("INFOBIP_SIP_TRUNK_ID"),
+            hold_music=get("INFOBIP_HOLD_MUSIC"),
         )

@@ -293,7 +293,10 @@ class SinchChannel:
     async def undeafen(self, conference_id: str, call_id: str) -> ActionResult:
         raise ProviderUnsupported(NAME, "undeafen")
 
-    async def hold(self, conference_id: str, call_id: str, music: Music) -> ActionResult:
+    async def hold(
+        self, conference_id: str, call_id: str, music: Music, media: Media | None, loop: int
+    ) -> ActionResult:
+        # Sinch plays its own music classes on hold; a file (media) cannot be chosen there.
         return await self._manage(conference_id, call_id, "onhold", music)
 
     async def resume(self, conference_id: str, call_id: str) -> ActionResult:
