@@ -18,9 +18,9 @@ import gc
 import importlib
 import json
 import math
+import os
 import pkgutil
 import platform
-import os
 import sys
 import time
 import traceback
@@ -37,12 +37,13 @@ PREFIX = "bench_"
 Better = Literal["lower", "higher"]
 # Unit and direction by how a figure is named, for figures baselines.json does not describe.
 _SUFFIXES: tuple[tuple[str, str, Better | None], ...] = (
-    ("_per_s", "/s", "higher"), ("_ms", "ms", "lower"), ("_us", "µs", "lower"),
-    ("_cpu_share", "cores", None),
+    ("_per_s", "/s", "higher"), ("_ms", "ms", "lower"), ("_us", "µs", "lower"), ("_cpu_share", "core", None),
 )
 _PREFIXES: tuple[tuple[str, str, Better | None], ...] = (
-    ("us_", "µs", "lower"), ("handle_us_", "µs", "lower"), ("bytes_", "B", "lower"), ("ratio_", "×", "higher"),
+    ("us_", "µs", "lower"), ("bytes_", "B", "lower"), ("seconds_", "s", "lower"), ("ratio_", "x", "higher"),
 )
+# A module's ``goal_<key>`` whose figure has another name: {benchmark: {goal key: figure}}.
+GOAL_ALIASES: dict[str, dict[str, str]] = {"validate": {"goal_seconds": "seconds_best"}}
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ class Result:
 # -- reading modules' results --------------------------------------------------------------------------
 def discover() -> list[str]:
     """Names of the benchmark modules present (``bench_runtime.py`` -> ``runtime``), sorted."""
-    return sorted(m.name[len(PREFIX):] for m in pkgutil.iter_modules([str(HERE)]) if m.name.startswith(PREFIX))
+    names = (module.name for module in pkgutil.iter_modules([str(HERE)]))
+    return sorted(name[len(PREFIX):] for name in names if name.startswith(PREFIX))
 
 
 def flatten(result: Mapping[str, Any], outer: str = "") -> dict[str, Any]:
@@ -125,6 +127,9 @@ def _number(value: Any) -> float | None:
 def adapt(name: str, raw: Mapping[str, Any], specs: Mapping[str, Any]) -> Result:
     """A module's dict -> figures with units, goals and baselines (``specs``: its baselines.json part)."""
     flat = flatten(raw)
+    for goal_key, figure in GOAL_ALIASES.get(name, {}).items():
+        if goal_key in flat:
+            flat[f"goal_{figure}"] = flat[goal_key]
     result = Result(name)
     for key, value in flat.items():
         if key.startswith("goal_") or (key.startswith("ratio_") and key.endswith("_to_goal")):
@@ -186,12 +191,14 @@ def table(results: Sequence[Result]) -> str:
             rows.append((f"  {f.name}", fmt(f.value), f.unit, _goal(f), fmt(f.ratio), f.verdict,
                          fmt(f.baseline), fmt(f.vs_baseline)))
         rows.extend((f"  {key}: {text}",) for key, text in result.notes.items())
-    widths = [max(len(row[i]) for row in [HEADER, *rows] if len(row) == len(HEADER)) for i in range(len(HEADER))]
+    full = [row for row in [HEADER, *rows] if len(row) == len(HEADER)]
+    widths = [max(len(row[i]) for row in full) for i in range(len(HEADER))]
 
     def line(row: tuple[str, ...]) -> str:
         if len(row) == 1:
             return row[0]
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
+        numbers = (cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True))
+        cells = [row[0].ljust(widths[0]), *numbers]
         return "  ".join(cells).rstrip()
 
     return "\n".join([line(HEADER), *(line(row) for row in rows)])
@@ -237,7 +244,7 @@ def save_baselines(results: Sequence[Result], path: Path = BASELINES) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     known = discover()
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", metavar="name", help=f"benchmarks to run (default: all of {known})")
+    parser.add_argument("names", nargs="*", metavar="name", help=f"benchmarks to run (default: all: {known})")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     parser.add_argument("--save-baselines", action="store_true", help="write the values into baselines.json")
     args = parser.parse_args(argv)

@@ -34,7 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +42,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from flowengine.config import ServiceConfig
 from flowengine.runtime.clock import SystemClock
@@ -65,9 +66,6 @@ GOAL_NO_COMMAND = 1 / 2
 GOAL_ONE_COMMAND = 1 / 3
 SEQ_HEADER = "X-Bench-Seq"
 PARKED = "listening"
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
@@ -233,11 +231,14 @@ def webhook_bodies(calls: list[dict[str, Any]], count: int, kind: str) -> list[b
     bodies = []
     for seq in range(count):
         call, at = calls[seq % len(calls)], base + seq / 1000  # millisecond timestamps: all distinct
+        properties: dict[str, Any] = {"customData": None}
         if kind == "no_command":
-            kind_, properties = "SAY_FINISHED", {"duration": 1200, "playedCompletely": True, "customData": None}
+            type_ = "SAY_FINISHED"
+            properties.update(duration=1200, playedCompletely=True)
         else:
-            kind_, properties = "DTMF_CAPTURED", {"dtmf": str(seq), "timeout": False, "customData": None}
-        body = infobip_events.envelope(kind_, at, configuration=call["callsConfigurationId"],
+            type_ = "DTMF_CAPTURED"
+            properties.update(dtmf=str(seq), timeout=False)
+        body = infobip_events.envelope(type_, at, configuration=call["callsConfigurationId"],
                                        platform=call["platform"], properties=properties, call_id=call["id"])
         bodies.append(json.dumps(body, separators=(",", ":")).encode())
     return bodies

@@ -30,15 +30,23 @@ CONFIG_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["provider"],
     "properties": {
-        "provider": {"enum": list(PROVIDERS), "description": "The platform whose webhooks this service takes."},
+        "provider": {
+            "enum": list(PROVIDERS),
+            "description": "The platform whose webhooks this service takes.",
+        },
         "listen": {
             "type": "object",
             "additionalProperties": False,
             "description": "Where the service listens.",
             "properties": {
                 "host": {"type": "string", "default": "127.0.0.1", "description": "Interface to bind."},
-                "port": {"type": "integer", "minimum": 0, "maximum": 65535, "default": 8080,
-                         "description": "TCP port (0 picks a free one)."},
+                "port": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 65535,
+                    "default": 8080,
+                    "description": "TCP port (0 picks a free one).",
+                },
             },
         },
         "store": {
@@ -55,10 +63,18 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "additionalProperties": False,
                 "required": ["flow"],
                 "properties": {
-                    "flow": {"type": "string", "description": "Path of the flow file (relative to this file)."},
-                    "to": {"type": "string", "description": "Called number (or SIP user) that selects this flow."},
-                    "configuration": {"type": "string",
-                                      "description": "Infobip calls configuration id / Sinch application key."},
+                    "flow": {
+                        "type": "string",
+                        "description": "Path of the flow file (relative to this file).",
+                    },
+                    "to": {
+                        "type": "string",
+                        "description": "Called number (or SIP user) that selects this flow.",
+                    },
+                    "configuration": {
+                        "type": "string",
+                        "description": "Infobip calls configuration id / Sinch application key.",
+                    },
                 },
             },
         },
@@ -68,19 +84,39 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "description": "Webhook intake limits.",
             "properties": {
-                "path": {"type": "string", "default": "/webhooks", "description": "Path prefix of webhook routes."},
-                "max_body_bytes": {"type": "integer", "minimum": 1024, "default": 262144,
-                                   "description": "Larger webhook bodies get 413."},
+                "path": {
+                    "type": "string",
+                    "default": "/webhooks",
+                    "description": "Path prefix of webhook routes.",
+                },
+                "max_body_bytes": {
+                    "type": "integer",
+                    "minimum": 1024,
+                    "default": 262144,
+                    "description": "Larger webhook bodies get 413.",
+                },
             },
         },
-        "http_allow": {"type": "array", "items": {"type": "string"},
-                       "description": "Hosts the `http` action may call."},
-        "infobip": {"type": "object", "description": "Infobip settings (defaults from INFOBIP_* variables).",
-                    "additionalProperties": {"type": ["string", "number", "boolean"]}},
-        "sinch": {"type": "object", "description": "Sinch settings (defaults from SINCH_* variables).",
-                  "additionalProperties": {"type": ["string", "number", "boolean"]}},
-        "log_level": {"enum": ["debug", "info", "warning", "error"], "default": "info",
-                      "description": "Service log level."},
+        "http_allow": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Hosts the `http` action may call.",
+        },
+        "infobip": {
+            "type": "object",
+            "description": "Infobip settings (defaults from INFOBIP_* variables).",
+            "additionalProperties": {"type": ["string", "number", "boolean"]},
+        },
+        "sinch": {
+            "type": "object",
+            "description": "Sinch settings (defaults from SINCH_* variables).",
+            "additionalProperties": {"type": ["string", "number", "boolean"]},
+        },
+        "log_level": {
+            "enum": ["debug", "info", "warning", "error"],
+            "default": "info",
+            "description": "Service log level.",
+        },
     },
 }
 
@@ -119,6 +155,7 @@ _ENV = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))
 def expand_env(value: Any, environ: Mapping[str, str], where: str = "") -> Any:
     """Replace ``${VAR}`` / ``${VAR:-default}`` in every string; an unset variable is an error."""
     if isinstance(value, str):
+
         def substitute(match: re.Match[str]) -> str:
             name, default = match["name"], match["default"]
             if name in environ:

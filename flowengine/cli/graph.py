@@ -18,7 +18,9 @@ def _edges(flow: Flow) -> list[tuple[str, str, str]]:
         if state.final:
             continue
         for event, transitions in flow.handlers(name).items():
-            edges += [(name, t.target, event + (" [when]" if t.when else "")) for t in transitions if t.target]
+            edges += [
+                (name, t.target, event + (" [when]" if t.when else "")) for t in transitions if t.target
+            ]
         for timer in state.after:
             edges += [(name, t.target, f"after {timer.key}") for t in timer.transitions if t.target]
     return edges
@@ -32,7 +34,7 @@ def mermaid(flow: Flow) -> str:
 
 
 def dot(flow: Flow) -> str:
-    lines = [f'digraph "{flow.name}" {{', "    rankdir=LR;", '    node [shape=box, style=rounded];']
+    lines = [f'digraph "{flow.name}" {{', "    rankdir=LR;", "    node [shape=box, style=rounded];"]
     lines += [f'    "{name}" [shape=doublecircle];' for name, s in flow.states.items() if s.final]
     lines += [f'    "{a}" -> "{b}" [label="{label}"];' for a, b, label in _edges(flow)]
     return "\n".join([*lines, "}"])
@@ -40,7 +42,9 @@ def dot(flow: Flow) -> str:
 
 @click.command("graph")
 @click.argument("flow_path", metavar="FLOW", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "output", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@click.option(
+    "--format", "output", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True
+)
 def command(flow_path: Path, output: str) -> None:
     """Print FLOW's state diagram (Mermaid for Markdown/GitHub, or DOT for Graphviz).
 

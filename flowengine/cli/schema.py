@@ -1,6 +1,9 @@
-"""``flowengine schema``: print the flow language's JSON Schema (the published schemas/flow.schema.json)."""
+"""``flowengine schema``: print a published JSON Schema: flow files (schemas/flow.schema.json) or the
+service configuration (schemas/config.schema.json)."""
 
 from __future__ import annotations
+
+import json
 
 import click
 
@@ -21,18 +24,25 @@ from flowengine.flow.schema import schema_json
     type=click.Path(dir_okay=False, writable=True),
     help="Write to this file instead of standard output.",
 )
-def command(indent: int, output: str | None) -> None:
-    """Print the JSON Schema (draft 2020-12) of flow files.
+@click.option("--config", "config", is_flag=True, help="The service configuration's schema instead.")
+def command(indent: int, output: str | None, config: bool) -> None:
+    """Print the JSON Schema (draft 2020-12) of flow files (or, with --config, of flowengine.yaml).
 
     \b
     Editors use it for completion and inline errors; point yaml-language-server at it with a first line
       # yaml-language-server: $schema=../schemas/flow.schema.json
 
     \b
-    Regenerate the published copy:
+    Regenerate the published copies:
       flowengine schema -o schemas/flow.schema.json
+      flowengine schema --config -o schemas/config.schema.json
     """
-    text = schema_json(indent or None)
+    if config:
+        from flowengine.config import CONFIG_SCHEMA
+
+        text = json.dumps(CONFIG_SCHEMA, indent=indent or None, ensure_ascii=False) + "\n"
+    else:
+        text = schema_json(indent or None)
     if output is None:
         click.echo(text, nl=False)
         return

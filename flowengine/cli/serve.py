@@ -15,12 +15,24 @@ from flowengine.server.app import create_app
 
 
 @click.command("serve")
-@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("flowengine.yaml"), show_default=True, help="Service configuration file.")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("flowengine.yaml"),
+    show_default=True,
+    help="Service configuration file.",
+)
 @click.option("--host", help="Override listen.host.")
 @click.option("--port", type=int, help="Override listen.port.")
-@click.option("--shutdown-timeout", type=float, default=15.0, show_default=True,
-              help="Seconds to let in-flight webhooks finish on SIGTERM/SIGINT.")
+@click.option(
+    "--shutdown-timeout",
+    type=float,
+    default=15.0,
+    show_default=True,
+    help="Seconds to let in-flight webhooks finish on SIGTERM/SIGINT.",
+)
 def command(config_path: Path, host: str | None, port: int | None, shutdown_timeout: float) -> None:
     """Serve the platform's webhooks and drive real calls.
 
@@ -44,6 +56,11 @@ def command(config_path: Path, host: str | None, port: int | None, shutdown_time
     except ConfigError as exc:
         click.echo(f"flowengine: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    web.run_app(app, host=host or config.host, port=port if port is not None else config.port,
-                shutdown_timeout=shutdown_timeout, access_log=None,
-                print=lambda message: click.echo(message, err=True))
+    web.run_app(
+        app,
+        host=host or config.host,
+        port=port if port is not None else config.port,
+        shutdown_timeout=shutdown_timeout,
+        access_log=None,
+        print=lambda message: click.echo(message, err=True),
+    )

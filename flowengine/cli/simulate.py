@@ -19,19 +19,45 @@ from flowengine.scenarios.timeline import format_result, result_json
 
 @click.command("simulate")
 @click.argument("flow", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-s", "--scenario", "names", multiple=True, metavar="NAME",
-              help="Scenario to play (repeatable). Default: every scenario in the flow file.")
+@click.option(
+    "-s",
+    "--scenario",
+    "names",
+    multiple=True,
+    metavar="NAME",
+    help="Scenario to play (repeatable). Default: every scenario in the flow file.",
+)
 @click.option("--all-scenarios", is_flag=True, help="Play every scenario (the default when none is named).")
-@click.option("-p", "--provider", type=click.Choice([*PROVIDERS, "all"]), default="infobip", show_default=True,
-              help="Which simulated platform to run on.")
+@click.option(
+    "-p",
+    "--provider",
+    type=click.Choice([*PROVIDERS, "all"]),
+    default="infobip",
+    show_default=True,
+    help="Which simulated platform to run on.",
+)
 @click.option("--wire", is_flag=True, help="Also show every HTTP request the platform received.")
 @click.option("--store", default="memory://", show_default=True, help="Session store URL for the engine.")
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True)
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="error",
-              show_default=True, help="Engine log level (logs go to stderr).")
-def command(flow: Path, names: tuple[str, ...], all_scenarios: bool, provider: str, wire: bool, store: str,
-            output: str, color: str, log_level: str) -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="error",
+    show_default=True,
+    help="Engine log level (logs go to stderr).",
+)
+def command(
+    flow: Path,
+    names: tuple[str, ...],
+    all_scenarios: bool,
+    provider: str,
+    wire: bool,
+    store: str,
+    output: str,
+    color: str,
+    log_level: str,
+) -> None:
     """Play FLOW's scenarios on a simulated platform and print what happened.
 
     The engine and a wire-faithful copy of the platform run as two real HTTP
@@ -76,12 +102,18 @@ def _chosen(flow: Path, names: tuple[str, ...]) -> list[Scenario]:
         sys.exit(EXIT_USAGE)
     unknown = [name for name in names if name not in available]
     if unknown:
-        click.echo(f'flowengine: no scenario "{unknown[0]}" in {flow}; '
-                   f"choose from: {', '.join(available)}", err=True)
+        click.echo(
+            f'flowengine: no scenario "{unknown[0]}" in {flow}; choose from: {", ".join(available)}', err=True
+        )
         sys.exit(EXIT_USAGE)
     return [available[name] for name in (names or tuple(available))]
 
 
-async def _play_all(flow: Path, scenarios: list[Scenario], providers: list[str], store: str) -> list[ScenarioResult]:
-    return [await run_scenario(provider, flow, scenario, store=store)
-            for provider in providers for scenario in scenarios]
+async def _play_all(
+    flow: Path, scenarios: list[Scenario], providers: list[str], store: str
+) -> list[ScenarioResult]:
+    return [
+        await run_scenario(provider, flow, scenario, store=store)
+        for provider in providers
+        for scenario in scenarios
+    ]

@@ -18,8 +18,12 @@ from flowengine.simulator.serve import serve_simulator
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8081, show_default=True)
 @click.option("--webhook-url", required=True, help="Where to POST events (the engine's webhook route).")
-@click.option("--parties", "parties_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="YAML mapping of number -> party script (answer_after, busy, hangup_after, press, ...).")
+@click.option(
+    "--parties",
+    "parties_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML mapping of number -> party script (answer_after, busy, hangup_after, press, ...).",
+)
 def command(provider: str, host: str, port: int, webhook_url: str, parties_file: Path | None) -> None:
     """Serve a wire-faithful copy of the platform's API for an engine to talk to.
 

@@ -76,7 +76,8 @@ def _report(results: list[ScenarioResult], output: str, verbose: bool, color: bo
         if verbose or not result.passed:
             click.echo(format_result(result, color=color))
         else:
-            click.echo(f"PASS {result.scenario.name} on {result.provider} "
-                       f"({result.virtual_seconds:.1f} virtual s)")
+            click.echo(
+                f"PASS {result.scenario.name} on {result.provider} ({result.virtual_seconds:.1f} virtual s)"
+            )
     failed = sum(not r.passed for r in results)
     click.echo(f"{len(results) - failed} passed, {failed} failed", err=True)

@@ -60,6 +60,9 @@ def scenarios_schema() -> dict[str, Any]:
                     "status": {"enum": ["ended", "failed"], "description": "The session's final status."},
                     "actions": {"type": "array", "items": {"enum": sorted(ACTIONS)},
                                 "description": "The provider actions the session carried out, in order."},
+                    "states": {"type": "array", "items": {"type": "string"},
+                               "description": "The states the session entered, in order, the initial one "
+                               "first."},
                 },
             },
         },

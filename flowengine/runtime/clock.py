@@ -9,6 +9,7 @@ background work is started with ``clock.spawn()``, so time never moves while a r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
@@ -159,10 +160,8 @@ class VirtualClock:
     async def stop(self) -> None:
         if self._driver is not None:
             self._driver.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._driver
-            except asyncio.CancelledError:
-                pass
             self._driver = None
         for task in list(self._tasks):
             task.cancel()

@@ -35,6 +35,7 @@ class Expectation:
     state: str | None = None
     status: str | None = None
     actions: tuple[str, ...] | None = None  # the session's provider actions, in order
+    states: tuple[str, ...] | None = None  # the states entered, in order (the initial one first)
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,10 @@ def load_scenarios(path: str | Path) -> dict[str, Scenario]:
     raw = doc.get("scenarios") or {}
     if not isinstance(raw, Mapping):
         raise ScenarioError(f"{path}: scenarios must be a mapping of name -> scenario")
-    return {str(name): parse_scenario(str(name), body, where=f"{path}: scenario \"{name}\"")
-            for name, body in raw.items()}
+    return {
+        str(name): parse_scenario(str(name), body, where=f'{path}: scenario "{name}"')
+        for name, body in raw.items()
+    }
 
 
 def parse_scenario(name: str, body: Any, *, where: str = "scenario") -> Scenario:
@@ -72,7 +75,7 @@ def parse_scenario(name: str, body: Any, *, where: str = "scenario") -> Scenario
         parties = PartyBook.from_dict(dict(body.get("parties") or {}))
     except ValueError as exc:
         raise ScenarioError(f"{where}: {exc}") from exc
-    actions = expect.get("actions")
+    actions, states = expect.get("actions"), expect.get("states")
     return Scenario(
         name=name,
         description=str(body.get("description", "")),
@@ -80,6 +83,10 @@ def parse_scenario(name: str, body: Any, *, where: str = "scenario") -> Scenario
         caller_to=caller_to,
         caller=script,
         parties=parties,
-        expect=Expectation(expect.get("state"), expect.get("status"),
-                           tuple(actions) if actions is not None else None),
+        expect=Expectation(
+            expect.get("state"),
+            expect.get("status"),
+            tuple(actions) if actions is not None else None,
+            tuple(states) if states is not None else None,
+        ),
     )

@@ -34,11 +34,17 @@ class ScenarioResult:
 
     def actions(self) -> list[str]:
         """The provider actions the session carried out successfully, in order."""
-        return [command[0] for step in self.session.get("trace", []) for command in step.get("commands", [])
-                if command[1] == "ok" and command[0] not in ("set", "log")]
+        return [
+            command[0]
+            for step in self.session.get("trace", [])
+            for command in step.get("commands", [])
+            if command[1] == "ok" and command[0] not in ("set", "log")
+        ]
 
 
-async def run_scenario(provider: str, flow: Path, scenario: Scenario, *, store: str = "memory://") -> ScenarioResult:
+async def run_scenario(
+    provider: str, flow: Path, scenario: Scenario, *, store: str = "memory://"
+) -> ScenarioResult:
     async with running_stack(provider, flow, store=store, parties=scenario.parties) as stack:
         return await play(stack, scenario)
 
@@ -46,7 +52,9 @@ async def run_scenario(provider: str, flow: Path, scenario: Scenario, *, store: 
 async def play(stack: Stack, scenario: Scenario) -> ScenarioResult:
     clock, real_start = stack.clock, time.monotonic()
     started_at = clock.now()
-    call_id = await stack.simulator.place_inbound_call(scenario.caller_from, scenario.caller_to, scenario.caller)
+    call_id = await stack.simulator.place_inbound_call(
+        scenario.caller_from, scenario.caller_to, scenario.caller
+    )
     session_id = stack.service.session_id_for(call_id)
     failures: list[str] = []
     if not await _until_over(stack, session_id, started_at, real_start):
@@ -54,12 +62,18 @@ async def play(stack: Stack, scenario: Scenario) -> ScenarioResult:
     await clock.sleep(1.0)  # trailing events (conference finished, ...) land before we look
     record = await stack.service.store.get(session_id)
     result = ScenarioResult(
-        scenario=scenario, provider=stack.provider, session=record.data if record else {},
-        requests=[{"method": r.method, "path": r.path, "status": r.status, "at": r.at, "body": r.body}
-                  for r in stack.simulator.requests],
+        scenario=scenario,
+        provider=stack.provider,
+        session=record.data if record else {},
+        requests=[
+            {"method": r.method, "path": r.path, "status": r.status, "at": r.at, "body": r.body}
+            for r in stack.simulator.requests
+        ],
         webhooks=[dict(event) for event in stack.simulator.events],
-        started_at=started_at, virtual_seconds=clock.now() - started_at,
-        real_seconds=time.monotonic() - real_start, failures=failures,
+        started_at=started_at,
+        virtual_seconds=clock.now() - started_at,
+        real_seconds=time.monotonic() - real_start,
+        failures=failures,
     )
     result.failures.extend(check_expectations(result))
     return result
@@ -74,6 +88,15 @@ async def _until_over(stack: Stack, session_id: str, started_at: float, real_sta
     return False
 
 
+def states_entered(session: dict[str, Any]) -> list[str]:
+    """The states the session entered, in order, from its trace."""
+    return [
+        step["to"]
+        for step in session.get("trace", [])
+        if step.get("to") is not None and step.get("to") != step.get("from")
+    ]
+
+
 def check_expectations(result: ScenarioResult) -> list[str]:
     expect, session = result.scenario.expect, result.session
     problems = []
@@ -83,6 +106,8 @@ def check_expectations(result: ScenarioResult) -> list[str]:
         problems.append(f'ended in state "{session.get("state")}", expected "{expect.state}"')
     if expect.status is not None and session.get("status") != expect.status:
         problems.append(f'ended with status "{session.get("status")}", expected "{expect.status}"')
+    if expect.states is not None and states_entered(session) != list(expect.states):
+        problems.append(f"went through states {states_entered(session)}, expected {list(expect.states)}")
     if expect.actions is not None and result.actions() != list(expect.actions):
         problems.append(f"actions were {result.actions()}, expected {list(expect.actions)}")
     return problems

@@ -51,30 +51,45 @@ class Stack:
 def provider_settings(simulator: Simulator, url: str) -> dict[str, Any]:
     """What the engine's adapter needs to talk to this simulator (the simulator's own credentials)."""
     if isinstance(simulator, InfobipSimulator):
-        return {"base_url": url, "api_key": simulator.api_key,
-                "calls_configuration_id": simulator.calls_configuration_id}
+        return {
+            "base_url": url,
+            "api_key": simulator.api_key,
+            "calls_configuration_id": simulator.calls_configuration_id,
+        }
     if isinstance(simulator, SinchSimulator):
-        return {"base_url": url, "application_key": simulator.application_key,
-                "application_secret": simulator.application_secret}
+        return {
+            "base_url": url,
+            "application_key": simulator.application_key,
+            "application_secret": simulator.application_secret,
+        }
     raise TypeError(f"no settings for {type(simulator).__name__}")
 
 
 @asynccontextmanager
 async def running_stack(
-    provider: str, flow: Path, *, store: str = "memory://", parties: PartyBook | None = None,
-    clock: VirtualClock | None = None, settings: Mapping[str, Any] | None = None,
+    provider: str,
+    flow: Path,
+    *,
+    store: str = "memory://",
+    parties: PartyBook | None = None,
+    clock: VirtualClock | None = None,
+    settings: Mapping[str, Any] | None = None,
     simulator_options: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Stack]:
     """Start simulator and engine on loopback; ``flow`` answers every inbound call."""
     clock = clock if clock is not None else VirtualClock()
     clock.start()
-    simulator = build_simulator(provider, clock, "http://127.0.0.1:9/not-yet", parties=parties,
-                                **dict(simulator_options or {}))
+    simulator = build_simulator(
+        provider, clock, "http://127.0.0.1:9/not-yet", parties=parties, **dict(simulator_options or {})
+    )
     try:
         async with serving(simulator.app) as simulator_url:
             simulator.api_base_url = simulator_url
             config = ServiceConfig(
-                provider=provider, port=0, store=store, default_flow=flow,
+                provider=provider,
+                port=0,
+                store=store,
+                default_flow=flow,
                 provider_settings={**provider_settings(simulator, simulator_url), **(settings or {})},
             )
             app = create_app(config, clock=clock, timer_poll=None)
@@ -84,4 +99,3 @@ async def running_stack(
     finally:
         await simulator.close()
         await clock.stop()
-

@@ -12,10 +12,14 @@ def timeline_rows(result: ScenarioResult, *, wire: bool = False) -> list[tuple[f
     rows: list[tuple[float, str]] = []
     for step in result.session.get("trace", []):
         rows.append((step["at"] - result.started_at, _step_text(step)))
-        rows.extend((step["at"] - result.started_at, "    " + _command_text(c)) for c in step.get("commands", []))
+        rows.extend(
+            (step["at"] - result.started_at, "    " + _command_text(c)) for c in step.get("commands", [])
+        )
     if wire:
-        rows.extend((r["at"] - result.started_at, f"    wire: {r['method']} {r['path']} -> {r['status']}")
-                    for r in result.requests)
+        rows.extend(
+            (r["at"] - result.started_at, f"    wire: {r['method']} {r['path']} -> {r['status']}")
+            for r in result.requests
+        )
     rows.sort(key=lambda row: row[0])
     return rows
 
@@ -41,9 +45,11 @@ def _command_text(command: list[Any]) -> str:
 
 def format_result(result: ScenarioResult, *, wire: bool = False, color: bool = False) -> str:
     mark = _paint("PASS", "32", color) if result.passed else _paint("FAIL", "31", color)
-    header = (f"{mark} {result.scenario.name} on {result.provider}: {result.scenario.description}".rstrip(": ")
-              + f"\n  ({result.virtual_seconds:.1f} virtual s in {result.real_seconds * 1000:.0f} ms real;"
-              f" final state \"{result.session.get('state')}\", {result.session.get('status')})")
+    header = (
+        f"{mark} {result.scenario.name} on {result.provider}: {result.scenario.description}".rstrip(": ")
+        + f"\n  ({result.virtual_seconds:.1f} virtual s in {result.real_seconds * 1000:.0f} ms real;"
+        f' final state "{result.session.get("state")}", {result.session.get("status")})'
+    )
     lines = [header]
     lines += [f"  {at:8.3f}s  {text}" for at, text in timeline_rows(result, wire=wire)]
     lines += [f"  {_paint('x', '31', color)} {failure}" for failure in result.failures]
@@ -52,13 +58,20 @@ def format_result(result: ScenarioResult, *, wire: bool = False, color: bool = F
 
 def result_json(result: ScenarioResult) -> dict[str, Any]:
     return {
-        "scenario": result.scenario.name, "provider": result.provider, "passed": result.passed,
-        "failures": result.failures, "state": result.session.get("state"), "status": result.session.get("status"),
-        "actions": result.actions(), "virtual_seconds": round(result.virtual_seconds, 3),
+        "scenario": result.scenario.name,
+        "provider": result.provider,
+        "passed": result.passed,
+        "failures": result.failures,
+        "state": result.session.get("state"),
+        "status": result.session.get("status"),
+        "actions": result.actions(),
+        "virtual_seconds": round(result.virtual_seconds, 3),
         "real_seconds": round(result.real_seconds, 3),
         "timeline": [{"at": round(at, 3), "text": text} for at, text in timeline_rows(result)],
-        "requests": [{k: r[k] for k in ("method", "path", "status")} | {"at": round(r["at"] - result.started_at, 3)}
-                     for r in result.requests],
+        "requests": [
+            {k: r[k] for k in ("method", "path", "status")} | {"at": round(r["at"] - result.started_at, 3)}
+            for r in result.requests
+        ],
     }
 
 

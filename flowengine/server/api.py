@@ -21,13 +21,25 @@ def add_routes(app: web.Application, key: web.AppKey[Service]) -> None:
         except ValueError:
             raise web.HTTPBadRequest(text="limit and offset must be integers") from None
         records = await service.store.list_sessions(
-            status=request.query.get("status"), flow=request.query.get("flow"), limit=max(limit, 0),
+            status=request.query.get("status"),
+            flow=request.query.get("flow"),
+            limit=max(limit, 0),
             offset=max(offset, 0),
         )
-        return web.json_response({"sessions": [
-            {"id": r.id, "flow": r.flow, "state": r.state, "status": r.status, "updated_at": r.updated_at}
-            for r in records
-        ]})
+        return web.json_response(
+            {
+                "sessions": [
+                    {
+                        "id": r.id,
+                        "flow": r.flow,
+                        "state": r.state,
+                        "status": r.status,
+                        "updated_at": r.updated_at,
+                    }
+                    for r in records
+                ]
+            }
+        )
 
     async def session(request: web.Request) -> web.Response:
         view = await request.app[key].session_view(request.match_info["id"])
@@ -45,16 +57,28 @@ def add_routes(app: web.Application, key: web.AppKey[Service]) -> None:
 
 def describe_flow(flow: Flow) -> dict[str, Any]:
     """A flow's graph as plain JSON: states, their transitions and timers."""
+
     def edges(state: str) -> list[dict[str, Any]]:
-        found = [{"event": event, "target": t.target, "when": t.when}
-                 for event, transitions in flow.handlers(state).items() for t in transitions]
-        found += [{"event": f"after {timer.key}", "target": t.target, "when": t.when}
-                  for timer in flow.states[state].after for t in timer.transitions]
+        found = [
+            {"event": event, "target": t.target, "when": t.when}
+            for event, transitions in flow.handlers(state).items()
+            for t in transitions
+        ]
+        found += [
+            {"event": f"after {timer.key}", "target": t.target, "when": t.when}
+            for timer in flow.states[state].after
+            for t in timer.transitions
+        ]
         return found
 
     return {
-        "name": flow.name, "version": flow.version, "description": flow.description, "initial": flow.initial,
+        "name": flow.name,
+        "version": flow.version,
+        "description": flow.description,
+        "initial": flow.initial,
         "source": flow.source,
-        "states": {name: {"final": s.final, "transitions": [] if s.final else edges(name)}
-                   for name, s in flow.states.items()},
+        "states": {
+            name: {"final": s.final, "transitions": [] if s.final else edges(name)}
+            for name, s in flow.states.items()
+        },
     }

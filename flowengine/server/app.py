@@ -34,17 +34,30 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def create_app(
-    config: ServiceConfig, *, clock: Clock | None = None, store: SessionStore | None = None,
-    adapter: Adapter | None = None, timer_poll: float | None = 1.0,
+    config: ServiceConfig,
+    *,
+    clock: Clock | None = None,
+    store: SessionStore | None = None,
+    adapter: Adapter | None = None,
+    timer_poll: float | None = 1.0,
 ) -> web.Application:
     """Build the app; flows are loaded and checked now, so a bad flow fails before binding a port."""
     clock = clock if clock is not None else SystemClock()
     flows, router = load_flows(config)
     store = store if store is not None else open_store(config.store, now=clock.now)
-    adapter = adapter if adapter is not None else build_adapter(config.provider, config.provider_settings, clock)
+    adapter = (
+        adapter if adapter is not None else build_adapter(config.provider, config.provider_settings, clock)
+    )
     metrics = Metrics()
-    service = Service(flows=flows, router=router, store=store, adapter=adapter, clock=clock, metrics=metrics,
-                      timer_poll=timer_poll)
+    service = Service(
+        flows=flows,
+        router=router,
+        store=store,
+        adapter=adapter,
+        clock=clock,
+        metrics=metrics,
+        timer_poll=timer_poll,
+    )
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=[_on_clock])
     app[SERVICE], app[CONFIG], app[CLOCK] = service, config, clock
     app.cleanup_ctx.append(_lifecycle)
@@ -103,8 +116,14 @@ async def _webhook(request: web.Request) -> web.StreamResponse:
 
 
 def _refuse(service: Service, status: int, message: str, request: web.Request) -> web.Response:
-    log.warning("webhook refused: %d %s (%s %s from %s)", status, message, request.method, request.path,
-                request.remote)
+    log.warning(
+        "webhook refused: %d %s (%s %s from %s)",
+        status,
+        message,
+        request.method,
+        request.path,
+        request.remote,
+    )
     service.metrics.webhooks.labels(service.adapter.name, f"refused_{status}").inc()
     return web.json_response({"error": message, "status": status}, status=status)
 
@@ -117,7 +136,9 @@ async def _readyz(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     checks: dict[str, Any] = {"store": await service.store.ping(), "flows": sorted(service.flows)}
     ready = bool(checks["store"])
-    return web.json_response({"status": "ready" if ready else "not ready", **checks}, status=200 if ready else 503)
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", **checks}, status=200 if ready else 503
+    )
 
 
 async def _metrics(request: web.Request) -> web.Response:

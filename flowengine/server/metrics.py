@@ -16,20 +16,37 @@ class Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.webhooks = Counter("flowengine_webhooks_total", "Webhooks received, by outcome.",
-                                ["provider", "outcome"], registry=r)
-        self.events = Counter("flowengine_events_total", "Neutral events handled, by name and outcome.",
-                              ["event", "outcome"], registry=r)
-        self.commands = Counter("flowengine_commands_total", "Commands sent to the provider, by outcome.",
-                                ["action", "outcome"], registry=r)
-        self.transitions = Counter("flowengine_transitions_total", "State changes, by flow.",
-                                   ["flow"], registry=r)
-        self.sessions = Counter("flowengine_sessions_total", "Sessions started and ended, by status.",
-                                ["flow", "status"], registry=r)
+        self.webhooks = Counter(
+            "flowengine_webhooks_total", "Webhooks received, by outcome.", ["provider", "outcome"], registry=r
+        )
+        self.events = Counter(
+            "flowengine_events_total",
+            "Neutral events handled, by name and outcome.",
+            ["event", "outcome"],
+            registry=r,
+        )
+        self.commands = Counter(
+            "flowengine_commands_total",
+            "Commands sent to the provider, by outcome.",
+            ["action", "outcome"],
+            registry=r,
+        )
+        self.transitions = Counter(
+            "flowengine_transitions_total", "State changes, by flow.", ["flow"], registry=r
+        )
+        self.sessions = Counter(
+            "flowengine_sessions_total",
+            "Sessions started and ended, by status.",
+            ["flow", "status"],
+            registry=r,
+        )
         self.timers = Counter("flowengine_timers_fired_total", "Timers fired.", registry=r)
-        self.event_seconds = Histogram("flowengine_event_seconds",
-                                       "Time from a webhook's arrival to its reply.",
-                                       buckets=_LATENCY_BUCKETS, registry=r)
+        self.event_seconds = Histogram(
+            "flowengine_event_seconds",
+            "Time from a webhook's arrival to its reply.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -12,7 +12,9 @@ from flowengine.providers.base import Adapter
 from flowengine.runtime.clock import Clock
 
 
-def provider_environ(provider: str, settings: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+def provider_environ(
+    provider: str, settings: Mapping[str, Any], environ: Mapping[str, str]
+) -> dict[str, str]:
     prefix = provider.upper() + "_"
     overlay = {prefix + key.upper(): str(value) for key, value in settings.items() if value not in ("", None)}
     return {**environ, **overlay}

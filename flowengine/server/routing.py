@@ -33,8 +33,11 @@ class Router:
 
     def flow_for(self, event: Event) -> str | None:
         to = event.data.get("to")
-        configuration = event.data.get("configuration") or event.raw.get("callsConfigurationId") \
+        configuration = (
+            event.data.get("configuration")
+            or event.raw.get("callsConfigurationId")
             or event.raw.get("applicationKey")
+        )
         for route in self.routes:
             if route.matches(to if isinstance(to, str) else None, configuration):
                 return route.flow

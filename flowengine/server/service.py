@@ -34,8 +34,15 @@ NO_RETRY = RetryPolicy(attempts=1)
 
 class Service:
     def __init__(
-        self, *, flows: Mapping[str, Flow], router: Router, store: SessionStore, adapter: Adapter,
-        clock: Clock, metrics: Metrics | None = None, http: HttpClient | None = None,
+        self,
+        *,
+        flows: Mapping[str, Flow],
+        router: Router,
+        store: SessionStore,
+        adapter: Adapter,
+        clock: Clock,
+        metrics: Metrics | None = None,
+        http: HttpClient | None = None,
         timer_poll: float | None = 1.0,
     ) -> None:
         self.flows = dict(flows)
@@ -49,8 +56,9 @@ class Service:
             name: Executor(Engine(flow, clock), clock=clock, retry=NO_RETRY, http=http)
             for name, flow in self.flows.items()
         }
-        self.dispatcher = Dispatcher(executors, None, self.sessions.load, self.sessions.save,
-                                     locks=self.sessions)
+        self.dispatcher = Dispatcher(
+            executors, None, self.sessions.load, self.sessions.save, locks=self.sessions
+        )
         self.timers = TimerLoop(store, self.fire_timers, clock, poll=timer_poll)
         self._later: set[asyncio.Task[None]] = set()
 
@@ -84,8 +92,9 @@ class Service:
         if event.name == "call.received":
             flow = self.router.flow_for(event)
             if flow is None:
-                raise WebhookError(f'no flow answers calls to "{event.data.get("to")}" and no default_flow',
-                                   status=404)
+                raise WebhookError(
+                    f'no flow answers calls to "{event.data.get("to")}" and no default_flow', status=404
+                )
             return flow, self.session_id_for(event.call_id or "")
         session_id = None
         if event.call_id:
@@ -149,4 +158,3 @@ class Service:
 
 def _kind(request: WebhookRequest) -> str:
     return f"{request.method} {request.path}, {len(request.body)} bytes"
-

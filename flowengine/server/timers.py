@@ -21,8 +21,12 @@ log = logging.getLogger("flowengine.timers")
 
 class TimerLoop:
     def __init__(
-        self, store: SessionStore, fire: Callable[[str], Awaitable[object]], clock: Clock,
-        *, poll: float | None = 1.0,
+        self,
+        store: SessionStore,
+        fire: Callable[[str], Awaitable[object]],
+        clock: Clock,
+        *,
+        poll: float | None = 1.0,
     ) -> None:
         self.store = store
         self.fire = fire

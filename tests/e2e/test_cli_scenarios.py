@@ -1,0 +1,77 @@
+"""The commands `make run` relies on: every bundled flow's scenarios pass on both simulated platforms."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from flowengine.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_bundled_scenario_passes_on_both_platforms() -> None:
+    result = CliRunner().invoke(cli, ["test", str(ROOT / "flows"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    runs = json.loads(result.stdout)
+    assert {(r["scenario"], r["provider"]) for r in runs} >= {
+        (name, provider)
+        for name in ("callee-answers", "callee-no-answer", "callee-busy", "caller-hangs-up")
+        for provider in ("infobip", "sinch")
+    }
+    assert all(r["passed"] for r in runs), [r for r in runs if not r["passed"]]
+
+
+def test_a_failed_expectation_exits_1(tmp_path: Path) -> None:
+    flow = (ROOT / "flows" / "two_party_conference.yaml").read_text()
+    wrong = flow.replace("    expect:\n      state: abandoned", "    expect:\n      state: connected")
+    assert wrong != flow
+    (tmp_path / "wrong.yaml").write_text(wrong)
+    result = CliRunner().invoke(
+        cli, ["test", str(tmp_path / "wrong.yaml"), "-p", "infobip", "--color", "never"]
+    )
+    assert result.exit_code == 1
+    assert "FAIL caller-hangs-up on infobip" in result.stdout
+    assert 'ended in state "abandoned", expected "connected"' in result.stdout
+
+
+def test_unknown_scenario_is_a_usage_error() -> None:
+    result = CliRunner().invoke(
+        cli, ["simulate", str(ROOT / "flows" / "two_party_conference.yaml"), "-s", "nope"]
+    )
+    assert result.exit_code == 2
+    assert 'no scenario "nope"' in result.stderr and "callee-answers" in result.stderr
+
+
+def test_simulate_prints_a_timeline_from_a_real_process() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flowengine",
+            "simulate",
+            "flows/two_party_conference.yaml",
+            "-s",
+            "callee-no-answer",
+            "-p",
+            "sinch",
+            "--wire",
+            "--color",
+            "never",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.startswith("PASS callee-no-answer on sinch")
+    assert "dialing -> callee_unavailable" in out
+    assert "wire: POST /calling/v1/callouts -> 200" in out
+    assert "1 passed, 0 failed" in done.stderr

@@ -1,0 +1,71 @@
+"""The service configuration: schema, ${VAR} expansion, clear errors, the published schema file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from flowengine.cli import cli
+from flowengine.config import CONFIG_SCHEMA, load_config, parse_config
+from flowengine.errors import ConfigError
+from flowengine.server.flows import load_flows
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_example_config_loads_with_secrets_from_the_environment() -> None:
+    config = load_config(ROOT / "flowengine.example.yaml", environ={"INFOBIP_API_KEY": "k-123"})
+    assert config.provider == "infobip"
+    assert config.provider_settings["api_key"] == "k-123"
+    assert config.provider_settings["base_url"] == "https://api.infobip.com"  # the ${VAR:-default}
+    assert config.routes[0].flow == ROOT / "flows" / "two_party_conference.yaml"
+    assert config.store == "sqlite:///flowengine.db"
+
+
+def test_every_problem_is_listed_with_where_it_is() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"provider": "twilio", "listen": {"port": "x"}, "routes": [{"to": 1}]}, environ={})
+    lines = str(caught.value).splitlines()
+    assert "config: listen.port: 'x' is not of type 'integer'" in lines
+    assert any(line.startswith("config: provider: 'twilio' is not one of") for line in lines)
+    assert "config: routes[0]: 'flow' is a required property" in lines
+
+
+def test_an_unset_variable_is_named() -> None:
+    with pytest.raises(ConfigError, match='environment variable "NOPE" is not set'):
+        parse_config({"provider": "sinch", "sinch": {"application_key": "${NOPE}"}}, environ={})
+
+
+def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("provider: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+
+
+def test_flows_are_checked_against_the_provider_at_start_up(tmp_path: Path) -> None:
+    flow = (ROOT / "flows" / "two_party_conference.yaml").read_text()
+    deafening = flow.replace(
+        "      - resume: {conference: room, call: caller}   # the music stops\n",
+        "      - deafen: {conference: room, call: caller}\n",
+        1,
+    )
+    (tmp_path / "f.yaml").write_text(deafening)
+    config = parse_config({"provider": "sinch", "default_flow": "f.yaml"}, base=tmp_path, environ={})
+    with pytest.raises(ConfigError, match='provider "sinch" cannot perform action "deafen"'):
+        load_flows(config)
+    flows, router = load_flows(
+        parse_config({"provider": "infobip", "default_flow": "f.yaml"}, base=tmp_path, environ={})
+    )
+    assert list(flows) == ["two-party-conference"] and router.default == "two-party-conference"
+
+
+def test_published_config_schema_is_the_generated_one() -> None:
+    published = json.loads((ROOT / "schemas" / "config.schema.json").read_text())
+    assert published == CONFIG_SCHEMA
+    printed = CliRunner().invoke(cli, ["schema", "--config"])
+    assert printed.exit_code == 0 and json.loads(printed.stdout) == CONFIG_SCHEMA
