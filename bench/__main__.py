@@ -223,21 +223,36 @@ def load_baselines(path: Path = BASELINES) -> dict[str, Any]:
 
 
 def save_baselines(results: Sequence[Result], path: Path = BASELINES) -> None:
-    """Record each measured value as its figure's baseline; goals, units and directions are kept."""
+    """Record each measured value as its figure's baseline; goals, units and directions are kept (and
+    filled in where the file had none, so from then on the file says them)."""
     data = load_baselines(path)
     stamp = f"{datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} cores, Python {platform.python_version()}"
     for result in results:
         if result.error:
             continue
-        specs = data.setdefault(result.name, {})
-        specs["_measured"] = stamp
+        old = data.get(result.name, {})
+        specs: dict[str, Any] = {"_measured": stamp, **{k: v for k, v in old.items() if k != "_measured"}}
         for f in result.figures:
             spec = specs.setdefault(f.name, {})
-            spec["baseline"] = float(f"{f.value:.4g}")
+            spec["baseline"] = f.value if isinstance(f.value, int) else float(f"{f.value:.4g}")
             for key in ("unit", "better", "goal"):
                 if getattr(f, key) not in (None, "") and key not in spec:
                     spec[key] = getattr(f, key)
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        data[result.name] = specs
+    path.write_text(dump_baselines(data), encoding="utf-8")
+
+
+def dump_baselines(data: Mapping[str, Any]) -> str:
+    """JSON with one line per figure, so a diff of the file reads as a diff of the figures."""
+    lines = []
+    for name, specs in data.items():
+        if not isinstance(specs, Mapping):
+            lines.append(f"  {json.dumps(name)}: {json.dumps(specs, ensure_ascii=False)}")
+            continue
+        inner = ",\n".join(f"    {json.dumps(key)}: {json.dumps(spec, ensure_ascii=False)}"
+                           for key, spec in specs.items())
+        lines.append(f"  {json.dumps(name)}: {{\n{inner}\n  }}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 # -- command line --------------------------------------------------------------------------------------

@@ -72,6 +72,7 @@ PARKED = "listening"
 class Load:
     """One measurement: the generator's figures and this (server) process's CPU time."""
 
+    tool: str  # the generator: wrk or aiohttp
     rate: float
     total: int  # requests answered, warm-up included
     cpu_seconds: float
@@ -119,8 +120,8 @@ async def measure(url: str, bodies: list[bytes], workdir: Path) -> Load:
     result = json.loads(out)
     if result["non_2xx"] or result["errors"]:
         raise RuntimeError(f"{url}: {result['non_2xx']} non-2xx answers, {result['errors']} errors")
-    return Load(rate=result["rate"], total=result["requests"] + result["warmup"], cpu_seconds=cpu,
-                generator_cpu_share=result["cpu_share"])
+    return Load(tool=result["tool"], rate=result["rate"], total=result["requests"] + result["warmup"],
+                cpu_seconds=cpu, generator_cpu_share=result["cpu_share"])
 
 
 # -- the bare handler --------------------------------------------------------------------------------
@@ -221,6 +222,7 @@ async def first_command_ms(stack: Stack, skip: int) -> list[float]:
                 if request["path"].endswith("/send-dtmf")}
     if len(received) < len(stack.stamps):
         raise RuntimeError(f"{len(stack.stamps)} DTMF webhooks but only {len(received)} commands sent")
+    skip = skip if len(stack.stamps) > 2 * skip else 0  # a very slow run keeps all it has
     return sorted((received[seq] - at) * 1000 for seq, at in stack.stamps.items() if int(seq) >= skip)
 
 
@@ -284,7 +286,7 @@ async def _all() -> dict[str, Any]:
     assert memory.bare is not None
     bare = memory.bare
     return {
-        "sessions": SESSIONS, "concurrency": CONCURRENCY,
+        "load_generator": bare.tool, "sessions": SESSIONS, "concurrency": CONCURRENCY,
         "bare_per_s": bare.rate, "bare_cpu_us_per_request": bare.cpu_us_per_request,
         "bare_generator_cpu_share": bare.generator_cpu_share,
         **_figures("memory", memory, bare),

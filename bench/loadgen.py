@@ -192,7 +192,7 @@ def run_wrk(wrk: str, url: str, bodies_file: Path, concurrency: int, duration: f
         "errors": report["errors"],
         "warmup": 0,
         "cpu_seconds": cpu,
-        "cpu_share": cpu / wall if wall > 0 else 0.0,
+        "cpu_share": cpu / elapsed if elapsed > 0 else 0.0,  # wrk's own -d wall time includes idling
     }
 
 

@@ -196,7 +196,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
         Param("loop", "integer", "How many times a hold-music file plays.", default=10, minimum=1),
     ),
     _member_action("resume", "Take a participant off hold."),
-    _member_action("kick", "Remove a participant from the conference.", ),
+    _member_action("kick", "Remove a participant from the conference and hang up their call."),
     ActionSpec("set", "Set session variables (values may be templates).",
                (Param("vars", "mapping", "Variable name -> value.", True),), pure=True),
     ActionSpec(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from flowengine.errors import ProviderError, ProviderUnsupported
+from flowengine.errors import ProviderError
 from flowengine.flow.vocabulary import EVENTS, REASONS
 from flowengine.providers.base import Adapter, Channel, WebhookRequest
 from flowengine.providers.infobip import CAPABILITIES, InfobipAdapter, InfobipSettings
@@ -119,7 +119,6 @@ CASES: list[Case] = [
      {"deaf": True}),
     (lambda c: c.undeafen("conf-1", "call-1"), "PATCH", "/calls/1/conferences/conf-1/call/call-1",
      {"deaf": False}),
-    (lambda c: c.kick("conf-1", "call-1"), "DELETE", "/calls/1/conferences/conf-1/call/call-1", None),
 ]
 
 
@@ -144,6 +143,34 @@ async def test_results_carry_new_ids(canned: Canned) -> None:
     assert (await channel.answer("call-9")).data == {"status": "PENDING"}
 
 
+async def test_kick_removes_the_participant_then_hangs_up_its_call(canned: Canned) -> None:
+    """The neutral kick ends the call, as Sinch's does; Infobip's DELETE alone would leave it up."""
+    await canned.adapter.channel(None).kick("conf-1", "call-1")
+    assert canned.seen == [
+        ("DELETE", "/calls/1/conferences/conf-1/call/call-1", None),
+        ("POST", "/calls/1/calls/call-1/hangup", {}),
+    ]
+
+
+async def test_kick_of_a_call_that_already_ended_is_done(canned: Canned) -> None:
+    gone = {"requestError": {"serviceException": {"messageId": "NOT_FOUND", "text": "Call not found."}}}
+    canned.answers[("POST", "/calls/1/calls/call-1/hangup")] = (404, gone)
+    await canned.adapter.channel(None).kick("conf-1", "call-1")
+    assert [seen[:2] for seen in canned.seen] == [
+        ("DELETE", "/calls/1/conferences/conf-1/call/call-1"), ("POST", "/calls/1/calls/call-1/hangup"),
+    ]
+    refused = {"errorCode": "BAD_REQUEST", "description": "Bad request."}
+    canned.answers[("POST", "/calls/1/calls/call-1/hangup")] = (400, refused)
+    with pytest.raises(ProviderError) as caught:
+        await canned.adapter.channel(None).kick("conf-1", "call-1")
+    assert caught.value.status == 400
+    canned.answers[("DELETE", "/calls/1/conferences/conf-1/call/call-1")] = (404, gone)
+    canned.seen.clear()
+    with pytest.raises(ProviderError):  # not in that conference: nothing is hung up
+        await canned.adapter.channel(None).kick("conf-1", "call-1")
+    assert [seen[0] for seen in canned.seen] == ["DELETE"]
+
+
 async def test_conference_info_gives_neutral_participants(canned: Canned) -> None:
     info = await canned.adapter.channel(None).conference_info("conf-1")
     assert info.id == "conf-1"
@@ -161,7 +188,8 @@ async def test_hold_mutes_deafens_and_plays_music_until_resume(canned: Canned) -
     await channel.resume("conf-1", "call-1")
     assert canned.seen == [
         ("PATCH", "/calls/1/conferences/conf-1/call/call-1", {"muted": True, "deaf": True}),
-        ("POST", "/calls/1/calls/call-1/play", {"content": {"type": "FILE", "fileId": "moh-file"}, "loopCount": 3}),
+        ("POST", "/calls/1/calls/call-1/play",
+         {"content": {"type": "FILE", "fileId": "moh-file"}, "loopCount": 3}),
         ("POST", "/calls/1/calls/call-1/stop-play", {}),
         ("PATCH", "/calls/1/conferences/conf-1/call/call-1", {"muted": False, "deaf": False}),
     ]
@@ -263,6 +291,7 @@ async def test_two_party_conference_against_the_simulator(live: Live) -> None:
     assert present == {caller, callee.id}
     await channel.kick(room.id, callee.id)
     assert (await live.until("participant.left", callee.id)).reason == "kicked"
+    assert (await live.until("call.finished", callee.id)).reason == "api_hangup"  # not left lingering
     put = [r for r in live.simulator.requests if r.method == "PUT"]
     assert [(r.path, r.status) for r in put] == [(f"/calls/1/conferences/{room.id}/call/{caller}", 200)]
     assert all(e.name in EVENTS and (e.reason is None or e.reason in REASONS) for e in live.events)

@@ -25,15 +25,18 @@ from flowengine.simulator.testing import serving
 KEY, SECRET = "app-key", "BeIukql3pTKJ8RGL5zo0DA=="
 CALLER, DID = "+447415784323", "+4592457976"
 CALLEE, NEVER, BUSY, STAYS = "46700000001", "46700000002", "46700000003", "46700000004"
+PRESSES = "46700000005"
 BOOK = PartyBook(
     {
         CALLEE: PartyScript(answer_after=2, hangup_after=10),
         NEVER: PartyScript(answer_after=None),
         BUSY: PartyScript(busy=True),
         STAYS: PartyScript(answer_after=1),
+        PRESSES: PartyScript(answer_after=1, press=((3.0, "4"),)),
         CALLER: PartyScript(),
     }
 )
+DETECT = {"mode": "detect", "maxDigits": 1, "timeoutMills": 3000}
 Handler = Callable[[list[Event], SinchChannel], Awaitable[None]]
 
 
@@ -148,7 +151,9 @@ async def test_ice_answered_with_answer_and_connect_conf_puts_the_caller_in_the_
     [ice] = live.sim.events
     assert ice["status"] == 200 and ice["reply"] == {
         "instructions": [{"name": "answer"}],
-        "action": {"name": "connectConf", "conferenceId": room, "moh": "music1"},
+        "action": {
+            "name": "connectConf", "conferenceId": room, "moh": "music1", "conferenceDtmfOptions": DETECT,
+        },
     }
     assert live.sim.calls[caller].answered and live.sim.calls[caller].moh == "music1"
     assert [e.name for e in live.events] == ["call.received"]
@@ -291,3 +296,40 @@ async def test_callbacks_with_bad_credentials_are_refused(live: Live) -> None:
     await live.clock.run_until(lambda: bool(live.sim.events), limit=5, real_timeout=10)
     assert live.sim.events[0]["status"] == 401 and live.events == []
     assert json.dumps(live.sim.events[0]["body"])  # it was a real ICE
+
+
+async def test_keys_pressed_in_a_conference_become_dtmf_captured_of_the_session_calls(live: Live) -> None:
+    """Both joins ask for detection; every key comes as a PIE about the participant's own call (which
+    the session owns), becomes ``dtmf.captured`` with the conference, and is answered with an empty 200:
+    the participant stays. Listening again (``capture_dtmf``) over REST or in that reply arms nothing."""
+    async def moderate(events: list[Event], channel: SinchChannel) -> None:
+        await join_room(events, channel)
+        if events[0].name == "dtmf.captured" and events[0].call_id:
+            await channel.capture_dtmf(events[0].call_id, 1, 60, None, None, "en")
+
+    live.handler = moderate
+    script = PartyScript(press=((1.0, "1"), (2.0, "9")), hangup_after=20)
+    with live.clock.busy():
+        caller = await live.sim.place_inbound_call(CALLER, DID, script)
+    await live.clock.run_until(lambda: any(live.sim.conferences.values()), limit=5, real_timeout=10)
+    [room] = live.sim.conferences
+    guest = (await live.rest().conference_dial(room, Endpoint("phone", PRESSES), None, 30)).id
+    assert guest is not None
+    callout = next(r for r in live.sim.requests if r.path == "/calling/v1/callouts")
+    assert callout.body["conferenceCallout"]["conferenceDtmfOptions"] == DETECT
+    assert callout.body["conferenceCallout"]["enablePie"] is True
+    await live.rest().capture_dtmf(caller, 1, 60, None, "Press a key", "en")  # only says the prompt
+    await live.until("dtmf.captured", guest)
+    await live.until("dtmf.captured", caller, count=2)
+    captured = [(e.call_id, e.conference_id, e.digits, e.reason)
+                for e in live.events if e.name == "dtmf.captured"]
+    assert sorted(captured, key=str) == sorted(
+        [(caller, room, "1", None), (caller, room, "9", None), (guest, room, "4", None)], key=str
+    )
+    pies = [e for e in live.sim.events if e["body"]["event"] == "pie"]
+    assert [(p["status"], p["reply"], p["body"]["menuResult"]["menuId"]) for p in pies] == [
+        (200, None, room)
+    ] * 3
+    assert set(live.sim.conferences[room].members) == {caller, guest}  # nobody was taken out
+    leg = next(r for r in live.sim.requests if r.path.endswith("/leg/caller"))
+    assert leg.body["instructions"] == [{"name": "say", "text": "Press a key", "locale": "en-US"}]

@@ -12,10 +12,17 @@ from flowengine.errors import WebhookAuthError, WebhookError
 from flowengine.flow.vocabulary import EVENTS, REASONS
 from flowengine.providers.base import WebhookRequest
 from flowengine.providers.sinch import SinchAdapter, SinchSettings, signing
-from flowengine.providers.sinch.callbacks import CalloutTag, bridge_id, parse_callback, split_bridge
+from flowengine.providers.sinch.callbacks import (
+    CalloutTag,
+    bridge_id,
+    from_conference,
+    parse_callback,
+    split_bridge,
+)
 from flowengine.runtime.events import Event
 from flowengine.simulator.parties import PartyScript
 from flowengine.simulator.sinch import callbacks as wire
+from flowengine.simulator.sinch.conference_dtmf import menu_result
 from flowengine.simulator.sinch.model import SinchCall
 
 KEY, SECRET = "app-key", "BeIukql3pTKJ8RGL5zo0DA=="
@@ -164,6 +171,17 @@ def test_pie_is_dtmf_captured(menu: dict[str, str], digits: str, reason: str | N
         digits,
         reason,
     )
+
+
+def test_pie_of_keys_detected_in_a_conference_names_the_conference() -> None:
+    """Sinch reports a participant's keys with the conference id as menuId; menus' PIEs name none."""
+    [keys] = parse(wire.pie(call(), NOW, KEY, menu_result(ROOM, "5")))
+    assert brief([keys]) == [("dtmf.captured", "call-1", ROOM, None)]
+    assert (keys.digits, keys.data["menu"], keys.data["type"]) == ("5", ROOM, "sequence")
+    assert from_conference(keys)
+    menu = {"menuId": "main", "type": "sequence", "value": "5", "inputMethod": "dtmf"}
+    [answered] = parse(wire.pie(call(CONFERENCE_LEG), NOW, KEY, menu))
+    assert answered.conference_id is None and not from_conference(answered)
 
 
 def test_notify_recording_is_recording_ready_and_others_are_nothing() -> None:

@@ -61,6 +61,15 @@ def test_conference_callout_reports_back_and_carries_the_conference() -> None:
     check_callout(request.body)  # the simulator's request checks accept it
 
 
+def test_conference_callout_asking_for_the_participant_keys_also_enables_pie() -> None:
+    dtmf = {"mode": "detect", "maxDigits": 1, "timeoutMills": 3000}
+    request = commands.conference_callout("room", PHONE, None, dtmf=dtmf)
+    assert request.body is not None
+    spec = request.body["conferenceCallout"]
+    assert (spec["conferenceDtmfOptions"], spec["enablePie"]) == (dtmf, True)
+    check_callout(request.body)
+
+
 def test_custom_and_tts_callouts() -> None:
     custom = commands.custom_callout(PHONE, None)
     assert custom.body == {

@@ -66,6 +66,8 @@ def test_missing_variables_are_named() -> None:
         ({"conference_moh": "jazz"}, "music on hold"),
         ({"total_timeout": 0}, "positive"),
         ({"callback_max_skew": -1}, "positive"),
+        ({"conference_dtmf_max_digits": 0}, "conference keys"),
+        ({"conference_dtmf_timeout": 0}, "conference keys"),
     ],
 )
 def test_invalid_settings_are_refused(overrides: dict[str, object], message: str) -> None:
@@ -74,15 +76,29 @@ def test_invalid_settings_are_refused(overrides: dict[str, object], message: str
         SinchSettings(**kwargs)  # type: ignore[arg-type]
 
 
-def test_bad_skew_variable() -> None:
-    with pytest.raises(ConfigError, match="SINCH_CALLBACK_MAX_SKEW"):
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SINCH_CALLBACK_MAX_SKEW", "soon"),
+        ("SINCH_CONFERENCE_DTMF_MAX_DIGITS", "1.5"),
+        ("SINCH_CONFERENCE_DTMF_TIMEOUT", "3s"),
+    ],
+)
+def test_bad_number_variables(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
         SinchSettings.from_env(
-            {
-                "SINCH_APPLICATION_KEY": "k",
-                "SINCH_APPLICATION_SECRET": SECRET,
-                "SINCH_CALLBACK_MAX_SKEW": "soon",
-            }
+            {"SINCH_APPLICATION_KEY": "k", "SINCH_APPLICATION_SECRET": SECRET, name: value}
         )
+
+
+def test_conference_key_grouping_defaults_to_one_key_and_can_be_set() -> None:
+    env = {"SINCH_APPLICATION_KEY": "k", "SINCH_APPLICATION_SECRET": SECRET}
+    default = SinchSettings.from_env(env)
+    assert (default.conference_dtmf_max_digits, default.conference_dtmf_timeout) == (1, 3.0)
+    grouped = SinchSettings.from_env(
+        {**env, "SINCH_CONFERENCE_DTMF_MAX_DIGITS": "4", "SINCH_CONFERENCE_DTMF_TIMEOUT": "2.5"}
+    )
+    assert (grouped.conference_dtmf_max_digits, grouped.conference_dtmf_timeout) == (4, 2.5)
 
 
 def test_repr_hides_the_secret() -> None:

@@ -19,6 +19,7 @@ from flowengine.simulator.sinch.svaml import parse_svaml
 
 SECRET = "BeIukql3pTKJ8RGL5zo0DA=="
 SAY = svaml.say("Hello", "en-US")
+DETECT = {"mode": "detect", "maxDigits": 1, "timeoutMills": 3000}
 
 
 def test_default_actions_park_an_ice_and_continue_ace_and_pie() -> None:
@@ -121,6 +122,11 @@ def test_prompts_and_menus() -> None:
     assert svaml.prompt(Media(url="https://a/b.wav")) == "#href[https://a/b.wav]"
     with pytest.raises(ValueError):
         svaml.prompt(Media())
+    assert svaml.conference_dtmf(3, 2.5) == {"mode": "detect", "maxDigits": 3, "timeoutMills": 2500}
+    assert svaml.conference_dtmf(0, 0) == {"mode": "detect", "maxDigits": 1, "timeoutMills": 1}
+    assert svaml.connect_conf("r", None, DETECT) == {
+        "name": "connectConf", "conferenceId": "r", "conferenceDtmfOptions": DETECT,
+    }
     menu = svaml.run_menu(4, 5.5, "Enter your PIN", "en-US")
     assert menu == {
         "name": "runMenu",
@@ -178,8 +184,10 @@ async def test_ice_reply_answer_then_join_via_the_answered_follow_up() -> None:
     assert (reply.status, reply.content_type) == (200, "application/json")
     assert body(reply.body) == {
         "instructions": [{"name": "answer"}],
-        "action": {"name": "connectConf", "conferenceId": room, "moh": "music1"},
+        "action": {"name": "connectConf", "conferenceId": room, "moh": "music1",
+                   "conferenceDtmfOptions": DETECT},
     }
+    parse_svaml(body(reply.body), "ice")  # the simulator's SVAML checks accept it
     assert channel.reply() is reply
     assert len({f.event.event_id for f in (answered, created, joined)}) == 3
 
@@ -237,8 +245,8 @@ async def test_reply_only_commands_are_refused_where_sinch_cannot_take_them() ->
         ace.answer("call-1"),
         timer.conference_join("room", "call-1"),
         ace.conference_join("room", "call-2"),
-        timer.capture_dtmf("call-1", 1, 5, None, None, "en"),
         ace.capture_dtmf("call-1", 1, 5, "*", None, "en"),
+        timer.capture_dtmf("call-1", 1, 5, "*", None, "en"),
         ace.dial(Endpoint("phone", "1"), None, 5, "call-1"),
         timer.record("call-1", 10.0, False),
     ):
@@ -269,3 +277,28 @@ async def test_dice_and_follow_up_triggers_use_rest_only() -> None:
         with pytest.raises(ProviderError):
             await channel.conference_join("room", "call-1")
         assert channel.reply().body == b""
+
+
+async def test_capture_outside_a_reply_listens_through_conference_detection() -> None:
+    """Over REST Sinch takes no capture: nothing is armed and nothing is sent (without a prompt); a
+    call in a conference is listened to anyway, by the detection its join asked for."""
+    timer = adapter().channel(None)
+    assert (await timer.capture_dtmf("call-1", 1, 60, None, None, "en")).id is None
+    assert (await timer.capture_dtmf("call-1", 4, 5, "#", None, "en")).data == {}
+    ace = adapter().channel(trigger("ace", "call.answered"))
+    await ace.capture_dtmf("call-2", 1, 5, None, None, "en")  # another call than the ACE's: not the reply
+    assert body(ace.reply().body) == {"instructions": [], "action": {"name": "continue"}}
+    assert timer.reply().body == b"" and timer.follow_ups() == []
+
+
+async def test_a_pie_from_conference_detection_gets_an_empty_200_and_no_menu() -> None:
+    keys = Event("dtmf.captured", call_id="call-1", conference_id="room-1", digits="5",
+                 raw={"event": "pie", "callid": "call-1"}, event_id="sinch:y:dtmf.captured")
+    channel = adapter().channel(keys)
+    await channel.capture_dtmf("call-1", 1, 60, None, None, "en")  # keeps listening: no runMenu
+    with pytest.raises(ProviderError):
+        await channel.conference_join("room-2", "call-1")  # only SVAML moves a call: none goes here
+    assert channel.reply().body == b"" and channel.reply().status == 200
+    menu = adapter().channel(trigger("pie", "dtmf.captured"))  # a menu's PIE still gets SVAML
+    await menu.capture_dtmf("call-1", 1, 60, None, None, "en")
+    assert body(menu.reply().body)["action"]["name"] == "runMenu"

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from flowengine.errors import ProviderError, ProviderUnsupported
+from flowengine.errors import ProviderError
 from flowengine.providers.base import JSON, FollowUp, WebhookReply, WebhookRequest
 from flowengine.providers.infobip import commands
 from flowengine.providers.infobip.auth import verify
@@ -182,7 +182,15 @@ class InfobipChannel:
         return await self._send(commands.update_participant(conference_id, call_id, muted=False, deaf=False))
 
     async def kick(self, conference_id: str, call_id: str) -> ActionResult:
-        return await self._send(commands.kick(conference_id, call_id))
+        """Out of the conference and hung up, as on Sinch: Infobip's DELETE alone leaves the call up (a
+        kicked guest would linger until its maxDuration). A call that ended meanwhile (404) is done."""
+        result = await self._send(commands.kick(conference_id, call_id))
+        try:
+            await self._send(commands.hangup(call_id, None))
+        except ProviderError as exc:
+            if exc.status != 404:
+                raise
+        return result
 
 
 class InfobipAdapter:

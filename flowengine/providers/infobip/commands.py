@@ -199,5 +199,5 @@ def update_participant(conference_id: str, call_id: str, *, muted: bool | None =
 
 
 def kick(conference_id: str, call_id: str) -> Request:
-    """Remove the participant; Infobip keeps the call itself up."""
+    """Remove the participant; Infobip keeps the call itself up (the adapter's kick hangs it up next)."""
     return Request("DELETE", _member(conference_id, call_id))

@@ -4,7 +4,9 @@ Sinch expects the answer to an ICE, ACE or PIE callback as SVAML in the HTTP rep
 only be said there (answering, joining a conference, collecting digits, bridging). So the channel for
 such a callback owns a ``ReplyBuilder``: commands about the callback's own call go into the reply while
 it is open (instructions in order; the first action closes it), everything else goes over REST at once.
-The channel for a DiCE, a Notify or a timer uses REST only.
+The channel for a DiCE, a Notify or a timer uses REST only, and so does the one for a PIE that reports
+keys a conference participant pressed: every join asks Sinch to detect them (``conferenceDtmfOptions``),
+and Sinch wants only a 200 for those.
 
 Sinch reports neither an inbound answer, a ``connectConf`` join, the end of a say, nor the creation or
 end of a conference, so the channel hands those to the service as ``FollowUp``s:
@@ -32,7 +34,13 @@ import aiohttp
 from flowengine.errors import ProviderError, ProviderUnsupported
 from flowengine.providers.base import JSON, FollowUp, WebhookReply, WebhookRequest
 from flowengine.providers.sinch import commands, svaml
-from flowengine.providers.sinch.callbacks import bridge_id, parse_callback, split_bridge, verify
+from flowengine.providers.sinch.callbacks import (
+    bridge_id,
+    from_conference,
+    parse_callback,
+    split_bridge,
+    verify,
+)
 from flowengine.providers.sinch.capabilities import CAPABILITIES
 from flowengine.providers.sinch.client import SinchClient
 from flowengine.providers.sinch.config import SinchSettings
@@ -200,12 +208,20 @@ class SinchChannel:
         self, call_id: str, max_digits: int, timeout: float, terminator: str | None, prompt: str | None,
         language: str,
     ) -> ActionResult:
+        """In the reply to an ICE, ACE or menu PIE about the call: a ``runMenu`` (a PIE brings the keys,
+        or the timeout). Anywhere else Sinch takes no command to collect keys, so this arms nothing and
+        only speaks ``prompt``: a call in a conference is always listened to, since every join asks for
+        key detection (``SinchSettings.conference_dtmf_*``), and its keys come as ``dtmf.captured``.
+        There ``max_digits`` and ``timeout`` are the join's, not these, and no timeout is ever reported
+        (a flow's ``after`` is the net). A call in no conference is not listened to at all."""
         if terminator not in (None, "#"):
             raise ProviderError("Sinch menus end keypad input with # only")
+        locale = svaml.locale(language)
         reply = self._open_reply(call_id)
-        action = svaml.run_menu(max_digits, timeout, prompt, svaml.locale(language))
-        if reply is None or not reply.act(action):
-            raise _only_in_reply("collect digits", "an ICE, ACE or PIE")
+        if reply is not None and reply.act(svaml.run_menu(max_digits, timeout, prompt, locale)):
+            return ActionResult()
+        if prompt:
+            await self._to_leg(call_id, [svaml.say(prompt, locale)])
         return ActionResult()
 
     async def send_dtmf(self, call_id: str, digits: str) -> ActionResult:
@@ -237,9 +253,15 @@ class SinchChannel:
         self._follow("conference.created", 0.0, conference_id=conference_id)
         return ActionResult(id=conference_id)
 
+    def _conference_dtmf(self) -> JSON:
+        """Every participant's keys are reported (PIE), so a flow can listen to any of them."""
+        settings = self._settings
+        return svaml.conference_dtmf(settings.conference_dtmf_max_digits, settings.conference_dtmf_timeout)
+
     async def conference_join(self, conference_id: str, call_id: str) -> ActionResult:
         reply = self._open_reply(call_id)
-        if reply is None or not reply.act(svaml.connect_conf(conference_id, self._settings.conference_moh)):
+        action = svaml.connect_conf(conference_id, self._settings.conference_moh, self._conference_dtmf())
+        if reply is None or not reply.act(action):
             raise _only_in_reply("move a call into a conference", "an ICE, ACE or PIE")
         delay = reply.seconds() + OBEY_SECONDS  # the reply's instructions play first
         self._follow("participant.joined", delay, call_id=call_id, conference_id=conference_id)
@@ -250,7 +272,9 @@ class SinchChannel:
     ) -> ActionResult:
         # conferenceCallout has no ring timeout: Sinch's own applies (the flow's `after` is the net).
         cli = from_ or self._settings.cli
-        request = commands.conference_callout(conference_id, to, cli, moh=self._settings.conference_moh)
+        request = commands.conference_callout(
+            conference_id, to, cli, moh=self._settings.conference_moh, dtmf=self._conference_dtmf()
+        )
         return ActionResult(id=_callout_id(await self._send(request)))
 
     async def conference_say(self, conference_id: str, text: str, language: str) -> ActionResult:
@@ -337,6 +361,10 @@ class SinchAdapter:
         """Open one channel per callback (``trigger`` = its first event) and run every event's plan,
         and the zero-delay follow-ups, through it before ``reply()``."""
         kind = str(trigger.raw.get("event") or "").lower() if trigger is not None else ""
+        if trigger is not None and from_conference(trigger):
+            # Sinch's conference DTMF page asks only for a 200 to these PIEs; what it would make of SVAML
+            # there is unconfirmed, so they get an empty 200 and commands go over REST.
+            kind = ""
         reply = ReplyBuilder(kind) if kind in svaml.REPLY_EVENTS else None
         return SinchChannel(self._client, self.settings, trigger, reply)
 

@@ -23,6 +23,7 @@ from flowengine.errors import WebhookAuthError, WebhookError
 from flowengine.providers.base import JSON, WebhookRequest, lower_headers
 from flowengine.providers.sinch import signing
 from flowengine.providers.sinch.config import SinchSettings
+from flowengine.providers.sinch.svaml import MENU_ID
 from flowengine.runtime.events import Event
 
 BRIDGE_SUFFIX = "~callee"
@@ -179,11 +180,22 @@ def _dice(cb: Callback) -> list[Event]:
 
 
 def _pie(cb: Callback) -> list[Event]:
+    """A menu's result, or keys a conference participant pressed (``conferenceDtmfOptions`` detect):
+    Sinch then reports the conference id as ``menuId`` and the type ``sequence``; the event carries
+    that conference id, which marks it as such (see ``from_conference``)."""
     menu = _obj(cb.payload.get("menuResult"))
     kind = str(menu.get("type") or "error").lower()
     digits = str(menu.get("value") or "") if kind not in ("timeout", "hangup") else ""
-    data = {"menu": _str(menu.get("menuId")), "type": kind, "input": _str(menu.get("inputMethod"))}
-    return [cb.event("dtmf.captured", digits=digits, reason=_MENU_REASONS.get(kind), data=data)]
+    menu_id = _str(menu.get("menuId"))
+    conference = menu_id if menu_id is not None and menu_id != MENU_ID else None
+    data = {"menu": menu_id, "type": kind, "input": _str(menu.get("inputMethod"))}
+    return [cb.event("dtmf.captured", digits=digits, conference_id=conference, reason=_MENU_REASONS.get(kind),
+                     data=data)]
+
+
+def from_conference(event: Event) -> bool:
+    """Whether ``event`` reports keys detected in a conference (rather than a menu's result)."""
+    return event.name == "dtmf.captured" and event.conference_id is not None
 
 
 def _notify(cb: Callback) -> list[Event]:

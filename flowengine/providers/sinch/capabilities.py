@@ -7,8 +7,10 @@ conference), and ``stop_play`` (a prompt on a leg cannot be stopped; a conferenc
 by itself when a second participant joins).
 
 Some supported actions exist only inside the SVAML reply to a callback about that same call: ``answer``
-(ICE), ``conference_join`` (ICE, ACE, PIE), ``capture_dtmf`` (ICE, ACE, PIE) and ``dial`` with
-``connect`` (ICE). Elsewhere they fail at run time with a ``ProviderError`` that says so.
+(ICE), ``conference_join`` (ICE, ACE, PIE) and ``dial`` with ``connect`` (ICE). Elsewhere they fail at
+run time with a ``ProviderError`` that says so. ``capture_dtmf`` is a menu in such a reply; elsewhere it
+relies on the key detection every conference join asks for (so it hears only calls in a conference,
+with the join's digit count and no timeout report).
 """
 
 from __future__ import annotations

@@ -73,14 +73,19 @@ def _caller_id(cli: str | None) -> JSON:
 # -- callouts --------------------------------------------------------------------------------------
 def conference_callout(
     conference_id: str, to: Endpoint, cli: str | None, *, moh: Music | None = None,
-    greeting: str | None = None, locale: str | None = None,
+    greeting: str | None = None, locale: str | None = None, dtmf: JSON | None = None,
 ) -> Request:
     """Dial ``to`` straight into the conference, with ACE and DiCE so the flow hears how it went; the
-    tag in ``custom`` tells those callbacks which conference the call is for."""
+    tag in ``custom`` tells those callbacks which conference the call is for. ``dtmf`` is the
+    participant's ``conferenceDtmfOptions``; with it we also ask for PIEs (whether detected keys need
+    ``enablePie`` is unconfirmed: asking costs nothing)."""
     spec: JSON = {
         **_caller_id(cli), "destination": destination(to), "conferenceId": conference_id,
         "enableAce": True, "enableDice": True, "custom": CalloutTag(conference_id).encode(),
     }
+    if dtmf is not None:
+        spec["conferenceDtmfOptions"] = dtmf
+        spec["enablePie"] = True
     if moh is not None:
         spec["mohClass"] = moh
     if greeting:

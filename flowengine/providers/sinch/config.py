@@ -1,5 +1,6 @@
 """Settings of the Sinch adapter: the application's key and secret, where the API is, how requests and
-callbacks authenticate, and the defaults SVAML needs (caller id, music on hold).
+callbacks authenticate, the defaults SVAML needs (caller id, music on hold) and how a conference
+participant's keys are reported (``SINCH_CONFERENCE_DTMF_MAX_DIGITS``, ``SINCH_CONFERENCE_DTMF_TIMEOUT``).
 
 The secret never appears in ``repr``: settings objects end up in logs and tracebacks.
 """
@@ -9,9 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, cast, get_args
+from typing import Literal, TypeVar, cast, get_args
 
 from flowengine.errors import ConfigError
 from flowengine.providers.retry import RetryPolicy
@@ -20,6 +21,7 @@ from flowengine.runtime.ports import Music
 DEFAULT_BASE_URL = "https://calling.api.sinch.com"
 AuthMode = Literal["signed", "basic"]
 _MUSIC: tuple[str, ...] = get_args(Music)
+N = TypeVar("N", int, float)
 
 
 def _mode(value: str, what: str) -> AuthMode:
@@ -27,6 +29,13 @@ def _mode(value: str, what: str) -> AuthMode:
     if mode not in get_args(AuthMode):
         raise ConfigError(f"{what} must be signed or basic, not {value!r}")
     return cast(AuthMode, mode)
+
+
+def _number(kind: Callable[[str], N], value: str, name: str, what: str) -> N:
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be {what}, not {value!r}") from None
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -39,6 +48,10 @@ class SinchSettings:
     callback_auth: AuthMode = "signed"  # what callbacks must carry to be accepted
     callback_max_skew: float | None = None  # seconds; Sinch's own tolerance is unconfirmed, so off
     conference_moh: Music | None = "music1"  # what a caller alone in a conference hears (None: silence)
+    # How Sinch groups a conference participant's keys into one report (conferenceDtmfOptions): one key
+    # each suits keypad commands; more wait for the gap, # or the count. Sinch's defaults: 1 and 3 s.
+    conference_dtmf_max_digits: int = 1
+    conference_dtmf_timeout: float = 3.0  # seconds of silence between keys that end a group
     total_timeout: float = 10.0  # seconds for one HTTP exchange
     connect_timeout: float = 5.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -62,13 +75,17 @@ class SinchSettings:
             raise ConfigError("Sinch timeouts must be positive")
         if self.callback_max_skew is not None and self.callback_max_skew <= 0:
             raise ConfigError("the Sinch callback timestamp skew must be positive")
+        if self.conference_dtmf_max_digits < 1 or self.conference_dtmf_timeout <= 0:
+            raise ConfigError("Sinch conference keys need max digits >= 1 and a positive timeout")
 
     def __repr__(self) -> str:
         return (
             f"SinchSettings(application_key={self.application_key!r}, application_secret=<set>, "
             f"base_url={self.base_url!r}, cli={self.cli!r}, request_auth={self.request_auth!r}, "
             f"callback_auth={self.callback_auth!r}, callback_max_skew={self.callback_max_skew}, "
-            f"conference_moh={self.conference_moh!r}, total_timeout={self.total_timeout}, "
+            f"conference_moh={self.conference_moh!r}, "
+            f"conference_dtmf_max_digits={self.conference_dtmf_max_digits}, "
+            f"conference_dtmf_timeout={self.conference_dtmf_timeout}, total_timeout={self.total_timeout}, "
             f"connect_timeout={self.connect_timeout}, retry={self.retry!r})"
         )
 
@@ -89,10 +106,11 @@ class SinchSettings:
             raise ConfigError(f"missing environment variables: {', '.join(missing)}")
         moh = get("SINCH_CONFERENCE_MOH") or "music1"
         skew = get("SINCH_CALLBACK_MAX_SKEW")
-        try:
-            max_skew = float(skew) if skew is not None else None
-        except ValueError:
-            raise ConfigError(f"SINCH_CALLBACK_MAX_SKEW must be seconds, not {skew!r}") from None
+        max_skew = _number(float, skew, "SINCH_CALLBACK_MAX_SKEW", "seconds") if skew is not None else None
+        digits = _number(int, get("SINCH_CONFERENCE_DTMF_MAX_DIGITS") or "1",
+                         "SINCH_CONFERENCE_DTMF_MAX_DIGITS", "a whole number")
+        gap = _number(float, get("SINCH_CONFERENCE_DTMF_TIMEOUT") or "3", "SINCH_CONFERENCE_DTMF_TIMEOUT",
+                      "seconds")
         return cls(
             application_key=get("SINCH_APPLICATION_KEY") or "",
             application_secret=get("SINCH_APPLICATION_SECRET") or "",
@@ -102,4 +120,6 @@ class SinchSettings:
             callback_auth=_mode(get("SINCH_CALLBACK_AUTH") or "signed", "SINCH_CALLBACK_AUTH"),
             callback_max_skew=max_skew,
             conference_moh=None if moh.lower() in ("none", "silence") else cast(Music, moh.lower()),
+            conference_dtmf_max_digits=digits,
+            conference_dtmf_timeout=gap,
         )

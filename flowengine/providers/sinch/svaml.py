@@ -39,6 +39,9 @@ ALLOWED: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     ),
 }
 REPLY_EVENTS = frozenset(ALLOWED)
+# The id of the one menu ``run_menu`` builds: a PIE about any other menu id comes from conference key
+# detection, which reports the conference id there.
+MENU_ID = "main"
 
 
 # -- instructions ----------------------------------------------------------------------------------
@@ -79,11 +82,21 @@ def park() -> JSON:
     return {"name": "park"}
 
 
-def connect_conf(conference_id: str, moh: Music | None) -> JSON:
+def connect_conf(conference_id: str, moh: Music | None, dtmf: JSON | None = None) -> JSON:
+    """Into the conference; ``dtmf`` is its ``conferenceDtmfOptions`` (see ``conference_dtmf``)."""
     action: JSON = {"name": "connectConf", "conferenceId": conference_id}
     if moh is not None:
         action["moh"] = moh
+    if dtmf is not None:
+        action["conferenceDtmfOptions"] = dtmf
     return action
+
+
+def conference_dtmf(max_digits: int, timeout: float) -> JSON:
+    """``conferenceDtmfOptions`` that report a participant's keys to us: one PIE per ``max_digits`` keys
+    (fewer when ``#`` or ``timeout`` seconds of silence between keys end them), ``menuId`` = conference id.
+    Sinch's own sample spells ``timoutMills``; the SDKs' ``timeoutMills`` is what we send."""
+    return {"mode": "detect", "maxDigits": max(1, max_digits), "timeoutMills": max(1, round(timeout * 1000))}
 
 
 def connect_pstn(number: str, cli: str | None, dial_timeout: int) -> JSON:
@@ -95,11 +108,11 @@ def connect_pstn(number: str, cli: str | None, dial_timeout: int) -> JSON:
 
 def run_menu(max_digits: int, timeout: float, prompt: str | None, locale: str) -> JSON:
     """One menu without options: Sinch returns what was keyed as a ``sequence`` (or a ``timeout``)."""
-    menu: JSON = {"id": "main", "maxDigits": max(1, max_digits), "repeats": 0,
+    menu: JSON = {"id": MENU_ID, "maxDigits": max(1, max_digits), "repeats": 0,
                   "timeoutMills": max(1, round(timeout * 1000)), "options": []}
     if prompt:
         menu["mainPrompt"] = f"#tts[{prompt}]"
-    return {"name": "runMenu", "locale": locale, "mainMenu": "main", "menus": [menu]}
+    return {"name": "runMenu", "locale": locale, "mainMenu": MENU_ID, "menus": [menu]}
 
 
 def svaml(instructions: list[JSON], action: JSON | None) -> JSON:

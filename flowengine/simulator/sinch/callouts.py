@@ -10,6 +10,7 @@ from typing import Any
 from flowengine.simulator.base import ApiError
 from flowengine.simulator.legs import run_dial, speech_seconds
 from flowengine.simulator.parties import DialOutcome, plan_dial
+from flowengine.simulator.sinch.conference_dtmf import read_options
 from flowengine.simulator.sinch.model import MANAGERHANGUP, SinchCall
 from flowengine.simulator.sinch.obey import DIAL_RESULTS, SinchObey
 from flowengine.simulator.sinch.svaml import (
@@ -77,6 +78,10 @@ def _check_conference_callout(spec: dict[str, Any]) -> None:
         raise _illegal("conferenceCallout.conferenceId", "1 to 64 characters")
     if spec.get("mohClass") is not None and not one_of(spec["mohClass"], MOH_CLASSES):
         raise _illegal("conferenceCallout.mohClass", "must be ring, music1, music2 or music3")
+    try:
+        read_options(spec.get("conferenceDtmfOptions"))
+    except ValueError as exc:
+        raise _illegal("conferenceCallout.conferenceDtmfOptions", str(exc)) from None
 
 
 class SinchCallouts(SinchObey):
@@ -96,6 +101,9 @@ class SinchCallouts(SinchObey):
         custom = request.method == "customCallout"
         call.ace = custom or bool(spec.get("enableAce"))
         call.dice = custom or bool(spec.get("enableDice"))
+        # Unconfirmed whether Sinch holds back a conference participant's detected keys without
+        # enablePie; the simulator does, so an app that wants them must ask.
+        call.pie = custom or bool(spec.get("enablePie"))
         call.activity = call.start(self.clock, self._run_callout(call, request))
         return call
 
@@ -113,7 +121,8 @@ class SinchCallouts(SinchObey):
         spec = request.spec
         if request.method == "conferenceCallout":
             await self.clock.sleep(speech_seconds(str(spec.get("greeting") or "")))
-            self.join_conference(call, spec["conferenceId"], spec.get("mohClass"))
+            dtmf = read_options(spec.get("conferenceDtmfOptions"))  # checked with the request
+            self.join_conference(call, spec["conferenceId"], spec.get("mohClass"), dtmf)
         elif request.method == "ttsCallout":
             await self.clock.sleep(
                 speech_seconds(str(spec.get("text") or "")) + prompt_seconds(spec.get("prompts"))

@@ -1,9 +1,11 @@
-"""Sinch call lifecycle: inbound calls and their ICE, answering, conference membership, and the end of a
-call with its DiCE. What the app's SVAML makes a call do lives in ``obey.py``."""
+"""Sinch call lifecycle: inbound calls and their ICE, answering, conference membership (with the key
+detection ``conferenceDtmfOptions`` asks for), and the end of a call with its DiCE. What the app's SVAML
+makes a call do lives in ``obey.py``."""
 
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,6 +13,7 @@ from flowengine.simulator.base import ApiError, Simulator
 from flowengine.simulator.legs import Leg, start_party
 from flowengine.simulator.parties import PartyScript
 from flowengine.simulator.sinch import callbacks
+from flowengine.simulator.sinch.conference_dtmf import ConferenceDtmf, menu_result, next_keys
 from flowengine.simulator.sinch.model import (
     ANSWERED,
     CALLBACKERROR,
@@ -167,8 +170,11 @@ class SinchCalls(Simulator):
         self.end_call(call, result, TIMEOUT if result == NOANSWER else NA)
 
     # -- conferences ----------------------------------------------------------------------------
-    def join_conference(self, call: SinchCall, conference_id: str, moh: str | None) -> None:
-        """connectConf / conferenceCallout: the (answered) call joins, creating the conference if new."""
+    def join_conference(
+        self, call: SinchCall, conference_id: str, moh: str | None, dtmf: ConferenceDtmf | None = None
+    ) -> None:
+        """connectConf / conferenceCallout: the (answered) call joins, creating the conference if new;
+        with ``conferenceDtmfOptions`` mode detect, its keys are reported by PIE while it is in there."""
         self.answer(call)
         if call.conference_id == conference_id:
             return
@@ -177,10 +183,30 @@ class SinchCalls(Simulator):
         conference.members[call.id] = call
         call.conference_id, call.joined_at, call.moh = conference_id, self.clock.now(), moh
         call.muted = call.onhold = False
+        if dtmf is not None and dtmf.detect and call.pie:
+            call.detection = call.start(self.clock, self._detect_keys(call, conference_id, dtmf))
+
+    async def _detect_keys(self, call: SinchCall, conference_id: str, dtmf: ConferenceDtmf) -> None:
+        """Each group of keys goes out as a PIE, whose reply is obeyed: ``continue`` (or an empty 200, which
+        Sinch's page asks for) keeps the call in the conference. Unconfirmed: what Sinch does with an
+        unusable reply (here: nothing, the call stays) and with a runMenu (here: the call leaves)."""
+        while call.conference_id == conference_id and not call.ended:
+            digits = await next_keys(self.clock, call.dtmf, dtmf)
+            if not digits:
+                continue
+            result = menu_result(conference_id, digits)
+            body = callbacks.pie(call, self.clock.now(), self.application_key, result)
+            svaml = await self.ask(call, body, "pie") or CONTINUE
+            if svaml.action_name == "runMenu":
+                self.leave_conference(call)
+            await self.obey(call, svaml)
 
     def leave_conference(self, call: SinchCall) -> None:
         conference = self.conferences.get(call.conference_id or "")
         call.conference_id = None
+        if call.detection is not None and call.detection is not asyncio.current_task():
+            call.detection.cancel()  # the detection task itself leaves on its own (it obeys a reply)
+        call.detection = None
         if conference is None:
             return
         conference.members.pop(call.id, None)

@@ -43,6 +43,7 @@ class SinchCall(Leg):
     ended_at: float | None = None
     ace: bool = True
     dice: bool = True
+    pie: bool = True  # whether conference key detection may report to the app (enablePie on callouts)
     conference_id: str | None = None
     joined_at: float | None = None
     muted: bool = False
@@ -51,6 +52,7 @@ class SinchCall(Leg):
     recording: bool = False
     cookies: dict[str, str] = field(default_factory=dict)
     activity: asyncio.Task[Any] | None = field(default=None, repr=False)
+    detection: asyncio.Task[Any] | None = field(default=None, repr=False)  # conference key detection
     bridge: Leg | None = field(default=None, repr=False)
 
     @property

@@ -11,6 +11,7 @@ from flowengine.simulator.legs import Leg, run_dial, start_party
 from flowengine.simulator.parties import DialOutcome, plan_dial
 from flowengine.simulator.sinch import callbacks
 from flowengine.simulator.sinch.calls import SinchCalls
+from flowengine.simulator.sinch.conference_dtmf import read_options
 from flowengine.simulator.sinch.model import (
     ANSWERED,
     BUSY,
@@ -69,7 +70,8 @@ class SinchObey(SinchCalls):
         if name == "hangup":
             self.hang_up(call, MANAGERHANGUP)
         elif name == "connectConf":
-            self.join_conference(call, action["conferenceId"], action.get("moh"))
+            dtmf = read_options(action.get("conferenceDtmfOptions"))  # checked with the SVAML
+            self.join_conference(call, action["conferenceId"], action.get("moh"), dtmf)
         elif name == "connectPstn":
             await self._connect_pstn(call, action)
         elif name == "runMenu":

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowengine.simulator.legs import FILE_SECONDS, speech_seconds
+from flowengine.simulator.sinch.conference_dtmf import read_options
 
 _ICE_INSTRUCTIONS = {"playFiles", "say", "sendDtmf", "setCookie", "startRecording", "answer"}
 _PIE_INSTRUCTIONS = {"playFiles", "say", "sendDtmf", "setCookie", "startRecording", "stopRecording"}
@@ -116,6 +117,10 @@ def _check_action(action: dict[str, Any]) -> None:
             raise SvamlError("connectConf needs a conferenceId of 1 to 64 characters")
         if action.get("moh") is not None and not one_of(action["moh"], MOH_CLASSES):
             raise SvamlError("connectConf moh must be ring, music1, music2 or music3")
+        try:
+            read_options(action.get("conferenceDtmfOptions"))
+        except ValueError as exc:
+            raise SvamlError(f"connectConf conferenceDtmfOptions: {exc}") from None
     elif name == "connectPstn" and not isinstance(action.get("number"), str):
         raise SvamlError("connectPstn needs a number")
     elif name == "runMenu":
