@@ -259,6 +259,8 @@ CALLER_ROLE = "caller"
 
 # Actions the engine carries out itself (``pure`` ones and ``http``): no provider ever sees them.
 ENGINE_ACTIONS: frozenset[str] = frozenset({spec.name for spec in ACTION_SPECS if spec.pure} | {"http"})
+# What a provider may be asked to do: everything the engine does not do itself.
+PROVIDER_ACTIONS: frozenset[str] = frozenset(ACTIONS) - ENGINE_ACTIONS
 
 # The keys ``Event.context()`` gives templates as ``event`` (runtime/events.py); ``event.x`` must be one.
 EVENT_FIELDS: tuple[str, ...] = (

@@ -55,6 +55,11 @@ class Adapter(Protocol):
     name: str
     capabilities: frozenset[str]
 
+    @property
+    def webhook_auth_enabled(self) -> bool:
+        """False when every webhook is accepted unauthenticated (the service warns at start-up)."""
+        ...
+
     def parse_webhook(self, request: WebhookRequest) -> list[Event]:
         """Verify and parse; raise ``WebhookAuthError`` (401) or ``WebhookError`` (4xx). Unknown event
         types give an empty list (acknowledged, logged by the caller)."""

@@ -34,8 +34,10 @@ class Clock(Protocol):
         """Wait this long (virtual or real)."""
         ...
 
-    def busy(self) -> AbstractContextManager[None]:
-        """Mark work in flight; a virtual clock does not advance while any is."""
+    def busy(self, *, waiting: bool = False) -> AbstractContextManager[None]:
+        """Mark work in flight; a virtual clock does not advance while any is. ``waiting`` marks a hold
+        that only waits on somebody else (an HTTP client awaiting the reply): such holds stop counting
+        while the work they wait on is itself waiting on the clock."""
         ...
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
@@ -56,7 +58,7 @@ class SystemClock:
         await asyncio.sleep(max(0.0, seconds))
 
     @contextmanager
-    def busy(self) -> Iterator[None]:
+    def busy(self, *, waiting: bool = False) -> Iterator[None]:
         yield
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
@@ -77,6 +79,9 @@ class VirtualClock:
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
         self._busy = 0
+        self._held: dict[asyncio.Task[Any] | None, int] = {}  # busy holds per task
+        self._waiting = 0  # holds that only wait on somebody else
+        self._sleeping_holders = 0  # tasks waiting on the clock while holding busy
         self._activity = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._driver: asyncio.Task[None] | None = None
@@ -90,17 +95,36 @@ class VirtualClock:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         heapq.heappush(self._sleepers, (self._now + max(0.0, seconds), next(self._seq), future))
+        # A task waiting on the clock is not working: its own busy holds (a handler that backs off
+        # before retrying) must not stop time, or the wait would never end.
+        held = self._held.get(asyncio.current_task(), 0)
+        self._busy -= held
+        self._sleeping_holders += held > 0
         self._poke()
-        await future
+        try:
+            await future
+        finally:
+            self._busy += held
+            self._sleeping_holders -= held > 0
+            self._poke()
 
     @contextmanager
-    def busy(self) -> Iterator[None]:
+    def busy(self, *, waiting: bool = False) -> Iterator[None]:
+        task = asyncio.current_task()
+        self._held[task] = self._held.get(task, 0) + 1
         self._busy += 1
+        self._waiting += waiting
         self._poke()
         try:
             yield
         finally:
             self._busy -= 1
+            self._waiting -= waiting
+            remaining = self._held[task] - 1
+            if remaining:
+                self._held[task] = remaining
+            else:
+                del self._held[task]
             self._poke()
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
@@ -133,7 +157,12 @@ class VirtualClock:
     # -- driving time ---------------------------------------------------------------------------
     @property
     def idle(self) -> bool:
-        return self._busy == 0
+        return self._working() == 0
+
+    def _working(self) -> int:
+        """Holds that keep time still: waiting holds do not while a holder sleeps on the clock (the
+        chain they wait on is then waiting for time itself)."""
+        return self._busy - self._waiting if self._sleeping_holders else self._busy
 
     @property
     def pending_sleepers(self) -> int:
@@ -198,11 +227,11 @@ class VirtualClock:
         for _ in range(5):
             await asyncio.sleep(0)
         before = self._activity
-        if self._busy:
+        if self._working():
             await asyncio.sleep(self._grace)
             return False
         await asyncio.sleep(self._grace)
-        return self._busy == 0 and self._activity == before
+        return self._working() == 0 and self._activity == before
 
     async def _drive(self) -> None:
         assert self._wake is not None

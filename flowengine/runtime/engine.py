@@ -137,7 +137,7 @@ class Engine:
             return event
         # Field by field: dataclasses.replace costs several times more, on every event.
         return Event(event.name, event.call_id, event.conference_id, call, conference, event.reason,
-                     event.digits, event.data, event.raw, event.event_id, event.at)
+                     event.digits, event.data, event.raw, event.event_id, event.at, event.digest)
 
 
 def timer_event(timer_id: str, at: float | None = None) -> Event:

@@ -26,7 +26,7 @@ TimerEntry = tuple[str, str, float]
 RINGING, DIALING, UP, ACTIVE, ENDED = "ringing", "dialing", "up", "active", "ended"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Step:
     """One entry of the trace: an event, where it led, what the guards said and what was sent."""
 
@@ -37,21 +37,50 @@ class Step:
     guards: tuple[tuple[str, bool], ...] = ()
     commands: tuple[CommandRecord, ...] = ()  # a tuple: most steps have none, and it packs tighter
     note: str | None = None
+    _doc: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __init__(
+        self, at: float, event: str, source: str | None, target: str | None,
+        guards: tuple[tuple[str, bool], ...] = (), commands: tuple[CommandRecord, ...] = (),
+        note: str | None = None,
+    ) -> None:
+        put = object.__setattr__  # past the cache-dropping __setattr__: nothing is cached yet
+        put(self, "at", at)
+        put(self, "event", event)
+        put(self, "source", source)
+        put(self, "target", target)
+        put(self, "guards", guards)
+        put(self, "commands", commands)
+        put(self, "note", note)
+        put(self, "_doc", None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Any change drops the JSON form ``to_json`` keeps (the executor adds to ``commands`` as it runs).
+        object.__setattr__(self, name, value)
+        if name != "_doc":
+            object.__setattr__(self, "_doc", None)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "at": self.at, "event": self.event, "from": self.source, "to": self.target,
-            "guards": [[expr, ok] for expr, ok in self.guards],
-            "commands": [list(record) for record in self.commands], "note": self.note,
-        }
+        """The step as plain JSON, built once and shared until the step changes: read it, never change it.
+        Sharing keeps every save from rebuilding (and the garbage collector from rescanning) the trace."""
+        doc = self._doc
+        if doc is None:
+            doc = {
+                "at": self.at, "event": self.event, "from": self.source, "to": self.target,
+                "guards": [[expr, ok] for expr, ok in self.guards],
+                "commands": [list(record) for record in self.commands], "note": self.note,
+            }
+            object.__setattr__(self, "_doc", doc)
+        return doc
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Step:
+        guards, commands = doc.get("guards"), doc.get("commands")
         return cls(
-            at=float(doc["at"]), event=str(doc["event"]), source=doc.get("from"), target=doc.get("to"),
-            guards=tuple((str(expr), bool(ok)) for expr, ok in doc.get("guards") or ()),
-            commands=tuple((str(a), str(s), d) for a, s, d in doc.get("commands") or ()),
-            note=doc.get("note"),
+            float(doc["at"]), str(doc["event"]), doc.get("from"), doc.get("to"),
+            tuple((str(expr), bool(ok)) for expr, ok in guards) if guards else (),
+            tuple((str(a), str(s), d) for a, s, d in commands) if commands else (),
+            doc.get("note"),
         )
 
 
@@ -122,6 +151,8 @@ class Session:
 
     # -- storage ---------------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
+        """The session as plain JSON: fresh containers, but each trace step's document is shared with
+        earlier calls (``Step.to_json``), so read the result and never change it."""
         return {
             "schema_version": SCHEMA_VERSION, "id": self.id, "flow": self.flow,
             "flow_version": self.flow_version, "state": self.state, "status": self.status,

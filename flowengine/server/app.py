@@ -2,12 +2,15 @@
 
 State lives under ``web.AppKey``s; start-up and shutdown are one ``cleanup_ctx`` (adapter client,
 store, timer loop), so aiohttp's graceful shutdown finishes in-flight webhooks before closing them.
+A second one sizes the garbage collector for serving while the app runs (``collector_tuning``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -58,9 +61,11 @@ def create_app(
         metrics=metrics,
         timer_poll=timer_poll,
     )
-    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[_on_clock])
+    # Wall-clock time cannot jump, so only another clock needs holding while a request is handled.
+    middlewares = [] if type(clock) is SystemClock else [_on_clock]
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
     app[SERVICE], app[CONFIG], app[CLOCK] = service, config, clock
-    app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.extend([collector_tuning, _lifecycle])
     base = config.webhook_path
     app.router.add_post(f"{base}/{adapter.name}", _webhook)
     app.router.add_post(f"{base}/{adapter.name}/{{kind}}", _webhook)  # e.g. Infobip's receive + event URLs
@@ -71,9 +76,30 @@ def create_app(
     return app
 
 
+# The collector's youngest generation, sized for a server. At Python's default (700 allocations more than
+# deallocations) the objects of the requests in flight (coroutines, futures, buffers) start a collection
+# every few requests, and one in a hundred is a full one, which rescans all that is kept in memory (the
+# sessions): measured, a third of the CPU of a webhook that sends one command. Cyclic garbage waits longer.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+async def collector_tuning(_: web.Application) -> AsyncIterator[None]:
+    """Raise the collector's youngest threshold to ``GC_YOUNG_THRESHOLD`` while the app runs (never lower
+    it, nor turn automatic collection back on where it is off); the previous thresholds come back after."""
+    before = gc.get_threshold()
+    if 0 < before[0] < GC_YOUNG_THRESHOLD:
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     service = app[SERVICE]
     await service.adapter.start()
+    if not service.adapter.webhook_auth_enabled:
+        log.warning("webhook authentication is off: every request to the webhook route is accepted")
     if not await service.store.ping():
         log.warning("session store is not reachable yet; /readyz says so until it is")
     timers = asyncio.get_running_loop().create_task(service.timers.run())
@@ -95,7 +121,8 @@ async def _on_clock(request: web.Request, handler: Handler) -> web.StreamRespons
 
 async def _webhook(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
-    with service.metrics.event_seconds.time():
+    started = time.perf_counter()  # what event_seconds.time() does, without its context manager
+    try:
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
@@ -112,6 +139,8 @@ async def _webhook(request: web.Request) -> web.StreamResponse:
         except StoreError as exc:  # the platform retries on 5xx: nothing is lost
             log.error("store failed while handling a webhook: %s", exc)
             return _refuse(service, 503, "session store unavailable", request)
+    finally:
+        service.metrics.event_seconds.observe(max(time.perf_counter() - started, 0))
     return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
 
 

@@ -51,7 +51,9 @@ class Service:
         self.adapter = adapter
         self.clock = clock
         self.metrics = metrics or Metrics()
-        self.sessions = StoredSessions(store)
+        self.timers = TimerLoop(store, self.fire_timers, clock, poll=timer_poll)
+        # The timer loop is woken only by a save that changed a timer table, not by every event.
+        self.sessions = StoredSessions(store, on_timers_changed=self.timers.poke)
         executors = {
             name: Executor(Engine(flow, clock), clock=clock, retry=NO_RETRY, http=http)
             for name, flow in self.flows.items()
@@ -59,8 +61,8 @@ class Service:
         self.dispatcher = Dispatcher(
             executors, None, self.sessions.load, self.sessions.save, locks=self.sessions
         )
-        self.timers = TimerLoop(store, self.fire_timers, clock, poll=timer_poll)
         self._later: set[asyncio.Task[None]] = set()
+        self._counters: dict[tuple[str, ...], Any] = {}  # labelled counters, looked up once per label set
 
     # -- webhooks --------------------------------------------------------------------------------
     async def handle_webhook(self, request: WebhookRequest) -> WebhookReply:
@@ -74,7 +76,7 @@ class Service:
         for event in events:
             await self.deliver(event, channel)
         await self._follow_up(channel)
-        self.metrics.webhooks.labels(self.adapter.name, "handled").inc()
+        self._count("webhooks", self.adapter.name, "handled")
         return channel.reply()
 
     async def deliver(self, event: Event, channel: Channel) -> Session:
@@ -83,10 +85,15 @@ class Service:
         session = await self.dispatcher.dispatch(
             session_id, event, create=flow is not None, flow=flow, provider=channel
         )
-        self.metrics.events.labels(event.name, "handled").inc()
-        if session.timers:
-            self.timers.poke()
+        self._count("events", event.name, "handled")
         return session
+
+    def _count(self, metric: str, *labels: str) -> None:
+        key = (metric, *labels)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = getattr(self.metrics, metric).labels(*labels)
+        counter.inc()
 
     async def _locate(self, event: Event) -> tuple[str | None, str]:
         if event.name == "call.received":

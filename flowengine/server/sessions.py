@@ -1,14 +1,31 @@
-"""Sessions in a store: the runtime's ``Session`` <-> the store's ``SessionRecord``, and locks."""
+"""Sessions in a store: the runtime's ``Session`` <-> the store's ``SessionRecord``, and locks.
+
+``StoredSessions`` keeps the last ``Session`` it loaded or saved per id and hands that object out again
+while the store still holds that very version (same revision and update time), so a session is not
+rebuilt from its document on every event. The store still decides: a write by another engine instance
+changes the revision, and the session is read again. Handing out one object repeatedly is safe because
+the runtime never changes a session it is given (``Engine.handle`` works on a copy).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from flowengine.runtime.session import Session
-from flowengine.stores.base import SessionRecord, SessionStore
+from flowengine.stores.base import SessionRecord, SessionStore, plain_json
+
+# Sessions kept per process; the least recently saved goes first. One costs up to ~40 KB with a full
+# trace (its steps' documents included), so this bounds the cache near 80 MB; finished ones are not kept.
+CACHE_SIZE = 2_048
+FINISHED = ("ended", "failed")
 
 
 def to_record(session: Session) -> SessionRecord:
+    """The stored form of ``session``, sealed: ``to_json`` builds it of plain values, nobody changes it
+    later (its step documents are shared with earlier versions, unchanged), and the only foreign content,
+    ``vars``, goes through ``plain_json`` first (so ``session`` also holds what a reload would give)."""
+    session.vars = plain_json(session.vars)
     return SessionRecord(
         id=session.id,
         flow=session.flow,
@@ -19,26 +36,55 @@ def to_record(session: Session) -> SessionRecord:
         call_ids=frozenset(session.calls.values()),
         conference_ids=frozenset(session.conferences.values()),
         updated_at=session.updated,
+        sealed=True,
     )
 
 
 class StoredSessions:
-    """Load and save callables for the dispatcher, and the store's locks as the dispatcher's locks."""
+    """Load and save callables for the dispatcher, and the store's locks as the dispatcher's locks.
 
-    def __init__(self, store: SessionStore) -> None:
+    ``on_timers_changed`` is called after a save that changed the session's timer table (compared with
+    the version loaded), so the timer loop is woken only when its schedule may have moved.
+    """
+
+    def __init__(
+        self, store: SessionStore, *, on_timers_changed: Callable[[], None] | None = None,
+        cache_size: int = CACHE_SIZE,
+    ) -> None:
         self.store = store
+        self.on_timers_changed = on_timers_changed
+        self.cache_size = cache_size
+        self._cache: dict[str, Session] = {}  # insertion order: oldest saved first
 
     async def load(self, session_id: str) -> Session | None:
         record = await self.store.get(session_id)
         if record is None:
+            self._cache.pop(session_id, None)
             return None
+        cached = self._cache.get(session_id)
+        if cached is not None and cached.revision == record.revision and cached.updated == record.updated_at:
+            return cached
         session = Session.from_json(record.data)
         session.revision = record.revision
+        self._keep(session)
         return session
 
     async def save(self, session: Session) -> None:
         expected = session.revision or None  # revision 0: never stored
+        before = self._cache.pop(session.id, None)  # the version loaded, unless pushed out since
         session.revision = await self.store.put(to_record(session), expected_revision=expected)
+        self._keep(session)
+        if self.on_timers_changed is not None and session.timers != (before.timers if before else {}):
+            self.on_timers_changed()
 
     def hold(self, key: str) -> AbstractAsyncContextManager[None]:
         return self.store.lock(key)
+
+    def _keep(self, session: Session) -> None:
+        cache = self._cache
+        cache.pop(session.id, None)  # re-inserted last: the most recently used goes out last
+        if session.status in FINISHED or self.cache_size <= 0:
+            return  # a finished session rarely hears of anything again
+        if len(cache) >= self.cache_size:
+            del cache[next(iter(cache))]
+        cache[session.id] = session

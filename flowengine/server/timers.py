@@ -42,6 +42,11 @@ class TimerLoop:
             with self.clock.busy():
                 await self._fire_due()
                 wait = await self._next_wait()
+            # redis-py (8.x) can swallow a cancellation that lands mid-command; without this check the
+            # loop would sleep on and the app's shutdown, which awaits this task, would hang for good.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             await self._sleep(wait)
 
     async def _fire_due(self) -> None:

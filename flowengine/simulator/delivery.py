@@ -83,7 +83,7 @@ class WebhookSender:
             if not self._queue or self._queue[0][2] is not future:
                 continue  # cleared while we waited
             self._queue.popleft()
-            with self.clock.busy():
+            with self.clock.busy(waiting=True):  # waits on the application's reply
                 delivered = await self._post(body)
                 self.events.append(delivered)
                 if not future.done():

@@ -10,8 +10,8 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,9 +24,15 @@ FINISHED = ("ended", "failed")
 Now = Callable[[], float]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SessionRecord:
-    """One session as stored. ``revision`` is set by the store on ``get`` and ignored by ``put``."""
+    """One session as stored. ``revision`` is set by the store on ``get`` and ignored by ``put``.
+
+    ``sealed`` is its writer's promise that ``data`` is plain JSON already (``plain_json``'s output or
+    built from such values) and that nobody changes it or ``timers`` afterwards, the readers of ``get``
+    included. The memory store then keeps and hands out those very objects instead of copies; other stores
+    serialise every record alike. Unsealed records (the default) are checked and copied by every store.
+    """
 
     id: str
     flow: str
@@ -38,6 +44,7 @@ class SessionRecord:
     conference_ids: frozenset[str]
     updated_at: float
     revision: int = 0
+    sealed: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -146,10 +153,25 @@ def dump_json(value: Any) -> str:
         raise StoreError(f"session data is not plain JSON: {exc}") from exc
 
 
+_SCALARS = (str, int, bool, type(None))
+
+
+def plain_json(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` as a JSON round trip gives it back (tuples become lists, keys strings, ...), or a
+    ``StoreError`` for what JSON cannot hold, as a store would say on ``put``. A dict of plain scalars,
+    the usual case, is returned as it is, without the round trip."""
+    for key, item in value.items():
+        kind = type(item)
+        if type(key) is not str or (kind not in _SCALARS and not (kind is float and math.isfinite(item))):
+            return dict(json.loads(dump_json(value)))
+    return value
+
+
 def check_record(record: SessionRecord) -> None:
     """Reject what no store could index faithfully."""
-    if not all(math.isfinite(due) for due in record.timers.values()):
-        raise StoreError(f"session {record.id!r} has a timer that is not a finite time")
+    for due in record.timers.values():
+        if not math.isfinite(due):
+            raise StoreError(f"session {record.id!r} has a timer that is not a finite time")
     if not math.isfinite(record.updated_at):
         raise StoreError(f"session {record.id!r} has an updated_at that is not a finite time")
 
@@ -220,16 +242,40 @@ class LocalLocks:
     def __len__(self) -> int:
         return len(self._holders)
 
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        holders = self._holders.get(key)
+    def hold(self, key: str) -> AbstractAsyncContextManager[None]:
+        return _Hold(self._holders, key)
+
+
+class _Hold:
+    """``LocalLocks.hold`` as a class: taken once per event, where a generator-based one costs double."""
+
+    __slots__ = ("_holders", "_key", "_taken")
+
+    def __init__(self, holders: dict[str, _Holders], key: str) -> None:
+        self._holders = holders
+        self._key = key
+        self._taken: _Holders | None = None
+
+    async def __aenter__(self) -> None:
+        holders = self._holders.get(self._key)
         if holders is None:
-            holders = self._holders[key] = _Holders()
+            holders = self._holders[self._key] = _Holders()
         holders.users += 1
         try:
-            async with holders.lock:
-                yield
-        finally:
-            holders.users -= 1
-            if holders.users == 0:
-                del self._holders[key]
+            await holders.lock.acquire()
+        except BaseException:  # cancelled while waiting: no longer a user
+            self._leave(holders)
+            raise
+        self._taken = holders
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        holders = self._taken
+        assert holders is not None, "released a lock that was not taken"
+        self._taken = None
+        holders.lock.release()
+        self._leave(holders)
+
+    def _leave(self, holders: _Holders) -> None:
+        holders.users -= 1
+        if holders.users == 0:
+            del self._holders[self._key]

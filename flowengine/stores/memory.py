@@ -1,14 +1,17 @@
 """In-process session store: for tests, simulations and single-shot runs. Nothing survives the process.
 
-Every method runs without awaiting, so each is atomic with respect to other asyncio tasks.
+Every method runs without awaiting, so each is atomic with respect to other asyncio tasks. Data is kept
+as a JSON copy, so callers mutating their dicts never change what is stored, except a sealed record's
+(``SessionRecord.sealed``): its writer vouches for it, so it is kept and handed back as it is.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from flowengine.errors import ConflictError, StoreError
 from flowengine.stores.base import (
@@ -24,10 +27,37 @@ from flowengine.stores.base import (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Entry:
-    record: SessionRecord  # with its revision; ``data`` is kept separately as JSON
-    data_json: str  # a copy, so callers mutating their dicts never change what is stored
+    record: SessionRecord  # with its revision; ``data`` is {} unless the record is sealed
+    data_json: str | None  # the unsealed record's data as JSON (None when sealed)
+
+    def get(self) -> SessionRecord:
+        if self.data_json is None:
+            return self.record
+        record = self.record
+        return SessionRecord(record.id, record.flow, record.state, record.status, json.loads(self.data_json),
+                             dict(record.timers), record.call_ids, record.conference_ids, record.updated_at,
+                             record.revision)
+
+
+def _stored(record: SessionRecord, revision: int, data_json: str | None, old: SessionRecord | None) -> _Entry:
+    """What ``put`` keeps. What equals the previous version's is shared with it rather than kept twice
+    (fewer long-lived objects: every put replaces them, and the garbage collector rescans survivors)."""
+    timers: Mapping[str, float] = record.timers
+    if old is not None and old.timers == timers:
+        timers = old.timers
+    elif not record.sealed:
+        timers = dict(timers)
+    calls = old.call_ids if old is not None and old.call_ids == record.call_ids else record.call_ids
+    conferences = record.conference_ids
+    if old is not None and old.conference_ids == conferences:
+        conferences = old.conference_ids
+    # Field by field: dataclasses.replace costs several times more, on every put.
+    kept = SessionRecord(record.id, record.flow, record.state, record.status,
+                         {} if data_json is not None else record.data, timers, calls, conferences,
+                         record.updated_at, revision, record.sealed)
+    return _Entry(kept, data_json)
 
 
 class MemoryStore:
@@ -46,14 +76,12 @@ class MemoryStore:
     async def get(self, session_id: str) -> SessionRecord | None:
         self._check_open()
         entry = self._entries.get(session_id)
-        if entry is None:
-            return None
-        return replace(entry.record, data=json.loads(entry.data_json))
+        return None if entry is None else entry.get()
 
     async def put(self, record: SessionRecord, *, expected_revision: int | None) -> int:
         self._check_open()
         check_record(record)
-        data_json = dump_json(record.data)
+        data_json = None if record.sealed else dump_json(record.data)
         old = self._entries.get(record.id)
         current = None if old is None else old.record.revision
         if current != expected_revision:
@@ -63,8 +91,7 @@ class MemoryStore:
         if old is not None:
             self._unindex(old.record)
         revision = (current or 0) + 1
-        stored = replace(record, data={}, timers=dict(record.timers), revision=revision)
-        self._entries[record.id] = _Entry(stored, data_json)
+        self._entries[record.id] = _stored(record, revision, data_json, old.record if old else None)
         self._calls.update(dict.fromkeys(record.call_ids, record.id))
         self._conferences.update(dict.fromkeys(record.conference_ids, record.id))
         self._timers.update({(record.id, tid): due for tid, due in record.timers.items()})
@@ -100,7 +127,7 @@ class MemoryStore:
             and (flow is None or entry.record.flow == flow)
         ]
         matching.sort(key=lambda entry: (entry.record.updated_at, entry.record.id), reverse=True)
-        return [replace(e.record, data=json.loads(e.data_json)) for e in matching[offset : offset + limit]]
+        return [entry.get() for entry in matching[offset : offset + limit]]
 
     async def claim(self, key: str, ttl: float) -> bool:
         self._check_open()

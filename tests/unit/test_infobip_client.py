@@ -20,8 +20,8 @@ from aiohttp import web
 
 from flowengine.errors import ProviderError
 from flowengine.providers.infobip.client import InfobipClient
-from flowengine.providers.infobip.commands import Request
 from flowengine.providers.infobip.config import InfobipSettings, RetryPolicy
+from flowengine.providers.wire import Request
 from flowengine.runtime.clock import VirtualClock
 
 API_KEY = "api-key-TOP-SECRET"

@@ -34,7 +34,7 @@ from flowengine.errors import ProviderError
 from flowengine.flow.vocabulary import ACTIONS
 from flowengine.providers.infobip import commands
 from flowengine.providers.infobip.capabilities import CAPABILITIES
-from flowengine.providers.infobip.commands import Request
+from flowengine.providers.wire import Request
 from flowengine.runtime.ports import Endpoint, Media
 
 HOST = "https://sdk.invalid"

@@ -9,7 +9,7 @@ import pytest
 from flowengine.errors import ProviderError
 from flowengine.providers.sinch import commands, svaml
 from flowengine.providers.sinch.callbacks import CalloutTag
-from flowengine.providers.sinch.commands import Request
+from flowengine.providers.wire import Request
 from flowengine.runtime.ports import Endpoint
 from flowengine.simulator.sinch.callouts import check_callout
 

@@ -18,6 +18,7 @@ from flowengine.providers.infobip.capabilities import CAPABILITIES
 from flowengine.providers.infobip.client import InfobipClient
 from flowengine.providers.infobip.config import InfobipSettings
 from flowengine.providers.infobip.webhooks import parse_events
+from flowengine.providers.wire import Request
 from flowengine.runtime.clock import Clock
 from flowengine.runtime.events import Event
 from flowengine.runtime.ports import ActionResult, Endpoint, Media, Music
@@ -67,7 +68,7 @@ class InfobipChannel:
     def follow_ups(self) -> list[FollowUp]:
         return []
 
-    async def _send(self, request: commands.Request) -> ActionResult:
+    async def _send(self, request: Request) -> ActionResult:
         answer = await self._client.send(request)
         status = answer.get("status")
         return ActionResult(data={"status": status} if isinstance(status, str) else {})
@@ -212,6 +213,10 @@ class InfobipAdapter:
 
     def __repr__(self) -> str:
         return f"InfobipAdapter({self.settings!r})"
+
+    @property
+    def webhook_auth_enabled(self) -> bool:
+        return self.settings.webhook_auth_enabled
 
     def parse_webhook(self, request: WebhookRequest) -> list[Event]:
         verify(request, self.settings)

@@ -15,8 +15,8 @@ import aiohttp
 
 from flowengine.providers.base import JSON
 from flowengine.providers.http import JsonClient
-from flowengine.providers.infobip.commands import Request
 from flowengine.providers.infobip.config import InfobipSettings
+from flowengine.providers.wire import Request
 from flowengine.runtime.clock import Clock
 
 log = logging.getLogger("flowengine.providers.infobip")

@@ -7,39 +7,26 @@ conferences bind to ``callsConfigurationId``; adding an existing call to a confe
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from urllib.parse import quote
 
 from flowengine.errors import ProviderError
 from flowengine.providers.base import JSON
+from flowengine.providers.wire import Request, segment
 from flowengine.runtime.ports import Endpoint, Media
 
 MAX_CONNECT_TIMEOUT = 60  # seconds; Infobip refuses more
 _HANGUP_CODES = {"hangup": "NORMAL_HANGUP", "busy": "BUSY", "rejected": "REJECTED"}
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    method: str
-    path: str
-    body: JSON | None = None  # None: no body at all
-
-
-def _seg(value: str) -> str:
-    """One path segment: ids come from events and flows, never let them add segments."""
-    return quote(value, safe="")
-
-
 def _call(call_id: str, suffix: str = "") -> str:
-    return f"/calls/1/calls/{_seg(call_id)}{suffix}"
+    return f"/calls/1/calls/{segment(call_id)}{suffix}"
 
 
 def _conf(conference_id: str, suffix: str = "") -> str:
-    return f"/calls/1/conferences/{_seg(conference_id)}{suffix}"
+    return f"/calls/1/conferences/{segment(conference_id)}{suffix}"
 
 
 def _member(conference_id: str, call_id: str) -> str:
-    return _conf(conference_id, f"/call/{_seg(call_id)}")
+    return _conf(conference_id, f"/call/{segment(call_id)}")
 
 
 def connect_timeout(seconds: float) -> int:

@@ -3,7 +3,8 @@
 One parser serves every URL (the 2022 article's receive/event pair included): the ``type`` field says
 what happened. Types no flow can react to (CALL_RINGING, MACHINE_DETECTION_FINISHED, ...) give no events:
 the service acknowledges them, so Infobip does not retry. Infobip bodies carry no delivery id, so
-``event_id`` stays None and the engine dedupes on a hash of the payload.
+``event_id`` stays None and the engine dedupes on the event's ``digest``, a hash of the body's bytes (the
+events of a body holding a list keep the hash of their parsed item).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from flowengine.errors import WebhookError
 from flowengine.providers.base import JSON
-from flowengine.runtime.events import Event
+from flowengine.runtime.events import Event, body_digest
 
 # Infobip errorCode names of calls that never came up -> neutral reasons; anything else is "failed".
 _FAILURE_REASONS = {
@@ -115,11 +116,12 @@ class Envelope:
     props: JSON
     raw: JSON
     recordings_base_url: str | None = None
+    digest: str | None = None
 
     def event(self, name: str, **fields: Any) -> Event:
         fields.setdefault("call_id", self.call_id)
         fields.setdefault("conference_id", self.conference_id)
-        return Event(name=name, raw=self.raw, at=self.at, **fields)
+        return Event(name=name, raw=self.raw, at=self.at, digest=self.digest, **fields)
 
 
 Handler = Callable[[Envelope], list[Event]]
@@ -251,7 +253,7 @@ HANDLERS: Mapping[str, Handler] = {
 }
 
 
-def _envelope(payload: Any, recordings_base_url: str | None) -> Envelope:
+def _envelope(payload: Any, recordings_base_url: str | None, digest: str | None = None) -> Envelope:
     if not isinstance(payload, dict):
         raise WebhookError("an Infobip event must be a JSON object")
     kind = payload.get("type")
@@ -265,6 +267,7 @@ def _envelope(payload: Any, recordings_base_url: str | None) -> Envelope:
         props=_obj(payload.get("properties")),
         raw=payload,
         recordings_base_url=recordings_base_url,
+        digest=digest,
     )
 
 
@@ -275,8 +278,10 @@ def parse_events(body: bytes, *, recordings_base_url: str | None = None) -> list
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise WebhookError(f"the Infobip event is not valid JSON: {exc}") from exc
-    items = payload if isinstance(payload, list) else [payload]
-    envelopes = [_envelope(item, recordings_base_url) for item in items]
+    if isinstance(payload, list):
+        envelopes = [_envelope(item, recordings_base_url) for item in payload]
+    else:
+        envelopes = [_envelope(payload, recordings_base_url, body_digest(body))]
     events: list[Event] = []
     for env in envelopes:
         handler = HANDLERS.get(env.type)

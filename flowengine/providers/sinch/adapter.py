@@ -45,6 +45,7 @@ from flowengine.providers.sinch.capabilities import CAPABILITIES
 from flowengine.providers.sinch.client import SinchClient
 from flowengine.providers.sinch.config import SinchSettings
 from flowengine.providers.sinch.svaml import ReplyBuilder
+from flowengine.providers.wire import Request
 from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.runtime.events import Event
 from flowengine.runtime.ports import ActionResult, Endpoint, Media, Music
@@ -131,7 +132,7 @@ class SinchChannel:
         event = Event(name, event_id=next(self._ids), data={"implicit": True}, **fields)
         self._pending.append(FollowUp(event, delay))
 
-    async def _send(self, request: commands.Request) -> JSON:
+    async def _send(self, request: Request) -> JSON:
         return await self._client.send(request)
 
     async def _update(self, call_id: str, instructions: list[JSON], action: JSON) -> ActionResult:
@@ -352,6 +353,10 @@ class SinchAdapter:
 
     def __repr__(self) -> str:
         return f"SinchAdapter({self.settings!r})"
+
+    @property
+    def webhook_auth_enabled(self) -> bool:
+        return True  # callbacks are always verified: signed with the application secret, or Basic
 
     def parse_webhook(self, request: WebhookRequest) -> list[Event]:
         verify(request, self.settings, self._clock.now())

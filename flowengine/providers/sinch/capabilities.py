@@ -15,24 +15,9 @@ with the join's digit count and no timeout report).
 
 from __future__ import annotations
 
-CAPABILITIES: frozenset[str] = frozenset({
-    "answer",
-    "hangup",
-    "say",
-    "play",
-    "record",
-    "stop_record",
-    "capture_dtmf",
-    "send_dtmf",
-    "dial",
-    "conference_create",
-    "conference_join",
-    "conference_dial",
-    "conference_hangup",
-    "conference_info",
-    "mute",
-    "unmute",
-    "hold",
-    "resume",
-    "kick",
+from flowengine.flow.vocabulary import PROVIDER_ACTIONS
+
+UNSUPPORTED: frozenset[str] = frozenset({
+    "deafen", "undeafen", "conference_say", "conference_play", "conference_stop_play", "stop_play",
 })
+CAPABILITIES: frozenset[str] = PROVIDER_ACTIONS - UNSUPPORTED

@@ -19,8 +19,8 @@ import aiohttp
 from flowengine.providers.base import JSON
 from flowengine.providers.http import JsonClient
 from flowengine.providers.sinch import signing
-from flowengine.providers.sinch.commands import Request
 from flowengine.providers.sinch.config import SinchSettings
+from flowengine.providers.wire import Request
 from flowengine.runtime.clock import Clock, SystemClock
 
 log = logging.getLogger("flowengine.providers.sinch")

@@ -8,14 +8,13 @@ happen only in a callback's SVAML reply (``svaml.ReplyBuilder``), never here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import quote
 
 from flowengine.errors import ProviderError
 from flowengine.providers.base import JSON
 from flowengine.providers.sinch.callbacks import CalloutTag
 from flowengine.providers.sinch.svaml import svaml
+from flowengine.providers.wire import Request, segment
 from flowengine.runtime.ports import Endpoint, Music
 
 CALLOUTS = "/calling/v1/callouts"
@@ -24,24 +23,12 @@ ParticipantCommand = Literal["mute", "unmute", "onhold", "resume"]
 MAX_CONFERENCE_ID = 64
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    method: str
-    path: str
-    body: JSON | None = None  # None: no body at all
-
-
-def _seg(value: str) -> str:
-    """One path segment: ids come from events and flows, never let them add segments."""
-    return quote(value, safe="")
-
-
 def _call(call_id: str, suffix: str = "") -> str:
-    return f"/calling/v1/calls/id/{_seg(call_id)}{suffix}"
+    return f"/calling/v1/calls/id/{segment(call_id)}{suffix}"
 
 
 def _conf(conference_id: str, suffix: str = "") -> str:
-    return f"/calling/v1/conferences/id/{_seg(conference_id)}{suffix}"
+    return f"/calling/v1/conferences/id/{segment(conference_id)}{suffix}"
 
 
 def number(address: str) -> str:
@@ -140,9 +127,9 @@ def manage_participant(
     body: JSON = {"command": command}
     if command == "onhold" and moh is not None:  # Sinch refuses moh with any other command
         body["moh"] = moh
-    return Request("PATCH", _conf(conference_id, f"/{_seg(call_id)}"), body)
+    return Request("PATCH", _conf(conference_id, f"/{segment(call_id)}"), body)
 
 
 def kick_participant(conference_id: str, call_id: str) -> Request:
     """Sinch disconnects the kicked participant's call (its DiCE says MANAGERHANGUP)."""
-    return Request("DELETE", _conf(conference_id, f"/{_seg(call_id)}"))
+    return Request("DELETE", _conf(conference_id, f"/{segment(call_id)}"))
