@@ -16,7 +16,7 @@ from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.runtime.commands import Command, Plan
 from flowengine.runtime.events import Event
 from flowengine.runtime.program import TIMER_EVENT, Program, Scratch, timer_trigger
-from flowengine.runtime.session import DIALING, ENDED, RINGING, UP, Session, Step
+from flowengine.runtime.session import DIALING, ENDED, RINGING, TRACE_LIMIT, UP, Session, Step
 
 ACTION_FAILED = "action.failed"
 CALL_RECEIVED = "call.received"
@@ -26,16 +26,24 @@ FAILED_STATE = "failed"  # where an unhandled action.failed leaves a session (no
 class Engine:
     """One compiled flow. Build it once per flow and share it between all its sessions."""
 
-    def __init__(self, flow: Flow, clock: Clock | None = None) -> None:
+    def __init__(self, flow: Flow, clock: Clock | None = None, *, trace_limit: int = TRACE_LIMIT) -> None:
         self.flow = flow
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.program = Program(flow)
+        self.trace_limit = trace_limit  # steps kept per session (scenario runs keep them all)
 
     def new_session(self, session_id: str) -> Session:
         """A session not yet started: its first event enters the initial state."""
         now = self.clock.now()
-        return Session(session_id, self.flow.name, self.flow.version, self.flow.initial, dict(self.flow.vars),
-                       created=now, updated=now)
+        return Session(
+            session_id,
+            self.flow.name,
+            self.flow.version,
+            self.flow.initial,
+            dict(self.flow.vars),
+            created=now,
+            updated=now,
+        )
 
     def handle(self, session: Session, event: Event) -> tuple[Session, Plan]:
         """Decide what ``event`` does to ``session``: the new session (a copy) and the plan to run."""
@@ -43,7 +51,7 @@ class Engine:
         now = s.updated = self.clock.now()
         key = event.dedupe_key()
         if key in s.seen:
-            s.record(Step(now, event.name, s.state, None, note="duplicate"))
+            s.record(Step(now, event.name, s.state, None, note="duplicate"), self.trace_limit)
             return s, Plan(event=event)
         s.remember(key)
         s.seq += 1
@@ -75,7 +83,7 @@ class Engine:
         event = self._resolve(s, event)
         s.status = "active"
         s.state = initial = self.flow.initial
-        s.record(Step(now, event.name, None, initial))
+        s.record(Step(now, event.name, None, initial), self.trace_limit)
         plan = Plan(self.program.entry[initial], event)
         self._enter(s, initial, now)
         if event.name == CALL_RECEIVED:
@@ -86,14 +94,14 @@ class Engine:
 
     def _handle(self, s: Session, event: Event, now: float) -> tuple[Session, Plan]:
         if s.status != "active":
-            s.record(Step(now, event.name, s.state, None, note=f"session {s.status}"))
+            s.record(Step(now, event.name, s.state, None, note=f"session {s.status}"), self.trace_limit)
             return s, Plan(event=event)
         _track_calls(s, event)
         trigger = event.name
         if trigger == TIMER_EVENT:
             fired = _take_timer(s, event)
             if fired is None:
-                s.record(Step(now, trigger, s.state, None, note="stale timer"))
+                s.record(Step(now, trigger, s.state, None, note="stale timer"), self.trace_limit)
                 return s, Plan(event=event)
             trigger = fired
         source = s.state
@@ -103,9 +111,12 @@ class Engine:
         if route is None:
             if event.name == ACTION_FAILED:
                 return self._abort(s, f"unhandled action.failed: {event.data.get('error')}", event, now)
-            s.record(Step(now, trigger, source, None, tuple(scratch.guards), note=note or "unmatched"))
+            s.record(
+                Step(now, trigger, source, None, tuple(scratch.guards), note=note or "unmatched"),
+                self.trace_limit,
+            )
             return s, Plan(event=event)
-        s.record(Step(now, trigger, source, route.target, tuple(scratch.guards), note=note))
+        s.record(Step(now, trigger, source, route.target, tuple(scratch.guards), note=note), self.trace_limit)
         if route.target is not None:
             _cancel_timers(s, source)
             self._enter(s, route.target, now)
@@ -122,7 +133,9 @@ class Engine:
     def _abort(self, s: Session, reason: str, event: Event | None, now: float) -> tuple[Session, Plan]:
         commands: list[Command] = [self.program.cleanup_command("hangup", role) for role in s.live_calls()]
         commands += [self.program.cleanup_command("conference_hangup", r) for r in s.live_conferences()]
-        s.record(Step(now, event.name if event else "abort", s.state, FAILED_STATE, note=reason))
+        s.record(
+            Step(now, event.name if event else "abort", s.state, FAILED_STATE, note=reason), self.trace_limit
+        )
         s.state, s.status = FAILED_STATE, "failed"
         s.timers.clear()
         return s, Plan(commands, event)
@@ -131,13 +144,26 @@ class Engine:
     def _resolve(s: Session, event: Event) -> Event:
         """Fill the role names from the ids (an id the session does not own has no role)."""
         call = s.call_role(event.call_id) if event.call_id is not None else event.call
-        conference = (s.conference_role(event.conference_id) if event.conference_id is not None
-                      else event.conference)
+        conference = (
+            s.conference_role(event.conference_id) if event.conference_id is not None else event.conference
+        )
         if call == event.call and conference == event.conference:
             return event
         # Field by field: dataclasses.replace costs several times more, on every event.
-        return Event(event.name, event.call_id, event.conference_id, call, conference, event.reason,
-                     event.digits, event.data, event.raw, event.event_id, event.at, event.digest)
+        return Event(
+            event.name,
+            event.call_id,
+            event.conference_id,
+            call,
+            conference,
+            event.reason,
+            event.digits,
+            event.data,
+            event.raw,
+            event.event_id,
+            event.at,
+            event.digest,
+        )
 
 
 def timer_event(timer_id: str, at: float | None = None) -> Event:

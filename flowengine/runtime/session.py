@@ -13,8 +13,8 @@ from typing import Any, Literal
 from flowengine.errors import StoreError
 
 SCHEMA_VERSION = 1
-TRACE_LIMIT = 50  # steps kept per session
-SEEN_LIMIT = 64  # dedupe keys kept per session
+TRACE_LIMIT = 32  # steps kept per session: a whole typical call, bounded
+SEEN_LIMIT = 32  # dedupe keys kept per session: redeliveries come soon after the original
 
 Status = Literal["new", "active", "ended", "failed"]
 # (action, status, detail): status is ok | error | skipped; detail is an id, an error or a log line.
@@ -121,10 +121,10 @@ class Session:
         if len(self.seen) > SEEN_LIMIT:
             del self.seen[next(iter(self.seen))]
 
-    def record(self, step: Step) -> Step:
+    def record(self, step: Step, limit: int = TRACE_LIMIT) -> Step:
         self.trace.append(step)
-        if len(self.trace) > TRACE_LIMIT:
-            del self.trace[: len(self.trace) - TRACE_LIMIT]
+        if len(self.trace) > limit:
+            del self.trace[: len(self.trace) - limit]
         return step
 
     # -- roles ----------------------------------------------------------------------------------------

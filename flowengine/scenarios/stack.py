@@ -26,6 +26,7 @@ from flowengine.simulator.serve import build_simulator
 from flowengine.simulator.sinch.simulator import SinchSimulator
 
 PROVIDERS = ("infobip", "sinch")
+FULL_TRACE = 100_000
 _CALL_OVER = {"FINISHED", "FAILED", "NO_ANSWER", "BUSY", "CANCELLED", "FINAL"}
 
 
@@ -92,7 +93,8 @@ async def running_stack(
                 default_flow=flow,
                 provider_settings={**provider_settings(simulator, simulator_url), **(settings or {})},
             )
-            app = create_app(config, clock=clock, timer_poll=None)
+            # A scenario's timeline is its sessions' traces: keep every step, not just the recent ones.
+            app = create_app(config, clock=clock, timer_poll=None, trace_limit=FULL_TRACE)
             async with serving(app) as engine_url:
                 simulator.webhook_url = f"{engine_url}{config.webhook_path}/{provider}"
                 yield Stack(provider, clock, simulator, app, engine_url, simulator_url)

@@ -20,6 +20,7 @@ from flowengine.config import ServiceConfig
 from flowengine.errors import SessionNotFound, StoreError, WebhookAuthError, WebhookError
 from flowengine.providers.base import Adapter, WebhookRequest
 from flowengine.runtime.clock import Clock, SystemClock
+from flowengine.runtime.session import TRACE_LIMIT
 from flowengine.server import api
 from flowengine.server.flows import load_flows
 from flowengine.server.metrics import Metrics
@@ -43,6 +44,7 @@ def create_app(
     store: SessionStore | None = None,
     adapter: Adapter | None = None,
     timer_poll: float | None = 1.0,
+    trace_limit: int = TRACE_LIMIT,
 ) -> web.Application:
     """Build the app; flows are loaded and checked now, so a bad flow fails before binding a port."""
     clock = clock if clock is not None else SystemClock()
@@ -60,6 +62,7 @@ def create_app(
         clock=clock,
         metrics=metrics,
         timer_poll=timer_poll,
+        trace_limit=trace_limit,
     )
     # Wall-clock time cannot jump, so only another clock needs holding while a request is handled.
     middlewares = [] if type(clock) is SystemClock else [_on_clock]

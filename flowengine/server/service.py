@@ -18,7 +18,7 @@ from flowengine.runtime.engine import Engine
 from flowengine.runtime.events import Event
 from flowengine.runtime.executor import Executor, RetryPolicy
 from flowengine.runtime.ports import HttpClient
-from flowengine.runtime.session import Session
+from flowengine.runtime.session import TRACE_LIMIT, Session
 from flowengine.server.metrics import Metrics
 from flowengine.server.routing import Router
 from flowengine.server.sessions import StoredSessions
@@ -44,6 +44,7 @@ class Service:
         metrics: Metrics | None = None,
         http: HttpClient | None = None,
         timer_poll: float | None = 1.0,
+        trace_limit: int = TRACE_LIMIT,
     ) -> None:
         self.flows = dict(flows)
         self.router = router
@@ -55,7 +56,9 @@ class Service:
         # The timer loop is woken only by a save that changed a timer table, not by every event.
         self.sessions = StoredSessions(store, on_timers_changed=self.timers.poke)
         executors = {
-            name: Executor(Engine(flow, clock), clock=clock, retry=NO_RETRY, http=http)
+            name: Executor(
+                Engine(flow, clock, trace_limit=trace_limit), clock=clock, retry=NO_RETRY, http=http
+            )
             for name, flow in self.flows.items()
         }
         self.dispatcher = Dispatcher(

@@ -75,3 +75,13 @@ def test_simulate_prints_a_timeline_from_a_real_process() -> None:
     assert "dialing -> callee_unavailable" in out
     assert "wire: POST /calling/v1/callouts -> 200" in out
     assert "1 passed, 0 failed" in done.stderr
+
+
+async def test_scenario_runs_keep_every_step_of_the_trace() -> None:
+    # Sessions keep a bounded trace in a service; a scenario's timeline needs every step.
+    from flowengine.runtime.session import TRACE_LIMIT
+    from flowengine.scenarios.stack import FULL_TRACE, running_stack
+
+    async with running_stack("infobip", ROOT / "flows" / "moderated_conference.yaml") as stack:
+        limits = {e.engine.trace_limit for e in stack.service.dispatcher.executors.values()}
+    assert limits == {FULL_TRACE} and FULL_TRACE > TRACE_LIMIT

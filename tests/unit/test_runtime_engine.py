@@ -23,7 +23,10 @@ def log(message: str) -> dict[str, Any]:
 
 
 ORDER = {
-    "flow": "order", "version": 3, "initial": "a", "vars": {"count": 0},
+    "flow": "order",
+    "version": 3,
+    "initial": "a",
+    "vars": {"count": 0},
     "on": {"call.finished": {"target": "end", "when": "event.call == 'caller'"}},
     "states": {
         "a": {
@@ -84,7 +87,10 @@ def test_plan_is_exit_then_transition_then_entry(engine: Engine) -> None:
     session, plan = engine.handle(started(engine), event("dtmf.captured", call_id=CALLER, digits="1"))
     assert messages(plan) == ["exit a", "a to b", "enter b"]
     assert [c.origin for c in plan] == [
-        "states.a.exit[0]", "states.a.on.dtmf.captured[0].actions[0]", "states.b.entry[0]"]
+        "states.a.exit[0]",
+        "states.a.on.dtmf.captured[0].actions[0]",
+        "states.b.entry[0]",
+    ]
     assert session.state == "b"
     assert session.trace[-1].guards == (("event.digits == '1'", True),)
 
@@ -140,13 +146,15 @@ def test_duplicates_by_id_and_by_content_are_not_acted_on(engine: Engine) -> Non
     session = started(engine)
     by_id = Event("dtmf.captured", call_id=CALLER, digits="2", event_id="provider-7")
     session, first = engine.handle(session, by_id)
-    session, again = engine.handle(session, Event("dtmf.captured", call_id=CALLER, digits="1",
-                                                  event_id="provider-7"))
+    session, again = engine.handle(
+        session, Event("dtmf.captured", call_id=CALLER, digits="1", event_id="provider-7")
+    )
     assert len(first) == 1 and again == [] and session.state == "a"
     by_content = Event("dtmf.captured", call_id=CALLER, digits="2", raw={"callId": CALLER, "seq": 5})
     session, first = engine.handle(session, by_content)
-    session, again = engine.handle(session, Event("dtmf.captured", call_id=CALLER, digits="2",
-                                                  raw={"callId": CALLER, "seq": 5}))
+    session, again = engine.handle(
+        session, Event("dtmf.captured", call_id=CALLER, digits="2", raw={"callId": CALLER, "seq": 5})
+    )
     assert len(first) == 1 and again == []
     assert [s.note for s in session.trace[-4:]] == [None, "duplicate", None, "duplicate"]
 
@@ -200,7 +208,9 @@ def test_abort_hangs_up_what_the_session_still_owns(engine: Engine) -> None:
     session.conferences["room"] = "conf-1"
     failed, plan = engine.abort(session, "operator said so")
     assert [(c.action, dict(c.params)) for c in plan] == [
-        ("hangup", {"call": "caller"}), ("conference_hangup", {"conference": "room"})]
+        ("hangup", {"call": "caller"}),
+        ("conference_hangup", {"conference": "room"}),
+    ]
     assert (failed.state, failed.status, failed.timers) == ("failed", "failed", {})
     assert failed.trace[-1].note == "operator said so"
 
@@ -216,8 +226,9 @@ def test_trace_and_seen_keys_are_bounded(engine: Engine) -> None:
 
 
 async def test_session_json_round_trip_continues_identically(flow: Flow) -> None:
-    driver = await drive(flow, [event("call.received", call_id=CALLER),
-                                event("dtmf.captured", call_id=CALLER, digits="2")])
+    driver = await drive(
+        flow, [event("call.received", call_id=CALLER), event("dtmf.captured", call_id=CALLER, digits="2")]
+    )
     doc = driver.session.to_json()
     assert doc["schema_version"] == 1
     restored = Session.from_json(json.loads(json.dumps(doc)))
@@ -234,3 +245,16 @@ def test_session_json_rejects_other_schema_versions() -> None:
         Session.from_json({"schema_version": 99})
     with pytest.raises(StoreError, match="unreadable"):
         Session.from_json({"schema_version": 1, "id": "x"})
+
+
+def test_trace_limit_is_the_engines_to_choose(flow: Flow) -> None:
+    from flowengine.runtime.session import TRACE_LIMIT
+
+    noise = [event("dtmf.captured", call_id="c", digits="2") for _ in range(TRACE_LIMIT + 5)]
+    for limit, kept in ((3, 3), (TRACE_LIMIT, TRACE_LIMIT), (1000, TRACE_LIMIT + 6)):
+        engine = Engine(flow, ManualClock(), trace_limit=limit)
+        session, _ = engine.handle(engine.new_session("s"), event("call.received", call_id="c"))
+        for item in noise:
+            session, _ = engine.handle(session, item)
+        assert len(session.trace) == kept
+        assert session.trace[-1].event == "dtmf.captured"
