@@ -37,7 +37,7 @@ from flowengine.scenarios.timeline import format_result, result_json
     help="Which simulated platform to run on.",
 )
 @click.option("--wire", is_flag=True, help="Also show every HTTP request the platform received.")
-@click.option("--store", default="memory://", show_default=True, help="Session store URL for the engine.")
+@click.option("--store", metavar="URL", help="Session store for the engine (default: a fresh SQLite file).")
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True)
 @click.option(
@@ -53,7 +53,7 @@ def command(
     all_scenarios: bool,
     provider: str,
     wire: bool,
-    store: str,
+    store: str | None,
     output: str,
     color: str,
     log_level: str,
@@ -110,7 +110,7 @@ def _chosen(flow: Path, names: tuple[str, ...]) -> list[Scenario]:
 
 
 async def _play_all(
-    flow: Path, scenarios: list[Scenario], providers: list[str], store: str
+    flow: Path, scenarios: list[Scenario], providers: list[str], store: str | None
 ) -> list[ScenarioResult]:
     return [
         await run_scenario(provider, flow, scenario, store=store)

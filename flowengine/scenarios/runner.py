@@ -4,7 +4,9 @@ over, then compare what happened with what the scenario expects."""
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,10 +45,19 @@ class ScenarioResult:
 
 
 async def run_scenario(
-    provider: str, flow: Path, scenario: Scenario, *, store: str = "memory://"
+    provider: str, flow: Path, scenario: Scenario, *, store: str | None = None
 ) -> ScenarioResult:
-    async with running_stack(provider, flow, store=store, parties=scenario.parties) as stack:
-        return await play(stack, scenario)
+    """Play ``scenario`` on a fresh stack. ``store`` defaults to the service's default kind, a SQLite
+    file: a new one in a temporary folder, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="flowengine-") as folder:
+        url = store or f"sqlite:///{folder}/sessions.db"
+        # Ids are reproducible per scenario and differ between scenarios, so runs sharing a store
+        # (--store) never meet each other's sessions.
+        seed = zlib.crc32(f"{provider}:{flow.name}:{scenario.name}".encode())
+        async with running_stack(
+            provider, flow, store=url, parties=scenario.parties, simulator_options={"seed": seed}
+        ) as stack:
+            return await play(stack, scenario)
 
 
 async def play(stack: Stack, scenario: Scenario) -> ScenarioResult:
