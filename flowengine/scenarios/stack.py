@@ -76,6 +76,7 @@ async def running_stack(
     clock: VirtualClock | None = None,
     settings: Mapping[str, Any] | None = None,
     simulator_options: Mapping[str, Any] | None = None,
+    http_allow: tuple[str, ...] = (),
 ) -> AsyncIterator[Stack]:
     """Start simulator and engine on loopback; ``flow`` answers every inbound call."""
     clock = clock if clock is not None else VirtualClock()
@@ -92,6 +93,7 @@ async def running_stack(
                 store=store,
                 default_flow=flow,
                 provider_settings={**provider_settings(simulator, simulator_url), **(settings or {})},
+                http_allow=http_allow,
             )
             # A scenario's timeline is its sessions' traces: keep every step, not just the recent ones.
             app = create_app(config, clock=clock, timer_poll=None, trace_limit=FULL_TRACE)

@@ -23,6 +23,7 @@ from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.runtime.session import TRACE_LIMIT
 from flowengine.server import api
 from flowengine.server.flows import load_flows
+from flowengine.server.http_action import AllowListHttp
 from flowengine.server.metrics import Metrics
 from flowengine.server.providers import build_adapter
 from flowengine.server.service import Service
@@ -33,6 +34,7 @@ log = logging.getLogger("flowengine.server")
 SERVICE = web.AppKey("service", Service)
 CONFIG = web.AppKey("config", ServiceConfig)
 CLOCK = web.AppKey("clock", Clock)
+HTTP = web.AppKey("http", AllowListHttp)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -54,6 +56,7 @@ def create_app(
         adapter if adapter is not None else build_adapter(config.provider, config.provider_settings, clock)
     )
     metrics = Metrics()
+    http = AllowListHttp(config.http_allow, clock)
     service = Service(
         flows=flows,
         router=router,
@@ -63,11 +66,12 @@ def create_app(
         metrics=metrics,
         timer_poll=timer_poll,
         trace_limit=trace_limit,
+        http=http,
     )
     # Wall-clock time cannot jump, so only another clock needs holding while a request is handled.
     middlewares = [] if type(clock) is SystemClock else [_on_clock]
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
-    app[SERVICE], app[CONFIG], app[CLOCK] = service, config, clock
+    app[SERVICE], app[CONFIG], app[CLOCK], app[HTTP] = service, config, clock, http
     app.cleanup_ctx.extend([collector_tuning, _lifecycle])
     base = config.webhook_path
     app.router.add_post(f"{base}/{adapter.name}", _webhook)
@@ -112,6 +116,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(timers, return_exceptions=True)
     await service.close()
     await service.adapter.close()
+    await app[HTTP].close()
     await service.store.close()
 
 
