@@ -1,8 +1,15 @@
-"""SQLite session store (the default): one file, WAL mode, one aiosqlite connection.
+"""SQLite session store (the default): one file, WAL mode, a writing and a reading connection.
 
-aiosqlite runs statements one by one on a worker thread but lets asyncio tasks interleave between them, so
-every operation here holds ``_mutex`` to keep one task's transaction from absorbing another's statements.
-Writes use ``BEGIN IMMEDIATE`` so a check-then-write is atomic even if another process opens the file.
+Writes (and whatever else may wait) are each ONE job on the store's own thread: all their statements,
+and their transaction, run there in a single hop from the event loop (a hop per statement used to cost
+more than the statements). Jobs run one at a time in the order submitted, so no transaction can absorb
+another's statements. Writes use ``BEGIN IMMEDIATE`` so a check-then-write is atomic even if another
+process opens the file.
+
+The per-event point reads (a session, an index entry, the timers due) run on the event loop itself,
+through a second connection: a read of a few indexed rows costs a few microseconds, a hop to the thread
+some tens. In WAL mode a reader never waits for writers; when SQLite still says busy (another process
+recovering the file, say), the read goes to the store's thread instead, where waiting is allowed.
 """
 
 from __future__ import annotations
@@ -12,12 +19,11 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
-
-import aiosqlite
+from typing import Any, TypeVar
 
 from flowengine.errors import ConfigError, ConflictError, StoreError
 from flowengine.stores.base import (
@@ -31,6 +37,9 @@ from flowengine.stores.base import (
     check_ttl,
     dump_json,
 )
+
+T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], T]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -71,16 +80,22 @@ _BUSY_TIMEOUT = 5.0
 _WAL_ATTEMPTS = 20
 _COLUMNS = "id, flow, state, status, data, timers, call_ids, conference_ids, updated_at, revision"
 _FINISHED_SQL = ", ".join(f"'{status}'" for status in FINISHED)
+_INSERT = f"INSERT OR IGNORE INTO sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_UPDATE = (
+    "UPDATE sessions SET flow = ?, state = ?, status = ?, data = ?, timers = ?, call_ids = ?,"
+    " conference_ids = ?, updated_at = ?, revision = ? WHERE id = ? AND revision = ?"
+)
 
 
 class SqliteStore:
-    """``SessionStore`` in one SQLite file; the connection opens on first use."""
+    """``SessionStore`` in one SQLite file; both connections open on first use, on the store's thread."""
 
     def __init__(self, path: str | Path, *, now: Now = time.time) -> None:
         self._path = str(path)
         self._now = now
-        self._db: aiosqlite.Connection | None = None
-        self._mutex = asyncio.Lock()
+        self._db: sqlite3.Connection | None = None  # used on the store's thread only
+        self._reader: sqlite3.Connection | None = None  # opened there, then used on the event loop only
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowengine-sqlite")
         self._locks = LocalLocks()
         self._closed = False
 
@@ -93,9 +108,8 @@ class SqliteStore:
         return cls(url[len(prefix) :], now=now)
 
     async def get(self, session_id: str) -> SessionRecord | None:
-        async with self._access() as db:
-            rows = await db.execute_fetchall(f"SELECT {_COLUMNS} FROM sessions WHERE id = ?", (session_id,))
-        return _record(next(iter(rows))) if rows else None
+        rows = await self._read(lambda db: db.execute(_SELECT_ONE, (session_id,)).fetchall())
+        return _record(rows[0]) if rows else None
 
     async def put(self, record: SessionRecord, *, expected_revision: int | None) -> int:
         check_record(record)
@@ -109,45 +123,24 @@ class SqliteStore:
             dump_json(sorted(record.conference_ids)),
             record.updated_at,
         )
-        async with self._write() as db:
-            if expected_revision is None:
-                revision = 1
-                cursor = await db.execute(
-                    f"INSERT OR IGNORE INTO sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (record.id, *row, revision),
-                )
-            else:
-                revision = expected_revision + 1
-                cursor = await db.execute(
-                    "UPDATE sessions SET flow = ?, state = ?, status = ?, data = ?, timers = ?, call_ids = ?,"
-                    " conference_ids = ?, updated_at = ?, revision = ? WHERE id = ? AND revision = ?",
-                    (*row, revision, record.id, expected_revision),
-                )
-            if cursor.rowcount != 1:
-                raise ConflictError(_conflict(record.id, expected_revision))
-            await _reindex(db, record)
-        return revision
+        return await self._run(lambda db: _put(db, record, row, expected_revision))
 
     async def session_for_call(self, call_id: str) -> str | None:
-        return await self._owner("call", call_id)
+        return await self._read(lambda db: _owner(db, "call", call_id))
 
     async def session_for_conference(self, conference_id: str) -> str | None:
-        return await self._owner("conference", conference_id)
+        return await self._read(lambda db: _owner(db, "conference", conference_id))
 
     async def due_timers(self, now: float, limit: int = 100) -> list[DueTimer]:
         check_paging(limit, 0)
-        async with self._access() as db:
-            rows = await db.execute_fetchall(
-                "SELECT session_id, timer_id, due FROM timers WHERE due <= ?"
-                " ORDER BY due, session_id, timer_id LIMIT ?",
-                (now, limit),
-            )
+        sql = "SELECT session_id, timer_id, due FROM timers WHERE due <= ? ORDER BY due, session_id, timer_id"
+        sql += " LIMIT ?"
+        rows = await self._read(lambda db: db.execute(sql, (now, limit)).fetchall())
         return [DueTimer(sid, tid, due) for sid, tid, due in rows]
 
     async def next_due(self) -> float | None:
-        async with self._access() as db:
-            rows = await db.execute_fetchall("SELECT MIN(due) FROM timers")
-        due: float | None = next(iter(rows))[0]
+        rows = await self._read(lambda db: db.execute("SELECT MIN(due) FROM timers").fetchall())
+        due: float | None = rows[0][0]
         return due
 
     async def list_sessions(
@@ -158,115 +151,138 @@ class SqliteStore:
             (column, value) for column, value in (("status", status), ("flow", flow)) if value is not None
         ]
         where = " AND ".join(f"{column} = ?" for column, _ in filters) or "1"
-        async with self._access() as db:
-            rows = await db.execute_fetchall(
-                f"SELECT {_COLUMNS} FROM sessions WHERE {where}"
-                " ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?",
-                (*(value for _, value in filters), limit, offset),
-            )
+        sql = f"SELECT {_COLUMNS} FROM sessions WHERE {where} ORDER BY updated_at DESC, id DESC"
+        sql += " LIMIT ? OFFSET ?"
+        params = (*(value for _, value in filters), limit, offset)
+        rows = await self._run(lambda db: db.execute(sql, params).fetchall())
         return [_record(row) for row in rows]
 
     async def claim(self, key: str, ttl: float) -> bool:
         check_ttl(ttl)
         now = self._now()
-        async with self._write() as db:
-            await db.execute("DELETE FROM claims WHERE key = ? AND expires_at <= ?", (key, now))
-            cursor = await db.execute("INSERT OR IGNORE INTO claims VALUES (?, ?)", (key, now + ttl))
-            return bool(cursor.rowcount == 1)
+        return await self._run(lambda db: _claim(db, key, now, now + ttl))
 
     def lock(self, session_id: str) -> AbstractAsyncContextManager[None]:
         return self._locks.hold(session_id)
 
     async def delete(self, session_id: str) -> None:
-        async with self._write() as db:
-            for table, column in (("call_index", "session_id"), ("timers", "session_id"), ("sessions", "id")):
-                await db.execute(f"DELETE FROM {table} WHERE {column} = ?", (session_id,))
+        await self._run(lambda db: _delete(db, session_id))
 
     async def purge_ended(self, older_than: float) -> int:
-        doomed = f"SELECT id FROM sessions WHERE status IN ({_FINISHED_SQL}) AND updated_at < ?"
-        async with self._write() as db:
-            for table in ("call_index", "timers"):
-                await db.execute(f"DELETE FROM {table} WHERE session_id IN ({doomed})", (older_than,))
-            cursor = await db.execute(f"DELETE FROM sessions WHERE id IN ({doomed})", (older_than,))
-            purged = int(cursor.rowcount)
-            await db.execute("DELETE FROM claims WHERE expires_at <= ?", (self._now(),))
-        return purged
+        now = self._now()
+        return await self._run(lambda db: _purge(db, older_than, now))
 
     async def ping(self) -> bool:
         try:
-            async with self._access() as db:
-                await db.execute_fetchall("SELECT 1")
+            await self._run(lambda db: db.execute("SELECT 1").fetchall())
         except StoreError:
             return False
         return True
 
     async def close(self) -> None:
-        async with self._mutex:
-            self._closed = True
-            db, self._db = self._db, None
-            if db is not None:
-                await _close_quietly(db)
+        if self._closed:
+            return
+        self._closed = True
+        # Queued after every job already submitted, which still run first.
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._disconnect)
+        self._thread.shutdown(wait=False)
 
-    async def _owner(self, kind: str, ref: str) -> str | None:
-        async with self._access() as db:
-            rows = await db.execute_fetchall(
-                "SELECT session_id FROM call_index WHERE kind = ? AND ref = ?", (kind, ref)
-            )
-        return next((str(row[0]) for row in rows), None)
+    async def _run(self, job: Job[T]) -> T:
+        """``job`` on the store's thread with the connection, driver errors translated."""
+        if self._closed:
+            raise StoreError("the SQLite store is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._call, job)
 
-    @asynccontextmanager
-    async def _access(self) -> AsyncIterator[aiosqlite.Connection]:
-        """The connection, exclusively, with driver errors translated."""
-        async with self._mutex:
-            if self._closed:
-                raise StoreError("the SQLite store is closed")
+    async def _read(self, job: Job[T]) -> T:
+        """``job``, a short read, on the event loop through the reading connection; on the store's thread
+        when that is not open yet (it opens with the writer there) or SQLite answers busy."""
+        reader = self._reader
+        if reader is not None and not self._closed:
             try:
-                yield self._db or await self._connect()
-            except (sqlite3.Error, ValueError) as exc:  # aiosqlite raises ValueError on a dead connection
+                return job(reader)
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                    raise StoreError(f"SQLite store {self._path}: {exc}") from exc
+            except sqlite3.Error as exc:
                 raise StoreError(f"SQLite store {self._path}: {exc}") from exc
+        return await self._run(job)
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """``_access`` inside one immediate transaction, rolled back on any error."""
-        async with self._access() as db:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-            await db.execute("COMMIT")
+    def _call(self, job: Job[T]) -> T:
+        try:
+            return job(self._db or self._connect())
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self._path}: {exc}") from exc
 
-    async def _connect(self) -> aiosqlite.Connection:
+    def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves instead of sqlite3's implicit transactions.
         # timeout: wait for another connection's write lock instead of failing at once.
-        db = await aiosqlite.connect(self._path, isolation_level=None, timeout=_BUSY_TIMEOUT)
+        # check_same_thread=False: the executor's one thread is not the thread that made the store.
+        db = sqlite3.connect(self._path, isolation_level=None, timeout=_BUSY_TIMEOUT, check_same_thread=False)
         try:
-            await _prepare(db)
+            _prepare(db)
+            # timeout=0: a busy reader must not stall the event loop; ``_read`` retries on this thread.
+            # query_only: nothing is written through it by mistake.
+            reader = sqlite3.connect(self._path, isolation_level=None, timeout=0, check_same_thread=False)
+            reader.execute("PRAGMA query_only = ON")
         except BaseException:
-            await _close_quietly(db)
+            _close_quietly(db)
             raise
-        self._db = db
+        self._db, self._reader = db, reader
         return db
 
+    def _disconnect(self) -> None:
+        for db in (self._reader, self._db):
+            if db is not None:
+                _close_quietly(db)
+        self._db = self._reader = None
 
-async def _prepare(db: aiosqlite.Connection) -> None:
+
+_SELECT_ONE = f"SELECT {_COLUMNS} FROM sessions WHERE id = ?"
+
+
+def _prepare(db: sqlite3.Connection) -> None:
     """WAL mode, then the schema.
 
     Two connections switching a new file to WAL at once can get "database is locked" without the busy
-    timeout being honoured, so that one step is retried briefly.
+    timeout being honoured, so that one step is retried briefly (sleeping the store's thread only).
     """
     for attempt in range(1, _WAL_ATTEMPTS + 1):
         try:
-            await db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA journal_mode = WAL")
             break
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or attempt == _WAL_ATTEMPTS:
                 raise
-            await asyncio.sleep(0.01 * attempt)
+            time.sleep(0.01 * attempt)
     # NORMAL is crash-safe in WAL mode; only an OS crash or power cut can lose the last commits.
-    await db.execute("PRAGMA synchronous = NORMAL")
-    await db.executescript(_SCHEMA)
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.executescript(_SCHEMA)
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One immediate transaction, rolled back on any error (a failed COMMIT included)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def _put(db: sqlite3.Connection, record: SessionRecord, row: tuple[Any, ...], expected: int | None) -> int:
+    revision = 1 if expected is None else expected + 1
+    with _transaction(db):
+        if expected is None:
+            cursor = db.execute(_INSERT, (record.id, *row, revision))
+        else:
+            cursor = db.execute(_UPDATE, (*row, revision, record.id, expected))
+        if cursor.rowcount != 1:
+            raise ConflictError(_conflict(record.id, expected))
+        _reindex(db, record)
+    return revision
 
 
 def _conflict(session_id: str, expected_revision: int | None) -> str:
@@ -275,19 +291,52 @@ def _conflict(session_id: str, expected_revision: int | None) -> str:
     return f"session {session_id!r} is missing or not at revision {expected_revision}"
 
 
-async def _reindex(db: aiosqlite.Connection, record: SessionRecord) -> None:
-    """Make the call index and the timer table match ``record``, inside the caller's transaction."""
-    await db.execute("DELETE FROM call_index WHERE session_id = ?", (record.id,))
-    refs: Iterable[tuple[str, str, str]] = [
-        *(("call", ref, record.id) for ref in record.call_ids),
-        *(("conference", ref, record.id) for ref in record.conference_ids),
-    ]
-    # REPLACE: an id another session already listed moves to this one (the latest writer owns it).
-    await db.executemany("INSERT OR REPLACE INTO call_index VALUES (?, ?, ?)", refs)
-    await db.execute("DELETE FROM timers WHERE session_id = ?", (record.id,))
-    await db.executemany(
-        "INSERT INTO timers VALUES (?, ?, ?)", [(record.id, tid, due) for tid, due in record.timers.items()]
-    )
+def _reindex(db: sqlite3.Connection, record: SessionRecord) -> None:
+    """Make the call index and the timer table match ``record``, inside the caller's transaction.
+
+    Rows are rewritten only when they differ from what is there: most events change neither, and a read
+    is cheaper than dirtying index pages. Rows already listing exactly this session's ids mean each id
+    is still this session's (the primary key allows one owner per id).
+    """
+    sid = record.id
+    refs = {("call", ref) for ref in record.call_ids}
+    refs.update(("conference", ref) for ref in record.conference_ids)
+    if set(db.execute("SELECT kind, ref FROM call_index WHERE session_id = ?", (sid,))) != refs:
+        db.execute("DELETE FROM call_index WHERE session_id = ?", (sid,))
+        # REPLACE: an id another session already listed moves to this one (the latest writer owns it).
+        db.executemany("INSERT OR REPLACE INTO call_index VALUES (?, ?, ?)", [(*ref, sid) for ref in refs])
+    if dict(db.execute("SELECT timer_id, due FROM timers WHERE session_id = ?", (sid,))) != record.timers:
+        db.execute("DELETE FROM timers WHERE session_id = ?", (sid,))
+        timers = [(sid, timer_id, due) for timer_id, due in record.timers.items()]
+        db.executemany("INSERT INTO timers VALUES (?, ?, ?)", timers)
+
+
+def _owner(db: sqlite3.Connection, kind: str, ref: str) -> str | None:
+    # fetchall, never fetchone: a statement left unfinished would keep its read snapshot open.
+    rows = db.execute("SELECT session_id FROM call_index WHERE kind = ? AND ref = ?", (kind, ref)).fetchall()
+    return str(rows[0][0]) if rows else None
+
+
+def _claim(db: sqlite3.Connection, key: str, now: float, expires_at: float) -> bool:
+    with _transaction(db):
+        db.execute("DELETE FROM claims WHERE key = ? AND expires_at <= ?", (key, now))
+        return db.execute("INSERT OR IGNORE INTO claims VALUES (?, ?)", (key, expires_at)).rowcount == 1
+
+
+def _delete(db: sqlite3.Connection, session_id: str) -> None:
+    with _transaction(db):
+        for table, column in (("call_index", "session_id"), ("timers", "session_id"), ("sessions", "id")):
+            db.execute(f"DELETE FROM {table} WHERE {column} = ?", (session_id,))
+
+
+def _purge(db: sqlite3.Connection, older_than: float, now: float) -> int:
+    doomed = f"SELECT id FROM sessions WHERE status IN ({_FINISHED_SQL}) AND updated_at < ?"
+    with _transaction(db):
+        for table in ("call_index", "timers"):
+            db.execute(f"DELETE FROM {table} WHERE session_id IN ({doomed})", (older_than,))
+        purged = db.execute(f"DELETE FROM sessions WHERE id IN ({doomed})", (older_than,)).rowcount
+        db.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
+    return purged
 
 
 def _record(row: Any) -> SessionRecord:
@@ -309,7 +358,6 @@ def _record(row: Any) -> SessionRecord:
         raise StoreError(f"stored session {sid!r} is unreadable: {exc}") from exc
 
 
-async def _close_quietly(db: aiosqlite.Connection) -> None:
-    # Best effort: the worker thread stops either way.
-    with contextlib.suppress(sqlite3.Error, ValueError):
-        await db.close()
+def _close_quietly(db: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        db.close()
