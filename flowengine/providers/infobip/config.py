@@ -6,11 +6,11 @@ end up in logs and tracebacks.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from flowengine.errors import ConfigError
+from flowengine.providers.environment import env_reader
 from flowengine.providers.retry import RetryPolicy
 from flowengine.runtime.ports import Media
 
@@ -101,16 +101,7 @@ class InfobipSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> InfobipSettings:
         """Read ``INFOBIP_*`` variables; ConfigError names the missing ones."""
-        env = os.environ if environ is None else environ
-
-        def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
-        required = ("INFOBIP_BASE_URL", "INFOBIP_API_KEY", "INFOBIP_CALLS_CONFIGURATION_ID")
-        missing = [name for name in required if get(name) is None]
-        if missing:
-            raise ConfigError(f"missing environment variables: {', '.join(missing)}")
+        get = env_reader(environ, ("INFOBIP_BASE_URL", "INFOBIP_API_KEY", "INFOBIP_CALLS_CONFIGURATION_ID"))
         return cls(
             base_url=get("INFOBIP_BASE_URL") or "",
             api_key=get("INFOBIP_API_KEY") or "",

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar, cast, get_args
 
 from flowengine.errors import ConfigError
+from flowengine.providers.environment import env_reader
 from flowengine.providers.retry import RetryPolicy
 from flowengine.runtime.ports import Music
 
@@ -94,16 +94,7 @@ class SinchSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SinchSettings:
         """Read ``SINCH_*`` variables; ConfigError names the missing ones."""
-        env = os.environ if environ is None else environ
-
-        def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
-        required = ("SINCH_APPLICATION_KEY", "SINCH_APPLICATION_SECRET")
-        missing = [name for name in required if get(name) is None]
-        if missing:
-            raise ConfigError(f"missing environment variables: {', '.join(missing)}")
+        get = env_reader(environ, ("SINCH_APPLICATION_KEY", "SINCH_APPLICATION_SECRET"))
         moh = get("SINCH_CONFERENCE_MOH") or "music1"
         skew = get("SINCH_CALLBACK_MAX_SKEW")
         max_skew = _number(float, skew, "SINCH_CALLBACK_MAX_SKEW", "seconds") if skew is not None else None
