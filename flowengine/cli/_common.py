@@ -26,3 +26,5 @@ def setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # transitions logs every callback it runs at INFO: per event, not worth a service log line.
+    logging.getLogger("transitions").setLevel(max(logging.WARNING, logging.getLogger().level))
