@@ -72,7 +72,7 @@ class Service:
         """Parse, take each event's step, run follow-ups that belong to this reply, answer."""
         events = self.adapter.parse_webhook(request)
         if not events:
-            self.metrics.webhooks.labels(self.adapter.name, "ignored").inc()
+            self._count("webhooks", self.adapter.name, "ignored")
             log.info("webhook ignored: no event flowengine handles (%s)", _kind(request))
             return WebhookReply()
         channel = self.adapter.channel(events[0])
