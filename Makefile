@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 ## run: the bundled flow's scenarios against the built-in simulators
 run: $(STAMP)
 	$(BIN)/flowengine validate flows
-	$(BIN)/flowengine simulate flows/two_party_conference.yaml --all-scenarios --provider all
+	$(BIN)/flowengine simulate flows/two_party_conference.yaml --provider all
 
 ## test: lint, type-check and the whole test suite
 test: lint typecheck unit

@@ -19,8 +19,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from flowengine.errors import ConfigError
-
-PROVIDERS = ("infobip", "sinch")
+from flowengine.providers import PROVIDERS
 
 CONFIG_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -11,9 +11,9 @@ import click
 
 from flowengine.cli._common import EXIT_FATAL, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, setup_logging, use_color
 from flowengine.errors import FlowEngineError
+from flowengine.providers import PROVIDERS
 from flowengine.scenarios.model import Scenario, load_scenarios
 from flowengine.scenarios.runner import ScenarioResult, run_scenario
-from flowengine.scenarios.stack import PROVIDERS
 from flowengine.scenarios.timeline import format_result, result_json
 
 
@@ -27,7 +27,6 @@ from flowengine.scenarios.timeline import format_result, result_json
     metavar="NAME",
     help="Scenario to play (repeatable). Default: every scenario in the flow file.",
 )
-@click.option("--all-scenarios", is_flag=True, help="Play every scenario (the default when none is named).")
 @click.option(
     "-p",
     "--provider",
@@ -50,7 +49,6 @@ from flowengine.scenarios.timeline import format_result, result_json
 def command(
     flow: Path,
     names: tuple[str, ...],
-    all_scenarios: bool,
     provider: str,
     wire: bool,
     store: str | None,

@@ -9,12 +9,13 @@ import click
 import yaml
 
 from flowengine.cli._common import EXIT_USAGE, setup_logging
+from flowengine.providers import PROVIDERS
 from flowengine.simulator.parties import PartyBook
 from flowengine.simulator.serve import serve_simulator
 
 
 @click.command("simulator")
-@click.option("-p", "--provider", type=click.Choice(["infobip", "sinch"]), required=True)
+@click.option("-p", "--provider", type=click.Choice(PROVIDERS), required=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8081, show_default=True)
 @click.option("--webhook-url", required=True, help="Where to POST events (the engine's webhook route).")

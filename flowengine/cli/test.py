@@ -11,9 +11,9 @@ import click
 
 from flowengine.cli._common import EXIT_FATAL, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, setup_logging, use_color
 from flowengine.errors import FlowEngineError
+from flowengine.providers import PROVIDERS
 from flowengine.scenarios.model import load_scenarios
 from flowengine.scenarios.runner import ScenarioResult, run_scenario
-from flowengine.scenarios.stack import PROVIDERS
 from flowengine.scenarios.timeline import format_result, result_json
 
 

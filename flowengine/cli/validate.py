@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -16,8 +15,8 @@ from flowengine.flow.diagnostics import Diagnostic, sort_unique
 from flowengine.flow.loader import load_flow
 from flowengine.flow.reporters import REPORTERS
 from flowengine.flow.rules import RULE_DOCS
+from flowengine.providers import PROVIDERS, capabilities
 
-PROVIDERS = ("infobip", "sinch")
 STDIN = "<stdin>"
 
 _EPILOG = """\b
@@ -131,28 +130,13 @@ def _expand(given: str) -> Iterator[str]:
     yield from (str(p) for p in sorted(matches))
 
 
-def _capabilities(provider: str | None, quiet: bool) -> frozenset[str] | None:
-    """The provider's ``CAPABILITIES``, or None (every action) when it has not declared them yet."""
-    if provider is None:
-        return None
-    module_name = f"flowengine.providers.{provider}.capabilities"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name is None or not module_name.startswith(exc.name):
-            raise
-        if not quiet:
-            click.echo(
-                f"note: no capability list for provider {provider!r} ({module_name}); assuming it can "
-                "perform every action",
-                err=True,
-            )
-        return None
-    return frozenset(module.CAPABILITIES)
+def _capabilities(provider: str | None) -> frozenset[str] | None:
+    """The provider's declared actions, or None (every action) when no provider is named."""
+    return None if provider is None else capabilities(provider)
 
 
 def _validate(files: Sequence[str], options: Options) -> int:
-    capabilities = _capabilities(options.provider, options.quiet)
+    capabilities = _capabilities(options.provider)
     diagnostics: list[Diagnostic] = []
     sources: dict[str, str] = {}
     for name in files:

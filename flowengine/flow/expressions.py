@@ -237,14 +237,6 @@ def guard_source(expression: str) -> str:
     return "{{ " + expression + " }}"
 
 
-def syntax_error(source: str) -> TemplateSyntaxError | None:
-    try:
-        environment().parse(source)
-    except TemplateSyntaxError as exc:
-        return exc
-    return None
-
-
 def references(source: str) -> set[tuple[str, ...]]:
     """Names a template reads from its context, with the constant attribute path after each:
     ``{{ vars.callee }}`` -> {("vars", "callee")}; ``{{ event.call == 'x' }}`` -> {("event", "call")}.

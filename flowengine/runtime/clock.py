@@ -164,10 +164,6 @@ class VirtualClock:
         chain they wait on is then waiting for time itself)."""
         return self._busy - self._waiting if self._sleeping_holders else self._busy
 
-    @property
-    def pending_sleepers(self) -> int:
-        return sum(1 for _, _, f in self._sleepers if not f.done())
-
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds``, waking every sleeper due by then."""
         self._advance_to(self._now + seconds)

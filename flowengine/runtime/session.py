@@ -129,18 +129,10 @@ class Session:
 
     # -- roles ----------------------------------------------------------------------------------------
     def call_role(self, call_id: str | None) -> str | None:
-        if call_id is not None:
-            for role, known in self.calls.items():
-                if known == call_id:
-                    return role
-        return None
+        return _role_of(self.calls, call_id)
 
     def conference_role(self, conference_id: str | None) -> str | None:
-        if conference_id is not None:
-            for role, known in self.conferences.items():
-                if known == conference_id:
-                    return role
-        return None
+        return _role_of(self.conferences, conference_id)
 
     def live_calls(self) -> list[str]:
         """Roles of owned calls that have not ended, in the order they were bound."""
@@ -190,3 +182,12 @@ class Session:
             created=float(doc.get("created", 0.0)), updated=float(doc.get("updated", 0.0)),
             revision=int(doc.get("revision", 0)), seq=int(doc.get("seq", 0)),
         )
+
+
+def _role_of(owned: Mapping[str, str], platform_id: str | None) -> str | None:
+    """The role bound to ``platform_id`` (roles are few: a scan beats keeping a reverse index)."""
+    if platform_id is not None:
+        for role, known in owned.items():
+            if known == platform_id:
+                return role
+    return None

@@ -25,9 +25,7 @@ from flowengine.simulator.parties import PartyBook
 from flowengine.simulator.serve import build_simulator
 from flowengine.simulator.sinch.simulator import SinchSimulator
 
-PROVIDERS = ("infobip", "sinch")
 FULL_TRACE = 100_000
-_CALL_OVER = {"FINISHED", "FAILED", "NO_ANSWER", "BUSY", "CANCELLED", "FINAL"}
 
 
 @dataclass
@@ -44,9 +42,7 @@ class Stack:
         return self.app[SERVICE]
 
     def live_calls(self) -> list[str]:
-        simulator = self.simulator
-        assert isinstance(simulator, InfobipSimulator | SinchSimulator)
-        return [call_id for call_id, call in simulator.calls.items() if call.state not in _CALL_OVER]
+        return self.simulator.live_calls()
 
 
 def provider_settings(simulator: Simulator, url: str) -> dict[str, Any]:

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from flowengine.config import ServiceConfig
 from flowengine.errors import ConfigError, FlowError
 from flowengine.flow.loader import load_flow_or_raise
 from flowengine.flow.model import Flow
+from flowengine.providers import capabilities
 from flowengine.server.routing import FlowRoute, Router
-
-
-def provider_capabilities(provider: str) -> frozenset[str]:
-    module = importlib.import_module(f"flowengine.providers.{provider}.capabilities")
-    capabilities: frozenset[str] = module.CAPABILITIES
-    return capabilities
 
 
 def load_flows(config: ServiceConfig) -> tuple[dict[str, Flow], Router]:
     """Every flow the routes name, by flow name, and the router; ``ConfigError`` lists what is wrong."""
-    capabilities = provider_capabilities(config.provider)
+    allowed = capabilities(config.provider)
     by_path: dict[Path, Flow] = {}
     problems: list[str] = []
     for path in config.flow_paths():
         try:
-            by_path[path] = load_flow_or_raise(path, capabilities=capabilities, provider=config.provider)
+            by_path[path] = load_flow_or_raise(path, capabilities=allowed, provider=config.provider)
         except FlowError as exc:
             problems.extend(d.format() for d in exc.diagnostics)
     if not config.flow_paths():

@@ -170,6 +170,10 @@ class Simulator(abc.ABC):
     def legs(self) -> Iterable[Leg]:
         """Every call leg the simulator holds."""
 
+    def live_calls(self) -> list[str]:
+        """Ids of the calls still ringing or up."""
+        return [leg.id for leg in self.legs() if not leg.ended]
+
     @abc.abstractmethod
     def snapshot(self) -> dict[str, Any]:
         """``{"calls": {...}, "conferences": {...}}`` in the platform's wire shapes."""

@@ -107,6 +107,11 @@ class Leg:
     dtmf: DtmfBuffer = field(default_factory=DtmfBuffer, repr=False)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set, repr=False)
 
+    @property
+    def ended(self) -> bool:
+        """Whether the call is over, in the platform's own terms (each platform's call says)."""
+        raise NotImplementedError
+
     def start(self, clock: Clock, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run work that belongs to this leg (cancelled when the leg ends)."""
         task = clock.spawn(coro)

@@ -10,13 +10,13 @@ from typing import Any
 
 from aiohttp import web
 
+from flowengine.providers import PROVIDERS
 from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.simulator.base import Simulator
 from flowengine.simulator.infobip import InfobipSimulator
 from flowengine.simulator.parties import PartyBook
 from flowengine.simulator.sinch import SinchSimulator
 
-PROVIDERS = ("infobip", "sinch")
 log = logging.getLogger(__name__)
 
 

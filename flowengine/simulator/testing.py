@@ -11,22 +11,11 @@ from typing import Any, Generic, TypeVar
 
 import aiohttp
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from flowengine.runtime.clock import VIRTUAL_EPOCH, Clock, VirtualClock
+from flowengine.server.serving import serving
 from flowengine.simulator.base import Simulator
 from flowengine.simulator.delivery import DeliveredEvent
-
-
-@asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[str]:
-    """Serve ``app`` on 127.0.0.1 (a free port); yields the base URL without a trailing slash."""
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield str(server.make_url("")).rstrip("/")
-    finally:
-        await server.close()
 
 
 @dataclass(frozen=True)

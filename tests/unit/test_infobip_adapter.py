@@ -18,6 +18,7 @@ from flowengine.providers.infobip import CAPABILITIES, InfobipAdapter, InfobipSe
 from flowengine.runtime.clock import VirtualClock
 from flowengine.runtime.events import Event
 from flowengine.runtime.ports import Endpoint, Media
+from flowengine.server.serving import serving
 
 CONFERENCE = {
     "id": "conf-1", "name": "room", "callsConfigurationId": "cfg-1",
@@ -42,23 +43,6 @@ ANSWERS: dict[tuple[str, str], tuple[int, Any]] = {
 }
 
 
-@pytest.fixture
-async def clock() -> AsyncIterator[VirtualClock]:
-    virtual = VirtualClock()
-    virtual.start()
-    yield virtual
-    await virtual.stop()
-
-
-async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}"
-
-
 @dataclass
 class Canned:
     adapter: InfobipAdapter
@@ -78,14 +62,13 @@ async def canned(clock: VirtualClock) -> AsyncIterator[Canned]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner, url = await serve(app)
-    adapter = InfobipAdapter(InfobipSettings(base_url=url, api_key="k", calls_configuration_id="cfg-1"),
-                             clock=clock)
-    state.append(Canned(adapter))
-    await adapter.start()
-    yield state[0]
-    await adapter.close()
-    await runner.cleanup()
+    async with serving(app) as url:
+        adapter = InfobipAdapter(InfobipSettings(base_url=url, api_key="k", calls_configuration_id="cfg-1"),
+                                 clock=clock)
+        state.append(Canned(adapter))
+        await adapter.start()
+        yield state[0]
+        await adapter.close()
 
 
 Case = tuple[Callable[[Channel], Any], str, str, Any]
@@ -253,20 +236,18 @@ async def live(clock: VirtualClock) -> AsyncIterator[Live]:
 
     hooks = web.Application()
     hooks.router.add_post("/webhooks/infobip", webhook)
-    hooks_runner, hooks_url = await serve(hooks)
     parties = parties_module.PartyBook({"447400000002": parties_module.PartyScript(busy=True)})
-    simulator = simulator_module.InfobipSimulator(
-        clock, webhook_url=f"{hooks_url}/webhooks/infobip", api_key="sim-key", parties=parties,
-        calls_configuration_id="cfg-sim",
-    )
-    sim_runner, sim_url = await serve(simulator.app)
-    settings = InfobipSettings(base_url=sim_url, api_key="sim-key", calls_configuration_id="cfg-sim")
-    adapters.append(InfobipAdapter(settings, clock=clock))
-    await adapters[0].start()
-    yield Live(clock, simulator, adapters[0], events)
-    await adapters[0].close()
-    await sim_runner.cleanup()
-    await hooks_runner.cleanup()
+    async with serving(hooks) as hooks_url:
+        simulator = simulator_module.InfobipSimulator(
+            clock, webhook_url=f"{hooks_url}/webhooks/infobip", api_key="sim-key", parties=parties,
+            calls_configuration_id="cfg-sim",
+        )
+        async with serving(simulator.app) as sim_url:
+            settings = InfobipSettings(base_url=sim_url, api_key="sim-key", calls_configuration_id="cfg-sim")
+            adapters.append(InfobipAdapter(settings, clock=clock))
+            await adapters[0].start()
+            yield Live(clock, simulator, adapters[0], events)
+            await adapters[0].close()
 
 
 async def test_two_party_conference_against_the_simulator(live: Live) -> None:

@@ -23,6 +23,7 @@ from flowengine.providers.infobip.client import InfobipClient
 from flowengine.providers.infobip.config import InfobipSettings, RetryPolicy
 from flowengine.providers.wire import Request
 from flowengine.runtime.clock import VirtualClock
+from flowengine.server.serving import serving
 
 API_KEY = "api-key-TOP-SECRET"
 
@@ -59,22 +60,9 @@ async def platform() -> AsyncIterator[Platform]:
     fake = Platform()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    fake.base_url = f"http://{host}:{port}"
-    yield fake
-    await runner.cleanup()
-
-
-@pytest.fixture
-async def clock() -> AsyncIterator[VirtualClock]:
-    virtual = VirtualClock()
-    virtual.start()
-    yield virtual
-    await virtual.stop()
+    async with serving(app) as url:
+        fake.base_url = url
+        yield fake
 
 
 def settings(base_url: str, **retry: Any) -> InfobipSettings:

@@ -56,14 +56,6 @@ class Platform:
 
 
 @pytest.fixture
-async def clock() -> AsyncIterator[VirtualClock]:
-    virtual = VirtualClock()
-    virtual.start()
-    yield virtual
-    await virtual.stop()
-
-
-@pytest.fixture
 async def platform() -> AsyncIterator[tuple[Platform, str]]:
     fake = Platform()
     app = web.Application()

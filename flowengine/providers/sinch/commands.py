@@ -20,7 +20,6 @@ from flowengine.runtime.ports import Endpoint, Music
 CALLOUTS = "/calling/v1/callouts"
 Leg = Literal["caller", "callee", "both"]
 ParticipantCommand = Literal["mute", "unmute", "onhold", "resume"]
-MAX_CONFERENCE_ID = 64
 
 
 def _call(call_id: str, suffix: str = "") -> str:
