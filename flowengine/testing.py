@@ -1,4 +1,5 @@
-"""Test helpers shipped with the package: a recording provider, a manual clock, a flow driver.
+"""Test helpers shipped with the package: a recording provider, a manual clock, a flow driver, and a
+Redis key sweep for tests that run a Redis store under a prefix of their own.
 
     driver = await drive(flow, [
         Event("call.received", call_id="c-1"),
@@ -250,3 +251,16 @@ async def drive(flow: Flow, script: Iterable[Event | Advance], **options: Any) -
     driver = Driver(flow, **options)
     await driver.play(script)
     return driver
+
+
+async def wipe_redis(url: str, prefix: str) -> None:
+    """Delete every key under ``prefix`` in the Redis database at ``url`` (a test's own keys)."""
+    from redis.asyncio import Redis  # only tests that use Redis pay for the import
+
+    client = Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()

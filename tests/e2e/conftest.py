@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from redis.asyncio import Redis
 
 from flowengine.config import ServiceConfig
 from flowengine.runtime.clock import VirtualClock
@@ -30,6 +29,7 @@ from flowengine.simulator.infobip.simulator import InfobipSimulator
 from flowengine.simulator.parties import PartyBook
 from flowengine.simulator.serve import build_simulator
 from flowengine.stores.base import SessionRecord
+from flowengine.testing import wipe_redis
 
 FLOW = Path(__file__).resolve().parents[2] / "flows" / "two_party_conference.yaml"
 CALLER, CALLEE, CALLER_ID = "447700900001", "447415784323", "4592457976"
@@ -335,10 +335,4 @@ async def redis_prefix() -> AsyncIterator[str]:
     """A key prefix of this test's own in db 12; every key under it is removed afterwards."""
     prefix = f"fe-e2e-{uuid.uuid4().hex[:12]}:"
     yield prefix
-    client = Redis.from_url(REDIS)
-    try:
-        keys = [key async for key in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    await wipe_redis(REDIS, prefix)

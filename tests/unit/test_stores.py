@@ -18,6 +18,7 @@ from flowengine.stores.base import LocalLocks
 from flowengine.stores.memory import MemoryStore
 from flowengine.stores.redis import RedisStore
 from flowengine.stores.sqlite import SqliteStore
+from flowengine.testing import wipe_redis
 
 REDIS = "redis://127.0.0.1:6379/11"
 
@@ -47,16 +48,6 @@ def rec(session_id: str = "s1", **changes: Any) -> SessionRecord:
         updated_at=100.0,
     )
     return replace(base, **changes)
-
-
-async def _wipe(prefix: str) -> None:
-    client = Redis.from_url(REDIS)
-    try:
-        keys = [key async for key in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 async def _redis_keys(prefix: str) -> list[bytes]:
@@ -95,7 +86,7 @@ async def redis_opener(prefix: str) -> AsyncIterator[Callable[..., SessionStore]
     yield opener
     for store in opened:
         await store.close()
-    await _wipe(prefix)
+    await wipe_redis(REDIS, prefix)
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
@@ -122,7 +113,7 @@ async def opener(
     for store in opened:
         await store.close()
     if kind == "redis":
-        await _wipe(prefix)
+        await wipe_redis(REDIS, prefix)
 
 
 @pytest.fixture
