@@ -1,15 +1,21 @@
 # flowengine — two commands do all set-up: `make run` and `make test`.
+# Both install exactly the versions in requirements.lock (hashes checked), then the project itself.
+SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCK   := requirements.lock
+UV     := uv==0.13.9
+# `make lock` resolves for every Python the project supports (3.11+), not just the one running it.
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --extra test --quiet
 
-.PHONY: run test lint typecheck unit bench validate clean
+.PHONY: run test lint typecheck unit bench validate lock test-latest clean
 
-$(STAMP): pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 ## run: the bundled flow's scenarios against the built-in simulators
@@ -36,5 +42,25 @@ bench: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/flowengine validate flows
 
+## lock: re-resolve requirements.lock from pyproject's ranges (newest allowed releases), with hashes
+lock:
+	test -x .venv-lock/bin/uv || { $(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet '$(UV)'; }
+	printf 'setuptools>=77  # the build backend, for --no-build-isolation\n' \
+	  | .venv-lock/bin/uv pip compile pyproject.toml - $(LOCK_FLAGS) --upgrade -o $(LOCK)
+	@echo "$(LOCK) regenerated: review 'git diff $(LOCK)', run 'make test', commit both."
+
+## test-latest: the whole suite on the newest releases pyproject's ranges allow (not CI: a canary)
+test-latest:
+	rm -rf .venv-latest
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/pip install --quiet --disable-pip-version-check --upgrade --upgrade-strategy eager -e '.[test]'
+	@echo 'newer than the lock (< locked, > latest):'
+	@diff <(grep -o '^[A-Za-z0-9_.-]*==[^ ;]*' $(LOCK) | tr A-Z_ a-z- | sort) \
+	  <(.venv-latest/bin/pip freeze --exclude-editable | tr A-Z_ a-z- | sort) | grep '^[<>]' || echo '  none'
+	.venv-latest/bin/ruff check flowengine tests bench
+	.venv-latest/bin/mypy flowengine
+	.venv-latest/bin/pytest -q -p no:cacheprovider
+	rm -rf .venv-latest
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-latest .venv-lock .mypy_cache .pytest_cache .ruff_cache

@@ -13,6 +13,7 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from flowengine.errors import FlowError
+from flowengine.flow.budget import RULE as LIMITS
 from flowengine.flow.build import build_flow
 from flowengine.flow.diagnostics import Diagnostic, sort_unique
 from flowengine.flow.model import Flow
@@ -89,7 +90,7 @@ def check_text(
     found = list(parsed.diagnostics)
     doc = parsed.doc
     if doc is None or not isinstance(doc, Mapping):
-        if not any(d.rule == "syntax" for d in found):
+        if not any(d.rule in ("syntax", LIMITS) for d in found):
             found.append(_not_a_flow(doc, source, parsed.source_map.value_pos(())))
         return sort_unique(found), None
     schema_diagnostics, sound = check_schema(doc, parsed.source_map)

@@ -8,7 +8,9 @@ constructor, because flows need what PyYAML's loaders do not give:
 - mapping keys are always strings, quoted scalars are always strings;
 - duplicate keys are an error at the second key (PyYAML silently keeps the last);
 - no recursion: an explicit stack, a nesting limit and an alias-expansion budget, so hostile input
-  yields a diagnostic instead of a RecursionError, a crash in the C parser or a memory blow-up.
+  yields a diagnostic instead of a RecursionError, a crash in the C parser or a memory blow-up. The
+  text is measured against the same budgets (``budget``) before the library reads it, so its own
+  limits, which change between releases, never speak first.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from typing import Any
 import yaml
 from yaml import events
 
+from flowengine.flow.budget import MAX_DEPTH, TOO_DEEP, over_budget
+from flowengine.flow.budget import RULE as LIMITS
 from flowengine.flow.diagnostics import Diagnostic, quote
 from flowengine.flow.model import Pos
 
 Path = tuple[str | int, ...]
 
-MAX_DEPTH = 64
 MAX_NODES = 250_000  # values and position entries, counting every alias expansion
 _DISCARDED = "\x00discarded"  # path part for values that are reported and dropped; YAML keys never hold NUL
 
@@ -163,7 +166,7 @@ class _Builder:
 
     def _open(self, event: events.CollectionStartEvent) -> None:
         if len(self.stack) >= MAX_DEPTH:
-            self.error(event.start_mark, f"the document is nested more than {MAX_DEPTH} levels deep")
+            self.error(event.start_mark, TOO_DEEP, LIMITS)
             raise _Stop
         self._check_tag(event)
         mapping = isinstance(event, events.MappingStartEvent)
@@ -196,9 +199,12 @@ class _Builder:
 
     def _add(self, path: Path, key: tuple[int, int], value: tuple[int, int]) -> None:
         if len(self.entries) >= MAX_NODES:
-            self.error_at(value, f"the document expands to more than {MAX_NODES} nodes (alias bomb?)")
-            raise _Stop
+            self._too_many_nodes(value)
         self.entries.append((path, key, value))
+
+    def _too_many_nodes(self, spot: tuple[int, int]) -> None:
+        self.error_at(spot, f"the document expands to more than {MAX_NODES} nodes (alias bomb?)", LIMITS)
+        raise _Stop
 
     def _emit(
         self, value: Any, event: events.Event, anchor: str | None, start: int, opened: _Frame | None = None
@@ -277,6 +283,8 @@ class _Builder:
         self._record_child(event.start_mark)
         start = len(self.entries)
         target = self._child_path()
+        if start + anchor.end - anchor.start > MAX_NODES:
+            self._too_many_nodes(_spot(event.start_mark))  # at the alias that expands too far
         for path, key_spot, value_spot in self.entries[anchor.start + 1 : anchor.end]:
             self._add((*target, *path[len(anchor.path) :]), key_spot, value_spot)
         self._emit(anchor.value, event, None, start - 1)
@@ -337,6 +345,10 @@ def _events(text: str) -> Iterator[events.Event]:
 
 def parse_source(text: str, path: str = "<flow>") -> Parsed:
     """Parse one YAML document; syntax problems and traps become diagnostics, never exceptions."""
+    over = over_budget(text)
+    if over is not None:
+        line, col, message = over
+        return Parsed(None, SourceMap(path, text), (Diagnostic(path, line, col, "error", message, LIMITS),))
     builder = _Builder(path)
     try:
         for event in _events(text):
@@ -373,7 +385,7 @@ def parse_source(text: str, path: str = "<flow>") -> Parsed:
     for entry_path, key_spot, value_spot in builder.entries:
         source_map.keys[entry_path] = key_spot
         source_map.values[entry_path] = value_spot
-    usable = builder.done and not any(d.rule == "syntax" for d in builder.diagnostics)
+    usable = builder.done and not any(d.rule in ("syntax", LIMITS) for d in builder.diagnostics)
     return Parsed(builder.result if usable else None, source_map, tuple(builder.diagnostics))
 
 

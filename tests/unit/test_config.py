@@ -28,10 +28,9 @@ def test_example_config_loads_with_secrets_from_the_environment() -> None:
 def test_every_problem_is_listed_with_where_it_is() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config({"provider": "twilio", "listen": {"port": "x"}, "routes": [{"to": 1}]}, environ={})
-    lines = str(caught.value).splitlines()
-    assert "config: listen.port: 'x' is not of type 'integer'" in lines
-    assert any(line.startswith("config: provider: 'twilio' is not one of") for line in lines)
-    assert "config: routes[0]: 'flow' is a required property" in lines
+    # where each problem is, not jsonschema's wording of it (that changes between its releases)
+    places = sorted(line.split(": ")[1] for line in str(caught.value).splitlines())
+    assert places == ["listen.port", "provider", "routes[0]", "routes[0].to"]
 
 
 def test_an_unset_variable_is_named() -> None:

@@ -6,8 +6,9 @@ import math
 
 import pytest
 
+from flowengine.flow.budget import MAX_ALIASES, MAX_DEPTH
 from flowengine.flow.model import Pos
-from flowengine.flow.source import MAX_DEPTH, parse_source, resolve_plain
+from flowengine.flow.source import parse_source, resolve_plain
 
 
 @pytest.mark.parametrize("text", ["on", "off", "yes", "no", "y", "n", "Yes", "NO", "On"])
@@ -137,11 +138,49 @@ def test_problems_become_syntax_diagnostics(text: str, line: int, col: int, mess
     assert message in diagnostic.message
 
 
-def test_deep_nesting_is_a_diagnostic_not_a_crash() -> None:
-    depth = 100_000
-    parsed = parse_source("[" * depth + "]" * depth)
+# Hostile input gets flowengine's own diagnostic (rule, line:col) whatever the YAML library's own limits
+# are: assert the rule and the position, never a library's wording.
+@pytest.mark.parametrize(
+    ("text", "line", "col"),
+    [
+        ("[" * 100_000 + "]" * 100_000, 1, MAX_DEPTH + 1),  # libyaml's scanner buffers the whole run
+        ("{" * 100_000, 1, MAX_DEPTH + 1),
+        ("a: " + "[ " * 70 + "x" + " ]" * 70, 1, 4 + 2 * MAX_DEPTH),
+        ("a: 1\nb: |\n  [ [\nc: # [\n  " + "[" * 70 + "\n", 5, 3 + MAX_DEPTH),  # text and comments skipped
+        ("- " * 100_000 + "x", 1, 2 * MAX_DEPTH + 1),  # block nesting: the event builder's exact count
+        ("\n".join(" " * i + "k:" for i in range(70)) + " 1\n", MAX_DEPTH + 1, MAX_DEPTH + 1),
+    ],
+)
+def test_deep_nesting_is_a_limits_diagnostic_not_a_crash(text: str, line: int, col: int) -> None:
+    parsed = parse_source(text)
     assert parsed.doc is None
-    assert f"more than {MAX_DEPTH} levels" in parsed.diagnostics[0].message
+    assert [(d.rule, d.line, d.col) for d in parsed.diagnostics] == [("limits", line, col)]
+
+
+def test_nesting_up_to_the_limit_loads() -> None:
+    depth = MAX_DEPTH - 1  # the document's own mapping is one level
+    parsed = parse_source("a: " + "[" * depth + "1" + "]" * depth + "\n")
+    assert parsed.diagnostics == ()
+    value = parsed.doc["a"]
+    for _ in range(depth - 1):
+        value = value[0]
+    assert value == [1]
+
+
+def test_brackets_in_quotes_comments_and_block_text_are_not_nesting() -> None:
+    opened = "[" * (MAX_DEPTH + 5)
+    text = f'a: "{opened}"\nb: \'{opened}\'\nc: 1 # {opened}\nd: >\n  {opened}\n  more\ne: x{opened}\n'
+    parsed = parse_source(text)
+    assert parsed.diagnostics == ()
+    assert parsed.doc["d"] == f"{opened} more\n"
+
+
+def test_too_many_aliases_stop_before_parsing() -> None:
+    text = "a: &a 1\nb: [" + ", ".join(["*a"] * (MAX_ALIASES + 1)) + "]\n"
+    parsed = parse_source(text)
+    assert parsed.doc is None
+    col = len("b: [") + 1 + MAX_ALIASES * len("*a, ")
+    assert [(d.rule, d.line, d.col) for d in parsed.diagnostics] == [("limits", 2, col)]
 
 
 def test_alias_bombs_are_stopped() -> None:
@@ -149,7 +188,8 @@ def test_alias_bombs_are_stopped() -> None:
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
     parsed = parse_source("\n".join(lines) + "\n")
     assert parsed.doc is None
-    assert "alias bomb" in parsed.diagnostics[0].message
+    # at the alias whose expansion passes the node budget: a5's second *a4
+    assert [(d.rule, d.line, d.col) for d in parsed.diagnostics] == [("limits", 6, 15)]
 
 
 def test_empty_text_is_no_document() -> None:

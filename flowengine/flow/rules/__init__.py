@@ -1,6 +1,6 @@
 """Semantic rules: one small function per check, each reporting under a rule id.
 
-The schema-level rule ids (syntax, schema, duplicate-key, event, action, action-params, duration) come
+The schema-level rule ids (syntax, limits, schema, duplicate-key, event, action, action-params, duration) come
 from ``source`` and ``schema_check``; the functions listed in ``SEMANTIC_RULES`` run on a schema-sound
 flow. ``RULE_DOCS`` is the catalogue ``validate --list-rules`` prints.
 """
@@ -13,6 +13,7 @@ from flowengine.flow.rules.context import Rule, RuleContext
 
 RULE_DOCS: dict[str, str] = {
     "syntax": "the file is not valid YAML (or uses tags, anchors or nesting flows do not allow)",
+    "limits": "the text nests deeper than 64 levels or holds or expands too many aliases (hostile input)",
     "duplicate-key": "a key appears twice in one mapping (YAML parsers silently keep the last)",
     "schema": "the document does not match the flow schema (missing keys, wrong types, yes/no booleans)",
     "event": "an unknown event name under `on`",
