@@ -11,6 +11,10 @@ engine instances). Should two instances still race on one session, the store's `
 that into ``ConflictError`` on save, which this class lets through: retrying would send the plan's
 commands twice, so the caller decides.
 
+Write-ahead: the executor saves through the same ``save`` before each command that reaches outside the
+engine (``runtime.outbox``). A session loaded with a plan still pending was interrupted (a crash, a lost
+lock): its plan is finished first, before the new event or timer is looked at.
+
 One dispatcher serves several flows: a stored session names its flow; a new one runs the flow asked for
 (or the only one). The provider may be given per event, because the service carries out each webhook's
 plan through a channel bound to that webhook.
@@ -96,6 +100,7 @@ class Dispatcher:
         started when ``create`` (running ``flow``, or the only flow), else ``SessionNotFound`` is raised."""
         async with self.locks.hold(session_id):
             session = await self._session(session_id, create, flow)
+            session = await self._resume(session, provider)
             session = await self._step(session, event, provider)
             await self._save(session)
             return session
@@ -106,11 +111,13 @@ class Dispatcher:
             session = await self._load(session_id)
             if session is None:
                 return None
+            resumed = session.outbox is not None
+            session = await self._resume(session, provider)
             engine = self._executor_for(session.flow).engine
             due = engine.due_timers(session, engine.clock.now())
             for event in due:  # a timer made stale by an earlier one is recorded and dropped
                 session = await self._step(session, event, provider)
-            if due:
+            if due or resumed:
                 await self._save(session)
             return session
 
@@ -130,10 +137,19 @@ class Dispatcher:
             raise SessionNotFound(f"no session {session_id!r}")
         return self._executor_for(flow).engine.new_session(session_id)
 
+    async def _resume(self, session: Session, provider: Provider | None) -> Session:
+        if session.outbox is None:
+            return session
+        executor = self._executor_for(session.flow)
+        return await executor.resume(session, self._provider(provider), checkpoint=self._save)
+
     async def _step(self, session: Session, event: Event, provider: Provider | None) -> Session:
         executor = self._executor_for(session.flow)
         session, plan = executor.engine.handle(session, event)
+        return await executor.run(session, plan, self._provider(provider), checkpoint=self._save)
+
+    def _provider(self, provider: Provider | None) -> Provider:
         chosen = provider if provider is not None else self.provider
         if chosen is None:
             raise ValueError("no provider given to the dispatcher or to this call")
-        return await executor.run(session, plan, chosen)
+        return chosen

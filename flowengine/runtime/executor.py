@@ -1,5 +1,11 @@
 """The executor: carry out a plan in order through the Provider port.
 
+Write-ahead (``runtime.outbox``): given a ``checkpoint`` (the dispatcher's save), the session is saved
+with the plan and the index of the next command before each command that reaches outside the engine,
+so the store always knows what the engine meant to send and how far it got; ``resume`` finishes a plan
+an interrupted run left behind. Each of those writes is also a fence: a store that refuses it (another
+instance wrote the session since) stops the run before the command is sent.
+
 Each command's templates are rendered just before it is sent, so a later command sees what an earlier
 one bound (``room.id``). A retryable ``ProviderError`` is tried again with backoff through the Clock; a
 command that fails for good becomes an ``action.failed`` event fed straight back into the same session
@@ -21,10 +27,13 @@ from flowengine.runtime.commands import Command, Plan
 from flowengine.runtime.context import build_context
 from flowengine.runtime.engine import ACTION_FAILED, Engine
 from flowengine.runtime.events import Event
+from flowengine.runtime.outbox import advance, pending, reaches_out, write_ahead
 from flowengine.runtime.ports import HttpClient, Provider
 from flowengine.runtime.session import CommandRecord, Session, Step
 
 log = logging.getLogger("flowengine.flow")
+Checkpoint = Callable[[Session], Awaitable[None]]
+RESUME_AFTER = 10.0  # seconds after a write-ahead when any instance may resume a plan left unfinished
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
@@ -43,22 +52,49 @@ class Executor:
 
     def __init__(
         self, engine: Engine, *, clock: Clock | None = None, retry: RetryPolicy | None = None,
-        http: HttpClient | None = None, max_failures: int = 3,
+        http: HttpClient | None = None, max_failures: int = 3, resume_after: float = RESUME_AFTER,
     ) -> None:
         self.engine = engine
         self.clock = clock if clock is not None else engine.clock
         self.retry = retry if retry is not None else RetryPolicy()
         self.http = http
         self.max_failures = max_failures  # action.failed handled in a row before the session is aborted
+        self.resume_after = resume_after
 
-    async def run(self, session: Session, plan: Plan, provider: Provider) -> Session:
-        return await self._run(session, plan, provider, 0)
+    async def run(
+        self, session: Session, plan: Plan, provider: Provider, *, checkpoint: Checkpoint | None = None
+    ) -> Session:
+        """Carry out ``plan``; with ``checkpoint``, write ahead before every command that reaches out."""
+        session.outbox = None  # a new plan: whatever was pending before was finished by ``resume``
+        return await self._run(session, plan, provider, 0, checkpoint)
 
-    async def _run(self, session: Session, plan: Plan, provider: Provider, failures: int) -> Session:
+    async def resume(
+        self, session: Session, provider: Provider, *, checkpoint: Checkpoint | None = None
+    ) -> Session:
+        """Finish the plan ``session.outbox`` holds, from its first command not known done."""
+        if session.outbox is None:
+            return session
+        left = pending(session.outbox)
+        log.warning("%s: resuming an interrupted plan at command %d of %d (%s)", session.id,
+                    left.next + 1, len(left.plan), left.plan[left.next].action if left.plan else "-")
+        return await self._run(session, left.plan, provider, left.failures, checkpoint, left.next)
+
+    async def _run(
+        self, session: Session, plan: Plan, provider: Provider, failures: int,
+        checkpoint: Checkpoint | None, start: int | None = None,
+    ) -> Session:
         step = session.trace[-1] if session.trace else None  # the step that produced this plan
         best_effort = session.status == "failed"
         context: dict[str, Any] | None = None
+        written = start is not None  # a resumed plan is in the outbox already
         for index, command in enumerate(plan):
+            if start is not None and index < start:
+                continue  # done before the interruption: its outcome is in the session already
+            if checkpoint is not None and reaches_out(command):
+                session.outbox = self._ahead(session.outbox if written else None, plan, index, failures,
+                                             renew=index == start)
+                written = True
+                await checkpoint(session)
             if context is None and not command.static:
                 context = build_context(session, plan.event)
             try:
@@ -75,11 +111,23 @@ class Executor:
                 continue
             for rest in plan[index + 1:]:
                 _note(step, (rest.action, "skipped", None))
-            return await self._failed(session, command, index, error, provider, failures)
+            return await self._failed(session, command, index, error, provider, failures, checkpoint)
+        session.outbox = None
         return session
 
+    def _ahead(
+        self, outbox: dict[str, Any] | None, plan: Plan, index: int, failures: int, *, renew: bool
+    ) -> dict[str, Any]:
+        """The outbox before command ``index``. Its due time is set when the plan is written (or
+        resumed) and then kept, so the store's timer index changes twice per plan, not per command."""
+        due = self.clock.now() + self.resume_after
+        if outbox is None:
+            return write_ahead(plan, index, failures, due)
+        return advance(outbox, index, due if renew else float(outbox["due"]))
+
     async def _failed(
-        self, session: Session, command: Command, index: int, error: str, provider: Provider, failures: int
+        self, session: Session, command: Command, index: int, error: str, provider: Provider, failures: int,
+        checkpoint: Checkpoint | None,
     ) -> Session:
         role = command.params.get("call")
         role = role if isinstance(role, str) else None
@@ -92,7 +140,8 @@ class Executor:
             session, plan = self.engine.abort(session, f"{failures + 1} failures in a row: {error}", event)
         else:
             session, plan = self.engine.handle(session, event)
-        return await self._run(session, plan, provider, failures + 1)
+        session.outbox = None  # the failure's own plan replaces the one that failed
+        return await self._run(session, plan, provider, failures + 1, checkpoint)
 
     async def _execute(
         self, session: Session, command: Command, context: Mapping[str, Any], provider: Provider

@@ -105,6 +105,8 @@ class Session:
     updated: float = 0.0
     revision: int = 0
     seq: int = 0  # events handled; makes timer ids unique
+    # A plan written ahead and not yet finished (``runtime.outbox``): plain JSON, None at rest.
+    outbox: dict[str, Any] | None = None
 
     def copy(self) -> Session:
         """A copy whose containers can change without touching this one (values are never mutated)."""
@@ -112,7 +114,7 @@ class Session:
             self.id, self.flow, self.flow_version, self.state, dict(self.vars), dict(self.calls),
             dict(self.conferences), dict(self.call_states), dict(self.conference_states), dict(self.timers),
             dict(self.seen), list(self.trace), self.status, self.created, self.updated, self.revision,
-            self.seq,
+            self.seq, self.outbox,
         )
 
     # -- bounded memories ---------------------------------------------------------------------------
@@ -154,6 +156,7 @@ class Session:
             "timers": {tid: {"state": s, "key": k, "due": due} for tid, (s, k, due) in self.timers.items()},
             "seen": list(self.seen), "trace": [step.to_json() for step in self.trace],
             "created": self.created, "updated": self.updated, "revision": self.revision, "seq": self.seq,
+            "outbox": self.outbox,
         }
 
     @classmethod
@@ -181,6 +184,7 @@ class Session:
             trace=[Step.from_json(step) for step in doc.get("trace") or ()],
             created=float(doc.get("created", 0.0)), updated=float(doc.get("updated", 0.0)),
             revision=int(doc.get("revision", 0)), seq=int(doc.get("seq", 0)),
+            outbox=dict(doc["outbox"]) if doc.get("outbox") else None,
         )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
+from flowengine.runtime.outbox import OUTBOX_TIMER
 from flowengine.runtime.session import Session
 from flowengine.stores.base import SessionRecord, SessionStore, plain_json
 
@@ -32,12 +33,21 @@ def to_record(session: Session) -> SessionRecord:
         state=session.state,
         status="active" if session.status == "new" else session.status,
         data=session.to_json(),
-        timers={timer_id: due for timer_id, (_, _, due) in session.timers.items()},
+        timers=_timers(session),
         call_ids=frozenset(session.calls.values()),
         conference_ids=frozenset(session.conferences.values()),
         updated_at=session.updated,
         sealed=True,
     )
+
+
+def _timers(session: Session) -> dict[str, float]:
+    """The store's timer index: the flow's timers, and a pending outbox under ``OUTBOX_TIMER`` so that
+    whichever instance is up resumes a plan whose engine died (the session lock keeps it exclusive)."""
+    timers = {timer_id: due for timer_id, (_, _, due) in session.timers.items()}
+    if session.outbox is not None:
+        timers[OUTBOX_TIMER] = float(session.outbox["due"])
+    return timers
 
 
 class StoredSessions:

@@ -1,0 +1,90 @@
+"""The outbox: a step's plan written ahead of its commands.
+
+Before the executor sends a command that reaches outside the engine (a provider command or an ``http``
+request), the session is saved with its new state, the plan and the index of that command
+(``Session.outbox``, plain JSON inside the session's own document, so one store write carries both).
+Every command before ``next`` is known done — its outcome and bindings are in the same document — and
+the command at ``next`` may be in flight. When the plan completes the outbox is cleared by the save that
+follows, so a session at rest has none.
+
+A session found with an outbox was interrupted: the engine died, or lost its lock, between writing the
+plan and finishing it. Whoever handles the session next (a redelivered webhook, the next event, or the
+timer loop once ``due`` passes, on any instance) resumes it at ``next`` before anything else, with
+``resumed`` set on that first command so the provider reconciles instead of sending blindly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flowengine.runtime.commands import Command, Plan
+from flowengine.runtime.events import Event
+
+OUTBOX_TIMER = "outbox"  # the timer id under which a pending outbox is due for resumption
+PURE_ACTIONS = frozenset({"set", "log"})  # carried out inside the engine: nothing to write ahead
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An interrupted plan: resume ``plan`` at ``next``; ``failures`` is the executor's count of
+    ``action.failed`` handled in a row when it was written."""
+
+    plan: Plan
+    next: int
+    failures: int
+
+
+def reaches_out(command: Command) -> bool:
+    return command.action not in PURE_ACTIONS
+
+
+def write_ahead(plan: Plan, next_index: int, failures: int, due: float) -> dict[str, Any]:
+    """The outbox document for ``plan`` about to send command ``next_index``."""
+    return {
+        "event": event_to_json(plan.event),
+        "commands": [
+            {"action": c.action, "params": dict(c.params), "origin": c.origin} for c in plan
+        ],
+        "next": next_index,
+        "failures": failures,
+        "due": due,
+    }
+
+
+def advance(outbox: Mapping[str, Any], next_index: int, due: float) -> dict[str, Any]:
+    """The same outbox with command ``next_index`` about to be sent (the plan itself is shared)."""
+    return {**outbox, "next": next_index, "due": due}
+
+
+def pending(outbox: Mapping[str, Any]) -> Pending:
+    """The plan an outbox document holds (its templates compiled again: resumption is rare)."""
+    commands = [Command.build(c["action"], c["params"], c["origin"]) for c in outbox["commands"]]
+    event = outbox.get("event")
+    return Pending(
+        Plan(commands, event_from_json(event) if event else None),
+        int(outbox["next"]),
+        int(outbox.get("failures", 0)),
+    )
+
+
+def event_to_json(event: Event | None) -> dict[str, Any] | None:
+    """What templates can see of the event (``Event.context``) plus what identifies it."""
+    if event is None:
+        return None
+    return {
+        "name": event.name, "call_id": event.call_id, "conference_id": event.conference_id,
+        "call": event.call, "conference": event.conference, "reason": event.reason,
+        "digits": event.digits, "data": dict(event.data), "raw": dict(event.raw),
+        "event_id": event.event_id, "at": event.at,
+    }
+
+
+def event_from_json(doc: Mapping[str, Any]) -> Event:
+    return Event(
+        str(doc["name"]), call_id=doc.get("call_id"), conference_id=doc.get("conference_id"),
+        call=doc.get("call"), conference=doc.get("conference"), reason=doc.get("reason"),
+        digits=doc.get("digits"), data=dict(doc.get("data") or {}), raw=dict(doc.get("raw") or {}),
+        event_id=doc.get("event_id"), at=doc.get("at"),
+    )

@@ -1,0 +1,170 @@
+"""Write-ahead plans: the store knows what the engine meant to send before it is sent, and an interrupted
+plan is finished from its first command not known done, by whoever handles the session next."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from flowengine.errors import ConflictError
+from flowengine.flow.loader import load_flow_or_raise
+from flowengine.flow.model import Flow
+from flowengine.runtime.dispatcher import Dispatcher
+from flowengine.runtime.engine import Engine
+from flowengine.runtime.executor import RESUME_AFTER, Executor
+from flowengine.runtime.outbox import OUTBOX_TIMER, event_from_json, event_to_json
+from flowengine.runtime.session import Session
+from flowengine.server.sessions import to_record
+from flowengine.testing import ManualClock, RecordingProvider, event
+
+FLOW_FILE = Path(__file__).resolve().parents[2] / "flows" / "two_party_conference.yaml"
+CALLER = "caller-1"
+
+
+class Crash(BaseException):
+    """The engine process dying: nothing in the engine catches it."""
+
+
+class Store:
+    """Sessions as JSON text. ``crash_at`` makes the n-th save (1-based) die before it writes, which is
+    the engine killed between a command and the write that records it; ``conflict_at`` makes it refuse
+    the write as a store does when another instance wrote the session first."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, str] = {}
+        self.saves = 0
+        self.crash_at: int | None = None
+        self.conflict_at: int | None = None
+        self.log: list[tuple[str, int | None]] = []  # ("save", outbox next) in order
+
+    async def load(self, session_id: str) -> Session | None:
+        await asyncio.sleep(0)
+        doc = self.docs.get(session_id)
+        return None if doc is None else Session.from_json(json.loads(doc))
+
+    async def save(self, session: Session) -> None:
+        self.saves += 1
+        if self.saves == self.crash_at:
+            raise Crash
+        if self.saves == self.conflict_at:
+            raise ConflictError("another instance wrote the session first")
+        self.log.append(("save", session.outbox["next"] if session.outbox else None))
+        self.docs[session.id] = json.dumps(session.to_json())
+
+
+@pytest.fixture(scope="module")
+def flow() -> Flow:
+    return load_flow_or_raise(FLOW_FILE)
+
+
+def engine_on(store: Store, flow: Flow, clock: ManualClock) -> tuple[Dispatcher, RecordingProvider]:
+    """A fresh engine process on the same store: its own executor, provider and locks."""
+    provider = RecordingProvider()
+    return Dispatcher(Executor(Engine(flow, clock)), provider, store.load, store.save), provider
+
+
+async def to_greeting(d: Dispatcher) -> Session:
+    await d.dispatch("s", event("call.received", call_id=CALLER))
+    return await d.dispatch("s", event("call.answered", call_id=CALLER))
+
+
+async def test_each_command_is_written_ahead_before_it_is_sent(flow: Flow) -> None:
+    store, clock = Store(), ManualClock()
+    d, provider = engine_on(store, flow, clock)
+    sent_before: list[int] = []
+    original = store.save
+
+    async def save(session: Session) -> None:
+        sent_before.append(len(provider.calls))
+        await original(session)
+
+    d._save = save  # the executor's checkpoints go through the dispatcher's save
+    session = await to_greeting(d)
+    assert session.outbox is None
+    commands = provider.actions
+    assert commands == ["answer", "conference_create", "conference_join"]
+    # call.received: a write before "answer" (next 0), the final save; call.answered: a write before each
+    # of its two commands (next 0, next 1), then the final save.
+    assert store.log == [("save", 0), ("save", None), ("save", 0), ("save", 1), ("save", None)]
+    assert sent_before == [0, 1, 1, 2, 3]  # every command's write happened before it was sent
+    stored = Session.from_json(json.loads(store.docs["s"]))
+    assert stored.outbox is None and stored.state == session.state
+
+
+@pytest.mark.parametrize("redeliver", [True, False], ids=["redelivered", "next-event"])
+async def test_a_crash_between_a_command_and_its_record_resumes_at_that_command(
+    flow: Flow, redeliver: bool
+) -> None:
+    store, clock = Store(), ManualClock()
+    first, sent_first = engine_on(store, flow, clock)
+    await first.dispatch("s", event("call.received", call_id=CALLER))
+    store.crash_at = store.saves + 2  # the write before conference_join: conference_create was sent
+    answered = event("call.answered", call_id=CALLER)
+    with pytest.raises(Crash):
+        await first.dispatch("s", answered)
+    assert sent_first.actions == ["answer", "conference_create"]
+    interrupted = Session.from_json(json.loads(store.docs["s"]))
+    assert interrupted.outbox is not None and interrupted.outbox["next"] == 0
+
+    second, sent_second = engine_on(store, flow, clock)  # restarted, same store
+    session = await second.dispatch("s", answered if redeliver else event("say.finished", call_id=CALLER))
+    # conference_create's outcome was never recorded: resumed there (the provider reconciles it); the
+    # answer, recorded before the crash, is not sent again; the redelivered event is a duplicate.
+    assert sent_second.actions[:2] == ["conference_create", "conference_join"]
+    assert "answer" not in sent_second.actions
+    assert session.outbox is None
+    assert session.conferences["room"] == "conf-1"
+    if redeliver:
+        assert sent_second.actions == ["conference_create", "conference_join"]
+
+
+async def test_the_timer_loop_resumes_a_plan_nobody_came_back_for(flow: Flow) -> None:
+    store, clock = Store(), ManualClock()
+    first, _ = engine_on(store, flow, clock)
+    await first.dispatch("s", event("call.received", call_id=CALLER))
+    store.crash_at = store.saves + 2
+    with pytest.raises(Crash):
+        await first.dispatch("s", event("call.answered", call_id=CALLER))
+    record = to_record(Session.from_json(json.loads(store.docs["s"])))
+    assert record.timers[OUTBOX_TIMER] == pytest.approx(clock.now() + RESUME_AFTER)
+
+    second, sent = engine_on(store, flow, clock)
+    clock.advance(RESUME_AFTER)
+    session = await second.fire_timers("s")
+    assert session is not None and session.outbox is None
+    assert sent.actions == ["conference_create", "conference_join"]
+    assert OUTBOX_TIMER not in to_record(session).timers
+
+
+async def test_a_refused_write_ahead_sends_nothing(flow: Flow) -> None:
+    """Fencing: an instance whose write is refused (another wrote the session since) stops before the
+    command it was about to send."""
+    store, clock = Store(), ManualClock()
+    d, provider = engine_on(store, flow, clock)
+    await d.dispatch("s", event("call.received", call_id=CALLER))
+    store.conflict_at = store.saves + 2  # the write before conference_join
+    with pytest.raises(ConflictError):
+        await d.dispatch("s", event("call.answered", call_id=CALLER))
+    assert provider.actions == ["answer", "conference_create"]
+
+
+async def test_a_failure_plan_replaces_the_failed_one_in_the_outbox(flow: Flow) -> None:
+    store, clock = Store(), ManualClock()
+    d, provider = engine_on(store, flow, clock)
+    await d.dispatch("s", event("call.received", call_id=CALLER))
+    provider.fail("conference_create")
+    session = await d.dispatch("s", event("call.answered", call_id=CALLER))
+    assert session.outbox is None
+    assert provider.actions[:2] == ["answer", "conference_create"]
+    stored = Session.from_json(json.loads(store.docs["s"]))
+    assert stored.outbox is None and stored.state == session.state
+
+
+def test_an_event_survives_the_outbox_round_trip() -> None:
+    original = event("dtmf.captured", call_id=CALLER, digits="12", data={"x": [1]}, reason="timeout")
+    again = event_from_json(json.loads(json.dumps(event_to_json(original))))
+    assert again.context() == original.context()
+    assert again.dedupe_key() == original.dedupe_key()
