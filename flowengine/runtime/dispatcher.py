@@ -31,6 +31,7 @@ from flowengine.errors import SessionNotFound
 from flowengine.runtime.engine import Engine
 from flowengine.runtime.events import Event
 from flowengine.runtime.executor import Executor
+from flowengine.runtime.outbox import event_from_json, event_to_json
 from flowengine.runtime.ports import Provider
 from flowengine.runtime.session import Session
 
@@ -114,12 +115,29 @@ class Dispatcher:
             resumed = session.outbox is not None
             session = await self._resume(session, provider)
             engine = self._executor_for(session.flow).engine
-            due = engine.due_timers(session, engine.clock.now())
-            for event in due:  # a timer made stale by an earlier one is recorded and dropped
+            now = engine.clock.now()
+            due = _due_events(session, engine.due_timers(session, now), now)
+            for key, event in due:  # a timer made stale by an earlier one is recorded and dropped
+                if key is not None:  # a deferred event: handled once, so taken off the session first
+                    session = session.copy()
+                    del session.deferred[key]
                 session = await self._step(session, event, provider)
             if due or resumed:
                 await self._save(session)
             return session
+
+    async def defer(self, session_id: str, event: Event, due: float) -> None:
+        """Keep ``event`` with the session, to be handled by ``fire_timers`` once ``due`` has passed, on
+        whichever instance is up: what a platform will not send (Sinch's derived follow-ups) survives a
+        restart like the flow's own timers."""
+        async with self.locks.hold(session_id):
+            found = await self._load(session_id)
+            if found is None:
+                raise SessionNotFound(f"no session {session_id!r}")
+            session = found.copy()  # a loaded session may be shared: change a copy
+            key = event.event_id or event.dedupe_key()
+            session.deferred[key] = {"due": due, "event": event_to_json(event)}
+            await self._save(session)
 
     def _executor_for(self, flow: str | None) -> Executor:
         if flow is None:
@@ -153,3 +171,14 @@ class Dispatcher:
         if chosen is None:
             raise ValueError("no provider given to the dispatcher or to this call")
         return chosen
+
+
+def _due_events(session: Session, timers: list[Event], now: float) -> list[tuple[str | None, Event]]:
+    """The flow's due timers and the session's due deferred events (with their keys), in due order."""
+    entries: list[tuple[float, int, str | None, Event]] = [(e.at or now, 0, None, e) for e in timers]
+    entries += [
+        (float(entry["due"]), 1, key, event_from_json(entry["event"]))
+        for key, entry in session.deferred.items() if entry["due"] <= now
+    ]
+    entries.sort(key=lambda item: item[:2])
+    return [(key, event) for _, _, key, event in entries]

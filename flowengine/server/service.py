@@ -3,7 +3,6 @@ module adapts HTTP to this), so the same path serves webhooks, timers and follow
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from collections.abc import Mapping
@@ -64,7 +63,6 @@ class Service:
         self.dispatcher = Dispatcher(
             executors, None, self.sessions.load, self.sessions.save, locks=self.sessions
         )
-        self._later: set[asyncio.Task[None]] = set()
         self._counters: dict[tuple[str, ...], Any] = {}  # labelled counters, looked up once per label set
 
     # -- webhooks --------------------------------------------------------------------------------
@@ -125,22 +123,23 @@ class Service:
 
     # -- follow-ups and timers ---------------------------------------------------------------------
     async def _follow_up(self, channel: Channel) -> None:
-        """Immediate follow-ups join this reply (they may still add to it); delayed ones run later."""
+        """Immediate follow-ups join this reply (they may still add to it); delayed ones are kept with
+        their session in the store and fired by the timer loop, so a restart does not lose them."""
         while pending := channel.follow_ups():
             for follow_up in pending:
                 if follow_up.delay <= 0:
                     await self._deliver_quietly(follow_up.event, channel)
                 else:
-                    task = self.clock.spawn(self._deliver_later(follow_up))
-                    self._later.add(task)
-                    task.add_done_callback(self._later.discard)
+                    await self._defer(follow_up)
 
-    async def _deliver_later(self, follow_up: FollowUp) -> None:
-        await self.clock.sleep(follow_up.delay)
-        with self.clock.busy():
-            channel = self.adapter.channel(follow_up.event)
-            await self._deliver_quietly(follow_up.event, channel)
-            await self._follow_up(channel)
+    async def _defer(self, follow_up: FollowUp) -> None:
+        try:
+            _, session_id = await self._locate(follow_up.event)
+            await self.dispatcher.defer(session_id, follow_up.event, self.clock.now() + follow_up.delay)
+        except Exception:  # like a delivery: there is no webhook to answer with an error
+            log.exception("follow-up %s could not be kept", follow_up.event.name)
+            return
+        self.timers.poke()
 
     async def _deliver_quietly(self, event: Event, channel: Channel) -> None:
         try:
@@ -156,9 +155,7 @@ class Service:
             await self._follow_up(channel)
 
     async def close(self) -> None:
-        for task in list(self._later):
-            task.cancel()
-        await asyncio.gather(*self._later, return_exceptions=True)
+        """Nothing to flush: every pending event and timer is in the store."""
 
     # -- read side -------------------------------------------------------------------------------
     async def session_view(self, session_id: str) -> dict[str, Any] | None:

@@ -42,9 +42,11 @@ def to_record(session: Session) -> SessionRecord:
 
 
 def _timers(session: Session) -> dict[str, float]:
-    """The store's timer index: the flow's timers, and a pending outbox under ``OUTBOX_TIMER`` so that
-    whichever instance is up resumes a plan whose engine died (the session lock keeps it exclusive)."""
+    """The store's timer index: the flow's timers, deferred events, and a pending outbox under
+    ``OUTBOX_TIMER``, so that whichever instance is up fires them or resumes a plan whose engine died
+    (the session lock keeps it exclusive)."""
     timers = {timer_id: due for timer_id, (_, _, due) in session.timers.items()}
+    timers.update((event_id, float(entry["due"])) for event_id, entry in session.deferred.items())
     if session.outbox is not None:
         timers[OUTBOX_TIMER] = float(session.outbox["due"])
     return timers
