@@ -168,3 +168,26 @@ def test_an_event_survives_the_outbox_round_trip() -> None:
     again = event_from_json(json.loads(json.dumps(event_to_json(original))))
     assert again.context() == original.context()
     assert again.dedupe_key() == original.dedupe_key()
+
+
+async def test_a_deferred_event_survives_a_restart_and_fires_once_when_due(flow: Flow) -> None:
+    """Sinch's derived follow-ups (an implicit answer, say finished) wait in the store, not in memory."""
+    store, clock = Store(), ManualClock()
+    first, _ = engine_on(store, flow, clock)
+    await first.dispatch("s", event("call.received", call_id=CALLER))
+    answered = event("call.answered", call_id=CALLER, event_id="ice-1>1")
+    await first.defer("s", answered, clock.now() + 2.0)
+    stored = Session.from_json(json.loads(store.docs["s"]))
+    assert to_record(stored).timers["ice-1>1"] == pytest.approx(clock.now() + 2.0)
+
+    second, sent = engine_on(store, flow, clock)  # restarted before it was due
+    clock.advance(1.0)
+    session = await second.fire_timers("s")
+    assert session is not None and session.state == "answering" and sent.actions == []
+    clock.advance(1.0)
+    session = await second.fire_timers("s")
+    assert session is not None and session.deferred == {}
+    assert sent.actions == ["conference_create", "conference_join"]
+    session = await second.fire_timers("s")  # fired once: nothing left
+    assert sent.actions == ["conference_create", "conference_join"]
+    assert "ice-1>1" not in to_record(session).timers  # type: ignore[arg-type]
