@@ -1,0 +1,100 @@
+"""Reconciliation: what the platform says of a session's calls and conferences, against what the session
+believes, as the neutral events the session missed.
+
+A webhook lost while the engine was down (or never redelivered) leaves a session believing a call is
+still up, still ringing, or a conference still open. The service asks the platform (the adapters'
+``observe``) and feeds what this module derives through the session like any other event. Only what the
+platform can show is recovered: a call's end or answer, a conference's end. A lost ``say.finished`` cannot
+be, and the flow's own ``after`` timers remain the safety net there.
+
+Synthesised events carry ``data["reconciled"] = True`` and ids derived from what was observed, so asking
+twice gives the same events and the session's duplicate memory drops the second copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from flowengine.runtime.events import Event
+from flowengine.runtime.session import DIALING, ENDED, RINGING, Session
+
+
+@dataclass(frozen=True, slots=True)
+class CallSeen:
+    """One call as the platform shows it. ``up`` and ``ended`` are exclusive; neither means it is still
+    being set up (ringing). ``reason`` is a neutral reason (``flow.vocabulary.REASONS``) once ended."""
+
+    up: bool = False
+    ended: bool = False
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConferenceSeen:
+    ended: bool = False
+
+
+GONE_CALL = CallSeen(ended=True, reason="failed")  # the platform no longer knows the call at all
+GONE_CONFERENCE = ConferenceSeen(ended=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What the platform answered for the ids asked about; an id missing here could not be asked (the
+    platform failed to answer) and is left as the session believes."""
+
+    calls: Mapping[str, CallSeen]
+    conferences: Mapping[str, ConferenceSeen]
+
+
+def to_observe(session: Session) -> tuple[list[str], list[str]]:
+    """The call and conference ids worth asking about: those the session believes are not over."""
+    calls = [cid for cid, state in session.call_states.items() if state != ENDED]
+    conferences = [cid for cid, state in session.conference_states.items() if state != ENDED]
+    return calls, conferences
+
+
+def missed_events(session: Session, seen: Observation) -> list[Event]:
+    """The events that bring ``session`` to what the platform shows, answers before ends."""
+    answered: list[Event] = []
+    ended: list[Event] = []
+    for call_id, state in session.call_states.items():
+        found = seen.calls.get(call_id)
+        if found is None or state == ENDED:
+            continue
+        if found.ended:
+            ended.extend(_ended(session, call_id, state, found))
+        elif found.up and state in (RINGING, DIALING):
+            answered.append(_event("call.answered", call_id, session, "answered"))
+    for conference_id, conf_state in session.conference_states.items():
+        found_conf = seen.conferences.get(conference_id)
+        if found_conf is not None and found_conf.ended and conf_state != ENDED:
+            ended.append(Event(
+                "conference.finished", conference_id=conference_id,
+                data={"reconciled": True}, event_id=f"reconciled:{conference_id}:finished",
+            ))
+    return answered + ended
+
+
+def _ended(session: Session, call_id: str, state: str, found: CallSeen) -> list[Event]:
+    reason = found.reason or "hangup"
+    if state != DIALING:  # up, or an inbound caller who gave up while it rang
+        return [_event("call.finished", call_id, session, reason)]
+    # A dialled party that never came up: flows wait for either event (the platforms differ), the other
+    # one finds no transition.
+    return [
+        _event("participant.join_failed", call_id, session, reason),
+        _event("call.failed", call_id, session, reason),
+    ]
+
+
+def _event(name: str, call_id: str, session: Session, reason: str) -> Event:
+    # The session does not record which conference a dialled call was for: its first one (flows that
+    # dial into a conference have one room in practice).
+    joining = name == "participant.join_failed"
+    conference_id = next(iter(session.conferences.values()), None) if joining else None
+    return Event(
+        name, call_id=call_id, conference_id=conference_id, reason=reason,
+        data={"reconciled": True}, event_id=f"reconciled:{call_id}:{name}",
+    )

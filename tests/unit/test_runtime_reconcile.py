@@ -1,0 +1,95 @@
+"""Reconciliation: the platform's view of a session's calls and conferences becomes the events it missed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flowengine.flow.loader import load_flow_or_raise
+from flowengine.flow.model import Flow
+from flowengine.runtime.reconcile import (
+    GONE_CALL,
+    CallSeen,
+    ConferenceSeen,
+    Observation,
+    missed_events,
+    to_observe,
+)
+from flowengine.runtime.session import Session
+from flowengine.testing import drive, event
+
+FLOW_FILE = Path(__file__).resolve().parents[2] / "flows" / "two_party_conference.yaml"
+
+
+@pytest.fixture(scope="module")
+def flow() -> Flow:
+    return load_flow_or_raise(FLOW_FILE)
+
+
+def dialing(flow: Flow) -> Session:
+    """The seed flow with the callee being dialled into the room."""
+    return Session("s", flow.name, 1, "dialing", calls={"caller": "c1", "callee": "c2"},
+                   conferences={"room": "r1"}, call_states={"c1": "up", "c2": "dialing"},
+                   conference_states={"r1": "active"}, status="active")
+
+
+def names(events: list) -> list[tuple[str, str | None, str | None]]:  # type: ignore[type-arg]
+    return [(e.name, e.call_id, e.reason) for e in events]
+
+
+def test_only_what_is_believed_live_is_asked_about(flow: Flow) -> None:
+    session = dialing(flow)
+    session.call_states["c3"] = "ended"
+    assert to_observe(session) == (["c1", "c2"], ["r1"])
+
+
+def test_nothing_missed_gives_nothing(flow: Flow) -> None:
+    seen = Observation({"c1": CallSeen(up=True), "c2": CallSeen()}, {"r1": ConferenceSeen()})
+    assert missed_events(dialing(flow), seen) == []
+
+
+def test_a_lost_hangup_and_a_lost_answer(flow: Flow) -> None:
+    seen = Observation({"c1": CallSeen(ended=True, reason="hangup"), "c2": CallSeen(up=True)}, {})
+    assert names(missed_events(dialing(flow), seen)) == [
+        ("call.answered", "c2", "answered"),  # answers first: a flow sees the order the platform had
+        ("call.finished", "c1", "hangup"),
+    ]
+
+
+def test_a_dialled_party_that_never_came_up_fails_both_ways(flow: Flow) -> None:
+    seen = Observation({"c2": CallSeen(ended=True, reason="no_answer")}, {})
+    events = missed_events(dialing(flow), seen)
+    assert names(events) == [
+        ("participant.join_failed", "c2", "no_answer"), ("call.failed", "c2", "no_answer"),
+    ]
+    assert events[0].conference_id == "r1"
+    assert all(e.data == {"reconciled": True} for e in events)
+
+
+def test_a_gone_call_and_an_ended_conference(flow: Flow) -> None:
+    seen = Observation({"c1": GONE_CALL}, {"r1": ConferenceSeen(ended=True)})
+    assert [(e.name, e.call_id or e.conference_id) for e in missed_events(dialing(flow), seen)] == [
+        ("call.finished", "c1"), ("conference.finished", "r1"),
+    ]
+
+
+def test_asking_twice_gives_duplicates_the_session_drops(flow: Flow) -> None:
+    seen = Observation({"c2": CallSeen(ended=True, reason="busy")}, {})
+    first, again = missed_events(dialing(flow), seen), missed_events(dialing(flow), seen)
+    assert [e.dedupe_key() for e in first] == [e.dedupe_key() for e in again]
+
+
+async def test_the_seed_flow_recovers_from_a_lost_no_answer(flow: Flow) -> None:
+    """Driven through the engine: the synthesised failure takes the flow down its own path."""
+    driver = await drive(flow, [
+        event("call.received", call_id="c1"), event("call.answered", call_id="c1"),
+        event("participant.joined", call_id="c1", conference_id="conf-1"),
+        event("say.finished", call_id="c1"),
+    ])
+    assert driver.session.state == "dialing"
+    seen = Observation({driver.session.calls["callee"]: CallSeen(ended=True, reason="no_answer")}, {})
+    for missed in missed_events(driver.session, seen):
+        await driver.send(missed)
+    assert driver.session.state == "callee_unavailable"
+    assert driver.provider.actions[-2:] == ["resume", "say"]  # the flow tells the caller, as it would
