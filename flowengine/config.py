@@ -111,6 +111,15 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "description": "Sinch settings (defaults from SINCH_* variables).",
             "additionalProperties": {"type": ["string", "number", "boolean"]},
         },
+        "reconcile_after": {
+            "type": "number",
+            "minimum": 0,
+            "default": 60,
+            "description": (
+                "Seconds a live session may go without a webhook before the engine asks the platform "
+                "what happened to its calls and conferences (0: never; start-up always asks)."
+            ),
+        },
         "log_level": {
             "enum": ["debug", "info", "warning", "error"],
             "default": "info",
@@ -140,6 +149,7 @@ class ServiceConfig:
     http_allow: tuple[str, ...] = ()
     provider_settings: Mapping[str, Any] = field(default_factory=dict)
     log_level: str = "info"
+    reconcile_after: float = 60.0
 
     def flow_paths(self) -> list[Path]:
         paths = [route.flow for route in self.routes]
@@ -210,6 +220,7 @@ def parse_config(
         http_allow=tuple(document.get("http_allow", [])),
         provider_settings=document.get(provider, {}),
         log_level=document.get("log_level", "info"),
+        reconcile_after=float(document.get("reconcile_after", 60.0)),
     )
 
 

@@ -11,12 +11,13 @@ reply) and the delayed ones later, each with a channel of its own. The runtime n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from flowengine.runtime.events import Event
 from flowengine.runtime.ports import Provider
+from flowengine.runtime.reconcile import Observation
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,10 @@ class Adapter(Protocol):
 
     def channel(self, trigger: Event | None) -> Channel:
         """A channel for carrying out the commands planned while handling ``trigger``."""
+        ...
+
+    async def observe(self, calls: Iterable[str], conferences: Iterable[str]) -> Observation:
+        """What the platform shows of these calls and conferences (``runtime.reconcile``)."""
         ...
 
     async def start(self) -> None:

@@ -130,13 +130,21 @@ class Dispatcher:
         """Keep ``event`` with the session, to be handled by ``fire_timers`` once ``due`` has passed, on
         whichever instance is up: what a platform will not send (Sinch's derived follow-ups) survives a
         restart like the flow's own timers."""
+        key = event.event_id or event.dedupe_key()
+        entry = {"due": due, "event": event_to_json(event)}
+        await self._amend(session_id, lambda session: session.deferred.__setitem__(key, entry))
+
+    async def checked(self, session_id: str, at: float) -> None:
+        """Note that the platform was asked about the session's calls at ``at`` (reconciliation)."""
+        await self._amend(session_id, lambda session: setattr(session, "checked", at))
+
+    async def _amend(self, session_id: str, change: Callable[[Session], None]) -> None:
         async with self.locks.hold(session_id):
             found = await self._load(session_id)
             if found is None:
                 raise SessionNotFound(f"no session {session_id!r}")
             session = found.copy()  # a loaded session may be shared: change a copy
-            key = event.event_id or event.dedupe_key()
-            session.deferred[key] = {"due": due, "event": event_to_json(event)}
+            change(session)
             await self._save(session)
 
     def _executor_for(self, flow: str | None) -> Executor:

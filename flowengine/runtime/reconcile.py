@@ -35,7 +35,7 @@ class ConferenceSeen:
     ended: bool = False
 
 
-GONE_CALL = CallSeen(ended=True, reason="failed")  # the platform no longer knows the call at all
+GONE_CALL = CallSeen(ended=True)  # the platform no longer knows the call: it ended, no reason given
 GONE_CONFERENCE = ConferenceSeen(ended=True)
 
 
@@ -78,9 +78,9 @@ def missed_events(session: Session, seen: Observation) -> list[Event]:
 
 
 def _ended(session: Session, call_id: str, state: str, found: CallSeen) -> list[Event]:
-    reason = found.reason or "hangup"
     if state != DIALING:  # up, or an inbound caller who gave up while it rang
-        return [_event("call.finished", call_id, session, reason)]
+        return [_event("call.finished", call_id, session, found.reason or "hangup")]
+    reason = found.reason or "failed"
     # A dialled party that never came up: flows wait for either event (the platforms differ), the other
     # one finds no transition.
     return [

@@ -110,6 +110,7 @@ class Session:
     # Events to handle later, kept with the session so any instance fires them (Sinch's derived
     # follow-ups): event id -> {"due": epoch seconds, "event": ``outbox.event_to_json``}.
     deferred: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checked: float = 0.0  # when the platform was last asked about this session's calls (reconcile)
 
     def copy(self) -> Session:
         """A copy whose containers can change without touching this one (values are never mutated)."""
@@ -117,7 +118,7 @@ class Session:
             self.id, self.flow, self.flow_version, self.state, dict(self.vars), dict(self.calls),
             dict(self.conferences), dict(self.call_states), dict(self.conference_states), dict(self.timers),
             dict(self.seen), list(self.trace), self.status, self.created, self.updated, self.revision,
-            self.seq, self.outbox, dict(self.deferred),
+            self.seq, self.outbox, dict(self.deferred), self.checked,
         )
 
     # -- bounded memories ---------------------------------------------------------------------------
@@ -159,7 +160,7 @@ class Session:
             "timers": {tid: {"state": s, "key": k, "due": due} for tid, (s, k, due) in self.timers.items()},
             "seen": list(self.seen), "trace": [step.to_json() for step in self.trace],
             "created": self.created, "updated": self.updated, "revision": self.revision, "seq": self.seq,
-            "outbox": self.outbox, "deferred": dict(self.deferred),
+            "outbox": self.outbox, "deferred": dict(self.deferred), "checked": self.checked,
         }
 
     @classmethod
@@ -188,7 +189,7 @@ class Session:
             created=float(doc.get("created", 0.0)), updated=float(doc.get("updated", 0.0)),
             revision=int(doc.get("revision", 0)), seq=int(doc.get("seq", 0)),
             outbox=dict(doc["outbox"]) if doc.get("outbox") else None,
-            deferred=dict(doc.get("deferred") or {}),
+            deferred=dict(doc.get("deferred") or {}), checked=float(doc.get("checked", 0.0)),
         )
 
 

@@ -67,6 +67,7 @@ def create_app(
         timer_poll=timer_poll,
         trace_limit=trace_limit,
         http=http,
+        quiet_after=config.reconcile_after,
     )
     # Wall-clock time cannot jump, so only another clock needs holding while a request is handled.
     middlewares = [] if type(clock) is SystemClock else [_on_clock]
@@ -109,11 +110,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         log.warning("webhook authentication is off: every request to the webhook route is accepted")
     if not await service.store.ping():
         log.warning("session store is not reachable yet; /readyz says so until it is")
-    timers = asyncio.get_running_loop().create_task(service.timers.run())
+    loop = asyncio.get_running_loop()
+    timers = loop.create_task(service.timers.run())
+    recovery = loop.create_task(service.reconciler.recover())  # webhooks lost while the engine was down
     log.info("flowengine serving %s with flows %s", service.adapter.name, ", ".join(service.flows))
     yield
-    timers.cancel()
-    await asyncio.gather(timers, return_exceptions=True)
+    for task in (recovery, timers):
+        task.cancel()
+    await asyncio.gather(recovery, timers, return_exceptions=True)
     await service.close()
     await service.adapter.close()
     await app[HTTP].close()

@@ -41,6 +41,12 @@ class Metrics:
             registry=r,
         )
         self.timers = Counter("flowengine_timers_fired_total", "Timers fired.", registry=r)
+        self.reconciled = Counter(
+            "flowengine_reconciled_events_total",
+            "Events the platform showed that no webhook brought (reconciliation), by event.",
+            ["event"],
+            registry=r,
+        )
         self.event_seconds = Histogram(
             "flowengine_event_seconds",
             "Time from a webhook's arrival to its reply.",

@@ -19,6 +19,7 @@ from flowengine.runtime.executor import Executor, RetryPolicy
 from flowengine.runtime.ports import HttpClient
 from flowengine.runtime.session import TRACE_LIMIT, Session
 from flowengine.server.metrics import Metrics
+from flowengine.server.recovery import Reconciler
 from flowengine.server.routing import Router
 from flowengine.server.sessions import StoredSessions
 from flowengine.server.timers import TimerLoop
@@ -44,6 +45,7 @@ class Service:
         http: HttpClient | None = None,
         timer_poll: float | None = 1.0,
         trace_limit: int = TRACE_LIMIT,
+        quiet_after: float = 0.0,  # seconds of silence before reconciling a live session; 0: never
     ) -> None:
         self.flows = dict(flows)
         self.router = router
@@ -53,7 +55,7 @@ class Service:
         self.metrics = metrics or Metrics()
         self.timers = TimerLoop(store, self.fire_timers, clock, poll=timer_poll)
         # The timer loop is woken only by a save that changed a timer table, not by every event.
-        self.sessions = StoredSessions(store, on_timers_changed=self.timers.poke)
+        self.sessions = StoredSessions(store, on_timers_changed=self.timers.poke, quiet_after=quiet_after)
         executors = {
             name: Executor(
                 Engine(flow, clock, trace_limit=trace_limit), clock=clock, retry=NO_RETRY, http=http
@@ -64,6 +66,10 @@ class Service:
             executors, None, self.sessions.load, self.sessions.save, locks=self.sessions
         )
         self._counters: dict[tuple[str, ...], Any] = {}  # labelled counters, looked up once per label set
+        self.reconciler = Reconciler(
+            sessions=self.sessions, adapter=adapter, dispatcher=self.dispatcher, clock=clock,
+            metrics=self.metrics, follow_up=self._follow_up,
+        )
 
     # -- webhooks --------------------------------------------------------------------------------
     async def handle_webhook(self, request: WebhookRequest) -> WebhookReply:
@@ -148,6 +154,7 @@ class Service:
             log.exception("follow-up %s failed", event.name)
 
     async def fire_timers(self, session_id: str) -> None:
+        await self.reconciler.when_quiet(session_id)
         channel = self.adapter.channel(None)
         session = await self.dispatcher.fire_timers(session_id, provider=channel)
         if session is not None:

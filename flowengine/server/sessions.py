@@ -13,6 +13,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from flowengine.runtime.outbox import OUTBOX_TIMER
+from flowengine.runtime.reconcile import to_observe
 from flowengine.runtime.session import Session
 from flowengine.stores.base import SessionRecord, SessionStore, plain_json
 
@@ -20,9 +21,10 @@ from flowengine.stores.base import SessionRecord, SessionStore, plain_json
 # trace (its steps' documents included), so this bounds the cache near 80 MB; finished ones are not kept.
 CACHE_SIZE = 2_048
 FINISHED = ("ended", "failed")
+QUIET_TIMER = "reconcile"  # timer id: the session has been quiet for ``quiet_after`` seconds
 
 
-def to_record(session: Session) -> SessionRecord:
+def to_record(session: Session, quiet_after: float = 0.0) -> SessionRecord:
     """The stored form of ``session``, sealed: ``to_json`` builds it of plain values, nobody changes it
     later (its step documents are shared with earlier versions, unchanged), and the only foreign content,
     ``vars``, goes through ``plain_json`` first (so ``session`` also holds what a reload would give)."""
@@ -33,7 +35,7 @@ def to_record(session: Session) -> SessionRecord:
         state=session.state,
         status="active" if session.status == "new" else session.status,
         data=session.to_json(),
-        timers=_timers(session),
+        timers=_timers(session, quiet_after),
         call_ids=frozenset(session.calls.values()),
         conference_ids=frozenset(session.conferences.values()),
         updated_at=session.updated,
@@ -41,15 +43,23 @@ def to_record(session: Session) -> SessionRecord:
     )
 
 
-def _timers(session: Session) -> dict[str, float]:
-    """The store's timer index: the flow's timers, deferred events, and a pending outbox under
-    ``OUTBOX_TIMER``, so that whichever instance is up fires them or resumes a plan whose engine died
-    (the session lock keeps it exclusive)."""
+def _timers(session: Session, quiet_after: float) -> dict[str, float]:
+    """The store's timer index: the flow's timers, deferred events, a pending outbox under
+    ``OUTBOX_TIMER``, and (``quiet_after`` > 0) a live session's next reconciliation under
+    ``QUIET_TIMER``, so that whichever instance is up fires them, resumes a plan whose engine died, or asks
+    the platform about a session nothing has been heard of (the session lock keeps each exclusive)."""
     timers = {timer_id: due for timer_id, (_, _, due) in session.timers.items()}
     timers.update((event_id, float(entry["due"])) for event_id, entry in session.deferred.items())
     if session.outbox is not None:
         timers[OUTBOX_TIMER] = float(session.outbox["due"])
+    if quiet_after > 0 and session.status not in FINISHED and any(to_observe(session)):
+        timers[QUIET_TIMER] = quiet_due(session, quiet_after)
     return timers
+
+
+def quiet_due(session: Session, quiet_after: float) -> float:
+    """When a live session has been quiet long enough to ask the platform about it."""
+    return max(session.updated, session.checked) + quiet_after
 
 
 class StoredSessions:
@@ -61,9 +71,10 @@ class StoredSessions:
 
     def __init__(
         self, store: SessionStore, *, on_timers_changed: Callable[[], None] | None = None,
-        cache_size: int = CACHE_SIZE,
+        cache_size: int = CACHE_SIZE, quiet_after: float = 0.0,
     ) -> None:
         self.store = store
+        self.quiet_after = quiet_after
         self.on_timers_changed = on_timers_changed
         self.cache_size = cache_size
         self._cache: dict[str, Session] = {}  # insertion order: oldest saved first
@@ -84,7 +95,8 @@ class StoredSessions:
     async def save(self, session: Session) -> None:
         expected = session.revision or None  # revision 0: never stored
         before = self._cache.pop(session.id, None)  # the version loaded, unless pushed out since
-        session.revision = await self.store.put(to_record(session), expected_revision=expected)
+        record = to_record(session, self.quiet_after)
+        session.revision = await self.store.put(record, expected_revision=expected)
         self._keep(session)
         if self.on_timers_changed is not None and session.timers != (before.timers if before else {}):
             self.on_timers_changed()

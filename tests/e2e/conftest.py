@@ -109,11 +109,17 @@ class Run:
                 **{v: k for k, v in self.session.get("conferences", {}).items()}}
 
     def wire(self) -> list[str]:
-        """``METHOD path`` of every API request, ids shown as ``{role}``."""
-        return [f"{r['method']} {templated(r['path'], self.roles())}" for r in self.requests]
+        """``METHOD path`` of every command sent (reads left out: see ``reads``), ids shown as ``{role}``."""
+        return [f"{r['method']} {templated(r['path'], self.roles())}" for r in self.requests
+                if r["method"] != "GET"]
+
+    def reads(self) -> list[str]:
+        """The GETs the engine made (reconciliation asking what happened), ids shown as ``{role}``."""
+        return [f"GET {templated(r['path'], self.roles())}" for r in self.requests if r["method"] == "GET"]
 
     def statuses(self) -> list[int]:
-        return [r["status"] for r in self.requests]
+        """The answers to the commands of ``wire``, in order."""
+        return [r["status"] for r in self.requests if r["method"] != "GET"]
 
     def said(self) -> list[str]:
         """The texts said to the caller, in order."""
@@ -144,8 +150,9 @@ class Run:
         return [event["body"]["type"] for event in self.webhooks]
 
     def at(self, index: int) -> float:
-        """Virtual seconds after the call was placed at which request ``index`` was answered."""
-        return float(self.requests[index]["at"]) - self.started_at
+        """Virtual seconds after the call was placed at which command ``index`` (of ``wire``) was answered."""
+        commands = [r for r in self.requests if r["method"] != "GET"]
+        return float(commands[index]["at"]) - self.started_at
 
 
 def templated(path: str, roles: Mapping[str, str]) -> str:

@@ -111,6 +111,9 @@ async def replace_engine_mid_dial(tmp_path: Path, route: Any) -> tuple[Run, Rela
 async def test_a_restarted_engine_takes_the_no_answer_outcome(tmp_path: Path) -> None:
     run, _, (a, b) = await replace_engine_mid_dial(tmp_path, lambda _, __: [0])
     assert run.wire() == FULL_CALL and run.entered() == APOLOGISED
+    # B asked the platform at start-up about every call and conference the session believed live
+    assert sorted(run.reads()) == ["GET /calls/1/calls/{callee}", "GET /calls/1/calls/{caller}",
+                                   "GET /calls/1/conferences/{room}"]
     assert ("call.failed", "dialing", "callee_unavailable") in run.steps()
     assert (run.session["state"], run.session["status"]) == ("closing", "ended")
     assert run.call("callee") == ("NO_ANSWER", "NO_ANSWER", "PLATFORM")
@@ -144,6 +147,46 @@ async def test_a_restarted_engine_fires_the_durable_safety_net_timer(tmp_path: P
     assert run.call("callee") == ("NO_ANSWER", "NO_ANSWER", "PLATFORM")
     assert sample(b, "flowengine_timers_fired_total") == 1
     assert sample(a, "flowengine_timers_fired_total") == 0
+
+
+async def test_a_hang_up_lost_while_the_engine_was_down_is_recovered_at_start_up(tmp_path: Path) -> None:
+    """Engine A connects the two parties and goes down; the caller hangs up while nobody listens (the
+    webhooks are lost, the platform does not redeliver). Engine B starts on the same SQLite file, asks
+    the platform about the live session's calls and conference, and ends the call as the flow says: the
+    callee is not left alone in the room."""
+    store = f"sqlite:///{tmp_path / 'fe.db'}"
+    relay = Relay()
+    talk = scenario(caller={"hangup_after": "20s"}, callee={"answer_after": "3s"})
+    async with AsyncExitStack() as outer:
+        side = await outer.enter_async_context(platform(talk.parties))
+        side.simulator.webhook_url = await outer.enter_async_context(serving(relay.app()))
+        first = AsyncExitStack()
+        outer.push_async_callback(first.aclose)
+        a = await first.enter_async_context(engine(side, store))
+        relay.targets = [a.webhook_url]
+        started_at = side.clock.now()
+        call_id = await side.simulator.place_inbound_call(CALLER, CALLER_ID, talk.caller)
+        session_id = a.service.session_id_for(call_id)
+        await until_state(a.service, session_id, "connected")
+        with side.clock.busy():
+            await first.aclose()
+            relay.route = lambda _, __: []  # down: whatever the platform sends now is lost
+        await side.clock.run_until(lambda: "CALL_FINISHED" in relay.lost, limit=60)
+        with side.clock.busy():
+            b = await outer.enter_async_context(engine(side, store))
+            relay.targets, relay.route = [b.webhook_url], lambda _, __: [0]
+        record = await until_over(b.service, side, session_id)
+        run = Run.observed(side, record, started_at)
+    assert "CALL_FINISHED" in relay.lost
+    assert run.entered() == CONNECTED
+    assert (run.session["state"], run.session["status"]) == ("closing", "ended")
+    assert ("call.finished", "connected", "closing") in run.steps()
+    assert run.call("caller") == ("FINISHED", "NORMAL_HANGUP", "ENDPOINT")
+    assert run.call("callee") == ("FINISHED", "NORMAL_HANGUP", "API")  # the flow's conference hang-up
+    assert run.room()[0] is True
+    registry = b.service.metrics.registry
+    assert registry.get_sample_value("flowengine_reconciled_events_total", {"event": "call.finished"}) == 1
+    assert run.wire()[-1] == "POST /calls/1/conferences/{room}/hangup"
 
 
 # -- two engines, one Redis ---------------------------------------------------------------------------------

@@ -39,14 +39,17 @@ async def run(
         return result, stack.simulator
 
 
-def requests(result: ScenarioResult) -> list[str]:
-    """``METHOD path`` with the session's ids replaced by role names, so sequences read like the flow."""
+def requests(result: ScenarioResult, *, reads: bool = False) -> list[str]:
+    """``METHOD path`` with the session's ids replaced by role names, so sequences read like the flow;
+    GETs (reconciliation's questions) only with ``reads``."""
     names = {
         **{v: k for k, v in result.session["calls"].items()},
         **{v: k for k, v in result.session["conferences"].items()},
     }
     shown = []
     for request in result.requests:
+        if request["method"] == "GET" and not reads:
+            continue
         path = request["path"]
         for raw, role in names.items():
             path = path.replace(raw, "{" + role + "}")
@@ -98,6 +101,12 @@ async def test_callee_never_answers_caller_is_told() -> None:
         *DIALING,
         *RESUME_AND_SAY,
         "DELETE /calling/v1/conferences/id/{room}",
+    ]
+    # Quiet for 60 s while it rang: the engine asked the platform about its calls, and the room; what it
+    # heard changed nothing (the callee's DiCE arrived within the in-flight grace and was taken as usual).
+    assert [r for r in requests(result, reads=True) if r.startswith("GET")] == [
+        "GET /calling/v1/calls/id/{caller}", "GET /calling/v1/calls/id/{callee}",
+        "GET /calling/v1/conferences/id/{room}",
     ]
     callee = sim.calls[result.session["calls"]["callee"]]
     assert (callee.state, callee.result) == ("FINAL", "NOANSWER")

@@ -6,6 +6,7 @@ always an empty 200; there are no follow-up events (Infobip reports everything i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
@@ -17,11 +18,13 @@ from flowengine.providers.infobip.auth import verify
 from flowengine.providers.infobip.capabilities import CAPABILITIES
 from flowengine.providers.infobip.client import InfobipClient
 from flowengine.providers.infobip.config import InfobipSettings
+from flowengine.providers.infobip.observe import observe as ask_platform
 from flowengine.providers.infobip.webhooks import parse_events
 from flowengine.providers.wire import Request
 from flowengine.runtime.clock import Clock
 from flowengine.runtime.events import Event
 from flowengine.runtime.ports import ActionResult, Endpoint, Media, Music
+from flowengine.runtime.reconcile import Observation
 
 NAME = "infobip"
 
@@ -224,6 +227,9 @@ class InfobipAdapter:
 
     def channel(self, trigger: Event | None) -> InfobipChannel:
         return InfobipChannel(self._client, self.settings)
+
+    async def observe(self, calls: Iterable[str], conferences: Iterable[str]) -> Observation:
+        return await ask_platform(self._client, calls, conferences)
 
     async def start(self) -> None:
         await self._client.start()

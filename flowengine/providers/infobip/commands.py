@@ -188,3 +188,7 @@ def update_participant(conference_id: str, call_id: str, *, muted: bool | None =
 def kick(conference_id: str, call_id: str) -> Request:
     """Remove the participant; Infobip keeps the call itself up (the adapter's kick hangs it up next)."""
     return Request("DELETE", _member(conference_id, call_id))
+
+
+def get_call(call_id: str) -> Request:
+    return Request("GET", _call(call_id))

@@ -27,6 +27,7 @@ import json
 import math
 import re
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
@@ -44,11 +45,13 @@ from flowengine.providers.sinch.callbacks import (
 from flowengine.providers.sinch.capabilities import CAPABILITIES
 from flowengine.providers.sinch.client import SinchClient
 from flowengine.providers.sinch.config import SinchSettings
+from flowengine.providers.sinch.observe import observe as ask_platform
 from flowengine.providers.sinch.svaml import ReplyBuilder
 from flowengine.providers.wire import Request
 from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.runtime.events import Event
 from flowengine.runtime.ports import ActionResult, Endpoint, Media, Music
+from flowengine.runtime.reconcile import Observation
 
 NAME = "sinch"
 # Sinch acts on a reply as soon as it has it; what follows from the reply is due a moment after.
@@ -372,6 +375,9 @@ class SinchAdapter:
             kind = ""
         reply = ReplyBuilder(kind) if kind in svaml.REPLY_EVENTS else None
         return SinchChannel(self._client, self.settings, trigger, reply)
+
+    async def observe(self, calls: Iterable[str], conferences: Iterable[str]) -> Observation:
+        return await ask_platform(self._client, calls, conferences)
 
     async def start(self) -> None:
         await self._client.start()

@@ -45,6 +45,16 @@ _MENU_REASONS = {"timeout": "timeout", "hangup": "hangup", "error": "error", "in
 _RECORDING_TYPES = frozenset({"recording_finished", "recording_available"})
 
 
+def failed_reason(result: str, why: str) -> str:
+    """Why a call that never came up ended: its ``result``, or for N/A its ``reason``."""
+    return _FAILED_RESULTS.get(result) or _FAILED_REASONS.get(why, "failed")
+
+
+def finished_reason(why: str) -> str:
+    """Why an answered call ended."""
+    return _FINISHED_REASONS.get(why, "hangup")
+
+
 def bridge_id(call_id: str) -> str:
     return call_id + BRIDGE_SUFFIX
 
@@ -165,12 +175,12 @@ def _dice(cb: Callback) -> list[Event]:
         if conference:
             left = "kicked" if why == "MANAGERHANGUP" else "hangup"
             events.append(cb.event("participant.left", conference_id=conference, reason=left, data=data))
-        events.append(cb.event("call.finished", reason=_FINISHED_REASONS.get(why, "hangup"), data=data))
+        events.append(cb.event("call.finished", reason=finished_reason(why), data=data))
         if cb.tag is None and why == "CALLEEHANGUP":  # the bridged party hung up
             bridged = bridge_id(cb.call_id)
             events.append(cb.event("call.finished", call_id=bridged, reason="hangup", data=data))
         return events
-    reason = _FAILED_RESULTS.get(result) or _FAILED_REASONS.get(why, "failed")  # N/A: the reason says
+    reason = failed_reason(result, why)
     if conference:
         events.append(cb.event("participant.join_failed", conference_id=conference, reason=reason, data=data))
     events.append(cb.event("call.failed", reason=reason, data=data))
