@@ -15,8 +15,6 @@ constructor, because flows need what PyYAML's loaders do not give:
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +26,7 @@ from flowengine.flow.budget import MAX_DEPTH, TOO_DEEP, over_budget
 from flowengine.flow.budget import RULE as LIMITS
 from flowengine.flow.diagnostics import Diagnostic, quote
 from flowengine.flow.model import Pos
+from flowengine.flow.scalars import resolve_plain
 
 Path = tuple[str | int, ...]
 
@@ -37,20 +36,6 @@ _DISCARDED = "\x00discarded"  # path part for values that are reported and dropp
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TAG = "tag:yaml.org,2002:"
 _TAG_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool, "null": type(None)}
-_NULL = re.compile(r"(?:~|null|Null|NULL|)\Z")
-_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_INT = re.compile(r"[-+]?[0-9]+\Z|0o[0-7]+\Z|0x[0-9a-fA-F]+\Z")
-_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z")
-_SPECIAL_FLOATS = {
-    **{
-        sign + spelling: math.copysign(math.inf, -1.0 if sign == "-" else 1.0)
-        for sign in ("", "+", "-")
-        for spelling in (".inf", ".Inf", ".INF")
-    },
-    **{spelling: math.nan for spelling in (".nan", ".NaN", ".NAN")},
-}
-
-
 @dataclass(frozen=True, slots=True)
 class SourceMap:
     """Positions of every node: ``keys[path]`` is where the mapping key is written, ``values[path]``
@@ -322,21 +307,6 @@ def _key_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def resolve_plain(text: str) -> Any:
-    """A plain scalar under the YAML 1.2 core schema."""
-    if _NULL.match(text):
-        return None
-    if text in _BOOL:
-        return _BOOL[text]
-    if _INT.match(text):
-        if text.startswith(("0o", "0x")):
-            return int(text[2:], 8 if text[1] == "o" else 16)
-        return int(text, 10)
-    if _FLOAT.match(text):
-        return float(text)
-    return _SPECIAL_FLOATS.get(text, text)
 
 
 def _events(text: str) -> Iterator[events.Event]:
