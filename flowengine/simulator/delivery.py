@@ -203,6 +203,10 @@ class WebhookSender:
         """``key``'s lane and ``into``'s become one (a call enrolled in a conference)."""
         self._lanes.merge(key, into, self._seq)
 
+    def lane(self, key: str) -> str:
+        """The name of the lane ``key`` (a lane given to ``send``, a call or conference id) is in."""
+        return self._lanes.root(key)
+
     @property
     def pending(self) -> int:
         return sum(len(lane.queue) for lane in self._lanes) + len(self._late)
