@@ -1,17 +1,46 @@
-"""``flowengine simulator``: run a simulated platform on its own, in wall-clock time."""
+"""``flowengine simulator``: run a simulated platform on its own, in wall-clock (or scaled) time."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 import yaml
 
 from flowengine.cli._common import EXIT_USAGE, setup_logging
 from flowengine.providers import PROVIDERS
+from flowengine.simulator.delivery import REDELIVERY_MODES, DeliveryPolicy
 from flowengine.simulator.parties import PartyBook
 from flowengine.simulator.serve import serve_simulator
+
+# (flag, DeliveryPolicy field, type, help): how webhooks reach the engine.
+_DELIVERY_FLAGS: list[tuple[str, str, Any, str]] = [
+    ("--redelivery", "redelivery", click.Choice(REDELIVERY_MODES),
+     "Redeliver webhooks the app fails (non-2xx, timeout, unreachable)."),
+    ("--redelivery-attempts", "attempts", int, "POSTs per webhook in all, with retry."),
+    ("--redelivery-delay", "initial_delay", float, "Seconds before the first redelivery."),
+    ("--redelivery-factor", "factor", float, "Each further wait is this many times longer."),
+    ("--redelivery-max-delay", "max_delay", float, "Cap of one wait, seconds."),
+    ("--webhook-timeout", "timeout", float, "Seconds the app has to answer a webhook."),
+    ("--max-in-flight", "max_in_flight", int, "Webhook POSTs at a time across calls."),
+    ("--duplicate-rate", "duplicate_rate", float, "Share of webhooks delivered twice."),
+    ("--reorder-rate", "reorder_rate", float,
+     "Share of webhooks held back so later ones of the same call overtake them."),
+    ("--reorder-delay", "reorder_delay", float, "Seconds a held-back webhook waits."),
+    ("--delivery-seed", "seed", int, "Seed of the duplicate/reorder draws."),
+]
+
+
+def _delivery_options(command: Callable[..., None]) -> Callable[..., None]:
+    defaults = DeliveryPolicy()
+    for flag, name, type_, help_ in reversed(_DELIVERY_FLAGS):
+        # None when not given, so only the flags given override the policy's own defaults.
+        text = f"{help_}  [default: {getattr(defaults, name)}]"
+        command = click.option(flag, "delivery_" + name, type=type_, default=None, help=text)(command)
+    return command
 
 
 @click.command("simulator")
@@ -25,16 +54,33 @@ from flowengine.simulator.serve import serve_simulator
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="YAML mapping of number -> party script (answer_after, busy, hangup_after, press, ...).",
 )
-def command(provider: str, host: str, port: int, webhook_url: str, parties_file: Path | None) -> None:
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Run simulated time N times faster: ringing, speech, party delays, webhook delays all shorter.",
+)
+@_delivery_options
+def command(
+    provider: str,
+    host: str,
+    port: int,
+    webhook_url: str,
+    parties_file: Path | None,
+    speed: float,
+    **delivery_flags: Any,
+) -> None:
     """Serve a wire-faithful copy of the platform's API for an engine to talk to.
 
     Place calls and read what happened through its control API under
     /_simulator/ (POST /_simulator/calls {from, to, script}; GET requests,
-    events, calls, conferences; PUT parties).
+    events, calls, conferences; PUT parties, faults, delivery).
 
     \b
     Example:
-      flowengine simulator -p infobip --port 8081 \\
+      flowengine simulator -p infobip --port 8081 --speed 20 \\
+          --redelivery retry --duplicate-rate 0.1 \\
           --webhook-url http://127.0.0.1:8080/webhooks/infobip
     """
     setup_logging("info")
@@ -45,4 +91,10 @@ def command(provider: str, host: str, port: int, webhook_url: str, parties_file:
         except (ValueError, yaml.YAMLError) as exc:
             click.echo(f"flowengine: {parties_file}: {exc}", err=True)
             sys.exit(EXIT_USAGE)
-    serve_simulator(provider, host, port, webhook_url, parties=parties)
+    chosen = {k.removeprefix("delivery_"): v for k, v in delivery_flags.items() if v is not None}
+    try:
+        delivery = DeliveryPolicy.from_dict(chosen)
+    except ValueError as exc:
+        click.echo(f"flowengine: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    serve_simulator(provider, host, port, webhook_url, parties=parties, speed=speed, delivery=delivery)

@@ -18,7 +18,13 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from flowengine.runtime.clock import Clock
-from flowengine.simulator.delivery import DeliveredEvent, HeaderSigner, WebhookSender
+from flowengine.simulator.delivery import (
+    PLATFORM_LANE,
+    DeliveredEvent,
+    DeliveryPolicy,
+    HeaderSigner,
+    WebhookSender,
+)
 from flowengine.simulator.legs import Leg
 from flowengine.simulator.parties import PartyBook, PartyScript
 
@@ -137,6 +143,7 @@ class Simulator(abc.ABC):
         signer: HeaderSigner | None = None,
         event_delay: float = 0.05,
         seed: int = 0,
+        delivery: DeliveryPolicy | None = None,
     ) -> None:
         self.clock = clock
         self.parties = parties if parties is not None else PartyBook()
@@ -144,7 +151,7 @@ class Simulator(abc.ABC):
         # Where the app reaches this simulator (events carry it as apiBaseUrl / callResourceUrl).
         self.api_base_url = "http://127.0.0.1"
         self.requests: list[RecordedRequest] = []
-        self.webhooks = WebhookSender(clock, webhook_url, signer=signer, delay=event_delay)
+        self.webhooks = WebhookSender(clock, webhook_url, signer=signer, delay=event_delay, policy=delivery)
         self._ids = random.Random(seed)
         self._app: web.Application | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -206,8 +213,13 @@ class Simulator(abc.ABC):
         """Deterministic per seed, shaped like the platforms' UUIDs."""
         return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
 
-    def emit(self, body: dict[str, Any]) -> asyncio.Future[DeliveredEvent]:
-        return self.webhooks.send(body)
+    def emit(self, body: dict[str, Any], *, redeliver: bool = True) -> asyncio.Future[DeliveredEvent]:
+        return self.webhooks.send(body, lane=self.lane_of(body), redeliver=redeliver)
+
+    def lane_of(self, body: dict[str, Any]) -> str:
+        """The delivery lane (``lanes.py``) of a webhook: each platform names the call or conference
+        it is about; one lane for everything otherwise."""
+        return PLATFORM_LANE
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Background work not tied to one leg (conference media); cancelled on reset and close."""
@@ -289,6 +301,8 @@ class Simulator(abc.ABC):
         router.add_delete(p + "parties/{number}", self._ctl_remove_party)
         router.add_get(p + "faults", self._ctl_faults)
         router.add_put(p + "faults", self._ctl_set_faults)
+        router.add_get(p + "delivery", self._ctl_delivery)
+        router.add_put(p + "delivery", self._ctl_set_delivery)
         router.add_post(p + "reset", self._ctl_reset)
 
     async def _ctl_health(self, _: web.Request) -> web.Response:
@@ -358,6 +372,16 @@ class Simulator(abc.ABC):
         except ValueError as exc:
             return _control_error(str(exc))
         return web.json_response(self.faults.to_dict())
+
+    async def _ctl_delivery(self, _: web.Request) -> web.Response:
+        return web.json_response(self.webhooks.policy.to_dict())
+
+    async def _ctl_set_delivery(self, request: web.Request) -> web.Response:
+        try:
+            self.webhooks.policy = DeliveryPolicy.from_dict(await _control_json(request))
+        except ValueError as exc:
+            return _control_error(str(exc))
+        return web.json_response(self.webhooks.policy.to_dict())
 
     async def _ctl_reset(self, _: web.Request) -> web.Response:
         self.reset()

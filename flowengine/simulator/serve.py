@@ -13,6 +13,7 @@ from aiohttp import web
 from flowengine.providers import PROVIDERS
 from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.simulator.base import Simulator
+from flowengine.simulator.clock import ScaledClock
 from flowengine.simulator.infobip import InfobipSimulator
 from flowengine.simulator.parties import PartyBook
 from flowengine.simulator.sinch import SinchSimulator
@@ -30,7 +31,7 @@ def build_simulator(
     **options: Any,
 ) -> Simulator:
     """A simulator by provider name. ``options`` go to the constructor: ``api_key`` for Infobip,
-    ``application_key`` / ``application_secret`` for Sinch, ``seed``, ``event_delay``, ..."""
+    ``application_key`` / ``application_secret`` for Sinch, ``seed``, ``event_delay``, ``delivery``, ..."""
     if provider == "infobip":
         return InfobipSimulator(
             clock, webhook_url=webhook_url, parties=parties, api_base_url=api_base_url, **options
@@ -80,8 +81,13 @@ def serve_simulator(
     webhook_url: str = "http://127.0.0.1:8080/webhooks",
     *,
     parties: PartyBook | None = None,
+    speed: float = 1.0,
     **options: Any,
 ) -> None:
-    """Blocking entry point for the CLI: serve on ``host:port`` with wall-clock time until interrupted."""
+    """Blocking entry point for the CLI: serve on ``host:port`` until interrupted, with wall-clock time
+    or, with ``speed`` N, a clock N times faster (every simulated wait N times shorter)."""
+    clock = SystemClock() if speed == 1.0 else ScaledClock(speed)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a standalone simulator is stopped
-        asyncio.run(run_simulator(provider, host, port, webhook_url, parties=parties, **options))
+        asyncio.run(
+            run_simulator(provider, host, port, webhook_url, parties=parties, clock=clock, **options)
+        )

@@ -66,6 +66,11 @@ class CallOps(Simulator):
     def _on_ended(self, call: InfobipCall) -> None:
         """The call ended (its CALL_FINISHED/CALL_FAILED is already queued)."""
 
+    def lane_of(self, body: dict[str, Any]) -> str:
+        """A call's events go in its lane, a conference's in the conference's; ``_enrol`` merges the two
+        when a call joins or is dialled into a conference."""
+        return str(body.get("callId") or body.get("conferenceId") or super().lane_of(body))
+
     # -- lookups --------------------------------------------------------------------------------
     def live_call(self, call_id: str) -> InfobipCall:
         """A call that has not ended; 404 otherwise (ended calls only live on in the call logs)."""

@@ -71,6 +71,8 @@ class ConferenceOps(CallOps):
 
     def _enrol(self, conference: InfobipConference, call: InfobipCall, role: str) -> Participant:
         participant = Participant(call=call, role=role)
+        # From now on the call and the conference (with the calls already in it) share one lane.
+        self.webhooks.link(call.id, conference.id)
         conference.participants[call.id] = participant
         call.conference_id = conference.id
         call.conference_ids.append(conference.id)

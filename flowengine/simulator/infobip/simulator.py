@@ -18,6 +18,7 @@ from aiohttp import web
 
 from flowengine.runtime.clock import Clock
 from flowengine.simulator.base import ApiError
+from flowengine.simulator.delivery import DeliveryPolicy
 from flowengine.simulator.infobip.routes import InfobipRoutes
 from flowengine.simulator.parties import PartyBook, PartyScript
 
@@ -60,6 +61,7 @@ class InfobipSimulator(InfobipRoutes):
         missing_files: Iterable[str] = (),
         event_delay: float = 0.05,
         seed: int = 0,
+        delivery: DeliveryPolicy | None = None,
     ) -> None:
         self._webhook_headers = dict(webhook_headers or {})
         self._webhook_hmac = webhook_hmac
@@ -70,6 +72,7 @@ class InfobipSimulator(InfobipRoutes):
             signer=self._sign,
             event_delay=event_delay,
             seed=seed,
+            delivery=delivery,
         )
         self.api_key = api_key
         self.basic_auth = basic_auth

@@ -104,6 +104,9 @@ class SinchCallouts(SinchObey):
         # Unconfirmed whether Sinch holds back a conference participant's detected keys without
         # enablePie; the simulator does, so an app that wants them must ask.
         call.pie = custom or bool(spec.get("enablePie"))
+        if request.method == "conferenceCallout":
+            # Dialled into the conference: in its lane from the first ring, not only once it joins.
+            self.link_conference(call, spec["conferenceId"])
         call.activity = call.start(self.clock, self._run_callout(call, request))
         return call
 

@@ -54,6 +54,15 @@ class SinchCalls(Simulator):
     async def obey(self, call: SinchCall, svaml: Svaml) -> None:
         """Carry out SVAML on the call (instructions in order, then the action)."""
 
+    def lane_of(self, body: dict[str, Any]) -> str:
+        """Every Sinch callback is about one call; calls share a lane once they meet in a conference."""
+        return str(body.get("callid") or super().lane_of(body))
+
+    def link_conference(self, call: SinchCall, conference_id: str) -> None:
+        """The call's webhooks and those of the conference's other calls keep one order from now on
+        (conference ids are the app's names, so they get a prefix to stay apart from call ids)."""
+        self.webhooks.link(call.id, f"conference:{conference_id}")
+
     # -- lookups --------------------------------------------------------------------------------
     def known_call(self, call_id: str) -> SinchCall:
         call = self.calls.get(call_id)
@@ -128,7 +137,9 @@ class SinchCalls(Simulator):
 
     async def ask(self, call: SinchCall, body: dict[str, Any], event: str) -> Svaml | None:
         """Send a callback that expects SVAML back; None if the reply is missing or unusable."""
-        delivered = await self.emit(body)
+        # Never redelivered: the call cannot wait for a retry (Sinch plays an error and drops a call
+        # whose ICE gets no answer in time; an ACE without one continues, a menu without one ends).
+        delivered = await self.emit(body, redeliver=False)
         status = delivered["status"]
         fallback = CONTINUE if event == "ace" else None  # an ACE needs no reply: the call just continues
         if status is None or not 200 <= status < 300:
@@ -180,6 +191,7 @@ class SinchCalls(Simulator):
             return
         self.leave_conference(call)
         conference = self.conferences.setdefault(conference_id, SinchConference(id=conference_id))
+        self.link_conference(call, conference_id)
         conference.members[call.id] = call
         call.conference_id, call.joined_at, call.moh = conference_id, self.clock.now(), moh
         call.muted = call.onhold = False

@@ -17,6 +17,7 @@ from aiohttp import web
 from flowengine.providers.sinch import signing
 from flowengine.runtime.clock import Clock
 from flowengine.simulator.base import ApiError
+from flowengine.simulator.delivery import DeliveryPolicy
 from flowengine.simulator.parties import PartyBook, PartyScript
 from flowengine.simulator.sinch.model import iso
 from flowengine.simulator.sinch.routes import SinchRoutes
@@ -46,6 +47,7 @@ class SinchSimulator(SinchRoutes):
         allow_basic: bool = True,
         event_delay: float = 0.05,
         seed: int = 0,
+        delivery: DeliveryPolicy | None = None,
     ) -> None:
         try:
             base64.b64decode(application_secret, validate=True)
@@ -60,6 +62,7 @@ class SinchSimulator(SinchRoutes):
             signer=self._sign,
             event_delay=event_delay,
             seed=seed,
+            delivery=delivery,
         )
         self.api_base_url = api_base_url
         self.inbound_ring_timeout = inbound_ring_timeout
