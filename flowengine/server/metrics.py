@@ -41,6 +41,12 @@ class Metrics:
             registry=r,
         )
         self.timers = Counter("flowengine_timers_fired_total", "Timers fired.", registry=r)
+        self.orphans = Counter(
+            "flowengine_orphans_hung_up_total",
+            "Calls and conferences alive on the platform that no live session owned, hung up.",
+            ["kind"],
+            registry=r,
+        )
         self.reconciled = Counter(
             "flowengine_reconciled_events_total",
             "Events the platform showed that no webhook brought (reconciliation), by event.",

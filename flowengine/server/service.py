@@ -19,6 +19,7 @@ from flowengine.runtime.executor import Executor, RetryPolicy
 from flowengine.runtime.ports import HttpClient
 from flowengine.runtime.session import TRACE_LIMIT, Session
 from flowengine.server.metrics import Metrics
+from flowengine.server.orphans import Orphans
 from flowengine.server.recovery import Reconciler
 from flowengine.server.routing import Router
 from flowengine.server.sessions import StoredSessions
@@ -66,6 +67,7 @@ class Service:
             executors, None, self.sessions.load, self.sessions.save, locks=self.sessions
         )
         self._counters: dict[tuple[str, ...], Any] = {}  # labelled counters, looked up once per label set
+        self.orphans = Orphans(clock=clock, metrics=self.metrics)
         self.reconciler = Reconciler(
             sessions=self.sessions, adapter=adapter, dispatcher=self.dispatcher, clock=clock,
             metrics=self.metrics, follow_up=self._follow_up,
@@ -81,7 +83,12 @@ class Service:
             return WebhookReply()
         channel = self.adapter.channel(events[0])
         for event in events:
-            await self.deliver(event, channel)
+            try:
+                session = await self.deliver(event, channel)
+            except SessionNotFound:
+                await self.orphans.unowned(event, channel, self.deliver)
+                continue
+            await self.orphans.after(session, event, channel)
         await self._follow_up(channel)
         self._count("webhooks", self.adapter.name, "handled")
         return channel.reply()
