@@ -66,8 +66,9 @@ async def platform() -> AsyncIterator[Platform]:
 
 
 def settings(base_url: str, **retry: Any) -> InfobipSettings:
+    # A budget wide enough for a capped 30-second Retry-After (the default 15 s would stop retrying).
     return InfobipSettings(base_url=base_url, api_key=API_KEY, calls_configuration_id="cfg-1",
-                           total_timeout=2.0, retry=RetryPolicy(**retry))
+                           total_timeout=2.0, command_budget=120.0, retry=RetryPolicy(**retry))
 
 
 @pytest.fixture
