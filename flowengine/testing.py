@@ -41,6 +41,7 @@ class _Failure:
     retryable: bool
     unsupported: bool
     message: str
+    outcome_unknown: bool = False
 
 
 class RecordingProvider:
@@ -63,10 +64,11 @@ class RecordingProvider:
         return [action for action, _ in self.calls]
 
     def fail(self, action: str, *, times: int | None = 1, retryable: bool = False, unsupported: bool = False,
-             message: str | None = None) -> None:
-        """The next ``times`` attempts of ``action`` (every one if None) raise ``ProviderError``."""
+             message: str | None = None, outcome_unknown: bool = False) -> None:
+        """The next ``times`` attempts of ``action`` (every one if None) raise ``ProviderError``
+        (``outcome_unknown``: as a platform whose answer was lost would)."""
         text = message or f"{action} failed (scripted)"
-        self._failures[action] = _Failure(times, retryable, unsupported, text)
+        self._failures[action] = _Failure(times, retryable, unsupported, text, outcome_unknown)
 
     async def _do(self, action: str, kwargs: dict[str, Any], new: str | None = None,
                   data: dict[str, Any] | None = None) -> ActionResult:
@@ -88,7 +90,8 @@ class RecordingProvider:
         if failure.unsupported:
             raise ProviderUnsupported(self.name, action)
         status = 503 if failure.retryable else 400
-        raise ProviderError(failure.message, retryable=failure.retryable, status=status)
+        raise ProviderError(failure.message, retryable=failure.retryable, status=status,
+                            outcome_unknown=failure.outcome_unknown)
 
     # -- the Provider port ----------------------------------------------------------------------------
     async def execute(self, command: ProviderCommand) -> ActionResult:

@@ -20,6 +20,7 @@ Nothing-sent failures (connection refused, connect timeout, 429) are always sent
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 from collections.abc import Iterator, Mapping
@@ -166,7 +167,7 @@ async def _settle(
 
 # -- the README's view ---------------------------------------------------------------------------------
 _SETTLED = {
-    "resend": "sent again", "query": "asked (below); sent once more if nothing was done",
+    "resend": "sent again", "query": "the platform is asked; sent once more if nothing was done",
     "at_most_once": "at most once: counted as done", "refuse": "fails (action.failed), not sent again",
     "in_reply": "in the SVAML reply: nothing unknown", "local": "no request", "unsupported": "—",
 }
@@ -191,3 +192,24 @@ def render_markdown(title: str, table: CommandTable, actions: list[str]) -> str:
         lines.append(f"| `{action}` | {spec.requests} | {'yes' if spec.idempotent else 'no'} | {settled} "
                      f"| {already} |")
     return "\n".join(lines)
+
+
+README_START, README_END = "<!-- command-table:start -->", "<!-- command-table:end -->"
+_TITLES = {"infobip": "Infobip Calls API (paths under `/calls/1`)",
+           "sinch": "Sinch Calling API v1 (paths under `/calling/v1`)"}
+
+
+def platform_table(provider: str) -> CommandTable:
+    """``provider``'s command table (its pure-data ``table`` module)."""
+    table: CommandTable = importlib.import_module(f"flowengine.providers.{provider}.table").TABLE
+    return table
+
+
+def readme_tables() -> str:
+    """The README's command tables, between their markers: generated, and kept in step by a test."""
+    from flowengine.flow.vocabulary import ACTION_SPECS
+    from flowengine.providers import PROVIDERS
+
+    actions = [spec.name for spec in ACTION_SPECS if not spec.pure and spec.name != "http"]
+    tables = "\n\n".join(render_markdown(_TITLES[p], platform_table(p), actions) for p in PROVIDERS)
+    return f"{README_START}\n{tables}\n{README_END}"

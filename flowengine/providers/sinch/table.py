@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from flowengine.providers.table import AlreadySo, CommandSpec, command_table
 
-GONE = AlreadySo(404, "", "the call or conference has ended")
+GONE = AlreadySo(404, "", "the call has ended")
+CONFERENCE_GONE = AlreadySo(404, "", "the conference has ended")
 REPLY_OR = "SVAML in the reply to the call's ICE/ACE/PIE; else "
 NO_QUERY = "Sinch cannot be asked whether it was done; a second copy would be heard twice"
 NO_CALL_LIST = "Sinch lists no calls: what was placed cannot be found"
@@ -51,7 +52,8 @@ TABLE = command_table(
     _unsupported("conference_say"),
     _unsupported("conference_play"),
     _unsupported("conference_stop_play"),
-    CommandSpec("conference_hangup", "DELETE /conferences/id/{id}", True, "resend", already_so=(GONE,)),
+    CommandSpec("conference_hangup", "DELETE /conferences/id/{id}", True, "resend",
+                already_so=(CONFERENCE_GONE,)),
     CommandSpec("conference_info", "GET /conferences/id/{id}", True, "resend"),
     CommandSpec("mute", "PATCH /conferences/id/{id}/{call} `mute`", True, "resend"),
     CommandSpec("unmute", "PATCH /conferences/id/{id}/{call} `unmute`", True, "resend"),
