@@ -136,6 +136,11 @@ class JsonClient:
     async def start(self) -> None:
         if self._session is None or (self._owns_session and self._session.closed):
             self._session = aiohttp.ClientSession(timeout=self._timeout)
+            # aiohttp silently sends a GET, PUT or DELETE again when a reused connection drops: for us
+            # a PUT (Infobip's conference join) is not idempotent, and only the command table may
+            # decide to send again. It has no public switch for this; a session passed in should have
+            # it off too.
+            self._session._retry_connection = False
             self._owns_session = True
 
     async def close(self) -> None:

@@ -45,9 +45,11 @@ class Faults:
     _pattern: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        rates = (self.error_rate, self.throttle_rate, self.lost_rate, self.slow_rate)
-        if min(self.latency, self.retry_after, self.slow_seconds) < 0 or not all(0 <= r <= 1 for r in rates):
-            raise ValueError("faults: seconds >= 0 and rates between 0 and 1")
+        rates = ("error_rate", "throttle_rate", "lost_rate", "slow_rate")
+        bad = [name for name in rates if not 0 <= getattr(self, name) <= 1]
+        bad += [name for name in ("latency", "retry_after", "slow_seconds") if getattr(self, name) < 0]
+        if bad:
+            raise ValueError(f"faults: {', '.join(bad)}: rates are between 0 and 1, seconds not negative")
         if self.error_status not in (500, 503) or self.lost_as not in ("drop", 500):
             raise ValueError('faults: error_status 500 or 503, lost_as "drop" or 500')
         if self.times is not None and self.times < 0:
