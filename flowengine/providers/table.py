@@ -38,6 +38,7 @@ Reconcile = Literal["resend", "query", "at_most_once", "refuse", "in_reply", "lo
 UNKNOWN: Mapping[str, str] = {"outcome": "unknown"}  # ActionResult.data of an at-most-once command
 ALREADY: Mapping[str, bool] = {"already": True}  # ActionResult.data of an "already so" answer
 
+ROUNDS = 3  # sends of a reconciled command, each after the platform showed the last did nothing
 _RESEND_UNKNOWN: ContextVar[bool] = ContextVar("resend_unknown", default=True)
 
 
@@ -121,25 +122,30 @@ async def carry_out(channel: Channel, table: CommandTable, command: ProviderComm
         settled = await _settle(channel, spec, command, None)
         if settled is not None:
             return settled
-    return await _perform(channel, spec, command, settle=True)
+    return await _perform(channel, spec, command)
 
 
-async def _perform(channel: Channel, spec: CommandSpec, command: ProviderCommand, *, settle: bool
-                   ) -> ActionResult:
-    try:
-        with _sending(spec):
-            return await channel.perform(spec, command)
-    except ProviderError as exc:
-        if spec.already(exc) or (spec.confirm and not exc.retryable and await channel.find(spec, command)):
-            log.info("%s %s: already so (%s)", channel.name, command.action, exc.status or exc)
-            return ActionResult(data=ALREADY)
-        if not exc.outcome_unknown or spec.idempotent or not settle:
-            raise
-        settled = await _settle(channel, spec, command, exc)
-        if settled is not None:
-            return settled
-    log.warning("%s %s %s: not carried out, sending once more", channel.name, command.action, command.key)
-    return await _perform(channel, spec, command, settle=False)
+async def _perform(channel: Channel, spec: CommandSpec, command: ProviderCommand) -> ActionResult:
+    """Send; after an unknown outcome settle it, and send again only when the platform shows nothing was
+    done, up to ``ROUNDS`` sends in all (each with its own nothing-sent retries under the budget)."""
+    for round_ in range(1, ROUNDS + 1):
+        try:
+            with _sending(spec):
+                return await channel.perform(spec, command)
+        except ProviderError as exc:
+            confirmed = spec.confirm and not exc.retryable and await channel.find(spec, command)
+            if spec.already(exc) or confirmed:
+                log.info("%s %s: already so (%s)", channel.name, command.action, exc.status or exc)
+                return ActionResult(data=ALREADY)
+            if not exc.outcome_unknown or spec.idempotent:
+                raise
+            settled = await _settle(channel, spec, command, exc)
+            if settled is not None:
+                return settled
+            if round_ == ROUNDS:
+                raise
+        log.warning("%s %s %s: not carried out, sending once more", channel.name, command.action, command.key)
+    raise AssertionError("unreachable: the last round returns or raises")
 
 
 async def _settle(
