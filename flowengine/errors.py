@@ -5,7 +5,8 @@
     ├── ConfigError                 the service configuration is invalid
     ├── ExpressionError             a template or guard failed to render at run time
     ├── ProviderError               a platform refused or failed a command (``retryable`` says
-    │   │                           whether trying again may help; ``status`` is the HTTP status)
+    │   │                           whether trying again may help; ``status`` is the HTTP status;
+    │   │                           ``outcome_unknown`` says the platform may have carried it out)
     │   └── ProviderUnsupported     the provider cannot perform this neutral action at all
     ├── WebhookError                an inbound webhook is unusable (``status`` is the 4xx to answer)
     │   └── WebhookAuthError        it failed authentication (401)
@@ -49,7 +50,15 @@ class ExpressionError(FlowEngineError):
 
 
 class ProviderError(FlowEngineError):
-    """A platform refused or failed a command."""
+    """A platform refused or failed a command.
+
+    Three kinds a caller must tell apart: refused (a 4xx: nothing was done, ``retryable`` False);
+    nothing sent or nothing done (connection refused, connect timeout, 429: ``retryable`` True,
+    ``outcome_unknown`` False, safe to send again); and outcome unknown (read timeout or deadline,
+    connection dropped after sending, 5xx: ``outcome_unknown`` True), where the platform may have
+    carried the command out and only an idempotent command may be sent again blindly.
+    ``retry_after`` is the platform's ``Retry-After`` in seconds, if it gave one.
+    """
 
     def __init__(
         self,
@@ -58,11 +67,20 @@ class ProviderError(FlowEngineError):
         retryable: bool = False,
         status: int | None = None,
         code: str | None = None,
+        outcome_unknown: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status = status
         self.code = code
+        self.outcome_unknown = outcome_unknown
+        self.retry_after = retry_after
+
+    @property
+    def safe_to_resend(self) -> bool:
+        """Sending the same request again cannot do it twice: the platform did nothing."""
+        return self.retryable and not self.outcome_unknown
 
 
 class ProviderUnsupported(ProviderError):

@@ -26,11 +26,13 @@ from flowengine.runtime.commands import Plan
 from flowengine.runtime.engine import Engine
 from flowengine.runtime.events import Event
 from flowengine.runtime.executor import Executor, RetryPolicy
-from flowengine.runtime.ports import ActionResult, Endpoint, HttpClient, Media, Music
+from flowengine.runtime.ports import ActionResult, HttpClient, ProviderCommand
 from flowengine.runtime.session import Session
 
 # Every neutral action a provider can be asked for (pure ones are the engine's; http has its own port).
 PROVIDER_ACTIONS = frozenset(spec.name for spec in ACTION_SPECS if not spec.pure and spec.name != "http")
+# What an action creates, by the prefix of the ids handed out (``call-1``, ``conf-1``).
+_CREATES = {"dial": "call", "conference_dial": "call", "conference_create": "conf"}
 
 
 @dataclass(slots=True)
@@ -39,17 +41,20 @@ class _Failure:
     retryable: bool
     unsupported: bool
     message: str
+    outcome_unknown: bool = False
 
 
 class RecordingProvider:
-    """A Provider that records every attempt as ``(action, kwargs)`` and hands out ids ``call-1``,
-    ``conf-1``, ... in order. ``fail()`` makes an action fail a number of times, or always."""
+    """A Provider that records every attempt as ``(action, args)`` and hands out ids ``call-1``,
+    ``conf-1``, ... in order. ``fail()`` makes an action fail a number of times, or always. It has no
+    platform behind it, so it retries and reconciles nothing: the executor's retry policy applies."""
 
     def __init__(self, *, name: str = "recording", capabilities: Iterable[str] | None = None,
                  yield_control: bool = False) -> None:
         self.name = name
         self.capabilities = frozenset(capabilities) if capabilities is not None else PROVIDER_ACTIONS
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.commands: list[ProviderCommand] = []
         self.yield_control = yield_control  # await once per command, so concurrent sessions interleave
         self._failures: dict[str, _Failure] = {}
         self._counters = {"call": 0, "conf": 0}
@@ -59,10 +64,11 @@ class RecordingProvider:
         return [action for action, _ in self.calls]
 
     def fail(self, action: str, *, times: int | None = 1, retryable: bool = False, unsupported: bool = False,
-             message: str | None = None) -> None:
-        """The next ``times`` attempts of ``action`` (every one if None) raise ``ProviderError``."""
+             message: str | None = None, outcome_unknown: bool = False) -> None:
+        """The next ``times`` attempts of ``action`` (every one if None) raise ``ProviderError``
+        (``outcome_unknown``: as a platform whose answer was lost would)."""
         text = message or f"{action} failed (scripted)"
-        self._failures[action] = _Failure(times, retryable, unsupported, text)
+        self._failures[action] = _Failure(times, retryable, unsupported, text, outcome_unknown)
 
     async def _do(self, action: str, kwargs: dict[str, Any], new: str | None = None,
                   data: dict[str, Any] | None = None) -> ActionResult:
@@ -84,97 +90,19 @@ class RecordingProvider:
         if failure.unsupported:
             raise ProviderUnsupported(self.name, action)
         status = 503 if failure.retryable else 400
-        raise ProviderError(failure.message, retryable=failure.retryable, status=status)
+        raise ProviderError(failure.message, retryable=failure.retryable, status=status,
+                            outcome_unknown=failure.outcome_unknown)
 
     # -- the Provider port ----------------------------------------------------------------------------
-    async def answer(self, call_id: str) -> ActionResult:
-        return await self._do("answer", {"call_id": call_id})
-
-    async def hangup(self, call_id: str, reason: str | None) -> ActionResult:
-        return await self._do("hangup", {"call_id": call_id, "reason": reason})
-
-    async def say(self, call_id: str, text: str, language: str, voice: str | None, loop: int) -> ActionResult:
-        return await self._do("say", {"call_id": call_id, "text": text, "language": language, "voice": voice,
-                                      "loop": loop})
-
-    async def play(self, call_id: str, media: Media, loop: int) -> ActionResult:
-        return await self._do("play", {"call_id": call_id, "media": media, "loop": loop})
-
-    async def stop_play(self, call_id: str) -> ActionResult:
-        return await self._do("stop_play", {"call_id": call_id})
-
-    async def record(self, call_id: str, max_duration: float | None, beep: bool) -> ActionResult:
-        return await self._do("record", {"call_id": call_id, "max_duration": max_duration, "beep": beep})
-
-    async def stop_record(self, call_id: str) -> ActionResult:
-        return await self._do("stop_record", {"call_id": call_id})
-
-    async def capture_dtmf(self, call_id: str, max_digits: int, timeout: float, terminator: str | None,
-                           prompt: str | None, language: str) -> ActionResult:
-        return await self._do("capture_dtmf", {
-            "call_id": call_id, "max_digits": max_digits, "timeout": timeout, "terminator": terminator,
-            "prompt": prompt, "language": language})
-
-    async def send_dtmf(self, call_id: str, digits: str) -> ActionResult:
-        return await self._do("send_dtmf", {"call_id": call_id, "digits": digits})
-
-    async def dial(self, to: Endpoint, from_: str | None, timeout: float,
-                   connect_call_id: str | None) -> ActionResult:
-        return await self._do("dial", {"to": to, "from_": from_, "timeout": timeout,
-                                       "connect_call_id": connect_call_id}, new="call")
-
-    async def conference_create(self, name: str | None) -> ActionResult:
-        return await self._do("conference_create", {"name": name}, new="conf")
-
-    async def conference_join(self, conference_id: str, call_id: str) -> ActionResult:
-        return await self._do("conference_join", {"conference_id": conference_id, "call_id": call_id})
-
-    async def conference_dial(self, conference_id: str, to: Endpoint, from_: str | None,
-                              timeout: float) -> ActionResult:
-        return await self._do("conference_dial", {"conference_id": conference_id, "to": to, "from_": from_,
-                                                  "timeout": timeout}, new="call")
-
-    async def conference_say(self, conference_id: str, text: str, language: str) -> ActionResult:
-        return await self._do("conference_say", {"conference_id": conference_id, "text": text,
-                                                 "language": language})
-
-    async def conference_play(self, conference_id: str, media: Media, loop: int) -> ActionResult:
-        return await self._do("conference_play", {"conference_id": conference_id, "media": media,
-                                                  "loop": loop})
-
-    async def conference_stop_play(self, conference_id: str) -> ActionResult:
-        return await self._do("conference_stop_play", {"conference_id": conference_id})
-
-    async def conference_hangup(self, conference_id: str) -> ActionResult:
-        return await self._do("conference_hangup", {"conference_id": conference_id})
-
-    async def conference_info(self, conference_id: str) -> ActionResult:
-        return await self._do("conference_info", {"conference_id": conference_id},
-                              data={"participants": []})
-
-    async def mute(self, conference_id: str, call_id: str) -> ActionResult:
-        return await self._do("mute", {"conference_id": conference_id, "call_id": call_id})
-
-    async def unmute(self, conference_id: str, call_id: str) -> ActionResult:
-        return await self._do("unmute", {"conference_id": conference_id, "call_id": call_id})
-
-    async def deafen(self, conference_id: str, call_id: str) -> ActionResult:
-        return await self._do("deafen", {"conference_id": conference_id, "call_id": call_id})
-
-    async def undeafen(self, conference_id: str, call_id: str) -> ActionResult:
-        return await self._do("undeafen", {"conference_id": conference_id, "call_id": call_id})
-
-    async def hold(
-        self, conference_id: str, call_id: str, music: Music, media: Media | None, loop: int
-    ) -> ActionResult:
-        return await self._do("hold", {"conference_id": conference_id, "call_id": call_id, "music": music,
-                                       "media": media, "loop": loop})
-
-    async def resume(self, conference_id: str, call_id: str) -> ActionResult:
-        return await self._do("resume", {"conference_id": conference_id, "call_id": call_id})
-
-    async def kick(self, conference_id: str, call_id: str) -> ActionResult:
-        return await self._do("kick", {"conference_id": conference_id, "call_id": call_id})
+    async def execute(self, command: ProviderCommand) -> ActionResult:
+        """Records ``(action, args)`` (and the whole command in ``commands``); what the action creates
+        gets the next id of its kind."""
+        self.commands.append(command)
+        action = command.action
+        if action not in PROVIDER_ACTIONS:
+            raise ProviderUnsupported(self.name, action)
+        data: dict[str, Any] | None = {"participants": []} if action == "conference_info" else None
+        return await self._do(action, dict(command.args), _CREATES.get(action), data)
 
 
 class ManualClock(VirtualClock):

@@ -22,3 +22,14 @@ def env_reader(environ: Mapping[str, str] | None, required: Sequence[str]) -> Ge
     if missing:
         raise ConfigError(f"missing environment variables: {', '.join(missing)}")
     return get
+
+
+def seconds_setting(get: Getter, name: str, default: float) -> float:
+    """A positive number of seconds from ``name``, else ``default``; ConfigError if it is not a number."""
+    value = get(name)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be seconds, not {value!r}") from None

@@ -1,10 +1,19 @@
 """What every provider's REST client shares: one pooled aiohttp session, retries with backoff through the
 ``Clock``, and platform error bodies made into ``ProviderError``.
 
-Retries cover what may pass by itself: 429, 5xx and connection failures (honouring ``Retry-After``
-seconds); any other 4xx is final. Backoff waits through the ``Clock`` so virtual time skips it, and the
-HTTP exchange itself runs inside ``clock.busy()`` so virtual time stands still while it is in flight.
-Only method, path, status and latency are logged: never headers, bodies or credentials.
+Every failure says which of three kinds it is (see ``ProviderError``): refused (4xx: final); nothing sent
+or nothing done (connection refused, connect timeout, 429: always safe to send again); outcome unknown
+(the deadline passed while waiting for the answer, the connection dropped after sending, 5xx: the
+platform may have carried the request out). ``send`` retries the safe kind always and the unknown kind
+only when the caller says the request is idempotent (``resend_unknown``); otherwise it raises at once so
+the caller can ask the platform what happened (the command table's reconcile). Backoff honours
+``Retry-After`` seconds and waits through the ``Clock`` so virtual time skips it; the HTTP exchange itself
+runs inside ``clock.busy()`` so virtual time stands still while it is in flight.
+
+Time is bounded: one request waits at most ``deadline`` seconds for its answer, and one ``send`` spends at
+most ``budget`` seconds in the worst case (attempts x deadline + backoff): a retry that could overrun the
+budget is not made. Only method, path, status and latency are logged: never headers, bodies or
+credentials.
 
 A provider plugs in how it authenticates (``Authorize``: headers for one request, which may depend on the
 exact body bytes, as Sinch's signatures do) and how its error bodies read (``ErrorText``); its retry
@@ -18,7 +27,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -35,10 +43,10 @@ Authorize = Callable[[str, str, bytes], Mapping[str, str]]
 ErrorText = Callable[[Any], tuple[str | None, str | None]]
 
 
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    error: ProviderError
-    retry_after: float | None = None
+# Failures before a byte of the request can have reached the platform: sending again cannot double it.
+_NOTHING_SENT: tuple[type[BaseException], ...] = (
+    aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError,
+)
 
 
 def retryable(status: int) -> bool:
@@ -56,8 +64,11 @@ def parse_retry_after(value: str | None) -> float | None:
     return seconds if seconds >= 0 else None
 
 
-def error_from_response(status: int, body: bytes, *, platform: str, read: ErrorText) -> ProviderError:
-    """The platform's own error text when the body has it, else ``<platform> answered HTTP <status>``."""
+def error_from_response(
+    status: int, body: bytes, *, platform: str, read: ErrorText, retry_after: float | None = None
+) -> ProviderError:
+    """The platform's own error text when the body has it, else ``<platform> answered HTTP <status>``.
+    A 429 did nothing (the platform refused to take it); any 5xx may have been carried out."""
     text = body.decode("utf-8", "replace")
     try:
         message, code = read(json.loads(text))
@@ -66,7 +77,10 @@ def error_from_response(status: int, body: bytes, *, platform: str, read: ErrorT
     if message is None:
         snippet = text.strip()[:200]
         message = f"{platform} answered HTTP {status}" + (f": {snippet}" if snippet else "")
-    return ProviderError(message, retryable=retryable(status), status=status, code=code)
+    return ProviderError(
+        message, retryable=retryable(status), status=status, code=code, outcome_unknown=status >= 500,
+        retry_after=retry_after,
+    )
 
 
 def parse_success(body: bytes, platform: str) -> JSON:
@@ -97,6 +111,7 @@ class JsonClient:
         session: aiohttp.ClientSession | None = None,
         total_timeout: float = 10.0,
         connect_timeout: float = 5.0,
+        budget: float | None = None,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.platform = platform
@@ -109,7 +124,11 @@ class JsonClient:
         self._session = session
         self._owns_session = session is None
         self._jitter = jitter
-        self._timeout = aiohttp.ClientTimeout(total=total_timeout, connect=connect_timeout)
+        # ``total_timeout`` is the deadline of one request: past it the answer is not awaited any longer.
+        self.deadline = total_timeout
+        self.budget = budget if budget is not None else retry.attempts * total_timeout + retry.max_retry_after
+        self._timeout = aiohttp.ClientTimeout(total=total_timeout, sock_connect=min(connect_timeout,
+                                                                                     total_timeout))
 
     def __repr__(self) -> str:
         return f"JsonClient(platform={self.platform!r}, base_url={self.base_url!r})"
@@ -117,6 +136,11 @@ class JsonClient:
     async def start(self) -> None:
         if self._session is None or (self._owns_session and self._session.closed):
             self._session = aiohttp.ClientSession(timeout=self._timeout)
+            # aiohttp silently sends a GET, PUT or DELETE again when a reused connection drops: for us
+            # a PUT (Infobip's conference join) is not idempotent, and only the command table may
+            # decide to send again. It has no public switch for this; a session passed in should have
+            # it off too.
+            self._session._retry_connection = False
             self._owns_session = True
 
     async def close(self) -> None:
@@ -124,21 +148,30 @@ class JsonClient:
             await self._session.close()
             self._session = None
 
-    async def send(self, method: str, path: str, body: JSON | None = None) -> JSON:
+    async def send(self, method: str, path: str, body: JSON | None = None, *,
+                   resend_unknown: bool = True) -> JSON:
         """The JSON answer of a 2xx (``{}`` when empty); raises ``ProviderError`` otherwise. ``path``
-        must already be percent-encoded: it is sent (and signed) exactly as given."""
+        must already be percent-encoded: it is sent (and signed) exactly as given. With
+        ``resend_unknown`` False an outcome-unknown failure is raised at once, never sent again."""
         data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         policy = self._retry
+        waited = 0.0
         for attempt in range(policy.attempts):
             outcome = await self._attempt(method, path, data)
-            if not isinstance(outcome, _Failure):
+            if not isinstance(outcome, ProviderError):
                 return outcome
-            if not outcome.error.retryable or attempt + 1 >= policy.attempts:
-                raise outcome.error
-            await self._clock.sleep(backoff_delay(policy, attempt, outcome.retry_after, self._jitter()))
+            again = outcome.safe_to_resend or (outcome.retryable and resend_unknown)
+            if not again or attempt + 1 >= policy.attempts:
+                raise outcome
+            delay = backoff_delay(policy, attempt, outcome.retry_after, self._jitter())
+            # Worst case of going on: the waits so far and this one, and every attempt up to the deadline.
+            if waited + delay + (attempt + 2) * self.deadline > self.budget:
+                raise outcome
+            waited += delay
+            await self._clock.sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises")
 
-    async def _attempt(self, method: str, path: str, data: bytes) -> JSON | _Failure:
+    async def _attempt(self, method: str, path: str, data: bytes) -> JSON | ProviderError:
         if self._session is None:
             await self.start()
         assert self._session is not None
@@ -154,13 +187,21 @@ class JsonClient:
                     answer = await response.read()
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
             except (aiohttp.ClientError, TimeoutError) as exc:
-                self._log.warning("%s %s %s failed: %s", self.platform.lower(), method, path,
-                                  type(exc).__name__)
-                reason = str(exc) or type(exc).__name__
-                return _Failure(ProviderError(f"{self.platform} unreachable: {reason}", retryable=True))
+                return self._transport_error(method, path, exc)
         elapsed_ms = (time.perf_counter() - started) * 1000
         self._log.info("%s %s %s -> %d in %.1f ms", self.platform.lower(), method, path, status, elapsed_ms)
         if 200 <= status < 300:
             return parse_success(answer, self.platform)
-        error = error_from_response(status, answer, platform=self.platform, read=self._read_error)
-        return _Failure(error, retry_after)
+        return error_from_response(status, answer, platform=self.platform, read=self._read_error,
+                                   retry_after=retry_after)
+
+    def _transport_error(self, method: str, path: str, exc: BaseException) -> ProviderError:
+        nothing_sent = isinstance(exc, _NOTHING_SENT)
+        self._log.warning("%s %s %s failed%s: %s", self.platform.lower(), method, path,
+                          "" if nothing_sent else " (outcome unknown)", type(exc).__name__)
+        if isinstance(exc, TimeoutError) and not nothing_sent:
+            reason = f"no answer within the {self.deadline:g} s deadline"
+        else:
+            reason = str(exc) or type(exc).__name__
+        return ProviderError(f"{self.platform} unreachable: {reason}", retryable=True,
+                             outcome_unknown=not nothing_sent)

@@ -44,6 +44,12 @@ class Clock(Protocol):
         """Start background work that counts as busy until it first waits on the clock or ends."""
         ...
 
+    def aside(self) -> AbstractContextManager[None]:
+        """The current task waits on another task's work (a session lock it holds): meanwhile its own
+        busy holds count as ``waiting`` ones, or a lock holder backing off on a virtual clock would
+        wait forever for time that the waiter stops."""
+        ...
+
 
 class SystemClock:
     """Wall-clock time; ``busy`` and ``spawn`` only track tasks so they are not garbage-collected."""
@@ -60,6 +66,9 @@ class SystemClock:
     @contextmanager
     def busy(self, *, waiting: bool = False) -> Iterator[None]:
         yield
+
+    def aside(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -106,6 +115,19 @@ class VirtualClock:
         finally:
             self._busy += held
             self._sleeping_holders -= held > 0
+            self._poke()
+
+    @contextmanager
+    def aside(self) -> Iterator[None]:
+        # The task's holds become waiting ones: they stop counting only while some holder sleeps on the
+        # clock (the lock holder backing off), and keep time still while the holder is at work.
+        held = self._held.get(asyncio.current_task(), 0)
+        self._waiting += held
+        self._poke()
+        try:
+            yield
+        finally:
+            self._waiting -= held
             self._poke()
 
     @contextmanager

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Protocol
 
 from flowengine.errors import SessionNotFound
@@ -99,7 +99,7 @@ class Dispatcher:
     ) -> Session:
         """Handle ``event`` for ``session_id`` and save the result. A session the store does not have is
         started when ``create`` (running ``flow``, or the only flow), else ``SessionNotFound`` is raised."""
-        async with self.locks.hold(session_id):
+        async with self._holding(session_id):
             session = await self._session(session_id, create, flow)
             session = await self._resume(session, provider)
             session = await self._step(session, event, provider)
@@ -108,7 +108,7 @@ class Dispatcher:
 
     async def fire_timers(self, session_id: str, *, provider: Provider | None = None) -> Session | None:
         """Feed the session every timer due by now; None if there is no such session."""
-        async with self.locks.hold(session_id):
+        async with self._holding(session_id):
             session = await self._load(session_id)
             if session is None:
                 return None
@@ -139,13 +139,22 @@ class Dispatcher:
         await self._amend(session_id, lambda session: setattr(session, "checked", at))
 
     async def _amend(self, session_id: str, change: Callable[[Session], None]) -> None:
-        async with self.locks.hold(session_id):
+        async with self._holding(session_id):
             found = await self._load(session_id)
             if found is None:
                 raise SessionNotFound(f"no session {session_id!r}")
             session = found.copy()  # a loaded session may be shared: change a copy
             change(session)
             await self._save(session)
+
+    @asynccontextmanager
+    async def _holding(self, session_id: str) -> AsyncIterator[None]:
+        """The session's lock. Waiting for it is set aside from the clock (``Clock.aside``): the holder
+        may be backing off on a virtual clock, which a waiter must not stop."""
+        async with AsyncExitStack() as stack:
+            with self.engine.clock.aside():
+                await stack.enter_async_context(self.locks.hold(session_id))
+            yield
 
     def _executor_for(self, flow: str | None) -> Executor:
         if flow is None:

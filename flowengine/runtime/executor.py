@@ -7,7 +7,9 @@ an interrupted run left behind. Each of those writes is also a fence: a store th
 instance wrote the session since) stops the run before the command is sent.
 
 Each command's templates are rendered just before it is sent, so a later command sees what an earlier
-one bound (``room.id``). A retryable ``ProviderError`` is tried again with backoff through the Clock; a
+one bound (``room.id``). Each command reaches the provider as a ``ProviderCommand`` whose ``key``
+(``session:seq:index``) lets the provider find what an earlier attempt created. A retryable
+``ProviderError`` is tried again with backoff through the Clock (as resumed after an unknown outcome); a
 command that fails for good becomes an ``action.failed`` event fed straight back into the same session
 (the rest of the plan is skipped and recorded). Unhandled, that ends the session as failed, and the
 cleanup plan is then run best-effort: a failing hang-up is recorded and the next one still tried.
@@ -28,7 +30,7 @@ from flowengine.runtime.context import build_context
 from flowengine.runtime.engine import ACTION_FAILED, Engine
 from flowengine.runtime.events import Event
 from flowengine.runtime.outbox import advance, pending, reaches_out, write_ahead
-from flowengine.runtime.ports import HttpClient, Provider
+from flowengine.runtime.ports import HttpClient, Provider, ProviderCommand
 from flowengine.runtime.session import CommandRecord, Session, Step
 
 log = logging.getLogger("flowengine.flow")
@@ -98,7 +100,9 @@ class Executor:
             if context is None and not command.static:
                 context = build_context(session, plan.event)
             try:
-                detail = await self._execute(session, command, context or {}, provider)
+                detail = await self._execute(
+                    session, command, context or {}, provider, index, resumed=index == start
+                )
             except (ProviderError, ExpressionError) as exc:
                 error = str(exc)
             else:
@@ -144,8 +148,10 @@ class Executor:
         return await self._run(session, plan, provider, failures + 1, checkpoint)
 
     async def _execute(
-        self, session: Session, command: Command, context: Mapping[str, Any], provider: Provider
+        self, session: Session, command: Command, context: Mapping[str, Any], provider: Provider, index: int,
+        *, resumed: bool = False,
     ) -> str | None:
+        """Carry out one command; ``resumed``: an interrupted run may have sent it already."""
         action = command.action
         params = command.render(context)
         if action == "set":
@@ -156,35 +162,41 @@ class Executor:
             log.log(_LEVELS.get(str(params.get("level")), logging.INFO), "%s: %s", session.id, message)
             return message
         kwargs = provider_arguments(action, params, session)
-        send = self._http_call(kwargs) if action == "http" else self._provider_call(provider, action, kwargs)
-        result, attempts = await self._attempt(send)
+        if action == "http":
+            send = self._http_call(kwargs)
+        else:
+            send = self._provider_call(provider, action, kwargs, f"{session.id}:{session.seq}:{index}")
+        result, attempts = await self._attempt(send, resumed)
         detail = bind_result(action, params, result, session)
         return detail if attempts == 1 else f"{detail or ''} after {attempts} attempts".lstrip()
 
     @staticmethod
     def _provider_call(
-        provider: Provider, action: str, kwargs: dict[str, Any]
-    ) -> Callable[[], Awaitable[Any]]:
+        provider: Provider, action: str, kwargs: dict[str, Any], key: str
+    ) -> Callable[[bool], Awaitable[Any]]:
+        """``send(resumed)``: the command, marked resumed when an earlier attempt may have been done."""
         if action not in provider.capabilities:
             raise ProviderUnsupported(provider.name, action)
-        method: Callable[..., Awaitable[Any]] = getattr(provider, action)
-        return lambda: method(**kwargs)
+        return lambda resumed: provider.execute(ProviderCommand(action, kwargs, key, resumed))
 
-    def _http_call(self, kwargs: dict[str, Any]) -> Callable[[], Awaitable[Any]]:
+    def _http_call(self, kwargs: dict[str, Any]) -> Callable[[bool], Awaitable[Any]]:
         http = self.http
         if http is None:
             raise ProviderUnsupported("engine", "http")
-        return lambda: http.request(kwargs["method"] or "POST", kwargs["url"], kwargs.get("body"))
+        return lambda _resumed: http.request(kwargs["method"] or "POST", kwargs["url"], kwargs.get("body"))
 
-    async def _attempt(self, send: Callable[[], Awaitable[Any]]) -> tuple[Any, int]:
+    async def _attempt(self, send: Callable[[bool], Awaitable[Any]], resumed: bool) -> tuple[Any, int]:
+        """Retries what the provider left retryable. After an unknown outcome the next attempt goes out
+        as resumed, so the provider reconciles before it could do a non-idempotent command twice."""
         delay = self.retry.delay
         for attempt in range(1, self.retry.attempts + 1):
             try:
-                return await send(), attempt
+                return await send(resumed), attempt
             except ProviderError as exc:
                 final = not exc.retryable or isinstance(exc, ProviderUnsupported)
                 if final or attempt >= self.retry.attempts:
                     raise
+                resumed = resumed or exc.outcome_unknown
             await self.clock.sleep(delay)
             delay = min(delay * self.retry.factor, self.retry.max_delay)
         raise AssertionError("unreachable: the last attempt returns or raises")

@@ -19,6 +19,7 @@ from flowengine.errors import ProviderError, SessionNotFound
 from flowengine.providers.base import Channel
 from flowengine.runtime.clock import Clock
 from flowengine.runtime.events import Event
+from flowengine.runtime.ports import ProviderCommand
 from flowengine.runtime.session import ENDED, Session
 from flowengine.server.metrics import Metrics
 from flowengine.server.sessions import FINISHED
@@ -63,11 +64,14 @@ class Orphans:
         kind = "call" if event.call_id else "conference"
         try:
             if event.call_id:
-                await channel.hangup(event.call_id, None)
+                args: dict[str, object] = {"call_id": event.call_id, "reason": None}
+                command = ProviderCommand("hangup", args, f"orphan:{event.call_id}")
             elif event.conference_id:
-                await channel.conference_hangup(event.conference_id)
+                args = {"conference_id": event.conference_id}
+                command = ProviderCommand("conference_hangup", args, f"orphan:{event.conference_id}")
             else:
                 return
+            await channel.execute(command)
         except ProviderError as exc:
             log.warning("could not hang up orphan %s %s (%s): %s", kind, _subject(event), why, exc)
             return

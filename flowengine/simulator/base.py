@@ -12,7 +12,7 @@ import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -25,6 +25,7 @@ from flowengine.simulator.delivery import (
     HeaderSigner,
     WebhookSender,
 )
+from flowengine.simulator.faults import Faults as Faults  # re-exported: tests and tools import it here
 from flowengine.simulator.legs import Leg
 from flowengine.simulator.parties import PartyBook, PartyScript
 
@@ -61,43 +62,10 @@ class RecordedRequest:
     body: Any
     status: int
     at: float
+    fault: str | None = None  # injected: throttle, error (not carried out); lost, slow (carried out)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class Faults:
-    """Injected trouble: ``latency`` seconds before every API answer (real time: the client holds the
-    clock busy while it waits, so virtual time could not pass anyway), and a share ``error_rate`` of API
-    requests failing with ``error_status`` and the platform's error body."""
-
-    latency: float = 0.0
-    error_rate: float = 0.0
-    error_status: int = 503
-    seed: int = 0
-    _rng: random.Random = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.latency < 0 or not 0.0 <= self.error_rate <= 1.0 or self.error_status not in (500, 503):
-            raise ValueError("faults: latency >= 0, 0 <= error_rate <= 1, error_status 500 or 503")
-        self._rng = random.Random(self.seed)
-
-    def should_fail(self) -> bool:
-        return self.error_rate > 0 and self._rng.random() < self.error_rate
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Faults:
-        allowed = {"latency", "error_rate", "error_status", "seed"}
-        if not isinstance(data, Mapping) or set(data) - allowed:
-            raise ValueError(f"faults: expected a mapping with keys from {sorted(allowed)}")
-        try:
-            return cls(**{k: v for k, v in data.items()})
-        except TypeError as exc:
-            raise ValueError(f"faults: {exc}") from None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"latency": self.latency, "error_rate": self.error_rate, "error_status": self.error_status}
 
 
 async def json_body(request: web.Request) -> Any:
@@ -261,20 +229,40 @@ class Simulator(abc.ABC):
             if request.path.startswith(CONTROL_PREFIX):
                 return await handler(request)
             raw = await request.read()
-            response = await self._respond(request, raw, handler)
+            faults = self.faults
+            before = faults.before(request.method, request.path)
+            response = await self._respond(request, raw, handler, before)
+            after = faults.after(request.method, request.path) if before is None else None
             self.requests.append(
-                RecordedRequest(
-                    request.method, request.path, _recorded_body(raw), response.status, self.clock.now()
-                )
+                RecordedRequest(request.method, request.path, _recorded_body(raw), response.status,
+                                self.clock.now(), before or after)
             )
+            if after == "slow":
+                await asyncio.sleep(faults.slow_seconds)
+            elif after == "lost":
+                return self._lose(request, response, faults)
             return response
 
-    async def _respond(self, request: web.Request, raw: bytes, handler: Handler) -> web.StreamResponse:
+    def _lose(self, request: web.Request, response: web.StreamResponse, faults: Faults) -> web.StreamResponse:
+        """Carried out, and the answer lost on the way: the connection drops, or a 500 comes instead."""
+        if faults.lost_as == 500:
+            return self.render_error(ApiError(500, "Injected fault: internal error."))
+        if request.transport is not None:
+            request.transport.close()
+        return response
+
+    async def _respond(
+        self, request: web.Request, raw: bytes, handler: Handler, fault: str | None
+    ) -> web.StreamResponse:
         try:
             if self.faults.latency > 0:
                 await asyncio.sleep(self.faults.latency)
-            if self.faults.should_fail():
+            if fault == "error":
                 raise ApiError(self.faults.error_status, "Injected fault: service unavailable.")
+            if fault == "throttle":
+                throttled = self.render_error(ApiError(429, "Injected fault: too many requests."))
+                throttled.headers["Retry-After"] = f"{self.faults.retry_after:g}"
+                return throttled
             self.authenticate(request, raw)
             return await handler(request)
         except ApiError as error:

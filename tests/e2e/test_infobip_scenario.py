@@ -62,6 +62,8 @@ async def test_callee_answers_then_hangs_up() -> None:
     assert run.call("caller") == ("FINISHED", "NORMAL_HANGUP", "API")  # ... the engine ended the caller's
     assert run.room() == (True, {"caller": "LEFT", "callee": "LEFT"})
     dial = run.requests[len(OPENING) + 2]["body"]
+    key = dial["callRequest"].pop("customData")["flowengineKey"]  # the engine's correlation key
+    assert key.startswith(run.session["id"] + ":")
     assert dial == {"callRequest": {"endpoint": {"type": "PHONE", "phoneNumber": CALLEE},
                                     "connectTimeout": 60, "from": CALLER_ID}}
 

@@ -66,8 +66,9 @@ async def platform() -> AsyncIterator[Platform]:
 
 
 def settings(base_url: str, **retry: Any) -> InfobipSettings:
+    # A budget wide enough for a capped 30-second Retry-After (the default 15 s would stop retrying).
     return InfobipSettings(base_url=base_url, api_key=API_KEY, calls_configuration_id="cfg-1",
-                           total_timeout=2.0, retry=RetryPolicy(**retry))
+                           total_timeout=2.0, command_budget=120.0, retry=RetryPolicy(**retry))
 
 
 @pytest.fixture
@@ -244,4 +245,45 @@ async def test_send_opens_the_session_if_start_was_not_called(
     try:
         assert await client.send(CREATE) == {}
     finally:
+        await client.close()
+
+
+async def test_what_may_have_been_done_is_not_resent_unless_the_caller_says_so(
+    platform: Platform, make_client: Any
+) -> None:
+    """A 5xx may have been carried out: raised at once with ``outcome_unknown`` for the caller to ask the
+    platform; a 429 did nothing: sent again whatever the command."""
+    platform.script = [Reply(500, infobip_error("Internal error"))]
+    client = await make_client(platform.base_url)
+    with pytest.raises(ProviderError) as caught:
+        await client.send(CREATE, resend_unknown=False)
+    assert (caught.value.status, caught.value.outcome_unknown, len(platform.seen)) == (500, True, 1)
+    platform.script = [Reply(429, infobip_error("Too many requests"), {"Retry-After": "2"}),
+                       Reply(201, {"id": "call-9"})]
+    assert await client.send(CREATE, resend_unknown=False) == {"id": "call-9"}
+    assert len(platform.seen) == 3
+
+
+async def test_refused_connections_are_nothing_sent_and_slow_answers_outcome_unknown(
+    platform: Platform, make_client: Any, clock: VirtualClock
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    refused = await make_client(f"http://127.0.0.1:{port}", attempts=2)
+    with pytest.raises(ProviderError) as caught:
+        await refused.send(CREATE, resend_unknown=False)
+    assert (caught.value.retryable, caught.value.outcome_unknown) == (True, False)  # and it was retried
+    release = asyncio.Event()
+    platform.script = [Reply(201, {"id": "call-9"}, hold=release)]
+    quick = InfobipSettings(base_url=platform.base_url, api_key=API_KEY, calls_configuration_id="c",
+                            command_deadline=0.05, retry=RetryPolicy(attempts=3))
+    client = InfobipClient(quick, clock=clock)
+    try:
+        with pytest.raises(ProviderError) as slow:
+            await client.send(CREATE, resend_unknown=False)
+        assert (slow.value.outcome_unknown, len(platform.seen)) == (True, 1)
+        assert "0.05 s deadline" in str(slow.value)
+    finally:
+        release.set()
         await client.close()

@@ -71,6 +71,17 @@ async def test_control_api_drives_a_simulator() -> None:
         assert (await h.client.request("GET", "/calls/1/calls/x"))[0] == 503
         assert (await h.client.request("PUT", ctl + "/faults", {"error_rate": 7}))[0] == 400
         assert (await h.client.request("PUT", ctl + "/faults", {}))[0] == 200
+        # 429 with Retry-After, limited to the requests matched and to one fault in all.
+        throttle = {"throttle_rate": 1.0, "retry_after": 4, "match": "^GET /calls/1/calls/", "times": 1}
+        assert (await h.client.request("PUT", ctl + "/faults", throttle))[1]["throttle_rate"] == 1.0
+        assert (await h.client.request("GET", "/calls/1/calls/x"))[0] == 429
+        assert (await h.client.request("GET", "/calls/1/calls/x"))[0] == 404  # once only
+        assert h.sim.requests[-2].fault == "throttle"
+        lost = {"lost_rate": 1.0, "lost_as": 500, "slow_rate": 0.5, "slow_seconds": 0.01, "seed": 3}
+        assert (await h.client.request("PUT", ctl + "/faults", lost))[1]["lost_as"] == 500
+        assert (await h.client.request("PUT", ctl + "/faults", {"lost_as": "sometimes"}))[0] == 400
+        assert (await h.client.request("PUT", ctl + "/faults", {"match": "("}))[0] == 400
+        assert (await h.client.request("PUT", ctl + "/faults", {}))[0] == 200
 
         assert (await h.client.request("POST", ctl + "/calls", {"from": 1}))[0] == 400
         assert await h.client.request("POST", ctl + "/reset") == (204, None)

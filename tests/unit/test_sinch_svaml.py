@@ -14,7 +14,7 @@ from flowengine.providers.sinch import SinchAdapter, SinchSettings, svaml
 from flowengine.providers.sinch.callbacks import bridge_id
 from flowengine.providers.sinch.svaml import ReplyBuilder
 from flowengine.runtime.events import Event
-from flowengine.runtime.ports import Endpoint, Media
+from flowengine.runtime.ports import Endpoint, Media, ProviderCommand
 from flowengine.simulator.sinch.svaml import parse_svaml
 
 SECRET = "BeIukql3pTKJ8RGL5zo0DA=="
@@ -258,16 +258,16 @@ async def test_reply_only_commands_are_refused_where_sinch_cannot_take_them() ->
 
 async def test_unsupported_actions_say_so() -> None:
     channel = adapter().channel(None)
-    for attempt in (
-        channel.stop_play("c"),
-        channel.deafen("r", "c"),
-        channel.undeafen("r", "c"),
-        channel.conference_say("r", "hi", "en"),
-        channel.conference_play("r", Media("f"), 1),
-        channel.conference_stop_play("r"),
+    for action, args in (
+        ("stop_play", {"call_id": "c"}),
+        ("deafen", {"conference_id": "r", "call_id": "c"}),
+        ("undeafen", {"conference_id": "r", "call_id": "c"}),
+        ("conference_say", {"conference_id": "r", "text": "hi", "language": "en"}),
+        ("conference_play", {"conference_id": "r", "media": Media("f"), "loop": 1}),
+        ("conference_stop_play", {"conference_id": "r"}),
     ):
         with pytest.raises(ProviderUnsupported):
-            await attempt
+            await channel.execute(ProviderCommand(action, args, "s:1:0"))
 
 
 async def test_dice_and_follow_up_triggers_use_rest_only() -> None:

@@ -1,7 +1,9 @@
 """The Infobip adapter: webhooks in, REST commands out.
 
 Infobip takes every command over REST, so the channel sends each one at once and the webhook reply is
-always an empty 200; there are no follow-up events (Infobip reports everything itself).
+always an empty 200; there are no follow-up events (Infobip reports everything itself). ``execute``
+carries a command out over the command table (``table.py``): retried, reconciled (``reconcile.py``) or
+counted as done as its row says.
 """
 
 from __future__ import annotations
@@ -13,17 +15,19 @@ import aiohttp
 
 from flowengine.errors import ProviderError
 from flowengine.providers.base import JSON, FollowUp, WebhookReply, WebhookRequest
-from flowengine.providers.infobip import commands
+from flowengine.providers.infobip import commands, reconcile
 from flowengine.providers.infobip.auth import verify
 from flowengine.providers.infobip.capabilities import CAPABILITIES
 from flowengine.providers.infobip.client import InfobipClient
 from flowengine.providers.infobip.config import InfobipSettings
 from flowengine.providers.infobip.observe import observe as ask_platform
+from flowengine.providers.infobip.table import TABLE
 from flowengine.providers.infobip.webhooks import parse_events
+from flowengine.providers.table import CommandSpec, carry_out, resend_unknown
 from flowengine.providers.wire import Request
 from flowengine.runtime.clock import Clock
 from flowengine.runtime.events import Event
-from flowengine.runtime.ports import ActionResult, Endpoint, Media, Music
+from flowengine.runtime.ports import ActionResult, Endpoint, Media, Music, ProviderCommand
 from flowengine.runtime.reconcile import Observation
 
 NAME = "infobip"
@@ -71,8 +75,26 @@ class InfobipChannel:
     def follow_ups(self) -> list[FollowUp]:
         return []
 
+    # -- the Provider port, over the command table ---------------------------------------------------
+    async def execute(self, command: ProviderCommand) -> ActionResult:
+        return await carry_out(self, TABLE, command)
+
+    async def perform(self, spec: CommandSpec, command: ProviderCommand) -> ActionResult:
+        method = getattr(self, spec.action)
+        result: ActionResult = await (method(**command.args, key=command.key) if spec.keyed
+                                      else method(**command.args))
+        return result
+
+    async def find(self, spec: CommandSpec, command: ProviderCommand) -> ActionResult | None:
+        return await reconcile.FINDERS[spec.action](self._client, command)
+
+    # -- one method per action (the table's ``perform``) -------------------------------------------
+    async def _request(self, request: Request) -> JSON:
+        """Sent again after an unknown outcome only if the command being carried out is idempotent."""
+        return await self._client.send(request, resend_unknown=resend_unknown())
+
     async def _send(self, request: Request) -> ActionResult:
-        answer = await self._client.send(request)
+        answer = await self._request(request)
         status = answer.get("status")
         return ActionResult(data={"status": status} if isinstance(status, str) else {})
 
@@ -108,35 +130,38 @@ class InfobipChannel:
         return await self._send(commands.send_dtmf(call_id, digits))
 
     async def dial(
-        self, to: Endpoint, from_: str | None, timeout: float, connect_call_id: str | None
+        self, to: Endpoint, from_: str | None, timeout: float, connect_call_id: str | None, *,
+        key: str | None = None,
     ) -> ActionResult:
         settings = self._settings
         request = commands.dial(
             to, from_, timeout, connect_call_id,
             calls_configuration_id=settings.calls_configuration_id, sip_trunk_id=settings.sip_trunk_id,
+            key=key,
         )
-        answer = await self._client.send(request)
+        answer = await self._request(request)
         if connect_call_id is None:  # 201 Call
             return ActionResult(id=_id(answer, "call"))
         conference = answer.get("conference")  # 200 {conference, call}
         data = {"conference_id": conference.get("id")} if isinstance(conference, dict) else {}
         return ActionResult(id=_id(answer.get("call"), "call"), data=data)
 
-    async def conference_create(self, name: str | None) -> ActionResult:
+    async def conference_create(self, name: str | None, *, key: str | None = None) -> ActionResult:
+        # The name is how a reconcile finds the conference: a nameless one is named by the key.
         configuration = self._settings.calls_configuration_id
-        request = commands.conference_create(name, calls_configuration_id=configuration)
-        return ActionResult(id=_id(await self._client.send(request), "conference"))
+        request = commands.conference_create(name or key, calls_configuration_id=configuration)
+        return ActionResult(id=_id(await self._request(request), "conference"))
 
     async def conference_join(self, conference_id: str, call_id: str) -> ActionResult:
-        await self._client.send(commands.conference_join(conference_id, call_id))
+        await self._request(commands.conference_join(conference_id, call_id))
         return ActionResult()
 
     async def conference_dial(
-        self, conference_id: str, to: Endpoint, from_: str | None, timeout: float
+        self, conference_id: str, to: Endpoint, from_: str | None, timeout: float, *, key: str | None = None
     ) -> ActionResult:
         trunk = self._settings.sip_trunk_id
-        request = commands.conference_dial(conference_id, to, from_, timeout, sip_trunk_id=trunk)
-        answer = await self._client.send(request)
+        request = commands.conference_dial(conference_id, to, from_, timeout, sip_trunk_id=trunk, key=key)
+        answer = await self._request(request)
         return ActionResult(id=_id(answer.get("call"), "call"))
 
     async def conference_say(self, conference_id: str, text: str, language: str) -> ActionResult:
@@ -149,11 +174,11 @@ class InfobipChannel:
         return await self._send(commands.conference_stop_play(conference_id))
 
     async def conference_hangup(self, conference_id: str) -> ActionResult:
-        await self._client.send(commands.conference_hangup(conference_id))
+        await self._request(commands.conference_hangup(conference_id))
         return ActionResult()
 
     async def conference_info(self, conference_id: str) -> ActionResult:
-        conference = await self._client.send(commands.conference_info(conference_id))
+        conference = await self._request(commands.conference_info(conference_id))
         data = {"id": conference.get("id"), "name": conference.get("name"),
                 "participants": _participants(conference)}
         return ActionResult(id=conference.get("id"), data=data)
@@ -187,8 +212,15 @@ class InfobipChannel:
 
     async def kick(self, conference_id: str, call_id: str) -> ActionResult:
         """Out of the conference and hung up, as on Sinch: Infobip's DELETE alone leaves the call up (a
-        kicked guest would linger until its maxDuration). A call that ended meanwhile (404) is done."""
-        result = await self._send(commands.kick(conference_id, call_id))
+        kicked guest would linger until its maxDuration). A participant who is not there (404) has left
+        already: its call is left alone (it may be in another conference now). A call that ended
+        meanwhile (404 to the hang-up) is done."""
+        try:
+            result = await self._send(commands.kick(conference_id, call_id))
+        except ProviderError as exc:
+            if exc.status == 404:
+                return ActionResult(data={"already": True})
+            raise
         try:
             await self._send(commands.hangup(call_id, None))
         except ProviderError as exc:

@@ -73,7 +73,8 @@ class InfobipClient:
         self._http = JsonClient(
             platform="Infobip", base_url=settings.base_url, retry=settings.retry, authorize=authorize,
             read_error=_platform_message, log=log, clock=clock, session=session,
-            total_timeout=settings.total_timeout, connect_timeout=settings.connect_timeout, jitter=jitter,
+            total_timeout=settings.request_deadline, connect_timeout=settings.connect_timeout,
+            budget=settings.command_budget, jitter=jitter,
         )
 
     def __repr__(self) -> str:
@@ -85,6 +86,8 @@ class InfobipClient:
     async def close(self) -> None:
         await self._http.close()
 
-    async def send(self, request: Request) -> JSON:
-        """The JSON answer of a 2xx (``{}`` when empty); raises ``ProviderError`` otherwise."""
-        return await self._http.send(request.method, request.path, request.body)
+    async def send(self, request: Request, *, resend_unknown: bool = True) -> JSON:
+        """The JSON answer of a 2xx (``{}`` when empty); raises ``ProviderError`` otherwise. Without
+        ``resend_unknown`` a request whose outcome is unknown is not sent again (see ``JsonClient``)."""
+        http = self._http
+        return await http.send(request.method, request.path, request.body, resend_unknown=resend_unknown)

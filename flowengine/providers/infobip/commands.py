@@ -7,6 +7,7 @@ conferences bind to ``callsConfigurationId``; adding an existing call to a confe
 from __future__ import annotations
 
 import math
+from urllib.parse import urlencode
 
 from flowengine.errors import ProviderError
 from flowengine.providers.base import JSON
@@ -14,6 +15,8 @@ from flowengine.providers.wire import Request, segment
 from flowengine.runtime.ports import Endpoint, Media
 
 MAX_CONNECT_TIMEOUT = 60  # seconds; Infobip refuses more
+KEY_FIELD = "flowengineKey"  # the correlation key in a dialled call's customData (a string map)
+PAGE_SIZE = 100  # Infobip's largest page
 _HANGUP_CODES = {"hangup": "NORMAL_HANGUP", "busy": "BUSY", "rejected": "REJECTED"}
 
 
@@ -63,10 +66,14 @@ def _say_body(text: str, language: str, voice: str | None, loop: int) -> JSON:
     return body
 
 
-def _call_request(to: Endpoint, from_: str | None, timeout: float, sip_trunk_id: str | None) -> JSON:
+def _call_request(
+    to: Endpoint, from_: str | None, timeout: float, sip_trunk_id: str | None, key: str | None
+) -> JSON:
     request: JSON = {"endpoint": endpoint(to, sip_trunk_id), "connectTimeout": connect_timeout(timeout)}
     if from_:
         request["from"] = from_
+    if key:
+        request["customData"] = {KEY_FIELD: key}
     return request
 
 
@@ -123,11 +130,12 @@ def send_dtmf(call_id: str, digits: str) -> Request:
 
 def dial(
     to: Endpoint, from_: str | None, timeout: float, connect_call_id: str | None, *,
-    calls_configuration_id: str, sip_trunk_id: str | None = None,
+    calls_configuration_id: str, sip_trunk_id: str | None = None, key: str | None = None,
 ) -> Request:
     """A new outbound call; with ``connect_call_id``, one bridged to that call once answered (the
-    connected call inherits the existing call's configuration: that request has no configuration id)."""
-    call_request = _call_request(to, from_, timeout, sip_trunk_id)
+    connected call inherits the existing call's configuration: that request has no configuration id).
+    ``key`` goes into the call's ``customData``, where a reconcile finds it."""
+    call_request = _call_request(to, from_, timeout, sip_trunk_id, key)
     if connect_call_id is not None:
         return Request("POST", _call(connect_call_id, "/connect"), {"callRequest": call_request})
     return Request("POST", "/calls/1/calls", {**call_request, "callsConfigurationId": calls_configuration_id})
@@ -146,10 +154,11 @@ def conference_join(conference_id: str, call_id: str) -> Request:
 
 
 def conference_dial(
-    conference_id: str, to: Endpoint, from_: str | None, timeout: float, *, sip_trunk_id: str | None = None
+    conference_id: str, to: Endpoint, from_: str | None, timeout: float, *, sip_trunk_id: str | None = None,
+    key: str | None = None,
 ) -> Request:
     # The add-new-call model has no callsConfigurationId: the call belongs to the conference's.
-    body = {"callRequest": _call_request(to, from_, timeout, sip_trunk_id)}
+    body = {"callRequest": _call_request(to, from_, timeout, sip_trunk_id, key)}
     return Request("POST", _conf(conference_id, "/call"), body)
 
 
@@ -174,6 +183,23 @@ def conference_info(conference_id: str) -> Request:
     return Request("GET", _conf(conference_id))
 
 
+# -- queries (reconciliation) --------------------------------------------------------------------
+def get_call(call_id: str) -> Request:
+    return Request("GET", _call(call_id))
+
+
+def list_calls(page: int, *, history: bool = False, **filters: str) -> Request:
+    """GET /calls (live calls) or /calls/history (ended ones), filtered as the API allows (``direction``,
+    ``conferenceId``, ``to``, ...); ``customData`` is no filter, so the caller pages through."""
+    query = urlencode({**filters, "page": page, "size": PAGE_SIZE})
+    return Request("GET", f"/calls/1/calls{'/history' if history else ''}?{query}")
+
+
+def list_conferences(name: str, page: int = 0) -> Request:
+    query = urlencode({"name": name, "page": page, "size": PAGE_SIZE})
+    return Request("GET", f"/calls/1/conferences?{query}")
+
+
 def update_participant(conference_id: str, call_id: str, *, muted: bool | None = None,
                        deaf: bool | None = None) -> Request:
     """mute/unmute (``muted``) and deafen/undeafen (``deaf``)."""
@@ -189,6 +215,3 @@ def kick(conference_id: str, call_id: str) -> Request:
     """Remove the participant; Infobip keeps the call itself up (the adapter's kick hangs it up next)."""
     return Request("DELETE", _member(conference_id, call_id))
 
-
-def get_call(call_id: str) -> Request:
-    return Request("GET", _call(call_id))

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from flowengine.errors import ConfigError
-from flowengine.providers.environment import env_reader
+from flowengine.providers.environment import env_reader, seconds_setting
 from flowengine.providers.retry import RetryPolicy
 from flowengine.runtime.ports import Media
 
@@ -31,7 +31,6 @@ def normalise_algorithm(name: str) -> str:
 
 
 
-
 @dataclass(frozen=True, slots=True, repr=False)
 class InfobipSettings:
     base_url: str
@@ -44,8 +43,12 @@ class InfobipSettings:
     hmac_algorithm: str = DEFAULT_HMAC_ALGORITHM
     sip_trunk_id: str | None = None  # needed to dial SIP endpoints
     hold_music: str | None = None  # file id or URL played on hold when the flow names none
-    total_timeout: float = 10.0  # seconds for one HTTP exchange
+    total_timeout: float = 10.0  # seconds for one HTTP exchange (the command deadline caps it)
     connect_timeout: float = 5.0
+    # Seconds a command's answer is awaited; a slower one takes the unknown-outcome path (reconcile).
+    command_deadline: float = 3.0
+    # Worst-case seconds one command may hold its session (attempts x deadline + backoff, reconcile apart).
+    command_budget: float = 15.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:
@@ -60,7 +63,7 @@ class InfobipSettings:
         object.__setattr__(self, "hmac_algorithm", normalise_algorithm(self.hmac_algorithm))
         if not self.hmac_header:
             raise ConfigError("the Infobip webhook HMAC header name must not be empty")
-        if self.total_timeout <= 0 or self.connect_timeout <= 0:
+        if min(self.total_timeout, self.connect_timeout, self.command_deadline, self.command_budget) <= 0:
             raise ConfigError("Infobip timeouts must be positive")
 
     def hold_media(self) -> Media | None:
@@ -69,6 +72,11 @@ class InfobipSettings:
         if self.hold_music.startswith(("http://", "https://")):
             return Media(url=self.hold_music)
         return Media(file_id=self.hold_music)
+
+    @property
+    def request_deadline(self) -> float:
+        """Seconds one request's answer is awaited."""
+        return min(self.total_timeout, self.command_deadline)
 
     @property
     def basic_auth_enabled(self) -> bool:
@@ -93,7 +101,8 @@ class InfobipSettings:
             f"webhook_password={mark(self.webhook_password)}, hmac_secret={mark(self.hmac_secret)}, "
             f"hmac_header={self.hmac_header!r}, hmac_algorithm={self.hmac_algorithm!r}, "
             f"sip_trunk_id={self.sip_trunk_id!r}, total_timeout={self.total_timeout}, "
-            f"connect_timeout={self.connect_timeout}, retry={self.retry!r})"
+            f"connect_timeout={self.connect_timeout}, command_deadline={self.command_deadline}, "
+            f"command_budget={self.command_budget}, retry={self.retry!r})"
         )
 
     __str__ = __repr__
@@ -113,4 +122,6 @@ class InfobipSettings:
             hmac_algorithm=get("INFOBIP_WEBHOOK_HMAC_ALGORITHM") or DEFAULT_HMAC_ALGORITHM,
             sip_trunk_id=get("INFOBIP_SIP_TRUNK_ID"),
             hold_music=get("INFOBIP_HOLD_MUSIC"),
+            command_deadline=seconds_setting(get, "INFOBIP_COMMAND_DEADLINE", 3.0),
+            command_budget=seconds_setting(get, "INFOBIP_COMMAND_BUDGET", 15.0),
         )

@@ -17,11 +17,13 @@ end of a conference, so the channel hands those to the service as ``FollowUp``s:
 - ``delay > 0``: it follows from the reply or a REST command; handle it ``delay`` seconds after the reply.
 
 ``follow_ups()`` hands over what was gathered since its last call, so the service can loop until the
-zero-delay ones are exhausted, then call ``reply()``.
+zero-delay ones are exhausted, then call ``reply()``. ``execute`` carries a command out over the command
+table (``table.py``): into the reply, or over REST retried or settled as its row says.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -32,7 +34,7 @@ from typing import Any
 
 import aiohttp
 
-from flowengine.errors import ProviderError, ProviderUnsupported
+from flowengine.errors import ProviderError
 from flowengine.providers.base import JSON, FollowUp, WebhookReply, WebhookRequest
 from flowengine.providers.sinch import commands, svaml
 from flowengine.providers.sinch.callbacks import (
@@ -47,10 +49,12 @@ from flowengine.providers.sinch.client import SinchClient
 from flowengine.providers.sinch.config import SinchSettings
 from flowengine.providers.sinch.observe import observe as ask_platform
 from flowengine.providers.sinch.svaml import ReplyBuilder
+from flowengine.providers.sinch.table import TABLE
+from flowengine.providers.table import CommandSpec, carry_out, resend_unknown
 from flowengine.providers.wire import Request
 from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.runtime.events import Event
-from flowengine.runtime.ports import ActionResult, Endpoint, Media, Music
+from flowengine.runtime.ports import ActionResult, Endpoint, Media, Music, ProviderCommand
 from flowengine.runtime.reconcile import Observation
 
 NAME = "sinch"
@@ -60,12 +64,13 @@ PLAY_LOCALE = "en-US"  # playFiles wants a locale; it only matters for #tts prom
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def conference_id_for(name: str | None) -> str:
+def conference_id_for(name: str | None, key: str | None = None) -> str:
     """A new conference id (Sinch creates the conference when the first call joins it): the name made
-    safe, plus a random part, so two sessions naming their rooms alike still get a room each."""
+    safe, plus a part made of the command's key (random without one), so two sessions naming their rooms
+    alike still get a room each, and the same command carried out again names the same room."""
     slug = _SLUG.sub("-", name or "").strip("-")[:40]
-    unique = uuid.uuid4().hex[:12]
-    return f"{slug}-{unique}" if slug else uuid.uuid4().hex
+    unique = hashlib.sha256(key.encode()).hexdigest() if key else uuid.uuid4().hex
+    return f"{slug}-{unique[:12]}" if slug else unique[:32]
 
 
 def _callout_id(answer: JSON) -> str:
@@ -125,6 +130,23 @@ class SinchChannel:
         handed, self._pending = self._pending, []
         return handed
 
+    # -- the Provider port, over the command table ---------------------------------------------------
+    async def execute(self, command: ProviderCommand) -> ActionResult:
+        return await carry_out(self, TABLE, command)
+
+    async def perform(self, spec: CommandSpec, command: ProviderCommand) -> ActionResult:
+        method = getattr(self, spec.action)
+        result: ActionResult = await (method(**command.args, key=command.key) if spec.keyed
+                                      else method(**command.args))
+        return result
+
+    async def find(self, spec: CommandSpec, command: ProviderCommand) -> ActionResult | None:
+        """Only a join is ever confirmed: Sinch cannot be asked about anything else (see table.py)."""
+        if spec.action != "conference_join":
+            return None
+        args = command.args
+        return ActionResult() if await self._in_conference(args["conference_id"], args["call_id"]) else None
+
     # -- helpers -----------------------------------------------------------------------------------
     def _open_reply(self, call_id: str) -> ReplyBuilder | None:
         """The reply, if it is still open and about ``call_id``."""
@@ -136,7 +158,8 @@ class SinchChannel:
         self._pending.append(FollowUp(event, delay))
 
     async def _send(self, request: Request) -> JSON:
-        return await self._client.send(request)
+        """Sent again after an unknown outcome only if the command being carried out is idempotent."""
+        return await self._client.send(request, resend_unknown=resend_unknown())
 
     async def _update(self, call_id: str, instructions: list[JSON], action: JSON) -> ActionResult:
         await self._send(commands.update_call(split_bridge(call_id)[0], instructions, action))
@@ -191,8 +214,6 @@ class SinchChannel:
             await self._to_leg(call_id, [step])
         return ActionResult()
 
-    async def stop_play(self, call_id: str) -> ActionResult:
-        raise ProviderUnsupported(NAME, "stop_play")
 
     async def record(self, call_id: str, max_duration: float | None, beep: bool) -> ActionResult:
         if beep or max_duration is not None:
@@ -235,12 +256,13 @@ class SinchChannel:
         return await self._update(call_id, [step], svaml.continue_())
 
     async def dial(
-        self, to: Endpoint, from_: str | None, timeout: float, connect_call_id: str | None
+        self, to: Endpoint, from_: str | None, timeout: float, connect_call_id: str | None, *,
+        key: str | None = None,
     ) -> ActionResult:
         cli = from_ or self._settings.cli
         if connect_call_id is None:
             # customCallout has no ring timeout: Sinch's own applies (the flow's `after` is the net).
-            return ActionResult(id=_callout_id(await self._send(commands.custom_callout(to, cli))))
+            return ActionResult(id=_callout_id(await self._send(commands.custom_callout(to, cli, key))))
         if to.kind != "phone":
             raise ProviderError("Sinch bridges a call to phone numbers only (connectPstn)")
         action = svaml.connect_pstn(
@@ -252,8 +274,8 @@ class SinchChannel:
         return ActionResult(id=bridge_id(connect_call_id))
 
     # -- conferences -------------------------------------------------------------------------------
-    async def conference_create(self, name: str | None) -> ActionResult:
-        conference_id = conference_id_for(name)
+    async def conference_create(self, name: str | None, *, key: str | None = None) -> ActionResult:
+        conference_id = conference_id_for(name, key)
         self._follow("conference.created", 0.0, conference_id=conference_id)
         return ActionResult(id=conference_id)
 
@@ -271,24 +293,27 @@ class SinchChannel:
         self._follow("participant.joined", delay, call_id=call_id, conference_id=conference_id)
         return ActionResult()
 
+    async def _in_conference(self, conference_id: str, call_id: str) -> bool:
+        try:
+            answer = await self._client.send(commands.conference_info(conference_id))
+        except ProviderError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return any(item["call_id"] == call_id for item in _participants(answer))
+
     async def conference_dial(
-        self, conference_id: str, to: Endpoint, from_: str | None, timeout: float
+        self, conference_id: str, to: Endpoint, from_: str | None, timeout: float, *, key: str | None = None
     ) -> ActionResult:
         # conferenceCallout has no ring timeout: Sinch's own applies (the flow's `after` is the net).
         cli = from_ or self._settings.cli
         request = commands.conference_callout(
-            conference_id, to, cli, moh=self._settings.conference_moh, dtmf=self._conference_dtmf()
+            conference_id, to, cli, moh=self._settings.conference_moh, dtmf=self._conference_dtmf(), key=key
         )
         return ActionResult(id=_callout_id(await self._send(request)))
 
-    async def conference_say(self, conference_id: str, text: str, language: str) -> ActionResult:
-        raise ProviderUnsupported(NAME, "conference_say")
 
-    async def conference_play(self, conference_id: str, media: Media, loop: int) -> ActionResult:
-        raise ProviderUnsupported(NAME, "conference_play")
 
-    async def conference_stop_play(self, conference_id: str) -> ActionResult:
-        raise ProviderUnsupported(NAME, "conference_stop_play")
 
     async def conference_hangup(self, conference_id: str) -> ActionResult:
         try:
@@ -315,11 +340,7 @@ class SinchChannel:
     async def unmute(self, conference_id: str, call_id: str) -> ActionResult:
         return await self._manage(conference_id, call_id, "unmute")
 
-    async def deafen(self, conference_id: str, call_id: str) -> ActionResult:
-        raise ProviderUnsupported(NAME, "deafen")
 
-    async def undeafen(self, conference_id: str, call_id: str) -> ActionResult:
-        raise ProviderUnsupported(NAME, "undeafen")
 
     async def hold(
         self, conference_id: str, call_id: str, music: Music, media: Media | None, loop: int

@@ -68,12 +68,16 @@ def split_bridge(call_id: str) -> tuple[str, bool]:
 
 @dataclass(frozen=True, slots=True)
 class CalloutTag:
-    """What a callout we place carries in ``custom``: the conference it dials into, if any."""
+    """What a callout we place carries in ``custom``: the conference it dials into, if any, and the
+    correlation key of the command that placed it (so a callout whose answer was lost is still known)."""
 
     conference_id: str | None = None
+    key: str | None = None
 
     def encode(self) -> str:
         mark = {"conference": self.conference_id} if self.conference_id else {}
+        if self.key:
+            mark["key"] = self.key
         return json.dumps({_TAG_KEY: mark}, separators=(",", ":"))
 
     @classmethod
@@ -87,8 +91,9 @@ class CalloutTag:
             return None
         if not isinstance(mark, dict):
             return None
-        conference = mark.get("conference")
-        return cls(conference if isinstance(conference, str) and conference else None)
+        conference, key = mark.get("conference"), mark.get("key")
+        return cls(conference if isinstance(conference, str) and conference else None,
+                   key if isinstance(key, str) and key else None)
 
 
 # -- authentication --------------------------------------------------------------------------------

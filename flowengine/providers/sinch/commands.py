@@ -59,7 +59,7 @@ def _caller_id(cli: str | None) -> JSON:
 # -- callouts --------------------------------------------------------------------------------------
 def conference_callout(
     conference_id: str, to: Endpoint, cli: str | None, *, moh: Music | None = None,
-    greeting: str | None = None, locale: str | None = None, dtmf: JSON | None = None,
+    greeting: str | None = None, locale: str | None = None, dtmf: JSON | None = None, key: str | None = None,
 ) -> Request:
     """Dial ``to`` straight into the conference, with ACE and DiCE so the flow hears how it went; the
     tag in ``custom`` tells those callbacks which conference the call is for. ``dtmf`` is the
@@ -67,7 +67,7 @@ def conference_callout(
     ``enablePie`` is unconfirmed: asking costs nothing)."""
     spec: JSON = {
         **_caller_id(cli), "destination": destination(to), "conferenceId": conference_id,
-        "enableAce": True, "enableDice": True, "custom": CalloutTag(conference_id).encode(),
+        "enableAce": True, "enableDice": True, "custom": CalloutTag(conference_id, key).encode(),
     }
     if dtmf is not None:
         spec["conferenceDtmfOptions"] = dtmf
@@ -81,9 +81,9 @@ def conference_callout(
     return _callout("conferenceCallout", spec)
 
 
-def custom_callout(to: Endpoint, cli: str | None) -> Request:
+def custom_callout(to: Endpoint, cli: str | None, key: str | None = None) -> Request:
     """A plain outbound call whose events (ACE, PIE, DiCE) reach the callback URL like any other."""
-    spec: JSON = {**_caller_id(cli), "destination": destination(to), "custom": CalloutTag().encode()}
+    spec: JSON = {**_caller_id(cli), "destination": destination(to), "custom": CalloutTag(key=key).encode()}
     return _callout("customCallout", spec)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeVar, cast, get_args
 
 from flowengine.errors import ConfigError
-from flowengine.providers.environment import env_reader
+from flowengine.providers.environment import env_reader, seconds_setting
 from flowengine.providers.retry import RetryPolicy
 from flowengine.runtime.ports import Music
 
@@ -52,8 +52,12 @@ class SinchSettings:
     # each suits keypad commands; more wait for the gap, # or the count. Sinch's defaults: 1 and 3 s.
     conference_dtmf_max_digits: int = 1
     conference_dtmf_timeout: float = 3.0  # seconds of silence between keys that end a group
-    total_timeout: float = 10.0  # seconds for one HTTP exchange
+    total_timeout: float = 10.0  # seconds for one HTTP exchange (the command deadline caps it)
     connect_timeout: float = 5.0
+    # Seconds a command's answer is awaited; a slower one takes the unknown-outcome path (reconcile).
+    command_deadline: float = 3.0
+    # Worst-case seconds one command may hold its session (attempts x deadline + backoff, reconcile apart).
+    command_budget: float = 15.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:
@@ -71,12 +75,17 @@ class SinchSettings:
         object.__setattr__(self, "callback_auth", _mode(self.callback_auth, "Sinch callback auth"))
         if self.conference_moh is not None and self.conference_moh not in _MUSIC:
             raise ConfigError(f"Sinch music on hold must be one of {', '.join(_MUSIC)}")
-        if self.total_timeout <= 0 or self.connect_timeout <= 0:
+        if min(self.total_timeout, self.connect_timeout, self.command_deadline, self.command_budget) <= 0:
             raise ConfigError("Sinch timeouts must be positive")
         if self.callback_max_skew is not None and self.callback_max_skew <= 0:
             raise ConfigError("the Sinch callback timestamp skew must be positive")
         if self.conference_dtmf_max_digits < 1 or self.conference_dtmf_timeout <= 0:
             raise ConfigError("Sinch conference keys need max digits >= 1 and a positive timeout")
+
+    @property
+    def request_deadline(self) -> float:
+        """Seconds one request's answer is awaited."""
+        return min(self.total_timeout, self.command_deadline)
 
     def __repr__(self) -> str:
         return (
@@ -86,7 +95,8 @@ class SinchSettings:
             f"conference_moh={self.conference_moh!r}, "
             f"conference_dtmf_max_digits={self.conference_dtmf_max_digits}, "
             f"conference_dtmf_timeout={self.conference_dtmf_timeout}, total_timeout={self.total_timeout}, "
-            f"connect_timeout={self.connect_timeout}, retry={self.retry!r})"
+            f"connect_timeout={self.connect_timeout}, command_deadline={self.command_deadline}, "
+            f"command_budget={self.command_budget}, retry={self.retry!r})"
         )
 
     __str__ = __repr__
@@ -113,4 +123,6 @@ class SinchSettings:
             conference_moh=None if moh.lower() in ("none", "silence") else cast(Music, moh.lower()),
             conference_dtmf_max_digits=digits,
             conference_dtmf_timeout=gap,
+            command_deadline=seconds_setting(get, "SINCH_COMMAND_DEADLINE", 3.0),
+            command_budget=seconds_setting(get, "SINCH_COMMAND_BUDGET", 15.0),
         )

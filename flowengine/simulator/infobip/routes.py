@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -40,6 +41,8 @@ class InfobipRoutes(ConferenceOps):
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/calls/1/configurations", self._create_configuration)
         router.add_post("/calls/1/calls", self._create_call)
+        router.add_get("/calls/1/calls", self._list_calls)
+        router.add_get("/calls/1/calls/history", self._call_history)
         router.add_post("/calls/1/connect", self._connect_calls)
         router.add_get(CALL, self._get_call)
         for verb, handler in {
@@ -56,6 +59,7 @@ class InfobipRoutes(ConferenceOps):
         }.items():
             router.add_post(f"{CALL}/{verb}", handler)
         router.add_post("/calls/1/conferences", self._create_conference)
+        router.add_get("/calls/1/conferences", self._list_conferences)
         router.add_get(CONFERENCE, self._get_conference)
         router.add_patch(CONFERENCE, self._update_all)
         router.add_post(CONFERENCE + "/call", self._add_new_call)
@@ -86,6 +90,30 @@ class InfobipRoutes(ConferenceOps):
         assert dial is not None and dial.calls_configuration_id is not None
         call = self.dial(dial, dial.calls_configuration_id)
         return web.json_response(call.to_json(), status=201)
+
+    async def _list_calls(self, request: web.Request) -> web.Response:
+        """GET /calls/1/calls: the calls still up (``CallPage``), filtered as the API allows."""
+        query = request.query
+        calls = [c for c in self.calls.values() if not c.ended and _call_matches(
+            query, c.direction, c.state, c.to, c.from_, [c.conference_id] if c.conference_id else [])]
+        return _page(query, [call.to_json() for call in calls])
+
+    async def _call_history(self, request: web.Request) -> web.Response:
+        """GET /calls/1/calls/history: the calls that have ended (``CallLogPage``)."""
+        query = request.query
+        calls = [c for c in self.calls.values() if c.ended and _call_matches(
+            query, c.direction, c.state, c.to, c.from_, c.conference_ids)]
+        return _page(query, [call.log_json() for call in calls])
+
+    async def _list_conferences(self, request: web.Request) -> web.Response:
+        """GET /calls/1/conferences: the live conferences (``CallsConferencePage``), by name or call."""
+        query = request.query
+        found = [
+            conference for conference in self.conferences.values()
+            if not conference.finished and query.get("name", conference.name) == conference.name
+            and ("callId" not in query or query["callId"] in conference.participants)
+        ]
+        return _page(query, [conference.to_json() for conference in found])
 
     async def _get_call(self, request: web.Request) -> web.Response:
         return web.json_response(self.live_call(request.match_info["callId"]).to_json())
@@ -225,6 +253,27 @@ class InfobipRoutes(ConferenceOps):
     async def _conference_recording(self, request: web.Request) -> web.Response:
         self.live_conference(request.match_info["conferenceId"])
         return _action()
+
+
+def _call_matches(
+    query: Mapping[str, str], direction: str, state: str, to: str, from_: str, conferences: list[str]
+) -> bool:
+    wanted = {"direction": direction, "status": state, "to": to, "from": from_}
+    if any(name in query and query[name] != value for name, value in wanted.items()):
+        return False
+    return "conferenceId" not in query or query["conferenceId"] in conferences
+
+
+def _page(query: Mapping[str, str], items: list[dict[str, Any]]) -> web.Response:
+    """One page as Infobip pages lists: ``page`` from 0, ``size`` 1 to 100 (default 20)."""
+    try:
+        page, size = int(query.get("page", "0")), int(query.get("size", "20"))
+    except ValueError:
+        raise ApiError(400, "Bad request", fields={"page": ["must be a number"]}) from None
+    if page < 0 or not 1 <= size <= 100:
+        raise ApiError(400, "Bad request", fields={"size": ["must be between 1 and 100"]})
+    paging = {"page": page, "size": size, "totalPages": -(-len(items) // size), "totalResults": len(items)}
+    return web.json_response({"results": items[page * size:(page + 1) * size], "paging": paging})
 
 
 def _nested_dial(body: dict[str, Any]) -> Dial:
