@@ -23,11 +23,9 @@ table (``table.py``): into the reply, or over REST retried or settled as its row
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
-import re
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -37,6 +35,7 @@ import aiohttp
 from flowengine.errors import ProviderError
 from flowengine.providers.base import JSON, FollowUp, WebhookReply, WebhookRequest
 from flowengine.providers.sinch import commands, svaml
+from flowengine.providers.sinch.answers import callout_id, conference_id_for, participants
 from flowengine.providers.sinch.callbacks import (
     bridge_id,
     from_conference,
@@ -61,35 +60,6 @@ NAME = "sinch"
 # Sinch acts on a reply as soon as it has it; what follows from the reply is due a moment after.
 OBEY_SECONDS = 0.1
 PLAY_LOCALE = "en-US"  # playFiles wants a locale; it only matters for #tts prompts
-_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def conference_id_for(name: str | None, key: str | None = None) -> str:
-    """A new conference id (Sinch creates the conference when the first call joins it): the name made
-    safe, plus a part made of the command's key (random without one), so two sessions naming their rooms
-    alike still get a room each, and the same command carried out again names the same room."""
-    slug = _SLUG.sub("-", name or "").strip("-")[:40]
-    unique = hashlib.sha256(key.encode()).hexdigest() if key else uuid.uuid4().hex
-    return f"{slug}-{unique[:12]}" if slug else unique[:32]
-
-
-def _callout_id(answer: JSON) -> str:
-    value = answer.get("callId") or answer.get("callid")  # the reference says callId, the docs callid
-    if not isinstance(value, str) or not value:
-        raise ProviderError("Sinch's answer to the callout has no call id")
-    return value
-
-
-def _participants(answer: JSON) -> list[dict[str, Any]]:
-    """Neutral view of GET conference's participants (``conference_info``)."""
-    body = answer.get("ConferenceInfoResponse", answer)  # the published sample wraps it
-    listed = body.get("participants") if isinstance(body, dict) else None
-    return [
-        {"call_id": item.get("id"), "state": "joined", "address": item.get("cli"),
-         "muted": bool(item.get("muted", False)), "on_hold": bool(item.get("onhold", False)),
-         "duration": item.get("duration")}
-        for item in listed or [] if isinstance(item, dict)
-    ]
 
 
 def _only_in_reply(what: str, where: str) -> ProviderError:
@@ -262,7 +232,7 @@ class SinchChannel:
         cli = from_ or self._settings.cli
         if connect_call_id is None:
             # customCallout has no ring timeout: Sinch's own applies (the flow's `after` is the net).
-            return ActionResult(id=_callout_id(await self._send(commands.custom_callout(to, cli, key))))
+            return ActionResult(id=callout_id(await self._send(commands.custom_callout(to, cli, key))))
         if to.kind != "phone":
             raise ProviderError("Sinch bridges a call to phone numbers only (connectPstn)")
         action = svaml.connect_pstn(
@@ -300,7 +270,7 @@ class SinchChannel:
             if exc.status == 404:
                 return False
             raise
-        return any(item["call_id"] == call_id for item in _participants(answer))
+        return any(item["call_id"] == call_id for item in participants(answer))
 
     async def conference_dial(
         self, conference_id: str, to: Endpoint, from_: str | None, timeout: float, *, key: str | None = None
@@ -310,7 +280,7 @@ class SinchChannel:
         request = commands.conference_callout(
             conference_id, to, cli, moh=self._settings.conference_moh, dtmf=self._conference_dtmf(), key=key
         )
-        return ActionResult(id=_callout_id(await self._send(request)))
+        return ActionResult(id=callout_id(await self._send(request)))
 
 
 
@@ -326,7 +296,7 @@ class SinchChannel:
 
     async def conference_info(self, conference_id: str) -> ActionResult:
         answer = await self._send(commands.conference_info(conference_id))
-        data = {"id": conference_id, "participants": _participants(answer)}
+        data = {"id": conference_id, "participants": participants(answer)}
         return ActionResult(id=conference_id, data=data)
 
     async def _manage(self, conference_id: str, call_id: str, command: commands.ParticipantCommand,
