@@ -7,6 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCK   := requirements.lock
 UV     := uv==0.13.9
+MUTMUT := mutmut==3.8.1
 # `make lock` resolves for every Python the project supports (3.11+), not just the one running it.
 LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --extra test --quiet
 
@@ -21,7 +22,7 @@ print("differs from the lock:", ", ".join(drift) or "nothing (the lock holds the
 endef
 export LOCK_DRIFT
 
-.PHONY: run test lint typecheck unit bench validate lock test-latest clean
+.PHONY: run test lint typecheck unit bench validate lock test-latest mutation clean
 
 $(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +54,16 @@ bench: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/flowengine validate flows
 
+## mutation: mutation testing of the core modules this wave touched (mutmut; not part of CI)
+mutation:
+	test -x .venv-mutation/bin/mutmut || { $(PYTHON) -m venv .venv-mutation \
+	  && .venv-mutation/bin/pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCK) \
+	  && .venv-mutation/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . \
+	  && .venv-mutation/bin/pip install --quiet --disable-pip-version-check '$(MUTMUT)'; }
+	rm -rf mutants
+	.venv-mutation/bin/mutmut run --max-children 2
+	.venv-mutation/bin/mutmut results
+
 ## lock: re-resolve requirements.lock from pyproject's ranges (newest allowed releases), with hashes
 lock:
 	test -x .venv-lock/bin/uv || { $(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet '$(UV)'; }
@@ -72,4 +83,4 @@ test-latest:
 	rm -rf .venv-latest
 
 clean:
-	rm -rf $(VENV) .venv-latest .venv-lock .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-latest .venv-lock .venv-mutation mutants .mypy_cache .pytest_cache .ruff_cache
