@@ -1,0 +1,91 @@
+"""Crash recovery with real processes: ``flowengine serve`` and the standalone Infobip simulator on
+127.0.0.1, a SQLite file, four concurrent calls of the seed flow (callee answers, busy, caller hangs up
+while the callee rings, answers), ``serve`` SIGKILLed once and restarted on the same file 3.5 s later.
+
+Two runs, side by side (each ~15-25 s of wall clock, mostly the greeting being said):
+- killed during the greeting, while no webhook is due: the restart must lose nothing.
+- killed once every dial went out, so the callees' ringing, answers and busy signals arrive while the
+  engine is down and are lost (the simulator does not redeliver). What the engine promises today (no
+  command carried out twice, no orphans) is asserted; what needs reconciliation with the platform (issue
+  10, "Recovery by reconciliation") is marked xfail, strictly, so the day it works the marker must go.
+The large runs are ``make chaos`` (tests/chaos/__main__.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from chaos.scenarios import Kill, Result, Spec, run
+
+CALLS = ["answers", "busy", "caller-hangs-up", "answers"]
+QUIET = Spec("killed during the greeting", CALLS, kills=[Kill("greeting", share=1.0)], deadline=45)
+# A reconciling engine would have every call over ~20 s after they were placed (the callee answering at
+# ~11 s hangs up 4 s later; the busy branch's apology ends at ~18 s); 28 s leaves it room. Today's engine
+# waits for the flow's 75 s dial timer instead: that is the gap the xfail cases show.
+LOSSY = Spec("killed at the dial", CALLS, kills=[Kill("dial", share=1.0)], deadline=28)
+NEEDS_RECONCILIATION = (
+    "webhooks sent while serve was down are lost (no redelivery) and the engine does not yet ask the "
+    "platform what it missed on restart (issue 10, Recovery by reconciliation)"
+)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Result]]:
+    async def both() -> list[Result]:
+        return list(await asyncio.gather(
+            run(QUIET, tmp_path_factory.mktemp("quiet")), run(LOSSY, tmp_path_factory.mktemp("lossy"))
+        ))
+
+    quiet, lossy = asyncio.run(both())
+    yield {"quiet": quiet, "lossy": lossy}
+
+
+def explain(result: Result) -> str:
+    f = result.figures
+    return (f"{result.spec.name}: {f.correct}/{f.calls} correct; wrong: {dict(f.wrong)}; doubled: "
+            f"{dict(f.doubled_kinds)} {f.evidence}; notes: {result.notes}")
+
+
+# -- killed while nothing was due: nothing may be lost -----------------------------------------------
+def test_quiet_kill_every_call_ends_as_the_flow_says(runs: dict[str, Result]) -> None:
+    result = runs["quiet"]
+    assert result.over, explain(result)
+    assert result.figures.correct == len(CALLS), explain(result)
+
+
+def test_quiet_kill_carries_out_no_command_twice(runs: dict[str, Result]) -> None:
+    assert runs["quiet"].figures.doubled == 0, explain(runs["quiet"])
+
+
+def test_quiet_kill_leaves_no_orphan_and_no_active_session(runs: dict[str, Result]) -> None:
+    f = runs["quiet"].figures
+    assert (f.orphan_calls, f.orphan_conferences, f.stuck) == (0, 0, 0), explain(runs["quiet"])
+
+
+# -- killed at the dial: webhooks lost while the engine is down --------------------------------------
+def test_lossy_kill_really_lost_webhooks(runs: dict[str, Result]) -> None:
+    """The premise of the cases below: the kill did cost webhooks."""
+    assert runs["lossy"].figures.webhooks_failed > 0, explain(runs["lossy"])
+
+
+def test_lossy_kill_carries_out_no_command_twice(runs: dict[str, Result]) -> None:
+    assert runs["lossy"].figures.doubled == 0, explain(runs["lossy"])
+
+
+def test_lossy_kill_leaves_no_orphan(runs: dict[str, Result]) -> None:
+    f = runs["lossy"].figures
+    assert (f.orphan_calls, f.orphan_conferences) == (0, 0), explain(runs["lossy"])
+
+
+@pytest.mark.xfail(strict=True, reason=NEEDS_RECONCILIATION)
+def test_lossy_kill_every_call_ends_as_the_flow_says(runs: dict[str, Result]) -> None:
+    result = runs["lossy"]
+    assert result.figures.correct == len(CALLS), explain(result)
+
+
+@pytest.mark.xfail(strict=True, reason=NEEDS_RECONCILIATION)
+def test_lossy_kill_leaves_no_session_waiting(runs: dict[str, Result]) -> None:
+    result = runs["lossy"]
+    assert result.over and result.figures.stuck == 0, explain(result)
