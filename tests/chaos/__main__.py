@@ -47,14 +47,14 @@ def specs(args: argparse.Namespace) -> list[Spec]:
 
 
 HEADER = ("run", "calls", "correct", "doubled", "act-once", "orphan calls", "orphan confs", "stuck",
-          "hooks failed", "over", "wall s")
+          "timer rescues", "hooks failed", "over", "wall s")
 
 
 def row(result: Result) -> tuple[str, ...]:
     f = result.figures
-    return (result.spec.name, str(f.calls), str(f.correct), str(f.doubled), str(f.doubled_act_once),
-            str(f.orphan_calls), str(f.orphan_conferences), str(f.stuck), str(f.webhooks_failed),
-            "yes" if result.over else "no", f"{result.wall:.0f}")
+    figures = (f.calls, f.correct, f.doubled, f.doubled_act_once, f.orphan_calls, f.orphan_conferences,
+               f.stuck, f.rescued, f.webhooks_failed)
+    return (result.spec.name, *map(str, figures), "yes" if result.over else "no", f"{result.wall:.0f}")
 
 
 def missed(result: Result) -> list[str]:
@@ -87,6 +87,9 @@ def details(result: Result) -> str:
     out += [f"   wrong end x{n}: {why}" for why, n in f.wrong.most_common()]
     out += [f"   doubled x{n}: {kind}" for kind, n in f.doubled_kinds.most_common()]
     out += [f"   evidence: {e}" for e in f.evidence]
+    if f.timers_fired:
+        fired = ", ".join(f"{k} x{n}" for k, n in f.timers_fired.most_common())
+        out.append(f"   moved on by a flow timer: {fired}")
     if f.unattributed:
         out.append(f"   requests carried out that no session owns: {f.unattributed}")
     return "\n".join(out)
@@ -111,8 +114,8 @@ async def main(args: argparse.Namespace) -> int:
         print(details(result), flush=True)
     print("\n" + table([row(r) for r in results]))
     print("\n(doubled: 2xx requests beyond what the flow sends on the path each session took; act-once: "
-          "answer, conference, join, say, play, dial among them; hooks failed: webhook POSTs the engine "
-          "did not take)")
+          "answer, conference, join, say, play, dial among them; timer rescues: sessions a flow timer moved "
+          "on, i.e. that waited for a lost event; hooks failed: webhook POSTs the engine did not take)")
     for name in crashed:
         print(f"harness crashed in: {name}")
     return 1 if crashed else 0

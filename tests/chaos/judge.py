@@ -9,6 +9,9 @@
 - **Orphans**: calls still up and conferences not finished on the simulator that no active session
   owns (so, once every session ended, any at all).
 - **Stuck**: sessions still ``active``.
+- **Rescued by a timer**: sessions a flow timer (``after:``) moved on; the seed's branches use none when
+  nothing is lost, so each one is a session whose awaited event was lost and that waited for its
+  safety net (the caller in silence, or on hold, meanwhile).
 Ids are attributed to sessions by the session's own bindings, the conference name the flow gives
 (``room-<session id>``) and the participants of a session's conferences.
 """
@@ -55,6 +58,8 @@ class Figures:
     doubled_kinds: Counter[str] = field(default_factory=Counter)  # "METHOD path" by role
     evidence: list[str] = field(default_factory=list)  # a few doubled requests as the log has them
     unattributed: int = 0  # 2xx requests no session owns
+    rescued: int = 0  # sessions moved on by a flow timer
+    timers_fired: Counter[str] = field(default_factory=Counter)  # "after:greeting:30s" ...
 
 
 def states_entered(session: Mapping[str, Any]) -> list[str]:
@@ -103,6 +108,10 @@ def judge(obs: Observation, placed: Sequence[Placed]) -> Figures:
         if why is not None:
             figures.wrong[f"{call.branch.name}: {why}"] += 1
     _count_doubled(obs, owners, figures)
+    for view in obs.sessions:
+        fired = [s["event"] for s in view.get("trace", []) if s["event"].startswith("after:") and s.get("to")]
+        figures.rescued += bool(fired)
+        figures.timers_fired.update(fired)
     active = {view["id"] for view in obs.sessions if view.get("status") == "active"}
     figures.stuck = len(active)
     figures.orphan_calls = sum(

@@ -16,7 +16,7 @@ from typing import Any
 
 from chaos.flows import BRANCHES
 from chaos.harness import Stack
-from chaos.judge import Figures, judge
+from chaos.judge import Figures, Observation, Placed, judge
 
 TRIGGER_TIMEOUT = 40.0  # seconds a kill waits for its moment before it strikes anyway (and says so)
 _SAY = re.compile(r"^/calls/1/calls/[^/]+/say$")
@@ -72,6 +72,8 @@ class Result:
     figures: Figures
     over: bool  # everything ended before the deadline
     wall: float  # seconds from placing the calls to the verdict
+    observed: Observation  # what the verdict was drawn from
+    placed: list[Placed]
     notes: list[str] = field(default_factory=list)
 
 
@@ -101,7 +103,7 @@ async def run(spec: Spec, workdir: Path) -> Result:
         notes += [f"{k} in the engine logs: {v}" for k, v in observed.engine_log.items() if v]
         if stack.relay is not None:
             notes.append("relay " + ", ".join(f"{k} {v}" for k, v in sorted(stack.relay.counts.items())))
-    return Result(spec, figures, over, wall, notes)
+    return Result(spec, figures, over, wall, observed, placed, notes)
 
 
 async def _strike(stack: Stack, kill: Kill, calls: int, began: float, rng: random.Random) -> str:

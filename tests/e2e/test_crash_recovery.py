@@ -14,9 +14,11 @@ The large runs are ``make chaos`` (tests/chaos/__main__.py).
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Iterator
 
 import pytest
+from chaos.judge import judge
 from chaos.scenarios import Kill, Result, Spec, run
 
 CALLS = ["answers", "busy", "caller-hangs-up", "answers"]
@@ -53,6 +55,7 @@ def test_quiet_kill_every_call_ends_as_the_flow_says(runs: dict[str, Result]) ->
     result = runs["quiet"]
     assert result.over, explain(result)
     assert result.figures.correct == len(CALLS), explain(result)
+    assert result.figures.rescued == 0, explain(result)  # no session waited for a safety-net timer
 
 
 def test_quiet_kill_carries_out_no_command_twice(runs: dict[str, Result]) -> None:
@@ -89,3 +92,24 @@ def test_lossy_kill_every_call_ends_as_the_flow_says(runs: dict[str, Result]) ->
 def test_lossy_kill_leaves_no_session_waiting(runs: dict[str, Result]) -> None:
     result = runs["lossy"]
     assert result.over and result.figures.stuck == 0, explain(result)
+
+
+# -- the judge sees what it should: the quiet run's own record, with one fault written into it ------
+def test_judge_counts_a_request_carried_out_twice(runs: dict[str, Result]) -> None:
+    observed = copy.deepcopy(runs["quiet"].observed)
+    greeting = next(r for r in observed.requests if r["path"].endswith("/say"))
+    observed.requests.append(dict(greeting))
+    figures = judge(observed, runs["quiet"].placed)
+    assert (figures.doubled, figures.doubled_act_once) == (1, 1)
+    assert list(figures.doubled_kinds) == ["POST /calls/1/calls/{caller}/say"]
+
+
+def test_judge_counts_an_orphan_call_and_a_stuck_session(runs: dict[str, Result]) -> None:
+    quiet = runs["quiet"]
+    first, second = (call.call_id for call in quiet.placed[:2])
+    observed = copy.deepcopy(quiet.observed)
+    observed.calls[first]["state"] = "ESTABLISHED"  # still up, its session over: an orphan
+    observed.calls[second]["state"] = "ESTABLISHED"  # still up, its session active: stuck, not orphan
+    next(v for v in observed.sessions if v["calls"]["caller"] == second)["status"] = "active"
+    figures = judge(observed, quiet.placed)
+    assert (figures.correct, figures.orphan_calls, figures.stuck) == (len(CALLS) - 2, 1, 1)
