@@ -38,6 +38,9 @@ BRANCHES: dict[str, Branch] = {
     for b in (
         Branch("answers", {"answer_after": "2s", "hangup_after": "4s"}, (*OPENED, "connected", "closing")),
         Branch("busy", {"busy": True}, (*OPENED, "callee_unavailable", "closing"), seconds=15),
+        # Declines after ringing 2 s: like busy, but the platform says so only 2 s after the dial.
+        Branch("rejects", {"reject": True, "answer_after": "2s"}, (*OPENED, "callee_unavailable", "closing"),
+               seconds=18),
         # The platform's connect timeout (the flow's dial `timeout: 60s`) runs in wall-clock time.
         Branch("no-answer", {"answer_after": None}, (*OPENED, "callee_unavailable", "closing"), seconds=75),
         # The caller gives up 14 s after being answered, while the callee (answering at 40 s) rings.
@@ -45,6 +48,10 @@ BRANCHES: dict[str, Branch] = {
                caller={"hangup_after": "14s"}, seconds=15),
     )
 }
+
+
+# The branches the large runs mix (the four: answers, no answer, busy, caller hangs up).
+MIX = ("answers", "busy", "no-answer", "caller-hangs-up")
 
 
 def callee_number(index: int) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.flows import BRANCHES
+from chaos.flows import BRANCHES, MIX
 from chaos.harness import Stack
 from chaos.judge import Figures, Observation, Placed, judge
 
@@ -77,7 +77,7 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
 
-def mix(calls: int, names: Sequence[str] = tuple(BRANCHES)) -> list[str]:
+def mix(calls: int, names: Sequence[str] = MIX) -> list[str]:
     """``calls`` branch names, round robin."""
     return [names[i % len(names)] for i in range(calls)]
 
