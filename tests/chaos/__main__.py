@@ -30,6 +30,9 @@ FAULTS = {"error_rate": 0.05, "error_status": 503, "latency": 0.02, "seed": 7}
 DELIVERY = {"redelivery": "retry", "duplicate_rate": 0.1, "reorder_rate": 0.1, "seed": 7}
 
 
+IN_FLIGHT_MIX = ("answers", "busy", "caller-hangs-up")  # no-answer's 60 s adds nothing here
+
+
 def specs(args: argparse.Namespace) -> list[Spec]:
     calls = mix(args.calls)
     common: dict[str, Any] = {"deadline": args.deadline, "speed": args.speed, "delivery": args.delivery}
@@ -39,6 +42,11 @@ def specs(args: argparse.Namespace) -> list[Spec]:
         Spec("sqlite, kill in greeting", calls, kills=[Kill("greeting", delay=6.0)], **common),
         Spec("sqlite, kill at dial", calls, kills=[Kill("dial")], **common),
         Spec("sqlite, kill at random", calls, kills=[Kill("random")], seed=args.seed, **common),
+        # Between a command and its save: every API answer 0.5 s late keeps commands in flight long enough
+        # for the kill to catch some. Few calls: the simulator delivers all webhooks through one queue, so
+        # 50 calls at that latency would take minutes to get anywhere.
+        Spec("sqlite, kill mid-plan (0.5 s API latency)", mix(min(args.calls, 8), IN_FLIGHT_MIX),
+             kills=[Kill("dial", share=0.25)], **{**common, "faults": {"latency": 0.5}}),
         Spec("redis x2 relay, kill 1 at dial", calls, store="redis", instances=2,
              kills=[Kill("dial", instance=1, down=None)], **common),
         Spec("sqlite, platform faults", calls, faults=args.faults,
