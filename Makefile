@@ -22,7 +22,7 @@ print("differs from the lock:", ", ".join(drift) or "nothing (the lock holds the
 endef
 export LOCK_DRIFT
 
-.PHONY: run test lint typecheck unit bench validate lock test-latest mutation clean
+.PHONY: run test lint typecheck unit bench chaos validate lock test-latest mutation clean
 
 $(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ unit: $(STAMP)
 ## bench: speed and memory figures with their ratio to the baseline
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## chaos: crash, two-instance and platform-fault runs of 50 concurrent calls with real processes (bounded,
+## ~10-15 min, not part of test); prints a table of figures. More: make chaos CHAOS_ARGS="--calls 200 --only redis"
+chaos: $(STAMP)
+	PYTHONPATH=tests $(BIN)/python -m chaos $(CHAOS_ARGS)
 
 validate: $(STAMP)
 	$(BIN)/flowengine validate flows
