@@ -106,6 +106,24 @@ class Dispatcher:
             await self._save(session)
             return session
 
+    async def dispatch_derived(
+        self, session_id: str, derive: Callable[[Session], list[Event]], *, provider: Provider | None = None,
+    ) -> list[Event]:
+        """Handle the events ``derive`` finds for the session as it is once its lock is held, in one
+        hold, so no other event slips in between them (reconciliation: what the platform showed, in its
+        order, before a webhook that arrives meanwhile). The events handled; none if the session is gone."""
+        async with self._holding(session_id):
+            found = await self._load(session_id)
+            if found is None:
+                return []
+            session = await self._resume(found, provider)
+            events = derive(session)
+            for event in events:
+                session = await self._step(session, event, provider)
+            if events or session is not found:
+                await self._save(session)
+            return events
+
     async def fire_timers(self, session_id: str, *, provider: Provider | None = None) -> Session | None:
         """Feed the session every timer due by now; None if there is no such session."""
         async with self._holding(session_id):

@@ -32,7 +32,10 @@ class CallSeen:
 
 @dataclass(frozen=True, slots=True)
 class ConferenceSeen:
+    """One conference as the platform shows it: over, or the calls in it now."""
+
     ended: bool = False
+    members: frozenset[str] = frozenset()
 
 
 GONE_CALL = CallSeen(ended=True)  # the platform no longer knows the call: it ended, no reason given
@@ -67,6 +70,8 @@ def missed_events(session: Session, seen: Observation) -> list[Event]:
             ended.extend(_ended(session, call_id, state, found))
         elif found.up and state in (RINGING, DIALING):
             answered.append(_event("call.answered", call_id, session, "answered"))
+            if state == DIALING:  # dialled into a room: it joined it as it answered
+                answered.extend(_joined(session, call_id, seen))
     for conference_id, conf_state in session.conference_states.items():
         found_conf = seen.conferences.get(conference_id)
         if found_conf is not None and found_conf.ended and conf_state != ENDED:
@@ -75,6 +80,15 @@ def missed_events(session: Session, seen: Observation) -> list[Event]:
                 data={"reconciled": True}, event_id=f"reconciled:{conference_id}:finished",
             ))
     return answered + ended
+
+
+def _joined(session: Session, call_id: str, seen: Observation) -> list[Event]:
+    return [
+        Event("participant.joined", call_id=call_id, conference_id=conference_id, data={"reconciled": True},
+              event_id=f"reconciled:{call_id}:joined:{conference_id}")
+        for conference_id in session.conferences.values()
+        if (found := seen.conferences.get(conference_id)) is not None and call_id in found.members
+    ]
 
 
 def _ended(session: Session, call_id: str, state: str, found: CallSeen) -> list[Event]:

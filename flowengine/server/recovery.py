@@ -22,7 +22,6 @@ from flowengine.server.sessions import FINISHED, StoredSessions, quiet_due
 
 log = logging.getLogger("flowengine.reconcile")
 PAGE = 200  # sessions listed per store read at start-up
-IN_FLIGHT = 2.0  # seconds a webhook may still be on its way after the platform's state changed
 
 
 class Reconciler:
@@ -44,21 +43,18 @@ class Reconciler:
             return 0
         calls, conferences = to_observe(session)
         seen = await self.adapter.observe(calls, conferences) if calls or conferences else Observation({}, {})
-        if missed_events(session, seen):
-            # The platform's state moves before its webhook arrives: give one in flight the time to land,
-            # then take only what the session still lacks.
-            await self.clock.sleep(IN_FLIGHT)
-            session = await self.sessions.load(session_id)
-            if session is None:
-                return 0
-        missed = missed_events(session, seen)
+        channel = self.adapter.channel(None)  # no webhook to reply to
+        # What is missed is worked out under the session's lock, against the session as it is then: a
+        # webhook that landed since the platform was asked is not delivered twice, and one arriving now
+        # waits until the missed events, which came first on the platform, are handled.
+        missed = await self.dispatcher.dispatch_derived(
+            session_id, lambda current: missed_events(current, seen), provider=channel
+        )
         for event in missed:
             log.warning("%s: reconciled %s for %s (no webhook brought it)", session_id, event.name,
                         event.call_id or event.conference_id)
             self.metrics.reconciled.labels(event.name).inc()
-            channel = self.adapter.channel(None)  # no webhook to reply to
-            await self.dispatcher.dispatch(session_id, event, create=False, provider=channel)
-            await self._follow_up(channel)
+        await self._follow_up(channel)
         await self.dispatcher.checked(session_id, self.clock.now())  # re-arms the quiet timer
         return len(missed)
 

@@ -151,6 +151,8 @@ def _count_doubled(obs: Observation, owners: Owners, figures: Figures) -> None:
     for request in obs.requests:
         if request["status"] >= 300:
             continue  # refused by the platform: not carried out
+        if request["method"] == "GET":
+            continue  # a question (reconciliation asking what happened), not a command
         sid, kind = owners.of_request(request)
         if sid is None:
             figures.unattributed += 1

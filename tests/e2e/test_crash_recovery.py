@@ -5,9 +5,9 @@ hangs up while the callee rings), ``serve`` SIGKILLed once and restarted on the 
 Two runs, side by side (each ~15-25 s of wall clock, mostly the greeting being said):
 - killed during the greeting, while no webhook is due: the restart must lose nothing.
 - killed once every dial went out, so the callees' ringing, answers and declines arrive while the
-  engine is down and are lost (the simulator does not redeliver). What the engine promises today (no
-  command carried out twice, no orphans) is asserted; what needs reconciliation with the platform (issue
-  10, "Recovery by reconciliation") is marked xfail, strictly, so the day it works the marker must go.
+  engine is down and are lost (the simulator does not redeliver): the restarted engine asks the platform
+  what it missed (start-up reconciliation), and every call still ends as the flow says, nothing carried
+  out twice, no orphans.
 The large runs are ``make chaos`` (tests/chaos/__main__.py).
 """
 
@@ -29,17 +29,12 @@ SETTLED = 0.15  # seconds after the trigger
 QUIET = Spec("killed during the greeting", CALLS, kills=[Kill("greeting", share=1.0, delay=SETTLED)],
              deadline=45)
 # Killed at the dial: everything the callees do next (ringing at 0.5 s, answering or declining at 2 s)
-# happens while the engine is down. A reconciling engine would have every call over ~22 s after they were
-# placed (the callee answering at ~11 s hangs up 4 s later; the
-# decline's apology ends at ~19 s); 28 s leaves it room. Today's engine takes the answered callee's
-# hang-up for a failed dial, and waits for the flow's 75 s dial timer on the declined one: the gap the
-# xfail cases show.
+# happens while the engine is down. Reconciling at start-up, every call is over ~22 s after they were
+# placed (the callee answering at ~11 s hangs up 4 s later; the decline's apology ends at ~19 s); 28 s
+# leaves it room. Without it the answered callee's hang-up was taken for a failed dial, and the declined
+# one waited for the flow's 75 s dial timer.
 LOSSY_CALLS = ["answers", "rejects", "caller-hangs-up", "answers"]
 LOSSY = Spec("killed at the dial", LOSSY_CALLS, kills=[Kill("dial", share=1.0, delay=SETTLED)], deadline=28)
-NEEDS_RECONCILIATION = (
-    "webhooks sent while serve was down are lost (no redelivery) and the engine does not yet ask the "
-    "platform what it missed on restart (issue 10, Recovery by reconciliation)"
-)
 
 
 @pytest.fixture(scope="module")
@@ -91,13 +86,11 @@ def test_lossy_kill_leaves_no_orphan(runs: dict[str, Result]) -> None:
     assert (f.orphan_calls, f.orphan_conferences) == (0, 0), explain(runs["lossy"])
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_RECONCILIATION)
 def test_lossy_kill_every_call_ends_as_the_flow_says(runs: dict[str, Result]) -> None:
     result = runs["lossy"]
     assert result.figures.correct == len(LOSSY_CALLS), explain(result)
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_RECONCILIATION)
 def test_lossy_kill_leaves_no_session_waiting(runs: dict[str, Result]) -> None:
     result = runs["lossy"]
     assert result.over and result.figures.stuck == 0, explain(result)

@@ -103,7 +103,7 @@ async def test_callee_never_answers_caller_is_told() -> None:
         "DELETE /calling/v1/conferences/id/{room}",
     ]
     # Quiet for 60 s while it rang: the engine asked the platform about its calls, and the room; what it
-    # heard changed nothing (the callee's DiCE arrived within the in-flight grace and was taken as usual).
+    # heard changed nothing the session did not know by the time it held the session's lock.
     assert [r for r in requests(result, reads=True) if r.startswith("GET")] == [
         "GET /calling/v1/calls/id/{caller}", "GET /calling/v1/calls/id/{callee}",
         "GET /calling/v1/conferences/id/{room}",

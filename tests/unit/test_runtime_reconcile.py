@@ -93,3 +93,16 @@ async def test_the_seed_flow_recovers_from_a_lost_no_answer(flow: Flow) -> None:
         await driver.send(missed)
     assert driver.session.state == "callee_unavailable"
     assert driver.provider.actions[-2:] == ["resume", "say"]  # the flow tells the caller, as it would
+
+
+def test_a_dialled_party_that_answered_joined_the_room_the_platform_shows_it_in(flow: Flow) -> None:
+    seen = Observation({"c2": CallSeen(up=True)}, {"r1": ConferenceSeen(members=frozenset({"c1", "c2"}))})
+    events = missed_events(dialing(flow), seen)
+    assert [(e.name, e.call_id, e.conference_id) for e in events] == [
+        ("call.answered", "c2", None), ("participant.joined", "c2", "r1"),
+    ]
+
+
+def test_an_answered_call_the_room_does_not_hold_has_not_joined(flow: Flow) -> None:
+    seen = Observation({"c2": CallSeen(up=True)}, {"r1": ConferenceSeen(members=frozenset({"c1"}))})
+    assert names(missed_events(dialing(flow), seen)) == [("call.answered", "c2", "answered")]

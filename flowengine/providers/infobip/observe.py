@@ -31,8 +31,12 @@ async def observe(client: InfobipClient, calls: Iterable[str], conferences: Iter
         return call_seen(str((await client.send(commands.get_call(call_id))).get("state") or ""))
 
     async def ask_conference(conference_id: str) -> ConferenceSeen:
-        await client.send(commands.conference_info(conference_id))
-        return ConferenceSeen()
+        answer = await client.send(commands.conference_info(conference_id))
+        joined = {
+            str(item.get("callId")) for item in answer.get("participants") or []
+            if isinstance(item, dict) and str(item.get("state") or "").upper() == "JOINED"
+        }
+        return ConferenceSeen(members=frozenset(joined))
 
     return Observation(
         await ask_each(calls, ask_call, GONE_CALL),

@@ -12,6 +12,7 @@ from typing import Any
 
 from flowengine.providers.observing import ask_each
 from flowengine.providers.sinch import commands
+from flowengine.providers.sinch.answers import participants
 from flowengine.providers.sinch.callbacks import BRIDGE_SUFFIX, failed_reason, finished_reason
 from flowengine.providers.sinch.client import SinchClient
 from flowengine.runtime.reconcile import GONE_CALL, GONE_CONFERENCE, CallSeen, ConferenceSeen, Observation
@@ -31,8 +32,9 @@ async def observe(client: SinchClient, calls: Iterable[str], conferences: Iterab
         return call_seen(await client.send(commands.get_call(call_id)))
 
     async def ask_conference(conference_id: str) -> ConferenceSeen:
-        await client.send(commands.conference_info(conference_id))
-        return ConferenceSeen()
+        answer = await client.send(commands.conference_info(conference_id))
+        members = {str(item.get("call_id")) for item in participants(answer)}
+        return ConferenceSeen(members=frozenset(members))
 
     own = [call_id for call_id in calls if not call_id.endswith(BRIDGE_SUFFIX)]
     return Observation(
