@@ -11,12 +11,12 @@ Run: ``python bench/bench_delivery.py``.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import Any
 
 from aiohttp import web
 
+from bench import run_quietly
 from flowengine.runtime.clock import SystemClock
 from flowengine.server.serving import serving
 from flowengine.simulator.delivery import WebhookSender
@@ -62,13 +62,7 @@ async def _all() -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    logger = logging.getLogger("flowengine")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        return asyncio.run(_all())
-    finally:
-        logger.setLevel(level)
+    return run_quietly(_all)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import socket
 import statistics
 import sys
@@ -47,6 +46,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from bench import run_quietly
 from flowengine.config import ServiceConfig
 from flowengine.runtime.clock import SystemClock
 from flowengine.server.app import SERVICE, create_app
@@ -341,14 +341,7 @@ async def _all() -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    # A refused webhook would be logged per request; the run fails on it anyway, with the count.
-    logger = logging.getLogger("flowengine")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        return asyncio.run(_all())
-    finally:
-        logger.setLevel(level)
+    return run_quietly(_all)
 
 
 if __name__ == "__main__":

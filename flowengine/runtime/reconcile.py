@@ -28,6 +28,8 @@ class CallSeen:
     up: bool = False
     ended: bool = False
     reason: str | None = None
+    answered: bool = False  # ended, but answered first (a call log says so)
+    rooms: frozenset[str] = frozenset()  # ended: the conferences it had been in (a call log says so)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,16 +86,27 @@ def missed_events(session: Session, seen: Observation) -> list[Event]:
 
 def _joined(session: Session, call_id: str, seen: Observation) -> list[Event]:
     return [
-        Event("participant.joined", call_id=call_id, conference_id=conference_id, data={"reconciled": True},
-              event_id=f"reconciled:{call_id}:joined:{conference_id}")
-        for conference_id in session.conferences.values()
+        _joined_room(call_id, conference_id) for conference_id in session.conferences.values()
         if (found := seen.conferences.get(conference_id)) is not None and call_id in found.members
     ]
+
+
+def _joined_room(call_id: str, conference_id: str) -> Event:
+    return Event(
+        "participant.joined", call_id=call_id, conference_id=conference_id, data={"reconciled": True},
+        event_id=f"reconciled:{call_id}:joined:{conference_id}",
+    )
 
 
 def _ended(session: Session, call_id: str, state: str, found: CallSeen) -> list[Event]:
     if state != DIALING:  # up, or an inbound caller who gave up while it rang
         return [_event("call.finished", call_id, session, found.reason or "hangup")]
+    if found.answered:  # it came up, joined where it was dialled to, and has ended since
+        joined = [_joined_room(call_id, room) for room in session.conferences.values() if room in found.rooms]
+        return [
+            _event("call.answered", call_id, session, "answered"), *joined,
+            _event("call.finished", call_id, session, found.reason or "hangup"),
+        ]
     reason = found.reason or "failed"
     # A dialled party that never came up: flows wait for either event (the platforms differ), the other
     # one finds no transition.

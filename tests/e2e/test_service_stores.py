@@ -189,6 +189,42 @@ async def test_a_hang_up_lost_while_the_engine_was_down_is_recovered_at_start_up
     assert run.wire()[-1] == "POST /calls/1/conferences/{room}/hangup"
 
 
+async def test_a_whole_answer_lost_while_down_is_read_from_the_call_logs(tmp_path: Path) -> None:
+    """Down while the callee rang: it answered, joined the room and hung up, every webhook lost. GET
+    answers 404 for an ended call; the call history says it was answered and in the room, so the flow
+    is told all of it in order and ends the call the way it ends a finished conversation."""
+    store = f"sqlite:///{tmp_path / 'fe.db'}"
+    relay = Relay()
+    talk = scenario(callee={"answer_after": "3s", "hangup_after": "5s"})
+    async with AsyncExitStack() as outer:
+        side = await outer.enter_async_context(platform(talk.parties))
+        side.simulator.webhook_url = await outer.enter_async_context(serving(relay.app()))
+        first = AsyncExitStack()
+        outer.push_async_callback(first.aclose)
+        a = await first.enter_async_context(engine(side, store))
+        relay.targets = [a.webhook_url]
+        started_at = side.clock.now()
+        call_id = await side.simulator.place_inbound_call(CALLER, CALLER_ID, talk.caller)
+        session_id = a.service.session_id_for(call_id)
+        await until_state(a.service, session_id, "dialing")
+        with side.clock.busy():
+            await first.aclose()
+            relay.route = lambda _, __: []  # down: whatever the platform sends now is lost
+        await side.clock.run_until(lambda: relay.lost.count("CALL_FINISHED") >= 1, limit=60)
+        with side.clock.busy():
+            b = await outer.enter_async_context(engine(side, store))
+            relay.targets, relay.route = [b.webhook_url], lambda _, __: [0]
+        record = await until_over(b.service, side, session_id)
+        run = Run.observed(side, record, started_at)
+    assert {"CALL_ESTABLISHED", "PARTICIPANT_JOINED", "CALL_FINISHED"} <= set(relay.lost)
+    assert run.entered() == CONNECTED
+    assert ("participant.joined", "dialing", "connected") in run.steps()
+    assert (run.session["state"], run.session["status"]) == ("closing", "ended")
+    registry = b.service.metrics.registry
+    for name in ("call.answered", "participant.joined", "call.finished"):
+        assert registry.get_sample_value("flowengine_reconciled_events_total", {"event": name}) == 1
+
+
 # -- two engines, one Redis ---------------------------------------------------------------------------------
 def alternate(index: int, _: dict[str, Any]) -> Sequence[int]:
     return [index % 2]

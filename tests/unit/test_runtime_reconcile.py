@@ -106,3 +106,12 @@ def test_a_dialled_party_that_answered_joined_the_room_the_platform_shows_it_in(
 def test_an_answered_call_the_room_does_not_hold_has_not_joined(flow: Flow) -> None:
     seen = Observation({"c2": CallSeen(up=True)}, {"r1": ConferenceSeen(members=frozenset({"c1"}))})
     assert names(missed_events(dialing(flow), seen)) == [("call.answered", "c2", "answered")]
+
+
+def test_a_dialled_party_that_answered_and_hung_up_meanwhile_went_the_whole_way(flow: Flow) -> None:
+    """The call log says it was answered, in the room, then ended: the flow sees it all, in order."""
+    log = CallSeen(ended=True, reason="hangup", answered=True, rooms=frozenset({"r1"}))
+    seen = Observation({"c2": log}, {})
+    assert [(e.name, e.call_id, e.conference_id) for e in missed_events(dialing(flow), seen)] == [
+        ("call.answered", "c2", None), ("participant.joined", "c2", "r1"), ("call.finished", "c2", None),
+    ]
