@@ -113,6 +113,15 @@ class Channel(Protocol):
         ...
 
 
+async def call_method(channel: object, spec: CommandSpec, command: ProviderCommand) -> ActionResult:
+    """A channel's ``perform`` when it has one method per action, named like it (``keyed`` ones also
+    take the correlation key)."""
+    method = getattr(channel, spec.action)
+    result: ActionResult = await (method(**command.args, key=command.key) if spec.keyed
+                                  else method(**command.args))
+    return result
+
+
 async def carry_out(channel: Channel, table: CommandTable, command: ProviderCommand) -> ActionResult:
     """The provider port's ``execute`` over a command table."""
     spec = table.get(command.action)

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from flowengine.errors import StoreError
 from flowengine.runtime.clock import Clock
 from flowengine.stores.base import SessionStore
 
@@ -54,6 +55,8 @@ class TimerLoop:
         for session_id in dict.fromkeys(timer.session_id for timer in due):
             try:
                 await self.fire(session_id)
+            except StoreError as exc:  # a lock still leased by a dead instance, a store blip: next round
+                log.warning("timer for session %s waits: %s", session_id, exc)
             except Exception:  # one broken session must not stop every other session's timers
                 log.exception("timer for session %s failed", session_id)
 

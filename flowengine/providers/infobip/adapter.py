@@ -23,7 +23,7 @@ from flowengine.providers.infobip.config import InfobipSettings
 from flowengine.providers.infobip.observe import observe as ask_platform
 from flowengine.providers.infobip.table import TABLE
 from flowengine.providers.infobip.webhooks import parse_events
-from flowengine.providers.table import CommandSpec, carry_out, resend_unknown
+from flowengine.providers.table import CommandSpec, call_method, carry_out, resend_unknown
 from flowengine.providers.wire import Request
 from flowengine.runtime.clock import Clock
 from flowengine.runtime.events import Event
@@ -80,10 +80,7 @@ class InfobipChannel:
         return await carry_out(self, TABLE, command)
 
     async def perform(self, spec: CommandSpec, command: ProviderCommand) -> ActionResult:
-        method = getattr(self, spec.action)
-        result: ActionResult = await (method(**command.args, key=command.key) if spec.keyed
-                                      else method(**command.args))
-        return result
+        return await call_method(self, spec, command)
 
     async def find(self, spec: CommandSpec, command: ProviderCommand) -> ActionResult | None:
         return await reconcile.FINDERS[spec.action](self._client, command)

@@ -49,7 +49,7 @@ from flowengine.providers.sinch.config import SinchSettings
 from flowengine.providers.sinch.observe import observe as ask_platform
 from flowengine.providers.sinch.svaml import ReplyBuilder
 from flowengine.providers.sinch.table import TABLE
-from flowengine.providers.table import CommandSpec, carry_out, resend_unknown
+from flowengine.providers.table import CommandSpec, call_method, carry_out, resend_unknown
 from flowengine.providers.wire import Request
 from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.runtime.events import Event
@@ -105,10 +105,7 @@ class SinchChannel:
         return await carry_out(self, TABLE, command)
 
     async def perform(self, spec: CommandSpec, command: ProviderCommand) -> ActionResult:
-        method = getattr(self, spec.action)
-        result: ActionResult = await (method(**command.args, key=command.key) if spec.keyed
-                                      else method(**command.args))
-        return result
+        return await call_method(self, spec, command)
 
     async def find(self, spec: CommandSpec, command: ProviderCommand) -> ActionResult | None:
         """Only a join is ever confirmed: Sinch cannot be asked about anything else (see table.py)."""
