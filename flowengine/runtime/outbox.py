@@ -65,7 +65,7 @@ def pending(outbox: Mapping[str, Any]) -> Pending:
     return Pending(
         Plan(commands, event_from_json(event) if event else None),
         int(outbox["next"]),
-        int(outbox.get("failures", 0)),
+        int(outbox["failures"]),
     )
 
 

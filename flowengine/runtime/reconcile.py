@@ -71,7 +71,7 @@ def missed_events(session: Session, seen: Observation) -> list[Event]:
         if found.ended:
             ended.extend(_ended(session, call_id, state, found))
         elif found.up and state in (RINGING, DIALING):
-            answered.append(_event("call.answered", call_id, session, "answered"))
+            answered.append(_event("call.answered", call_id, "answered"))
             if state == DIALING:  # dialled into a room: it joined it as it answered
                 answered.extend(_joined(session, call_id, seen))
     for conference_id, conf_state in session.conference_states.items():
@@ -100,27 +100,26 @@ def _joined_room(call_id: str, conference_id: str) -> Event:
 
 def _ended(session: Session, call_id: str, state: str, found: CallSeen) -> list[Event]:
     if state != DIALING:  # up, or an inbound caller who gave up while it rang
-        return [_event("call.finished", call_id, session, found.reason or "hangup")]
+        return [_event("call.finished", call_id, found.reason or "hangup")]
     if found.answered:  # it came up, joined where it was dialled to, and has ended since
         joined = [_joined_room(call_id, room) for room in session.conferences.values() if room in found.rooms]
         return [
-            _event("call.answered", call_id, session, "answered"), *joined,
-            _event("call.finished", call_id, session, found.reason or "hangup"),
+            _event("call.answered", call_id, "answered"), *joined,
+            _event("call.finished", call_id, found.reason or "hangup"),
         ]
     reason = found.reason or "failed"
     # A dialled party that never came up: flows wait for either event (the platforms differ), the other
     # one finds no transition.
+    # The session does not record which conference a dialled call was for: its first one (flows that
+    # dial into a conference have one room in practice).
+    room = next(iter(session.conferences.values()), None)
     return [
-        _event("participant.join_failed", call_id, session, reason),
-        _event("call.failed", call_id, session, reason),
+        _event("participant.join_failed", call_id, reason, room),
+        _event("call.failed", call_id, reason),
     ]
 
 
-def _event(name: str, call_id: str, session: Session, reason: str) -> Event:
-    # The session does not record which conference a dialled call was for: its first one (flows that
-    # dial into a conference have one room in practice).
-    joining = name == "participant.join_failed"
-    conference_id = next(iter(session.conferences.values()), None) if joining else None
+def _event(name: str, call_id: str, reason: str, conference_id: str | None = None) -> Event:
     return Event(
         name, call_id=call_id, conference_id=conference_id, reason=reason,
         data={"reconciled": True}, event_id=f"reconciled:{call_id}:{name}",

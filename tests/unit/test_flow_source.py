@@ -157,6 +157,23 @@ def test_deep_nesting_is_a_limits_diagnostic_not_a_crash(text: str, line: int, c
     assert [(d.rule, d.line, d.col) for d in parsed.diagnostics] == [("limits", line, col)]
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "col"),
+    [
+        ("\na: " + "[" * 70, 2, 4 + MAX_DEPTH),  # positions count from the text's very first line
+        # a block scalar ends at the first line indented no deeper than the line holding its header
+        ("x: 1\na:\n  b: |\n    " + "[" * 70 + "\n  c: " + "[" * 70 + "\n", 5, 6 + MAX_DEPTH),
+        ("\n  b: |\n    " + "[" * 70 + "\n  c: " + "[" * 70 + "\n", 4, 6 + MAX_DEPTH),
+        # closers outside quotes close, one level each; unmatched ones do not make room below zero
+        ("a: x]]\nb: [[]]\nc: " + "[" * 70, 3, 4 + MAX_DEPTH),
+        ("a: [[[x]]," + "[" * 70, 1, 11 + MAX_DEPTH - 1),  # depth 1 left, then 64 more
+    ],
+)
+def test_the_text_budget_reports_where_it_is_passed(text: str, line: int, col: int) -> None:
+    diagnostics = parse_source(text).diagnostics
+    assert [(d.rule, d.line, d.col) for d in diagnostics] == [("limits", line, col)]
+
+
 def test_nesting_up_to_the_limit_loads() -> None:
     depth = MAX_DEPTH - 1  # the document's own mapping is one level
     parsed = parse_source("a: " + "[" * depth + "1" + "]" * depth + "\n")
@@ -165,6 +182,10 @@ def test_nesting_up_to_the_limit_loads() -> None:
     for _ in range(depth - 1):
         value = value[0]
     assert value == [1]
+
+
+def test_block_text_indented_one_deeper_than_its_header_is_text() -> None:
+    assert parse_source("a:\n  b: |\n   " + "[" * 70 + "\n").diagnostics == ()
 
 
 def test_brackets_in_quotes_comments_and_block_text_are_not_nesting() -> None:

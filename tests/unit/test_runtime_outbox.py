@@ -12,10 +12,19 @@ import pytest
 from flowengine.errors import ConflictError
 from flowengine.flow.loader import load_flow_or_raise
 from flowengine.flow.model import Flow
+from flowengine.runtime.commands import Plan
 from flowengine.runtime.dispatcher import Dispatcher
 from flowengine.runtime.engine import Engine
+from flowengine.runtime.events import Event
 from flowengine.runtime.executor import RESUME_AFTER, Executor
-from flowengine.runtime.outbox import OUTBOX_TIMER, event_from_json, event_to_json
+from flowengine.runtime.outbox import (
+    OUTBOX_TIMER,
+    advance,
+    event_from_json,
+    event_to_json,
+    pending,
+    write_ahead,
+)
 from flowengine.runtime.session import Session
 from flowengine.server.sessions import to_record
 from flowengine.testing import ManualClock, RecordingProvider, event
@@ -164,10 +173,30 @@ async def test_a_failure_plan_replaces_the_failed_one_in_the_outbox(flow: Flow) 
 
 
 def test_an_event_survives_the_outbox_round_trip() -> None:
-    original = event("dtmf.captured", call_id=CALLER, digits="12", data={"x": [1]}, reason="timeout")
+    """Templates of a resumed plan see the event they answered, every field of it."""
+    original = Event(
+        "dtmf.captured", call_id=CALLER, conference_id="r1", call="caller", conference="room",
+        reason="timeout", digits="12", data={"x": [1]}, raw={"type": "DTMF_CAPTURED"}, event_id="e-1",
+        at=1_767_225_600.5,
+    )
     again = event_from_json(json.loads(json.dumps(event_to_json(original))))
-    assert again.context() == original.context()
-    assert again.dedupe_key() == original.dedupe_key()
+    assert again == original
+    assert event_to_json(None) is None
+
+
+def test_a_plan_survives_the_outbox_round_trip(flow: Flow) -> None:
+    engine = Engine(flow, ManualClock())
+    session, _ = engine.handle(engine.new_session("s"), event("call.received", call_id=CALLER))
+    _, plan = engine.handle(session, event("call.answered", call_id=CALLER))
+    doc = json.loads(json.dumps(write_ahead(plan, 1, 2, 123.0)))
+    left = pending(doc)
+    assert [(c.action, dict(c.params), c.origin) for c in left.plan] == [
+        (c.action, dict(c.params), c.origin) for c in plan
+    ]
+    assert (left.next, left.failures, left.plan.event) == (1, 2, plan.event)
+    assert pending(json.loads(json.dumps(write_ahead(Plan(list(plan)), 0, 0, 1.0)))).plan.event is None
+    moved = advance(doc, 2, 456.0)
+    assert (pending(moved).next, moved["due"], moved["commands"]) == (2, 456.0, doc["commands"])
 
 
 async def test_a_deferred_event_survives_a_restart_and_fires_once_when_due(flow: Flow) -> None:

@@ -115,3 +115,54 @@ def test_a_dialled_party_that_answered_and_hung_up_meanwhile_went_the_whole_way(
     assert [(e.name, e.call_id, e.conference_id) for e in missed_events(dialing(flow), seen)] == [
         ("call.answered", "c2", None), ("participant.joined", "c2", "r1"), ("call.finished", "c2", None),
     ]
+
+
+def every_kind(flow: Flow) -> list:  # type: ignore[type-arg]
+    """One of each event reconciliation makes, from one session and one observation."""
+    session = dialing(flow)
+    session.calls["other"] = "c3"
+    session.call_states["c3"] = "dialing"
+    seen = Observation(
+        {"c1": GONE_CALL, "c2": CallSeen(up=True),
+         "c3": CallSeen(ended=True, answered=True, rooms=frozenset({"r1"}))},
+        {"r1": ConferenceSeen(ended=True, members=frozenset({"c2"}))},
+    )
+    return missed_events(session, seen)
+
+
+def test_what_the_flow_sees_of_each_reconciled_event(flow: Flow) -> None:
+    """event.name, call_id, conference_id, reason and data are what guards and templates read."""
+    assert [(e.name, e.call_id, e.conference_id, e.reason, dict(e.data)) for e in every_kind(flow)] == [
+        ("call.answered", "c2", None, "answered", {"reconciled": True}),
+        ("participant.joined", "c2", "r1", None, {"reconciled": True}),
+        ("call.finished", "c1", None, "hangup", {"reconciled": True}),  # gone: no reason given
+        ("call.answered", "c3", None, "answered", {"reconciled": True}),
+        ("participant.joined", "c3", "r1", None, {"reconciled": True}),
+        ("call.finished", "c3", None, "hangup", {"reconciled": True}),
+        ("conference.finished", None, "r1", None, {"reconciled": True}),
+    ]
+
+
+def test_a_gone_dialled_party_failed(flow: Flow) -> None:
+    events = missed_events(dialing(flow), Observation({"c2": GONE_CALL}, {}))
+    assert [(e.name, e.reason) for e in events] == [
+        ("participant.join_failed", "failed"), ("call.failed", "failed"),
+    ]
+
+
+def test_each_reconciled_event_has_its_own_stable_id(flow: Flow) -> None:
+    first, again = every_kind(flow), every_kind(flow)
+    ids = [e.event_id for e in first]
+    assert all(isinstance(i, str) and i.startswith("reconciled:") for i in ids)
+    assert len(set(ids)) == len(ids)  # no two are taken for duplicates of each other
+    assert ids == [e.event_id for e in again]
+
+
+def test_a_gone_plain_dial_fails_with_no_room(flow: Flow) -> None:
+    session = dialing(flow)
+    session.conferences.clear()
+    session.conference_states.clear()
+    events = missed_events(session, Observation({"c2": GONE_CALL}, {}))
+    assert [(e.name, e.conference_id) for e in events] == [
+        ("participant.join_failed", None), ("call.failed", None),
+    ]
