@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from flowengine.scenarios.model import Scenario
 from flowengine.server.service import Service
 from flowengine.server.serving import serving
 from flowengine.stores.base import open_store
@@ -149,14 +150,12 @@ async def test_a_restarted_engine_fires_the_durable_safety_net_timer(tmp_path: P
     assert sample(a, "flowengine_timers_fired_total") == 0
 
 
-async def test_a_hang_up_lost_while_the_engine_was_down_is_recovered_at_start_up(tmp_path: Path) -> None:
-    """Engine A connects the two parties and goes down; the caller hangs up while nobody listens (the
-    webhooks are lost, the platform does not redeliver). Engine B starts on the same SQLite file, asks
-    the platform about the live session's calls and conference, and ends the call as the flow says: the
-    callee is not left alone in the room."""
+async def down_while(tmp_path: Path, talk: Scenario, state: str) -> tuple[Run, Relay, Service]:
+    """Engine A takes the call to ``state`` and goes down; every webhook the platform sends until a
+    CALL_FINISHED is lost (no redelivery); then engine B starts on the same SQLite file and the run
+    goes on to its end. Returns the run, the relay (what it lost) and B's service."""
     store = f"sqlite:///{tmp_path / 'fe.db'}"
     relay = Relay()
-    talk = scenario(caller={"hangup_after": "20s"}, callee={"answer_after": "3s"})
     async with AsyncExitStack() as outer:
         side = await outer.enter_async_context(platform(talk.parties))
         side.simulator.webhook_url = await outer.enter_async_context(serving(relay.app()))
@@ -167,7 +166,7 @@ async def test_a_hang_up_lost_while_the_engine_was_down_is_recovered_at_start_up
         started_at = side.clock.now()
         call_id = await side.simulator.place_inbound_call(CALLER, CALLER_ID, talk.caller)
         session_id = a.service.session_id_for(call_id)
-        await until_state(a.service, session_id, "connected")
+        await until_state(a.service, session_id, state)
         with side.clock.busy():
             await first.aclose()
             relay.route = lambda _, __: []  # down: whatever the platform sends now is lost
@@ -176,7 +175,20 @@ async def test_a_hang_up_lost_while_the_engine_was_down_is_recovered_at_start_up
             b = await outer.enter_async_context(engine(side, store))
             relay.targets, relay.route = [b.webhook_url], lambda _, __: [0]
         record = await until_over(b.service, side, session_id)
-        run = Run.observed(side, record, started_at)
+        return Run.observed(side, record, started_at), relay, b.service
+
+
+def reconciled(service: Service, event: str) -> float | None:
+    return service.metrics.registry.get_sample_value("flowengine_reconciled_events_total", {"event": event})
+
+
+async def test_a_hang_up_lost_while_the_engine_was_down_is_recovered_at_start_up(tmp_path: Path) -> None:
+    """Engine A connects the two parties and goes down; the caller hangs up while nobody listens (the
+    webhooks are lost, the platform does not redeliver). Engine B starts on the same SQLite file, asks
+    the platform about the live session's calls and conference, and ends the call as the flow says: the
+    callee is not left alone in the room."""
+    talk = scenario(caller={"hangup_after": "20s"}, callee={"answer_after": "3s"})
+    run, relay, b = await down_while(tmp_path, talk, "connected")
     assert "CALL_FINISHED" in relay.lost
     assert run.entered() == CONNECTED
     assert (run.session["state"], run.session["status"]) == ("closing", "ended")
@@ -184,8 +196,7 @@ async def test_a_hang_up_lost_while_the_engine_was_down_is_recovered_at_start_up
     assert run.call("caller") == ("FINISHED", "NORMAL_HANGUP", "ENDPOINT")
     assert run.call("callee") == ("FINISHED", "NORMAL_HANGUP", "API")  # the flow's conference hang-up
     assert run.room()[0] is True
-    registry = b.service.metrics.registry
-    assert registry.get_sample_value("flowengine_reconciled_events_total", {"event": "call.finished"}) == 1
+    assert reconciled(b, "call.finished") == 1
     assert run.wire()[-1] == "POST /calls/1/conferences/{room}/hangup"
 
 
@@ -193,36 +204,14 @@ async def test_a_whole_answer_lost_while_down_is_read_from_the_call_logs(tmp_pat
     """Down while the callee rang: it answered, joined the room and hung up, every webhook lost. GET
     answers 404 for an ended call; the call history says it was answered and in the room, so the flow
     is told all of it in order and ends the call the way it ends a finished conversation."""
-    store = f"sqlite:///{tmp_path / 'fe.db'}"
-    relay = Relay()
     talk = scenario(callee={"answer_after": "3s", "hangup_after": "5s"})
-    async with AsyncExitStack() as outer:
-        side = await outer.enter_async_context(platform(talk.parties))
-        side.simulator.webhook_url = await outer.enter_async_context(serving(relay.app()))
-        first = AsyncExitStack()
-        outer.push_async_callback(first.aclose)
-        a = await first.enter_async_context(engine(side, store))
-        relay.targets = [a.webhook_url]
-        started_at = side.clock.now()
-        call_id = await side.simulator.place_inbound_call(CALLER, CALLER_ID, talk.caller)
-        session_id = a.service.session_id_for(call_id)
-        await until_state(a.service, session_id, "dialing")
-        with side.clock.busy():
-            await first.aclose()
-            relay.route = lambda _, __: []  # down: whatever the platform sends now is lost
-        await side.clock.run_until(lambda: relay.lost.count("CALL_FINISHED") >= 1, limit=60)
-        with side.clock.busy():
-            b = await outer.enter_async_context(engine(side, store))
-            relay.targets, relay.route = [b.webhook_url], lambda _, __: [0]
-        record = await until_over(b.service, side, session_id)
-        run = Run.observed(side, record, started_at)
+    run, relay, b = await down_while(tmp_path, talk, "dialing")
     assert {"CALL_ESTABLISHED", "PARTICIPANT_JOINED", "CALL_FINISHED"} <= set(relay.lost)
     assert run.entered() == CONNECTED
     assert ("participant.joined", "dialing", "connected") in run.steps()
     assert (run.session["state"], run.session["status"]) == ("closing", "ended")
-    registry = b.service.metrics.registry
     for name in ("call.answered", "participant.joined", "call.finished"):
-        assert registry.get_sample_value("flowengine_reconciled_events_total", {"event": name}) == 1
+        assert reconciled(b, name) == 1
 
 
 # -- two engines, one Redis ---------------------------------------------------------------------------------
