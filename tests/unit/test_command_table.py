@@ -69,6 +69,16 @@ def test_already_so_answers_match_status_and_text() -> None:
     assert not infobip["hangup"].already(ProviderError("Infobip answered HTTP 503", status=503))
 
 
+@pytest.mark.parametrize("provider", ["infobip", "sinch"])
+def test_a_participant_update_on_someone_gone_is_moot_not_a_failure(provider: str) -> None:
+    """A resumed hold after the caller hung up must not fail the session: nothing is left to hold."""
+    table = platform_table(provider)
+    gone = ProviderError("Call c-1 not found.", status=404)
+    for action in ("mute", "unmute", "hold", "resume"):
+        assert table[action].already(gone), action
+        assert not table[action].already(ProviderError("Bad request", status=400)), action
+
+
 def test_readme_command_tables_are_the_generated_ones() -> None:
     readme = (ROOT / "README.md").read_text()
     assert readme_tables() in readme, "README's command tables are stale: paste readme_tables()"

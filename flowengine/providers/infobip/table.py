@@ -13,6 +13,8 @@ from flowengine.providers.table import AlreadySo, CommandSpec, command_table
 
 CALL_GONE = AlreadySo(404, "", "the call has ended")
 CONFERENCE_GONE = AlreadySo(404, "", "the conference has ended")
+# A participant update on a call or conference that is gone: nothing is left to mute, hold or resume.
+PARTICIPANT_GONE = AlreadySo(404, "", "the participant, its call or the conference is gone")
 NO_QUERY = "Infobip cannot be asked whether it was done; a second copy would be heard twice"
 
 TABLE = command_table(
@@ -49,14 +51,18 @@ TABLE = command_table(
     CommandSpec("conference_hangup", "POST /conferences/{id}/hangup", True, "resend",
                 already_so=(CONFERENCE_GONE,)),
     CommandSpec("conference_info", "GET /conferences/{id}", True, "resend"),
-    CommandSpec("mute", "PATCH /conferences/{id}/call/{call} `{muted: true}`", True, "resend"),
-    CommandSpec("unmute", "PATCH /conferences/{id}/call/{call} `{muted: false}`", True, "resend"),
-    CommandSpec("deafen", "PATCH /conferences/{id}/call/{call} `{deaf: true}`", True, "resend"),
-    CommandSpec("undeafen", "PATCH /conferences/{id}/call/{call} `{deaf: false}`", True, "resend"),
+    CommandSpec("mute", "PATCH /conferences/{id}/call/{call} `{muted: true}`", True, "resend",
+                already_so=(PARTICIPANT_GONE,)),
+    CommandSpec("unmute", "PATCH /conferences/{id}/call/{call} `{muted: false}`", True, "resend",
+                already_so=(PARTICIPANT_GONE,)),
+    CommandSpec("deafen", "PATCH /conferences/{id}/call/{call} `{deaf: true}`", True, "resend",
+                already_so=(PARTICIPANT_GONE,)),
+    CommandSpec("undeafen", "PATCH /conferences/{id}/call/{call} `{deaf: false}`", True, "resend",
+                already_so=(PARTICIPANT_GONE,)),
     CommandSpec("hold", "PATCH …/call/{call} `{muted, deaf: true}`, POST /calls/{call}/play (music)", True,
-                "resend", why="the music starts again from the top at worst"),
+                "resend", already_so=(PARTICIPANT_GONE,), why="the music starts again from the top at worst"),
     CommandSpec("resume", "POST /calls/{call}/stop-play, PATCH …/call/{call} `{muted, deaf: false}`", True,
-                "resend"),
+                "resend", already_so=(PARTICIPANT_GONE,)),
     CommandSpec("kick", "DELETE /conferences/{id}/call/{call}, POST /calls/{call}/hangup", True, "resend",
                 already_so=(AlreadySo(404, "", "the participant or its call is gone"),)),
 )

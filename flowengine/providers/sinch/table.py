@@ -15,6 +15,8 @@ from flowengine.providers.table import AlreadySo, CommandSpec, command_table
 
 GONE = AlreadySo(404, "", "the call has ended")
 CONFERENCE_GONE = AlreadySo(404, "", "the conference has ended")
+# A participant update on a call or conference that is gone: nothing is left to mute, hold or resume.
+PARTICIPANT_GONE = AlreadySo(404, "", "the participant, its call or the conference is gone")
 REPLY_OR = "SVAML in the reply to the call's ICE/ACE/PIE; else "
 NO_QUERY = "Sinch cannot be asked whether it was done; a second copy would be heard twice"
 NO_CALL_LIST = "Sinch lists no calls: what was placed cannot be found"
@@ -55,12 +57,16 @@ TABLE = command_table(
     CommandSpec("conference_hangup", "DELETE /conferences/id/{id}", True, "resend",
                 already_so=(CONFERENCE_GONE,)),
     CommandSpec("conference_info", "GET /conferences/id/{id}", True, "resend"),
-    CommandSpec("mute", "PATCH /conferences/id/{id}/{call} `mute`", True, "resend"),
-    CommandSpec("unmute", "PATCH /conferences/id/{id}/{call} `unmute`", True, "resend"),
+    CommandSpec("mute", "PATCH /conferences/id/{id}/{call} `mute`", True, "resend",
+                already_so=(PARTICIPANT_GONE,)),
+    CommandSpec("unmute", "PATCH /conferences/id/{id}/{call} `unmute`", True, "resend",
+                already_so=(PARTICIPANT_GONE,)),
     _unsupported("deafen"),
     _unsupported("undeafen"),
-    CommandSpec("hold", "PATCH /conferences/id/{id}/{call} `onhold` (+ `moh`)", True, "resend"),
-    CommandSpec("resume", "PATCH /conferences/id/{id}/{call} `resume`", True, "resend"),
+    CommandSpec("hold", "PATCH /conferences/id/{id}/{call} `onhold` (+ `moh`)", True, "resend",
+                already_so=(PARTICIPANT_GONE,)),
+    CommandSpec("resume", "PATCH /conferences/id/{id}/{call} `resume`", True, "resend",
+                already_so=(PARTICIPANT_GONE,)),
     CommandSpec("kick", "DELETE /conferences/id/{id}/{call}", True, "resend",
                 already_so=(AlreadySo(404, "", "the participant has left"),)),
 )
