@@ -19,6 +19,11 @@ from flowengine.runtime.program import TIMER_EVENT, Program, Scratch, timer_trig
 from flowengine.runtime.session import DIALING, ENDED, RINGING, TRACE_LIMIT, UP, Session, Step
 
 ACTION_FAILED = "action.failed"
+# ``event.data`` flag: an adapter's stand-in for a ring timeout its platform does not enforce (Sinch
+# callouts), due at the dial's ``timeout``. The engine hangs the dialled call up, then lets the flow see
+# the failure; the platform's own report of that hang-up (its echo) is dropped.
+RING_TIMEOUT = "ring_timeout"
+_FAILURES = frozenset({"call.failed", "participant.join_failed", "call.finished"})
 CALL_RECEIVED = "call.received"
 FAILED_STATE = "failed"  # where an unhandled action.failed leaves a session (not a flow state)
 
@@ -57,6 +62,8 @@ class Engine:
         s.seq += 1
         if s.status == "new":
             return self._start(s, event, now)
+        if event.name in _FAILURES and (event.data.get(RING_TIMEOUT) or _rang_out(s, event.call_id)):
+            return self._ring_timeout(s, self._resolve(s, event), now)
         return self._handle(s, self._resolve(s, event), now)
 
     def abort(self, session: Session, reason: str, event: Event | None = None) -> tuple[Session, Plan]:
@@ -122,6 +129,21 @@ class Engine:
             self._enter(s, route.target, now)
         return s, Plan(route.plan, event)
 
+    def _ring_timeout(self, s: Session, event: Event, now: float) -> tuple[Session, Plan]:
+        """A stand-in ring timeout hangs up a call still ringing and is then a failure like any; the
+        same timeout's other failure event follows as usual; anything else about that call (it had
+        answered or ended by then, or the platform reports the hang-up) is recorded and dropped."""
+        flagged = bool(event.data.get(RING_TIMEOUT))
+        if flagged and event.call and s.call_states.get(event.call_id or "") == DIALING:
+            s.remember(f"{RING_TIMEOUT}:{event.call_id}")
+            s, plan = self._handle(s, event, now)
+            return s, Plan([self.program.cleanup_command("hangup", event.call), *plan], event)
+        if flagged and _rang_out(s, event.call_id):
+            return self._handle(s, event, now)
+        note = "ring timeout: the call had answered or ended" if flagged else "echo of a ring-timeout hang-up"
+        s.record(Step(now, event.name, s.state, None, note=note), self.trace_limit)
+        return s, Plan(event=event)
+
     def _enter(self, s: Session, state: str, now: float) -> None:
         if state in self.program.final:
             s.status = "ended"
@@ -164,6 +186,11 @@ class Engine:
             event.at,
             event.digest,
         )
+
+
+def _rang_out(s: Session, call_id: str | None) -> bool:
+    """Whether a stand-in ring timeout hung ``call_id`` up (remembered with the session's event keys)."""
+    return call_id is not None and f"{RING_TIMEOUT}:{call_id}" in s.seen
 
 
 def timer_event(timer_id: str, at: float | None = None) -> Event:

@@ -165,3 +165,26 @@ async def test_the_same_flow_makes_the_same_decisions_on_both_platforms() -> Non
         "callee_unavailable",
         "closing",
     ]
+
+
+async def test_the_engine_ends_a_callout_at_the_flows_dial_timeout(tmp_path: Path) -> None:
+    """Sinch lets a callout ring on past the flow's `timeout: 20s`: the engine hangs it up 2 s after
+    it (a platform timeout of the same length would report first), the caller hears the apology, and
+    Sinch's own report of that hang-up changes nothing."""
+    flow = tmp_path / "short_dial.yaml"
+    flow.write_text(BUNDLED.read_text().replace("timeout: 60s", "timeout: 20s"))
+    scenario = parse_scenario("test", {"caller": {}, "parties": {CALLEE: {"answer_after": None}}})
+    async with running_stack("sinch", flow, parties=scenario.parties) as stack:
+        result = await play(stack, scenario)
+        assert isinstance(stack.simulator, SinchSimulator)
+        callee = stack.simulator.calls[result.session["calls"]["callee"]]
+    assert result.passed, result.failures
+    trace = result.session["trace"]
+    dialled = next(s["at"] for s in trace if s["to"] == "dialing")
+    gave_up = next(s for s in trace if s["to"] == "callee_unavailable")
+    assert (gave_up["event"], round(gave_up["at"] - dialled, 1)) == ("participant.join_failed", 22.0)
+    assert gave_up["commands"][0][:2] == ["hangup", "ok"]
+    assert "PATCH /calling/v1/calls/id/{callee}" in requests(result)  # the callout hung up over REST
+    assert (callee.state, result.session["state"]) == ("FINAL", "closing")
+    echoes = [s for s in trace if s["note"] == "echo of a ring-timeout hang-up"]
+    assert [s["event"] for s in echoes] == ["participant.join_failed", "call.failed"]  # Sinch's DiCE

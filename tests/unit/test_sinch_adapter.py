@@ -217,6 +217,11 @@ async def test_conference_management(live: Live) -> None:
     rest = live.rest()
     callee = (await rest.conference_dial(room, Endpoint("phone", STAYS), None, 30)).id
     assert callee is not None
+    # Sinch lets a callout ring on: the adapter stands in for the dial's 30 s with the failure events a
+    # no-answer DiCE brings, 2 s later; the engine drops them once the call has answered.
+    ring = [(f.event.name, f.event.call_id, f.delay, f.event.data.get("ring_timeout"))
+            for f in rest.follow_ups()]
+    assert ring == [("participant.join_failed", callee, 32.0, True), ("call.failed", callee, 32.0, True)]
     await live.until("participant.joined", callee)
     await live.clock.run_until(lambda: callee in live.sim.conferences[room].members, limit=5, real_timeout=10)
 

@@ -52,6 +52,7 @@ from flowengine.providers.sinch.table import TABLE
 from flowengine.providers.table import CommandSpec, call_method, carry_out, resend_unknown
 from flowengine.providers.wire import Request
 from flowengine.runtime.clock import Clock, SystemClock
+from flowengine.runtime.engine import RING_TIMEOUT
 from flowengine.runtime.events import Event
 from flowengine.runtime.ports import ActionResult, Endpoint, Media, Music, ProviderCommand
 from flowengine.runtime.reconcile import Observation
@@ -59,6 +60,7 @@ from flowengine.runtime.reconcile import Observation
 NAME = "sinch"
 # Sinch acts on a reply as soon as it has it; what follows from the reply is due a moment after.
 OBEY_SECONDS = 0.1
+RING_GRACE = 2.0  # seconds past a dial's timeout before the engine's stand-in ring timeout
 PLAY_LOCALE = "en-US"  # playFiles wants a locale; it only matters for #tts prompts
 
 
@@ -120,9 +122,21 @@ class SinchChannel:
         reply = self._reply
         return reply if reply is not None and reply.open and call_id == self._reply_call else None
 
-    def _follow(self, name: str, delay: float, **fields: Any) -> None:
-        event = Event(name, event_id=next(self._ids), data={"implicit": True}, **fields)
+    def _follow(self, name: str, delay: float, *, extra: JSON | None = None, **fields: Any) -> None:
+        event = Event(name, event_id=next(self._ids), data={"implicit": True, **(extra or {})}, **fields)
         self._pending.append(FollowUp(event, delay))
+
+    def _ring_for(self, call_id: str, timeout: float, conference_id: str | None = None) -> str:
+        """A callout rings for as long as Sinch lets it: stand in for the dial's ``timeout`` with the
+        failure events a no-answer DiCE brings, a moment after it (so a platform timeout that is the
+        same reports first); the engine hangs the call up if it is still ringing then."""
+        if timeout > 0:
+            due, flag = timeout + RING_GRACE, {RING_TIMEOUT: True}
+            if conference_id is not None:
+                self._follow("participant.join_failed", due, extra=flag, call_id=call_id,
+                             conference_id=conference_id, reason="no_answer")
+            self._follow("call.failed", due, extra=flag, call_id=call_id, reason="no_answer")
+        return call_id
 
     async def _send(self, request: Request) -> JSON:
         """Sent again after an unknown outcome only if the command being carried out is idempotent."""
@@ -228,8 +242,8 @@ class SinchChannel:
     ) -> ActionResult:
         cli = from_ or self._settings.cli
         if connect_call_id is None:
-            # customCallout has no ring timeout: Sinch's own applies (the flow's `after` is the net).
-            return ActionResult(id=callout_id(await self._send(commands.custom_callout(to, cli, key))))
+            placed = callout_id(await self._send(commands.custom_callout(to, cli, key)))
+            return ActionResult(id=self._ring_for(placed, timeout))
         if to.kind != "phone":
             raise ProviderError("Sinch bridges a call to phone numbers only (connectPstn)")
         action = svaml.connect_pstn(
@@ -272,12 +286,11 @@ class SinchChannel:
     async def conference_dial(
         self, conference_id: str, to: Endpoint, from_: str | None, timeout: float, *, key: str | None = None
     ) -> ActionResult:
-        # conferenceCallout has no ring timeout: Sinch's own applies (the flow's `after` is the net).
         cli = from_ or self._settings.cli
         request = commands.conference_callout(
             conference_id, to, cli, moh=self._settings.conference_moh, dtmf=self._conference_dtmf(), key=key
         )
-        return ActionResult(id=callout_id(await self._send(request)))
+        return ActionResult(id=self._ring_for(callout_id(await self._send(request)), timeout, conference_id))
 
 
 
