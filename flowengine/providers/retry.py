@@ -26,7 +26,8 @@ class Backoff(Protocol):
 class RetryPolicy:
     """Exponential backoff with jitter for 429, 5xx and connection errors."""
 
-    attempts: int = 4  # tries in all, the first one included
+    # Tries in all, the first one included; the command budget (``JsonClient``) bounds the time they take.
+    attempts: int = 6
     base_delay: float = 0.25  # seconds before the first retry (before jitter)
     max_delay: float = 4.0  # cap of one backoff step
     max_retry_after: float = 30.0  # cap on a server's Retry-After, so one answer cannot wedge a session

@@ -40,7 +40,7 @@ async def test_a_command_that_keeps_failing_ends_the_session_cleanly() -> None:
         await stack.simulator.place_inbound_call("447700900001", "4592457976")
         await stack.clock.sleep(5)  # answered, in the conference, greeting under way
         stack.simulator.faults = Faults(error_rate=1.0)  # then the platform goes down for good...
-        await stack.clock.sleep(10)
+        await stack.clock.sleep(40)  # longer than a command's budget twice over: retries cannot ride it out
         stack.simulator.faults = Faults()  # ...and comes back
         await stack.clock.sleep(30)
         (record,) = await stack.service.store.list_sessions()

@@ -287,3 +287,21 @@ async def test_refused_connections_are_nothing_sent_and_slow_answers_outcome_unk
     finally:
         release.set()
         await client.close()
+
+
+@pytest.mark.parametrize(("budget", "tries"), [(15.0, 6), (3.0, 3)])
+async def test_fast_failures_get_the_tries_the_budget_has_room_for(
+    platform: Platform, clock: VirtualClock, budget: float, tries: int
+) -> None:
+    """A 503 answers at once: a try is made while the time spent, its backoff (0.25, 0.5, 1, 2 s) and one
+    more 2 s deadline fit in the budget. 15 s: all six; 3 s: the third try's backoff would not fit."""
+    platform.script = [Reply(503, infobip_error("Service unavailable", "SERVICE_UNAVAILABLE"))] * 6
+    tight = InfobipSettings(base_url=platform.base_url, api_key=API_KEY, calls_configuration_id="cfg-1",
+                            total_timeout=2.0, command_budget=budget, retry=RetryPolicy())
+    client = InfobipClient(tight, clock=clock, jitter=lambda: 1.0)
+    try:
+        with pytest.raises(ProviderError):
+            await client.send(Request("DELETE", "/calls/1/conferences/c-1/call/x"), resend_unknown=True)
+    finally:
+        await client.close()
+    assert len(platform.seen) == tries
