@@ -106,6 +106,13 @@ class Dispatcher:
             await self._save(session)
             return session
 
+    async def finish_pending(self, session_id: str, *, provider: Provider | None = None) -> None:
+        """Finish a plan the session left unfinished, if it has one (so what it bound is known)."""
+        async with self._holding(session_id):
+            found = await self._load(session_id)
+            if found is not None and found.outbox is not None:
+                await self._save(await self._resume(found, provider))
+
     async def dispatch_derived(
         self, session_id: str, derive: Callable[[Session], list[Event]], *, provider: Provider | None = None,
     ) -> list[Event]:

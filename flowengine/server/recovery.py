@@ -38,12 +38,15 @@ class Reconciler:
 
     async def reconcile(self, session_id: str) -> int:
         """Deliver to the session what the platform shows it missed; the number of events delivered."""
+        channel = self.adapter.channel(None)  # no webhook to reply to
+        # A plan cut short first: a call its interrupted dial created is asked about only once bound.
+        await self.dispatcher.finish_pending(session_id, provider=channel)
         session = await self.sessions.load(session_id)
         if session is None or session.status in FINISHED:
+            await self._follow_up(channel)
             return 0
         calls, conferences = to_observe(session)
         seen = await self.adapter.observe(calls, conferences) if calls or conferences else Observation({}, {})
-        channel = self.adapter.channel(None)  # no webhook to reply to
         # What is missed is worked out under the session's lock, against the session as it is then: a
         # webhook that landed since the platform was asked is not delivered twice, and one arriving now
         # waits until the missed events, which came first on the platform, are handled.

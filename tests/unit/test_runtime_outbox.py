@@ -220,3 +220,21 @@ async def test_a_deferred_event_survives_a_restart_and_fires_once_when_due(flow:
     session = await second.fire_timers("s")  # fired once: nothing left
     assert sent.actions == ["conference_create", "conference_join"]
     assert "ice-1>1" not in to_record(session).timers  # type: ignore[arg-type]
+
+
+async def test_finish_pending_resumes_an_interrupted_plan_and_nothing_else(flow: Flow) -> None:
+    """Reconciliation finishes a plan cut short first, so what its dial created is bound and asked about."""
+    store, clock = Store(), ManualClock()
+    first, _ = engine_on(store, flow, clock)
+    await first.dispatch("s", event("call.received", call_id=CALLER))
+    store.crash_at = store.saves + 2
+    with pytest.raises(Crash):
+        await first.dispatch("s", event("call.answered", call_id=CALLER))
+    second, sent = engine_on(store, flow, clock)
+    await second.finish_pending("s")
+    assert sent.actions == ["conference_create", "conference_join"]
+    assert Session.from_json(json.loads(store.docs["s"])).outbox is None
+    saves = store.saves
+    await second.finish_pending("s")  # nothing pending: no command, no write
+    await second.finish_pending("nobody")
+    assert (sent.actions, store.saves) == (["conference_create", "conference_join"], saves)
