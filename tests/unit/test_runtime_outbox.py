@@ -75,6 +75,20 @@ def engine_on(store: Store, flow: Flow, clock: ManualClock) -> tuple[Dispatcher,
     return Dispatcher(Executor(Engine(flow, clock)), provider, store.load, store.save), provider
 
 
+async def crashed_after_create(
+    flow: Flow, answered: Event | None = None
+) -> tuple[Store, ManualClock, RecordingProvider]:
+    """An engine killed between sending conference_create and the write that records it (the write
+    before conference_join dies): the store holds the plan with its next command at conference_create."""
+    store, clock = Store(), ManualClock()
+    first, sent = engine_on(store, flow, clock)
+    await first.dispatch("s", event("call.received", call_id=CALLER))
+    store.crash_at = store.saves + 2
+    with pytest.raises(Crash):
+        await first.dispatch("s", answered or event("call.answered", call_id=CALLER))
+    return store, clock, sent
+
+
 async def to_greeting(d: Dispatcher) -> Session:
     await d.dispatch("s", event("call.received", call_id=CALLER))
     return await d.dispatch("s", event("call.answered", call_id=CALLER))
@@ -107,13 +121,8 @@ async def test_each_command_is_written_ahead_before_it_is_sent(flow: Flow) -> No
 async def test_a_crash_between_a_command_and_its_record_resumes_at_that_command(
     flow: Flow, redeliver: bool
 ) -> None:
-    store, clock = Store(), ManualClock()
-    first, sent_first = engine_on(store, flow, clock)
-    await first.dispatch("s", event("call.received", call_id=CALLER))
-    store.crash_at = store.saves + 2  # the write before conference_join: conference_create was sent
     answered = event("call.answered", call_id=CALLER)
-    with pytest.raises(Crash):
-        await first.dispatch("s", answered)
+    store, clock, sent_first = await crashed_after_create(flow, answered)
     assert sent_first.actions == ["answer", "conference_create"]
     interrupted = Session.from_json(json.loads(store.docs["s"]))
     assert interrupted.outbox is not None and interrupted.outbox["next"] == 0
@@ -131,12 +140,7 @@ async def test_a_crash_between_a_command_and_its_record_resumes_at_that_command(
 
 
 async def test_the_timer_loop_resumes_a_plan_nobody_came_back_for(flow: Flow) -> None:
-    store, clock = Store(), ManualClock()
-    first, _ = engine_on(store, flow, clock)
-    await first.dispatch("s", event("call.received", call_id=CALLER))
-    store.crash_at = store.saves + 2
-    with pytest.raises(Crash):
-        await first.dispatch("s", event("call.answered", call_id=CALLER))
+    store, clock, _ = await crashed_after_create(flow)
     record = to_record(Session.from_json(json.loads(store.docs["s"])))
     assert record.timers[OUTBOX_TIMER] == pytest.approx(clock.now() + RESUME_AFTER)
 
@@ -224,12 +228,7 @@ async def test_a_deferred_event_survives_a_restart_and_fires_once_when_due(flow:
 
 async def test_finish_pending_resumes_an_interrupted_plan_and_nothing_else(flow: Flow) -> None:
     """Reconciliation finishes a plan cut short first, so what its dial created is bound and asked about."""
-    store, clock = Store(), ManualClock()
-    first, _ = engine_on(store, flow, clock)
-    await first.dispatch("s", event("call.received", call_id=CALLER))
-    store.crash_at = store.saves + 2
-    with pytest.raises(Crash):
-        await first.dispatch("s", event("call.answered", call_id=CALLER))
+    store, clock, _ = await crashed_after_create(flow)
     second, sent = engine_on(store, flow, clock)
     await second.finish_pending("s")
     assert sent.actions == ["conference_create", "conference_join"]
