@@ -25,7 +25,7 @@ from flowengine.runtime.clock import VIRTUAL_EPOCH, VirtualClock
 from flowengine.runtime.commands import Plan
 from flowengine.runtime.engine import Engine
 from flowengine.runtime.events import Event
-from flowengine.runtime.executor import Executor, RetryPolicy
+from flowengine.runtime.executor import Executor, Observe, RetryPolicy
 from flowengine.runtime.ports import ActionResult, HttpClient, ProviderCommand
 from flowengine.runtime.session import Session
 
@@ -42,6 +42,7 @@ class _Failure:
     unsupported: bool
     message: str
     outcome_unknown: bool = False
+    status: int | None = None
 
 
 class RecordingProvider:
@@ -64,11 +65,12 @@ class RecordingProvider:
         return [action for action, _ in self.calls]
 
     def fail(self, action: str, *, times: int | None = 1, retryable: bool = False, unsupported: bool = False,
-             message: str | None = None, outcome_unknown: bool = False) -> None:
+             message: str | None = None, outcome_unknown: bool = False, status: int | None = None) -> None:
         """The next ``times`` attempts of ``action`` (every one if None) raise ``ProviderError``
-        (``outcome_unknown``: as a platform whose answer was lost would)."""
+        (``outcome_unknown``: as a platform whose answer was lost would; ``status``: the HTTP status,
+        else 503 when ``retryable``, 400 when not)."""
         text = message or f"{action} failed (scripted)"
-        self._failures[action] = _Failure(times, retryable, unsupported, text, outcome_unknown)
+        self._failures[action] = _Failure(times, retryable, unsupported, text, outcome_unknown, status)
 
     async def _do(self, action: str, kwargs: dict[str, Any], new: str | None = None,
                   data: dict[str, Any] | None = None) -> ActionResult:
@@ -89,7 +91,7 @@ class RecordingProvider:
             failure.remaining -= 1
         if failure.unsupported:
             raise ProviderUnsupported(self.name, action)
-        status = 503 if failure.retryable else 400
+        status = failure.status or (503 if failure.retryable else 400)
         raise ProviderError(failure.message, retryable=failure.retryable, status=status,
                             outcome_unknown=failure.outcome_unknown)
 
@@ -145,11 +147,12 @@ class Driver:
     def __init__(
         self, flow: Flow, *, session_id: str = "session-1", provider: RecordingProvider | None = None,
         clock: ManualClock | None = None, retry: RetryPolicy | None = None, http: HttpClient | None = None,
+        observe: Observe | None = None,
     ) -> None:
         self.clock = clock if clock is not None else ManualClock()
         self.provider = provider if provider is not None else RecordingProvider()
         self.engine = Engine(flow, self.clock)
-        self.executor = Executor(self.engine, retry=retry, http=http)
+        self.executor = Executor(self.engine, retry=retry, http=http, observe=observe)
         self.session: Session = self.engine.new_session(session_id)
         self.plans: list[Plan] = []
 

@@ -30,13 +30,11 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from flowengine.errors import ProviderError, ProviderUnsupported
-from flowengine.runtime.ports import ActionResult, ProviderCommand
+from flowengine.runtime.ports import ALREADY, UNKNOWN, ActionResult, ProviderCommand
 
 log = logging.getLogger("flowengine.providers")
 
 Reconcile = Literal["resend", "query", "at_most_once", "refuse", "in_reply", "local", "unsupported"]
-UNKNOWN: Mapping[str, str] = {"outcome": "unknown"}  # ActionResult.data of an at-most-once command
-ALREADY: Mapping[str, bool] = {"already": True}  # ActionResult.data of an "already so" answer
 
 ROUNDS = 3  # sends of a reconciled command, each after the platform showed the last did nothing
 _RESEND_UNKNOWN: ContextVar[bool] = ContextVar("resend_unknown", default=True)

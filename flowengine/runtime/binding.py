@@ -12,7 +12,7 @@ from typing import Any
 
 from flowengine.errors import ExpressionError
 from flowengine.flow.vocabulary import ACTIONS, ENDPOINT_KINDS, ActionSpec, Param, parse_duration
-from flowengine.runtime.ports import ActionResult, Endpoint, Media
+from flowengine.runtime.ports import ALREADY, UNKNOWN, ActionResult, Endpoint, Media
 from flowengine.runtime.session import ACTIVE, DIALING, ENDED, Session
 
 _KWARG = {"call": "call_id", "conference": "conference_id", "from": "from_", "connect": "connect_call_id"}
@@ -48,7 +48,7 @@ def bind_result(
         return None
     new_id = result.id if isinstance(result, ActionResult) else None
     if kind is None:
-        return new_id
+        return new_id or _settled(result)
     if not new_id:
         raise ExpressionError(f'{action} returned no id to bind as "{name}"')
     if kind == "new_call":
@@ -58,6 +58,14 @@ def bind_result(
         session.conferences[str(name)] = new_id
         session.conference_states[new_id] = ACTIVE
     return new_id
+
+
+def _settled(result: ActionResult | Any) -> str | None:
+    """How the provider settled a command that did not simply succeed, for the trace."""
+    data = result.data if isinstance(result, ActionResult) else None
+    if data == UNKNOWN:
+        return "outcome unknown: not sent again"
+    return "already so" if data == ALREADY else None
 
 
 def role_id(action: str, kind: str, role: Any, session: Session) -> str:

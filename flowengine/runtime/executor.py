@@ -31,10 +31,14 @@ from flowengine.runtime.engine import ACTION_FAILED, Engine
 from flowengine.runtime.events import Event
 from flowengine.runtime.outbox import advance, pending, reaches_out, write_ahead
 from flowengine.runtime.ports import HttpClient, Provider, ProviderCommand
+from flowengine.runtime.reconcile import Observation, missed_events, to_observe
 from flowengine.runtime.session import CommandRecord, Session, Step
 
 log = logging.getLogger("flowengine.flow")
 Checkpoint = Callable[[Session], Awaitable[None]]
+# Asks the platform about calls and conferences (the adapter's ``observe``): see ``Executor.observe``.
+Observe = Callable[[list[str], list[str]], Awaitable[Observation]]
+GONE = 404  # the platform no longer knows what a command was for
 RESUME_AFTER = 10.0  # seconds after a write-ahead when any instance may resume a plan left unfinished
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -55,6 +59,7 @@ class Executor:
     def __init__(
         self, engine: Engine, *, clock: Clock | None = None, retry: RetryPolicy | None = None,
         http: HttpClient | None = None, max_failures: int = 3, resume_after: float = RESUME_AFTER,
+        observe: Observe | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock if clock is not None else engine.clock
@@ -62,6 +67,11 @@ class Executor:
         self.http = http
         self.max_failures = max_failures  # action.failed handled in a row before the session is aborted
         self.resume_after = resume_after
+        # A command refused because its call or conference is gone shows the session has missed an end
+        # the platform has not delivered yet (the caller hung up and the room closed while the dial went
+        # out): with ``observe`` the platform is asked first and what it shows is handled before the
+        # failure, which is dropped if the session has moved on (a flow hears why, not a stale error).
+        self.observe = observe
 
     async def run(
         self, session: Session, plan: Plan, provider: Provider, *, checkpoint: Checkpoint | None = None
@@ -104,7 +114,7 @@ class Executor:
                     session, command, context or {}, provider, index, resumed=index == start
                 )
             except (ProviderError, ExpressionError) as exc:
-                error = str(exc)
+                error, failure = str(exc), exc
             else:
                 _note(step, (command.action, "ok", detail))
                 if "as" in command.params:
@@ -115,9 +125,34 @@ class Executor:
                 continue
             for rest in plan[index + 1:]:
                 _note(step, (rest.action, "skipped", None))
+            session.outbox = None  # the failure's own plan (or what caught up) replaces the one that failed
+            if _gone(failure):
+                moved_on = await self._catch_up(session, provider, checkpoint)
+                if moved_on is not None:
+                    return moved_on
             return await self._failed(session, command, index, error, provider, failures, checkpoint)
         session.outbox = None
         return session
+
+    async def _catch_up(
+        self, session: Session, provider: Provider, checkpoint: Checkpoint | None
+    ) -> Session | None:
+        """After a "gone" refusal: handle the ends the platform shows and the session missed. The session
+        if that moved it on (the failure is stale), None if the failure still stands."""
+        calls, conferences = to_observe(session)
+        if self.observe is None or not (calls or conferences):
+            return None
+        try:
+            seen = await self.observe(calls, conferences)
+        except ProviderError as exc:  # no answer: the failure stands as it is
+            log.warning("%s: could not ask what the refusal missed: %s", session.id, exc)
+            return None
+        before = (session.state, session.status)
+        for event in missed_events(session, seen):
+            log.warning("%s: %s found on asking after a refusal (no webhook yet)", session.id, event.name)
+            session, plan = self.engine.handle(session, event)
+            session = await self._run(session, plan, provider, 0, checkpoint)
+        return session if (session.state, session.status) != before else None
 
     def _ahead(
         self, outbox: dict[str, Any] | None, plan: Plan, index: int, failures: int, *, renew: bool
@@ -144,7 +179,6 @@ class Executor:
             session, plan = self.engine.abort(session, f"{failures + 1} failures in a row: {error}", event)
         else:
             session, plan = self.engine.handle(session, event)
-        session.outbox = None  # the failure's own plan replaces the one that failed
         return await self._run(session, plan, provider, failures + 1, checkpoint)
 
     async def _execute(
@@ -200,6 +234,10 @@ class Executor:
             await self.clock.sleep(delay)
             delay = min(delay * self.retry.factor, self.retry.max_delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _gone(failure: Exception) -> bool:
+    return isinstance(failure, ProviderError) and failure.status == GONE
 
 
 def _note(step: Step | None, record: CommandRecord) -> None:

@@ -39,6 +39,13 @@ class ActionResult:
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
+# ActionResult.data a provider answers when a command's intent already held (the platform refused it as
+# done already), or when it may or may not have been carried out and is not sent again (at most once).
+# The trace says so: a greeting whose outcome is unknown explains a flow that waited for its timer.
+ALREADY: Mapping[str, Any] = {"already": True}
+UNKNOWN: Mapping[str, Any] = {"outcome": "unknown"}
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderCommand:
     """One neutral command for the platform.

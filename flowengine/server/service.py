@@ -59,7 +59,8 @@ class Service:
         self.sessions = StoredSessions(store, on_timers_changed=self.timers.poke, quiet_after=quiet_after)
         executors = {
             name: Executor(
-                Engine(flow, clock, trace_limit=trace_limit), clock=clock, retry=NO_RETRY, http=http
+                Engine(flow, clock, trace_limit=trace_limit), clock=clock, retry=NO_RETRY, http=http,
+                observe=adapter.observe,
             )
             for name, flow in self.flows.items()
         }

@@ -106,6 +106,9 @@ def details(result: Result) -> str:
     out += [f"   wrong end x{n}: {why}" for why, n in f.wrong.most_common()]
     out += [f"   doubled x{n}: {kind}" for kind, n in f.doubled_kinds.most_common()]
     out += [f"   evidence: {e}" for e in f.evidence]
+    if f.unheard:
+        out.append(f"   correct on the flow's path for a greeting the platform failed (say not sent again, "
+                   f"the caller hung up while the flow waited for its greeting timer): {f.unheard}")
     if f.timers_fired:
         fired = ", ".join(f"{k} x{n}" for k, n in f.timers_fired.most_common())
         out.append(f"   moved on by a flow timer: {fired}")

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chaos.flows import ACT_ONCE, Branch, expected_requests
 from flowengine.simulator.infobip.model import ENDED_STATES
+
+UNHEARD = "outcome unknown: not sent again"  # the trace's detail of a command settled at most once
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Figures:
     unattributed: int = 0  # 2xx requests no session owns
     rescued: int = 0  # sessions moved on by a flow timer
     timers_fired: Counter[str] = field(default_factory=Counter)  # "after:greeting:30s" ...
+    unheard: int = 0  # correct ends on the path the flow takes when the platform failed the greeting
 
 
 def states_entered(session: Mapping[str, Any]) -> list[str]:
@@ -103,7 +106,11 @@ def judge(obs: Observation, placed: Sequence[Placed]) -> Figures:
     owners = Owners(obs)
     by_caller = {view.get("calls", {}).get("caller"): view for view in obs.sessions}
     for call in placed:
-        why = _wrong_end(obs, by_caller.get(call.call_id), call.branch)
+        view = by_caller.get(call.call_id)
+        why = _wrong_end(obs, view, call.branch)
+        if why is not None and view is not None and _greeting_unheard(view) and call.branch.unheard:
+            why = _wrong_end(obs, view, replace(call.branch, path=call.branch.unheard))
+            figures.unheard += why is None
         figures.correct += why is None
         if why is not None:
             figures.wrong[f"{call.branch.name}: {why}"] += 1
@@ -124,6 +131,13 @@ def judge(obs: Observation, placed: Sequence[Placed]) -> Figures:
     )
     figures.webhooks_failed = sum(w.get("status") is None or w["status"] >= 300 for w in obs.webhooks)
     return figures
+
+
+def _greeting_unheard(view: Mapping[str, Any]) -> bool:
+    """The greeting's say was refused or its answer lost, so the engine did not send it again (at most
+    once, its trace says): no say.finished was coming, and the flow's greeting timer moved it on."""
+    return any(step.get("to") == "greeting" and ["say", "ok", UNHEARD] in step.get("commands", [])
+               for step in view.get("trace", []))
 
 
 def _wrong_end(obs: Observation, view: Mapping[str, Any] | None, branch: Branch) -> str | None:

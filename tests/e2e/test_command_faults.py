@@ -100,7 +100,8 @@ async def test_infobip_create_or_act_once_command_under_a_fault_is_done_exactly_
     if carried_out and command != "say":
         assert asked, "an unknown outcome is settled by asking the platform"
     if command == "say" and carried_out:
-        assert ("say", "ok", None) in done.commands  # at most once: counted as done, not said twice
+        # at most once: counted as done, not said twice, and the trace says the outcome was unknown
+        assert ("say", "ok", "outcome unknown: not sent again") in done.commands
 
 
 async def test_infobip_plain_dial_whose_answer_is_lost_is_found_by_its_key(tmp_path: Path) -> None:
@@ -139,6 +140,16 @@ async def test_infobip_idempotent_commands_are_sent_again_after_5xx() -> None:
     statuses = [r["status"] for r in done.sent(hold)]
     assert statuses[:3] == [500, 500, 200]  # hold: two 500s, then through (resume's PATCH follows)
     assert not [r for r in done.requests if r["method"] == "GET"]  # nothing to ask: simply resent
+
+
+@pytest.mark.parametrize("mode", ["answer-lost", "slow-answer"])
+async def test_infobip_hold_music_with_an_unknown_outcome_is_not_started_twice(mode: str) -> None:
+    # The hold's participant update may be resent (idempotent); its music would start over if it were.
+    music = r"^POST /calls/1/calls/[^/]+/play$"
+    done = await run("infobip", Faults(match=music, times=1, **MODES[mode][0]))
+    assert done.result.passed, done.result.failures
+    assert len(done.sent(music)) == 1
+    assert ("hold", "ok", None) in done.commands
 
 
 @pytest.mark.parametrize("mode", ["answer-lost", "500-before-acting"])

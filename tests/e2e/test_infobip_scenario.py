@@ -158,15 +158,16 @@ async def test_caller_hangs_up_during_the_greeting() -> None:
     assert run.room() == (True, {"caller": "LEFT"})  # the platform closes the room once it is empty
 
 
-async def test_answer_failing_ends_the_session_as_failed() -> None:
-    """The caller gives up before the engine answers: the answer gets 404, an unhandled action.failed
-    fails the session, and its clean-up hangup finds the call gone as well."""
+async def test_answer_refused_as_gone_delivers_the_callers_hang_up() -> None:
+    """The caller gives up before the engine answers: the answer gets 404, so the engine asks the
+    platform, which shows the call has ended; the flow hears that (its call.finished handler ends the
+    session) before the platform's own CALL_FAILED arrives, and nothing is left to hang up."""
     run = await run_seed(scenario(), simulator_options={"inbound_ring_timeout": 0.01})
-    assert run.wire() == ["POST /calls/1/calls/{caller}/answer", "POST /calls/1/calls/{caller}/hangup"]
-    assert run.statuses() == [404, 404]
-    assert (run.session["state"], run.session["status"]) == ("failed", "failed")
+    assert run.wire() == ["POST /calls/1/calls/{caller}/answer"]
+    assert run.statuses() == [404]
+    assert (run.session["state"], run.session["status"]) == ("done", "ended")
     assert [(s["event"], s["to"]) for s in run.session["trace"][:2]] == [
-        ("call.received", "answering"), ("action.failed", "failed"),
+        ("call.received", "answering"), ("call.finished", "done"),
     ]
     assert run.call("caller") == ("NO_ANSWER", "NO_ANSWER", "PLATFORM")
     assert run.simulator.conferences == {}

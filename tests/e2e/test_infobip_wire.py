@@ -49,6 +49,8 @@ MODELS: dict[tuple[str, str], Any] = {
     ("PATCH", f"/calls/1/conferences/{ID}/call/{ID}"): CallsUpdateCallRequest,
     ("POST", f"/calls/1/conferences/{ID}/call"): CallsAddNewCallRequest,
     ("POST", f"/calls/1/conferences/{ID}/hangup"): None,
+    # Asking after a refusal that says the call is gone (the caller gave up before the answer).
+    ("GET", f"/calls/1/calls/{ID}"): None,
 }
 
 

@@ -11,8 +11,9 @@ import pytest
 from flowengine.flow.build import build_flow
 from flowengine.flow.loader import load_flow_or_raise
 from flowengine.flow.model import Flow
-from flowengine.runtime.executor import RetryPolicy
+from flowengine.runtime.executor import Observe, RetryPolicy
 from flowengine.runtime.ports import Endpoint, Media
+from flowengine.runtime.reconcile import CallSeen, ConferenceSeen, Observation
 from flowengine.testing import RecordingProvider, drive, event
 
 FLOW_FILE = Path(__file__).resolve().parents[2] / "flows" / "two_party_conference.yaml"
@@ -234,3 +235,51 @@ async def test_bad_endpoint_and_template_errors_fail_the_command() -> None:
     assert driver.provider.actions == ["say"]
     assert "not an endpoint" in driver.provider.calls[0][1]["text"]
     assert driver.session.status == "active"
+
+
+# -- a refusal that shows an end the session missed ("gone": the platform answers 404) -------------------
+def platform_shows(calls: Mapping[str, CallSeen], rooms: Mapping[str, ConferenceSeen]) -> Observe:
+    """The platform's answer to ``observe``, as an adapter would turn it into an ``Observation``."""
+    asked: list[tuple[list[str], list[str]]] = []
+
+    async def observe(call_ids: list[str], conference_ids: list[str]) -> Observation:
+        asked.append((call_ids, conference_ids))
+        return Observation({c: calls[c] for c in call_ids if c in calls},
+                           {r: rooms[r] for r in conference_ids if r in rooms})
+
+    observe.asked = asked  # type: ignore[attr-defined]
+    return observe
+
+
+async def test_gone_refusal_first_delivers_the_end_the_platform_shows(conference: Flow) -> None:
+    # The caller hung up as the dial went out: the room closed with them, and the dial into it is refused
+    # before the caller's call.finished webhook arrives. The flow hears the hang-up, not a stale error.
+    provider = RecordingProvider()
+    provider.fail("conference_dial", status=404, message=f"Conference with ID {ROOM} not found.")
+    observe = platform_shows({CALLER: CallSeen(ended=True, reason="hangup")},
+                             {ROOM: ConferenceSeen(ended=True)})
+    driver = await drive(conference, TO_DIALING, provider=provider, observe=observe)
+    assert (driver.session.state, driver.session.status) == ("abandoned", "ended")
+    assert observe.asked == [([CALLER], [ROOM])]  # type: ignore[attr-defined]
+    after_dial = [(step.event, step.source, step.target) for step in driver.session.trace[4:]]
+    # (abandoned's hang-up of a callee never bound fails on its own; the session has ended by then)
+    assert after_dial[0] == ("call.finished", "dialing", "abandoned")
+    assert ("conference.finished", "abandoned", None) in after_dial
+
+
+async def test_gone_refusal_stands_when_the_platform_shows_nothing_missed(conference: Flow) -> None:
+    provider = RecordingProvider()
+    provider.fail("conference_dial", status=404)
+    observe = platform_shows({CALLER: CallSeen(up=True)}, {ROOM: ConferenceSeen(members=frozenset({CALLER}))})
+    driver = await drive(conference, TO_DIALING, provider=provider, observe=observe)
+    assert driver.session.trace[-1].event == "action.failed"
+    assert driver.session.status == "failed"
+
+
+async def test_other_refusals_are_not_asked_about(conference: Flow) -> None:
+    provider = RecordingProvider()
+    provider.fail("conference_dial", status=400)
+    observe = platform_shows({CALLER: CallSeen(ended=True)}, {})
+    driver = await drive(conference, TO_DIALING, provider=provider, observe=observe)
+    assert observe.asked == []  # type: ignore[attr-defined]
+    assert driver.session.status == "failed"

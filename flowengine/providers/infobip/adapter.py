@@ -8,6 +8,7 @@ counted as done as its row says.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,6 +30,8 @@ from flowengine.runtime.clock import Clock
 from flowengine.runtime.events import Event
 from flowengine.runtime.ports import ActionResult, Endpoint, Media, Music, ProviderCommand
 from flowengine.runtime.reconcile import Observation
+
+log = logging.getLogger("flowengine.providers")
 
 NAME = "infobip"
 
@@ -199,8 +202,14 @@ class InfobipChannel:
         # (the flow's file, else INFOBIP_HOLD_MUSIC) played to their own call until resume stops it.
         await self._send(commands.update_participant(conference_id, call_id, muted=True, deaf=True))
         music_media = media or self._settings.hold_media()
-        if music_media is not None:
-            await self._send(commands.play(call_id, music_media, loop))
+        if music_media is None:
+            return ActionResult()
+        try:  # the music at most once: sent again, it would start over (the update above may be resent)
+            await self._client.send(commands.play(call_id, music_media, loop), resend_unknown=False)
+        except ProviderError as exc:
+            if not exc.outcome_unknown:
+                raise
+            log.warning("infobip hold %s: the music's outcome is unknown; not sent again", call_id)
         return ActionResult()
 
     async def resume(self, conference_id: str, call_id: str) -> ActionResult:

@@ -13,6 +13,8 @@ from flowengine.providers.table import AlreadySo, CommandSpec, command_table
 
 CALL_GONE = AlreadySo(404, "", "the call has ended")
 CONFERENCE_GONE = AlreadySo(404, "", "the conference has ended")
+HOLD_MUSIC = ("the update is resent; the music is not after its own unknown outcome, and starts again from "
+              "the top only when an interrupted hold is resumed")
 # A participant update on a call or conference that is gone: nothing is left to mute, hold or resume.
 PARTICIPANT_GONE = AlreadySo(404, "", "the participant, its call or the conference is gone")
 NO_QUERY = "Infobip cannot be asked whether it was done; a second copy would be heard twice"
@@ -60,7 +62,7 @@ TABLE = command_table(
     CommandSpec("undeafen", "PATCH /conferences/{id}/call/{call} `{deaf: false}`", True, "resend",
                 already_so=(PARTICIPANT_GONE,)),
     CommandSpec("hold", "PATCH …/call/{call} `{muted, deaf: true}`, POST /calls/{call}/play (music)", True,
-                "resend", already_so=(PARTICIPANT_GONE,), why="the music starts again from the top at worst"),
+                "resend", already_so=(PARTICIPANT_GONE,), why=HOLD_MUSIC),
     CommandSpec("resume", "POST /calls/{call}/stop-play, PATCH …/call/{call} `{muted, deaf: false}`", True,
                 "resend", already_so=(PARTICIPANT_GONE,)),
     CommandSpec("kick", "DELETE /conferences/{id}/call/{call}, POST /calls/{call}/hangup", True, "resend",
