@@ -10,7 +10,9 @@ settled by the command's ``reconcile``:
   the engine chose (``ProviderCommand.key``); found: that is the result; nothing: sent once more;
 - ``at_most_once``: the platform offers no way to ask; not sent again, and counted as done: the flow's own
   events (``say.finished``) or its timers carry on, where a second copy would be heard or acted on twice;
-- ``refuse``: no way to ask and no safe default; not sent again, and the action fails (``action.failed``);
+- ``awaited``: no way to ask, but the platform's webhooks about what the command created carry the key:
+  not sent again; bound under a stand-in id (``runtime.binding.standin_id``) that the first webhook
+  naming the key replaces (``find`` gives that result);
 - ``in_reply``: said in the callback's SVAML reply, where nothing is unknown (Sinch);
 - ``local``: no request at all (the provider chooses the id);
 - ``unsupported``: the platform cannot do it.
@@ -34,7 +36,9 @@ from flowengine.runtime.ports import ALREADY, UNKNOWN, ActionResult, ProviderCom
 
 log = logging.getLogger("flowengine.providers")
 
-Reconcile = Literal["resend", "query", "at_most_once", "refuse", "in_reply", "local", "unsupported"]
+Reconcile = Literal[
+    "resend", "query", "awaited", "at_most_once", "in_reply", "local", "unsupported"
+]
 
 ROUNDS = 3  # sends of a reconciled command, each after the platform showed the last did nothing
 _RESEND_UNKNOWN: ContextVar[bool] = ContextVar("resend_unknown", default=True)
@@ -160,28 +164,24 @@ async def _settle(
 ) -> ActionResult | None:
     """After an unknown outcome (``error``) or on resuming (None): the result, None to send (again), or
     raise. A query's own failure is raised: nothing is sent on a guess."""
-    if spec.reconcile == "query":
+    if spec.reconcile in ("query", "awaited"):
         found = await channel.find(spec, command)
-        if found is not None:
+        if found is not None and spec.reconcile == "query":
             log.warning("%s %s %s: carried out after all", channel.name, command.action, command.key)
         return found
     if spec.reconcile == "at_most_once":
         log.warning("%s %s %s: outcome unknown, counted as done (at most once)", channel.name,
                     command.action, command.key)
         return ActionResult(data=UNKNOWN)
-    if spec.reconcile == "refuse":
-        cause = f": {error}" if error is not None else ""
-        raise ProviderError(
-            f"{command.action} may or may not have been carried out and {channel.name} cannot be asked"
-            f"{cause}", retryable=False, status=error.status if error else None, outcome_unknown=True,
-        )
     return None  # in_reply, local: nothing unknown about them; send as usual
 
 
 # -- the README's view ---------------------------------------------------------------------------------
 _SETTLED = {
     "resend": "sent again", "query": "the platform is asked; sent once more if nothing was done",
-    "at_most_once": "at most once: counted as done", "refuse": "fails (action.failed), not sent again",
+    "awaited": "not sent again: bound under a stand-in id until the first webhook carrying the key names "
+               "the call",
+    "at_most_once": "at most once: counted as done",
     "in_reply": "in the SVAML reply: nothing unknown", "local": "no request", "unsupported": "—",
 }
 

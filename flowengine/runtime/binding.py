@@ -12,8 +12,14 @@ from typing import Any
 
 from flowengine.errors import ExpressionError
 from flowengine.flow.vocabulary import ACTIONS, ENDPOINT_KINDS, ActionSpec, Param, parse_duration
+from flowengine.runtime.events import Event
 from flowengine.runtime.ports import ALREADY, UNKNOWN, ActionResult, Endpoint, Media
 from flowengine.runtime.session import ACTIVE, DIALING, ENDED, Session
+
+# Event.data of a call's webhook: the correlation key of the command that created the call, where the
+# platform hands it back (a Sinch callout's ``custom``).
+PLACED_BY = "placed_by"
+_STANDIN = "placed:"
 
 _KWARG = {"call": "call_id", "conference": "conference_id", "from": "from_", "connect": "connect_call_id"}
 _MEDIA = ("file_id", "url")
@@ -66,6 +72,33 @@ def _settled(result: ActionResult | Any) -> str | None:
     if data == UNKNOWN:
         return "outcome unknown: not sent again"
     return "already so" if data == ALREADY else None
+
+
+def standin_id(key: str) -> str:
+    """The id a call is bound under until the platform names it: the answer to the command that created it
+    was lost and the platform cannot be asked (Sinch lists no calls), but its webhooks carry ``key``."""
+    return _STANDIN + key
+
+
+def is_standin(call_id: str) -> bool:
+    return call_id.startswith(_STANDIN)
+
+
+def adopt(session: Session, event: Event) -> str | None:
+    """Bind the call ``event`` is about in place of the stand-in for the command that created it (its
+    ``PLACED_BY`` key); the state the stand-in had, None if there was none to replace."""
+    key = event.data.get(PLACED_BY)
+    if not isinstance(key, str) or event.call_id is None or event.call_id in session.call_states:
+        return None
+    standin = standin_id(key)
+    state = session.call_states.pop(standin, None)
+    if state is None:
+        return None
+    for role, call_id in list(session.calls.items()):
+        if call_id == standin:
+            session.calls[role] = event.call_id
+    session.call_states[event.call_id] = state
+    return state
 
 
 def role_id(action: str, kind: str, role: Any, session: Session) -> str:

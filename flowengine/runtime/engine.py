@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from flowengine.flow.model import Flow
 from flowengine.flow.vocabulary import CALLER_ROLE
+from flowengine.runtime.binding import PLACED_BY, adopt, standin_id
 from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.runtime.commands import Command, Plan
 from flowengine.runtime.events import Event
@@ -25,6 +26,9 @@ ACTION_FAILED = "action.failed"
 RING_TIMEOUT = "ring_timeout"
 _FAILURES = frozenset({"call.failed", "participant.join_failed", "call.finished"})
 CALL_RECEIVED = "call.received"
+# Events that prove a call is alive now (a late say.finished or a media event about a call that has just
+# been hung up proves nothing).
+ALIVE = frozenset({"call.answered", "participant.joined"})
 FAILED_STATE = "failed"  # where an unhandled action.failed leaves a session (not a flow state)
 
 
@@ -62,6 +66,10 @@ class Engine:
         s.seq += 1
         if s.status == "new":
             return self._start(s, event, now)
+        if s.status == "active" and PLACED_BY in event.data:
+            let_go = self._adopt(s, event, now)
+            if let_go is not None:
+                return let_go
         if event.name in _FAILURES and (event.data.get(RING_TIMEOUT) or _rang_out(s, event.call_id)):
             return self._ring_timeout(s, self._resolve(s, event), now)
         return self._handle(s, self._resolve(s, event), now)
@@ -143,6 +151,24 @@ class Engine:
         note = "ring timeout: the call had answered or ended" if flagged else "echo of a ring-timeout hang-up"
         s.record(Step(now, event.name, s.state, None, note=note), self.trace_limit)
         return s, Plan(event=event)
+
+    def _adopt(self, s: Session, event: Event, now: float) -> tuple[Session, Plan] | None:
+        """A call bound under a stand-in id is named by its first webhook (``binding.adopt``). If the flow
+        let it go meanwhile (hung it up, or its ring timeout did) and it shows up alive, it is hung up now;
+        otherwise the event goes on as usual (None)."""
+        standin = standin_id(str(event.data[PLACED_BY]))
+        state = adopt(s, event)
+        if state is None or event.call_id is None:
+            return None
+        if _rang_out(s, standin):  # the platform's report of that hang-up is an echo, as for any id
+            s.remember(f"{RING_TIMEOUT}:{event.call_id}")
+        role = s.call_role(event.call_id)
+        if state != ENDED or event.name not in ALIVE or role is None:
+            return None
+        s.call_states[event.call_id] = UP
+        s.record(Step(now, event.name, s.state, None, note="came up after the flow let it go: hung up"),
+                 self.trace_limit)
+        return s, Plan([self.program.cleanup_command("hangup", role)], event)
 
     def _enter(self, s: Session, state: str, now: float) -> None:
         if state in self.program.final:

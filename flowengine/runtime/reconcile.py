@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from flowengine.runtime.binding import is_standin
 from flowengine.runtime.events import Event
 from flowengine.runtime.session import DIALING, ENDED, RINGING, Session
 
@@ -54,8 +55,9 @@ class Observation:
 
 
 def to_observe(session: Session) -> tuple[list[str], list[str]]:
-    """The call and conference ids worth asking about: those the session believes are not over."""
-    calls = [cid for cid, state in session.call_states.items() if state != ENDED]
+    """The call and conference ids worth asking about: those the session believes are not over (a
+    stand-in is not a platform id: the platform cannot be asked about it)."""
+    calls = [cid for cid, state in session.call_states.items() if state != ENDED and not is_standin(cid)]
     conferences = [cid for cid, state in session.conference_states.items() if state != ENDED]
     return calls, conferences
 

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from flowengine.errors import ProviderError, SessionNotFound
 from flowengine.providers.base import Channel
 from flowengine.runtime.clock import Clock
+from flowengine.runtime.engine import ALIVE
 from flowengine.runtime.events import Event
 from flowengine.runtime.ports import ProviderCommand
 from flowengine.runtime.session import ENDED, Session
@@ -26,9 +27,6 @@ from flowengine.server.sessions import FINISHED
 
 log = logging.getLogger("flowengine.orphans")
 IN_FLIGHT = 2.0  # seconds for a session to save the id of a call it has just created
-# Events that prove a call is alive now (a late say.finished or a media event about a call that has just
-# been hung up proves nothing: those are left alone).
-ALIVE = frozenset({"call.answered", "participant.joined"})
 
 Deliver = Callable[[Event, Channel], Awaitable[Session]]
 

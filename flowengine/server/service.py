@@ -11,6 +11,7 @@ from typing import Any
 from flowengine.errors import SessionNotFound, WebhookError
 from flowengine.flow.model import Flow
 from flowengine.providers.base import Adapter, Channel, FollowUp, WebhookReply, WebhookRequest
+from flowengine.runtime.binding import PLACED_BY, standin_id
 from flowengine.runtime.clock import Clock
 from flowengine.runtime.dispatcher import Dispatcher
 from flowengine.runtime.engine import Engine
@@ -123,6 +124,9 @@ class Service:
             session_id = await self.store.session_for_call(event.call_id)
         if session_id is None and event.conference_id:
             session_id = await self.store.session_for_conference(event.conference_id)
+        placed_by = event.data.get(PLACED_BY)
+        if session_id is None and isinstance(placed_by, str):  # bound before the platform named it
+            session_id = await self.store.session_for_call(standin_id(placed_by))
         if session_id is None:
             raise SessionNotFound(
                 f'no session owns call "{event.call_id}" or conference "{event.conference_id}"'

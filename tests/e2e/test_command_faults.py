@@ -58,10 +58,11 @@ class Run:
         return [tuple(c) for step in self.result.session["trace"] for c in step["commands"]]
 
 
-async def run(provider: str, faults: Faults, *, flow: Path = BUNDLED, scenario: dict[str, Any] | None = None
-              ) -> Run:
+async def run(provider: str, faults: Faults, *, flow: Path = BUNDLED, scenario: dict[str, Any] | None = None,
+              simulator: dict[str, Any] | None = None) -> Run:
     played = parse_scenario("faults", scenario or SCENARIO)
-    async with running_stack(provider, flow, parties=played.parties, settings=QUICK) as stack:
+    async with running_stack(provider, flow, parties=played.parties, settings=QUICK,
+                             simulator_options=simulator) as stack:
         stack.simulator.faults = faults
         result = await play(stack, played)
         async with aiohttp.ClientSession() as http:
@@ -152,16 +153,46 @@ async def test_infobip_hold_music_with_an_unknown_outcome_is_not_started_twice(m
     assert ("hold", "ok", None) in done.commands
 
 
-@pytest.mark.parametrize("mode", ["answer-lost", "500-before-acting"])
+@pytest.mark.parametrize("mode", ["answer-lost", "slow-answer", "500-before-acting"])
 async def test_sinch_callout_with_an_unknown_outcome_is_never_placed_twice(mode: str) -> None:
-    """Sinch cannot be asked about a callout (it lists no calls): the action fails rather than ring the
-    callee twice, and the flow takes its error path (here: unhandled, the session fails and is cleaned up)."""
+    """Sinch cannot be asked about a callout (it lists no calls): it is never placed again; the callee is
+    bound under a stand-in id that the callout's first callback (its `custom` carries the key) replaces.
+    Placed after all: the callee answers and the call goes on as usual. Never placed: the engine's ring
+    timeout moves the flow on, as for a callee who does not answer."""
     fault, carried_out = MODES[mode]
-    done = await run("sinch", Faults(match=r"^POST /calling/v1/callouts$", times=1, **fault))
+    patient = {**SCENARIO, "caller": {"hangup_after": "90s"}}  # waits past the dial's 60 s timeout
+    callouts = Faults(match=r"^POST /calling/v1/callouts$", times=1, **fault)
+    done = await run("sinch", callouts, scenario=patient)
+    assert done.result.passed, done.result.failures
     assert len(done.sent(r"^POST /calling/v1/callouts$")) == 1
     assert len(done.calls) == (2 if carried_out else 1)
-    assert ("conference_dial", "error") in [c[:2] for c in done.commands]
-    assert done.result.session["status"] == "failed"
+    session = done.result.session
+    assert ("conference_dial", "ok") in [c[:2] for c in done.commands]
+    states = [step["to"] for step in session["trace"] if step["to"]]
+    if carried_out:
+        assert sorted(session["calls"].values()) == sorted(done.calls)  # the callee named by its ACE
+        assert "connected" in states
+    else:
+        assert session["calls"]["callee"].startswith("placed:")  # never named: never placed
+        assert "callee_unavailable" in states and "connected" not in states
+
+
+async def test_sinch_callout_named_after_the_flow_gave_up_on_it_is_hung_up() -> None:
+    # Placed, its answer lost, and answered only at 75 s (this network lets it ring 120 s): the flow gave
+    # up at its 60 s timeout (the engine's ring timeout, on the stand-in); the ACE that finally names the
+    # call gets it hung up.
+    late = {**SCENARIO, "caller": {"hangup_after": "120s"},
+            "parties": {CALLEE: {"answer_after": "75s", "hangup_after": "30s"}}}
+    done = await run("sinch", Faults(match=r"^POST /calling/v1/callouts$", times=1, lost_rate=1.0),
+                     scenario=late, simulator={"callout_ring_timeout": 120.0})
+    assert done.result.passed, done.result.failures
+    assert len(done.sent(r"^POST /calling/v1/callouts$")) == 1
+    states = [step["to"] for step in done.result.session["trace"] if step["to"]]
+    assert "callee_unavailable" in states and "connected" not in states
+    callee = next(c for c in done.calls.values() if c["to"]["endpoint"].endswith(CALLEE))
+    # Answered, then hung up by the engine at once (not left in a room nobody is in, in silence).
+    assert (callee["status"], callee["result"], callee["reason"]) == ("FINAL", "ANSWERED", "MANAGERHANGUP")
+    assert callee["duration"] <= 1, callee
 
 
 async def test_sinch_callout_throttled_is_sent_again_once() -> None:

@@ -39,7 +39,7 @@ def test_idempotent_commands_are_resent_and_the_others_never_blindly(provider: s
             assert spec.idempotent and spec.reconcile == "resend", action
         if action in ACT_ONCE:
             assert not spec.idempotent, action
-            assert spec.reconcile in ("query", "at_most_once", "refuse", "in_reply"), action
+            assert spec.reconcile in ("query", "awaited", "at_most_once", "in_reply"), action
         if spec.reconcile == "resend":
             assert spec.idempotent, action  # only idempotent commands are ever sent again blindly
 
@@ -52,9 +52,9 @@ def test_infobip_creates_are_reconciled_by_asking_and_each_query_exists() -> Non
     assert all(table[a].keyed for a in ("dial", "conference_dial", "conference_create"))
 
 
-def test_sinch_callouts_fail_rather_than_ring_twice() -> None:
+def test_sinch_callouts_wait_for_their_callbacks_rather_than_ring_twice() -> None:
     table = platform_table("sinch")
-    assert table["dial"].reconcile == table["conference_dial"].reconcile == "refuse"
+    assert table["dial"].reconcile == table["conference_dial"].reconcile == "awaited"
     assert table["conference_create"].reconcile == "local" and table["conference_create"].keyed
 
 

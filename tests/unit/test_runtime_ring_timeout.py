@@ -9,7 +9,9 @@ import pytest
 
 from flowengine.flow.loader import load_flow_or_raise
 from flowengine.flow.model import Flow
+from flowengine.runtime.binding import PLACED_BY, standin_id
 from flowengine.runtime.engine import RING_TIMEOUT
+from flowengine.runtime.events import Event
 from flowengine.testing import Driver, drive, event
 
 FLOW_FILE = Path(__file__).resolve().parents[2] / "flows" / "two_party_conference.yaml"
@@ -90,3 +92,38 @@ async def test_a_failure_the_platform_reported_first_is_not_repeated(flow: Flow)
     for stand_in in stand_ins(callee):
         await driver.send(stand_in)
     assert driver.provider.actions[sent:] == []
+
+
+# -- a callout bound under a stand-in id (its answer was lost; Sinch cannot be asked) --------------------
+async def dialling_unnamed(flow: Flow) -> tuple[Driver, str]:
+    """Dialling, with the callee bound as the Sinch adapter binds a callout whose answer was lost."""
+    driver = await dialling(flow)
+    placed, standin = driver.session.calls["callee"], standin_id("s:5:1")
+    driver.session.calls["callee"] = standin
+    driver.session.call_states[standin] = driver.session.call_states.pop(placed)
+    return driver, standin
+
+
+def named(name: str, **fields: object) -> Event:
+    return event(name, call_id="real-1", data={PLACED_BY: "s:5:1"}, **fields)
+
+
+async def test_the_first_callback_names_a_callout_bound_under_a_stand_in(flow: Flow) -> None:
+    driver, standin = await dialling_unnamed(flow)
+    await driver.send(named("call.answered"))
+    await driver.send(named("participant.joined", conference_id="conf-1"))
+    assert driver.session.calls["callee"] == "real-1" and standin not in driver.session.call_states
+    assert driver.session.state == "connected"
+
+
+async def test_a_callout_named_after_its_ring_timeout_hung_it_up_is_hung_up(flow: Flow) -> None:
+    driver, standin = await dialling_unnamed(flow)
+    for stand_in in stand_ins(standin):
+        await driver.send(stand_in)
+    assert driver.session.state == "callee_unavailable"
+    sent = len(driver.provider.calls)
+    await driver.send(named("call.answered"))
+    assert driver.provider.calls[sent:] == [("hangup", {"call_id": "real-1", "reason": None})]
+    assert driver.session.trace[-1].note == "came up after the flow let it go: hung up"
+    await driver.send(named("call.failed", reason="hangup"))  # the platform's report of that hang-up
+    assert driver.session.state == "callee_unavailable"

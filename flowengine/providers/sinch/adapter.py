@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import math
 import uuid
 from collections.abc import Iterable
@@ -51,11 +52,14 @@ from flowengine.providers.sinch.svaml import ReplyBuilder
 from flowengine.providers.sinch.table import TABLE
 from flowengine.providers.table import CommandSpec, call_method, carry_out, resend_unknown
 from flowengine.providers.wire import Request
+from flowengine.runtime.binding import is_standin, standin_id
 from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.runtime.engine import RING_TIMEOUT
 from flowengine.runtime.events import Event
 from flowengine.runtime.ports import ActionResult, Endpoint, Media, Music, ProviderCommand
 from flowengine.runtime.reconcile import Observation
+
+log = logging.getLogger("flowengine.providers")
 
 NAME = "sinch"
 # Sinch acts on a reply as soon as it has it; what follows from the reply is due a moment after.
@@ -110,11 +114,18 @@ class SinchChannel:
         return await call_method(self, spec, command)
 
     async def find(self, spec: CommandSpec, command: ProviderCommand) -> ActionResult | None:
-        """Only a join is ever confirmed: Sinch cannot be asked about anything else (see table.py)."""
-        if spec.action != "conference_join":
-            return None
+        """A join is confirmed by asking; a callout cannot be asked about (Sinch lists no calls), so it is
+        bound under a stand-in id that its first callback, carrying the key, replaces (see table.py)."""
         args = command.args
-        return ActionResult() if await self._in_conference(args["conference_id"], args["call_id"]) else None
+        if spec.action == "conference_join":
+            joined = await self._in_conference(args["conference_id"], args["call_id"])
+            return ActionResult() if joined else None
+        if spec.reconcile != "awaited" or command.key is None or args.get("connect_call_id"):
+            return None
+        log.warning("sinch %s %s: outcome unknown; bound under a stand-in until a callback names the call",
+                    spec.action, command.key)
+        standin = standin_id(command.key)
+        return ActionResult(id=self._ring_for(standin, args["timeout"], args.get("conference_id")))
 
     # -- helpers -----------------------------------------------------------------------------------
     def _open_reply(self, call_id: str) -> ReplyBuilder | None:
@@ -167,6 +178,8 @@ class SinchChannel:
         return ActionResult()
 
     async def hangup(self, call_id: str, reason: str | None) -> ActionResult:
+        if is_standin(call_id):  # not named yet: hung up when its first callback names it (the engine)
+            return ActionResult()
         # SVAML's hangup carries no cause; a bridged party's hangup ends the whole Sinch call.
         reply = self._open_reply(call_id)
         if reply is not None and reply.act(svaml.hangup()):

@@ -24,6 +24,7 @@ from flowengine.providers.base import JSON, WebhookRequest, lower_headers
 from flowengine.providers.sinch import signing
 from flowengine.providers.sinch.config import SinchSettings
 from flowengine.providers.sinch.svaml import MENU_ID
+from flowengine.runtime.binding import PLACED_BY
 from flowengine.runtime.events import Event
 
 BRIDGE_SUFFIX = "~callee"
@@ -144,6 +145,9 @@ class Callback:
 
     def event(self, name: str, **fields: Any) -> Event:
         fields.setdefault("call_id", self.call_id)
+        if self.tag is not None and self.tag.key and fields["call_id"] == self.call_id:
+            # What placed the call: names it to a session that bound it before Sinch named it.
+            fields["data"] = {**fields.get("data", {}), PLACED_BY: self.tag.key}
         suffix = f":{fields['call_id']}" if fields["call_id"] != self.call_id else ""
         return Event(name=name, raw=self.payload, at=_epoch(self.payload.get("timestamp")),
                      event_id=f"sinch:{self.digest}:{name}{suffix}", **fields)

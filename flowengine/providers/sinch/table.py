@@ -4,9 +4,11 @@ and which refusals mean "already so".
 
 What goes into a callback's SVAML reply has no unknown outcome. Sinch lists no calls and cannot find
 one by its ``custom`` field, so a callout whose answer is lost cannot be looked for: it is not placed a
-second time (the callee would ring twice) and the action fails; the callout's ``custom`` carries the
-key, so its callbacks still name the command that placed it. The "already so" texts are the simulator's
-wording (Sinch's is unconfirmed): a 404 for a call or conference that is gone is matched on status alone.
+second time (the callee would ring twice). The callout's ``custom`` carries the key, so the callout is
+bound under a stand-in id that its first callback (ACE or DiCE) replaces; the engine's ring timeout
+covers one that was never placed, and one that comes up after the flow let it go is hung up. The
+"already so" texts are the simulator's wording (Sinch's is unconfirmed): a 404 for a call or conference
+that is gone is matched on status alone.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ CONFERENCE_GONE = AlreadySo(404, "", "the conference has ended")
 PARTICIPANT_GONE = AlreadySo(404, "", "the participant, its call or the conference is gone")
 REPLY_OR = "SVAML in the reply to the call's ICE/ACE/PIE; else "
 NO_QUERY = "Sinch cannot be asked whether it was done; a second copy would be heard twice"
-NO_CALL_LIST = "Sinch lists no calls: what was placed cannot be found"
+NO_CALL_LIST = "Sinch lists no calls; its callbacks carry `custom`"
 
 
 def _unsupported(action: str) -> CommandSpec:
@@ -44,13 +46,13 @@ TABLE = command_table(
     CommandSpec("send_dtmf", REPLY_OR + "PATCH /calls/id/{id} `sendDtmf` + `continue`", False, "at_most_once",
                 why="no query; keys sent twice would be dialled twice"),
     CommandSpec("dial", "POST /callouts `customCallout`, `custom` carries the key (with `connect`: SVAML "
-                "`connectPstn` in the ICE reply)", False, "refuse", keyed=True, why=NO_CALL_LIST),
+                "`connectPstn` in the ICE reply)", False, "awaited", keyed=True, why=NO_CALL_LIST),
     CommandSpec("conference_create", "none: the id is made of the flow's name and the key (Sinch creates "
                 "the conference with its first participant)", True, "local", keyed=True),
     CommandSpec("conference_join", "SVAML `connectConf` in the reply to the call's ICE/ACE/PIE", True,
                 "in_reply", confirm="GET /conferences/id/{id} lists the call"),
     CommandSpec("conference_dial", "POST /callouts `conferenceCallout`, `custom` carries the key", False,
-                "refuse", keyed=True, why=NO_CALL_LIST),
+                "awaited", keyed=True, why=NO_CALL_LIST),
     _unsupported("conference_say"),
     _unsupported("conference_play"),
     _unsupported("conference_stop_play"),
