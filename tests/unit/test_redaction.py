@@ -5,10 +5,15 @@ names, header schemes) stays."""
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Callable
 
 import pytest
 
+from flowengine.config import parse_config
+from flowengine.errors import ConfigError
 from flowengine.redaction import MASK, RedactingFormatter, redact, redact_json, redact_url
+from flowengine.stores.base import open_store
 
 
 @pytest.mark.parametrize(("url", "shown"), [
@@ -59,6 +64,18 @@ def test_the_log_formatter_redacts_messages_arguments_and_tracebacks() -> None:
         raise ValueError("cannot reach redis://:pw9@h:1/0")
     except ValueError:
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "store %s failed", ("redis://:pw9@h/0",),
-                                   exc_info=__import__("sys").exc_info())
+                                   exc_info=sys.exc_info())
     text = formatter.format(record)
     assert "pw9" not in text and "redis://:***@h:1/0" in text and "Traceback" in text
+
+
+@pytest.mark.parametrize(("load", "shown"), [
+    (lambda: parse_config({"provider": "infobip", "store": "mysql://app:pw9@db/x"}), "mysql://app:***@db/x"),
+    (lambda: open_store("redis://:pw9@127.0.0.1:6379/0?lock_wait=soon"), "redis://:***@127.0.0.1:6379/0"),
+    (lambda: open_store("sqlite:///x.db?key=pw9"), "sqlite:///x.db?key=***"),
+    (lambda: open_store("postgres://u:pw9@h/db"), "postgres://u:***@h/db"),
+])
+def test_store_and_config_errors_do_not_echo_passwords(load: Callable[[], object], shown: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load()
+    assert "pw9" not in str(caught.value) and shown in str(caught.value)
