@@ -20,6 +20,8 @@ from jsonschema.exceptions import ValidationError
 
 from flowengine.errors import ConfigError
 from flowengine.providers import PROVIDERS
+from flowengine.redaction import redact
+from flowengine.server.allow_list import AllowList
 
 CONFIG_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -98,8 +100,47 @@ CONFIG_SCHEMA: dict[str, Any] = {
         },
         "http_allow": {
             "type": "array",
-            "items": {"type": "string"},
-            "description": "Hosts the `http` action may call.",
+            "description": (
+                "Hosts the `http` action may call: `host` (ports 80 and 443), `host:port`, `*.domain`, "
+                "or {host, ports, private}. Names resolving to loopback, private or link-local "
+                "addresses are refused unless the entry says `private: true`."
+            ),
+            "items": {
+                "oneOf": [
+                    {"type": "string", "minLength": 1},
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["host"],
+                        "properties": {
+                            "host": {"type": "string", "minLength": 1},
+                            "ports": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {"type": "integer", "minimum": 1, "maximum": 65535},
+                                "default": [80, 443],
+                            },
+                            "private": {
+                                "type": "boolean",
+                                "default": False,
+                                "description": "Allow loopback, private and link-local addresses.",
+                            },
+                        },
+                    },
+                ]
+            },
+        },
+        "http_timeout": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 10,
+            "description": "Seconds an `http` action may take in all, redirects included.",
+        },
+        "http_max_bytes": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 1048576,
+            "description": "Largest answer an `http` action reads; a larger one fails the action.",
         },
         "infobip": {
             "type": "object",
@@ -146,7 +187,9 @@ class ServiceConfig:
     default_flow: Path | None = None
     webhook_path: str = "/webhooks"
     max_body_bytes: int = 262_144
-    http_allow: tuple[str, ...] = ()
+    http_allow: tuple[str | Mapping[str, Any], ...] = ()
+    http_timeout: float = 10.0
+    http_max_bytes: int = 1_048_576
     provider_settings: Mapping[str, Any] = field(default_factory=dict)
     log_level: str = "info"
     reconcile_after: float = 60.0
@@ -189,7 +232,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> S
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(redact(f"{path}: not valid YAML: {exc}")) from exc
     return parse_config(document, base=path.parent, name=str(path), environ=environ)
 
 
@@ -201,7 +244,9 @@ def parse_config(
     document = expand_env(document, os.environ if environ is None else environ)
     problems = sorted(Draft202012Validator(CONFIG_SCHEMA).iter_errors(document), key=lambda e: list(e.path))
     if problems:
-        raise ConfigError("\n".join(f"{name}: {_where(e)}{e.message}" for e in problems))
+        # A schema message quotes the value it refuses, which may be a URL with a password in it.
+        raise ConfigError(redact("\n".join(f"{name}: {_where(e)}{e.message}" for e in problems)))
+    AllowList(document.get("http_allow", []))  # ConfigError naming an entry that does not parse
     listen = document.get("listen", {})
     webhook = document.get("webhook", {})
     provider = document["provider"]
@@ -218,6 +263,8 @@ def parse_config(
         webhook_path=webhook.get("path", "/webhooks").rstrip("/") or "/webhooks",
         max_body_bytes=webhook.get("max_body_bytes", 262_144),
         http_allow=tuple(document.get("http_allow", [])),
+        http_timeout=float(document.get("http_timeout", 10.0)),
+        http_max_bytes=document.get("http_max_bytes", 1_048_576),
         provider_settings=document.get(provider, {}),
         log_level=document.get("log_level", "info"),
         reconcile_after=float(document.get("reconcile_after", 60.0)),

@@ -7,6 +7,8 @@ import os
 import sys
 from typing import IO
 
+from flowengine.redaction import RedactingFormatter
+
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
 
 
@@ -21,10 +23,9 @@ def use_color(choice: str, stream: IO[str] | None = None) -> bool:
 
 
 def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """Log to stderr; every line goes through ``redact`` (tracebacks too), so no secret is echoed."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
     # transitions logs every callback it runs at INFO: per event, not worth a service log line.
     logging.getLogger("transitions").setLevel(max(logging.WARNING, logging.getLogger().level))

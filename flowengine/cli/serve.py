@@ -11,6 +11,7 @@ from aiohttp import web
 from flowengine.cli._common import EXIT_USAGE, setup_logging
 from flowengine.config import load_config
 from flowengine.errors import ConfigError
+from flowengine.redaction import redact
 from flowengine.server.app import create_app
 
 
@@ -54,7 +55,7 @@ def command(config_path: Path, host: str | None, port: int | None, shutdown_time
         setup_logging(config.log_level)
         app = create_app(config)
     except ConfigError as exc:
-        click.echo(f"flowengine: {exc}", err=True)
+        click.echo(redact(f"flowengine: {exc}"), err=True)
         sys.exit(EXIT_USAGE)
     web.run_app(
         app,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowengine.flow.expressions import Compiled, compile_value, template_sources
+from flowengine.redaction import redact_json
 from flowengine.runtime.events import Event
 
 
@@ -24,12 +25,16 @@ class Command:
     origin: str
     template: Compiled | None = field(compare=False, repr=False, default=None)
     static: bool = field(compare=False, repr=False, default=False)
+    # The parameters as the outbox stores them, when that differs: redacted (a URL's token, a password).
+    stored: Mapping[str, Any] | None = field(compare=False, repr=False, default=None)
 
     @classmethod
     def build(cls, action: str, params: Mapping[str, Any], origin: str) -> Command:
         """Compile the parameters' templates now; ``static`` commands render without a context."""
         plain = dict(params)
-        return cls(action, plain, origin, compile_value(plain), not any(template_sources(plain)))
+        safe = redact_json(plain)
+        return cls(action, plain, origin, compile_value(plain), not any(template_sources(plain)),
+                   safe if safe != plain else None)
 
     def render(self, context: Mapping[str, Any]) -> Mapping[str, Any]:
         """The parameters with every template rendered against ``context`` (read-only: shared when static)."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowengine.errors import ExpressionError, ProviderError, ProviderUnsupported
+from flowengine.redaction import redact
 from flowengine.runtime.binding import bind_result, provider_arguments
 from flowengine.runtime.clock import Clock
 from flowengine.runtime.commands import Command, Plan
@@ -39,6 +40,8 @@ Checkpoint = Callable[[Session], Awaitable[None]]
 # Asks the platform about calls and conferences (the adapter's ``observe``): see ``Executor.observe``.
 Observe = Callable[[list[str], list[str]], Awaitable[Observation]]
 GONE = 404  # the platform no longer knows what a command was for
+# Why a resumed command whose parameters were stored redacted cannot be sent (``outbox.Pending.lost``).
+LOST = "its parameters hold a secret, stored redacted, and the flow no longer has it to take them from"
 RESUME_AFTER = 10.0  # seconds after a write-ahead when any instance may resume a plan left unfinished
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -86,14 +89,14 @@ class Executor:
         """Finish the plan ``session.outbox`` holds, from its first command not known done."""
         if session.outbox is None:
             return session
-        left = pending(session.outbox)
+        left = pending(session.outbox, self.engine.program.by_origin.get)
         log.warning("%s: resuming an interrupted plan at command %d of %d (%s)", session.id,
                     left.next + 1, len(left.plan), left.plan[left.next].action if left.plan else "-")
-        return await self._run(session, left.plan, provider, left.failures, checkpoint, left.next)
+        return await self._run(session, left.plan, provider, left.failures, checkpoint, left.next, left.lost)
 
     async def _run(
         self, session: Session, plan: Plan, provider: Provider, failures: int,
-        checkpoint: Checkpoint | None, start: int | None = None,
+        checkpoint: Checkpoint | None, start: int | None = None, lost: frozenset[int] = frozenset(),
     ) -> Session:
         step = session.trace[-1] if session.trace else None  # the step that produced this plan
         best_effort = session.status == "failed"
@@ -110,11 +113,14 @@ class Executor:
             if context is None and not command.static:
                 context = build_context(session, plan.event)
             try:
+                if index in lost:
+                    raise ExpressionError(f"{command.action}: not resumed: {LOST}")
                 detail = await self._execute(
                     session, command, context or {}, provider, index, resumed=index == start
                 )
             except (ProviderError, ExpressionError) as exc:
-                error, failure = str(exc), exc
+                # it goes to the trace, the store, the API and the log
+                error, failure = redact(str(exc)), exc
             else:
                 _note(step, (command.action, "ok", detail))
                 if "as" in command.params:
@@ -194,7 +200,7 @@ class Executor:
         if action == "log":
             message = str(params["message"])
             log.log(_LEVELS.get(str(params.get("level")), logging.INFO), "%s: %s", session.id, message)
-            return message
+            return redact(message)  # the trace is stored and shown: no URL credentials or tokens
         kwargs = provider_arguments(action, params, session)
         if action == "http":
             send = self._http_call(kwargs)

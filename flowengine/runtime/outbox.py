@@ -7,6 +7,11 @@ Every command before ``next`` is known done — its outcome and bindings are in 
 the command at ``next`` may be in flight. When the plan completes the outbox is cleared by the save that
 follows, so a session at rest has none.
 
+Secrets stay out of it: a command whose parameters hold one (an ``http`` URL's ``?token=...``, a
+password in a ``log`` line: whatever ``redaction`` masks) is stored redacted and marked ``redacted``;
+resuming takes such a command back from the flow by its ``origin``. If the flow no longer has it
+(changed since), the command is listed in ``Pending.lost`` and fails instead of going out masked.
+
 A session found with an outbox was interrupted: the engine died, or lost its lock, between writing the
 plan and finishing it. Whoever handles the session next (a redelivered webhook, the next event, or the
 timer loop once ``due`` passes, on any instance) resumes it at ``next`` before anything else, with
@@ -15,7 +20,7 @@ timer loop once ``due`` passes, on any instance) resumes it at ``next`` before a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +29,7 @@ from flowengine.runtime.events import Event
 
 OUTBOX_TIMER = "outbox"  # the timer id under which a pending outbox is due for resumption
 PURE_ACTIONS = frozenset({"set", "log"})  # carried out inside the engine: nothing to write ahead
+Restore = Callable[[str], "Command | None"]  # origin -> the flow's command written there
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +40,7 @@ class Pending:
     plan: Plan
     next: int
     failures: int
+    lost: frozenset[int] = frozenset()  # commands whose redacted parameters could not be taken back
 
 
 def reaches_out(command: Command) -> bool:
@@ -44,9 +51,7 @@ def write_ahead(plan: Plan, next_index: int, failures: int, due: float) -> dict[
     """The outbox document for ``plan`` about to send command ``next_index``."""
     return {
         "event": event_to_json(plan.event),
-        "commands": [
-            {"action": c.action, "params": dict(c.params), "origin": c.origin} for c in plan
-        ],
+        "commands": [_stored(c) for c in plan],
         "next": next_index,
         "failures": failures,
         "due": due,
@@ -58,15 +63,34 @@ def advance(outbox: Mapping[str, Any], next_index: int, due: float) -> dict[str,
     return {**outbox, "next": next_index, "due": due}
 
 
-def pending(outbox: Mapping[str, Any]) -> Pending:
-    """The plan an outbox document holds (its templates compiled again: resumption is rare)."""
-    commands = [Command.build(c["action"], c["params"], c["origin"]) for c in outbox["commands"]]
+def pending(outbox: Mapping[str, Any], restore: Restore | None = None) -> Pending:
+    """The plan an outbox document holds (its templates compiled again: resumption is rare). A
+    redacted command is taken back from the flow: ``restore(origin)`` gives the flow's command."""
+    commands: list[Command] = []
+    lost: set[int] = set()
+    for index, doc in enumerate(outbox["commands"]):
+        found = restore(doc["origin"]) if restore is not None and doc.get("redacted") else None
+        if found is not None and _stored(found) == doc:
+            commands.append(found)
+            continue
+        if doc.get("redacted"):
+            lost.add(index)
+        commands.append(Command.build(doc["action"], doc["params"], doc["origin"]))
     event = outbox.get("event")
     return Pending(
         Plan(commands, event_from_json(event) if event else None),
         int(outbox["next"]),
         int(outbox["failures"]),
+        frozenset(lost),
     )
+
+
+def _stored(command: Command) -> dict[str, Any]:
+    """A command as the outbox keeps it: parameters that hold a secret are kept redacted."""
+    if command.stored is None:
+        return {"action": command.action, "params": dict(command.params), "origin": command.origin}
+    return {"action": command.action, "params": dict(command.stored), "origin": command.origin,
+            "redacted": True}
 
 
 def event_to_json(event: Event | None) -> dict[str, Any] | None:

@@ -98,6 +98,7 @@ class Program:
     def __init__(self, flow: Flow) -> None:
         self.flow = flow
         self.final = frozenset(name for name, state in flow.states.items() if state.final)
+        self.by_origin: dict[str, Command] = {}  # every command of the flow, by where it is written
         self.entry = {n: self._commands(s.entry, f"states.{n}.entry") for n, s in flow.states.items()}
         self.exit = {n: self._commands(s.exit, f"states.{n}.exit") for n, s in flow.states.items()}
         self.timers = {
@@ -168,7 +169,8 @@ class Program:
             cached = self._shared[id(transition)] = (guard, self._commands(transition.actions, origin))
         return cached
 
-    @staticmethod
-    def _commands(actions: Sequence[Action], origin: str) -> tuple[Command, ...]:
-        return tuple(Command.build(a.name, a.params, f"{origin}[{i}]") for i, a in enumerate(actions))
+    def _commands(self, actions: Sequence[Action], origin: str) -> tuple[Command, ...]:
+        built = tuple(Command.build(a.name, a.params, f"{origin}[{i}]") for i, a in enumerate(actions))
+        self.by_origin.update((command.origin, command) for command in built)
+        return built
 

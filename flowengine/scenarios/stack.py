@@ -72,9 +72,11 @@ async def running_stack(
     clock: VirtualClock | None = None,
     settings: Mapping[str, Any] | None = None,
     simulator_options: Mapping[str, Any] | None = None,
-    http_allow: tuple[str, ...] = (),
+    http_allow: tuple[str | Mapping[str, Any], ...] = (),
+    service_options: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Stack]:
-    """Start simulator and engine on loopback; ``flow`` answers every inbound call."""
+    """Start simulator and engine on loopback; ``flow`` answers every inbound call. ``service_options``:
+    more ``ServiceConfig`` fields (``http_timeout``, ...)."""
     clock = clock if clock is not None else VirtualClock()
     clock.start()
     simulator = build_simulator(
@@ -90,6 +92,7 @@ async def running_stack(
                 default_flow=flow,
                 provider_settings={**provider_settings(simulator, simulator_url), **(settings or {})},
                 http_allow=http_allow,
+                **dict(service_options or {}),
             )
             # A scenario's timeline is its sessions' traces: keep every step, not just the recent ones.
             app = create_app(config, clock=clock, timer_poll=None, trace_limit=FULL_TRACE)

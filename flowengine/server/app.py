@@ -56,7 +56,9 @@ def create_app(
         adapter if adapter is not None else build_adapter(config.provider, config.provider_settings, clock)
     )
     metrics = Metrics()
-    http = AllowListHttp(config.http_allow, clock)
+    http = AllowListHttp(
+        config.http_allow, clock, timeout=config.http_timeout, max_bytes=config.http_max_bytes
+    )
     service = Service(
         flows=flows,
         router=router,

@@ -1,40 +1,127 @@
 """The ``http`` action's client: JSON to hosts on the service's ``http_allow`` list, nothing else.
 
-A flow is configuration, not code, so it must not reach arbitrary hosts: a host not on the list fails
-the action for good (``action.failed``) before any connection is made.
+A flow is configuration, not code, so it must not reach arbitrary hosts, nor be turned into a way in
+to the network the service runs in (SSRF). Every check fails the action for good (``action.failed``,
+nothing retried) before a connection is made:
+
+- the URL must be an absolute http(s) URL that parses unambiguously (no backslash, space or control
+  character, no legacy numeric IPv4 form);
+- its host and port must match an ``http_allow`` entry (``allow_list``: a bare host means ports 80
+  and 443);
+- the addresses the host resolves to must be public unless the entry says ``private: true``. The check
+  is made by the connector's own resolver (``GuardedResolver``), so the connection goes to the very
+  address that was checked: a name whose DNS answer changes between check and use gains nothing;
+- redirects are followed (at most ``MAX_REDIRECTS``) only when each hop passes the same checks;
+- the answer is read up to ``max_bytes`` and the whole exchange, redirects included, is bounded by
+  ``timeout`` seconds.
+
+Messages show URLs through ``redact_url``: query values and credentials never reach the trace, the
+store, the API or the log.
 """
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Mapping
+import asyncio
+import json
+import logging
+import re
+import socket
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 from flowengine.errors import ProviderError
+from flowengine.redaction import redact, redact_url
 from flowengine.runtime.clock import Clock
+from flowengine.server.allow_list import AllowEntry, AllowList, address_refused, ip_literal
+
+log = logging.getLogger("flowengine.http")
 
 MAX_TEXT = 2000  # characters of a non-JSON answer kept for the flow
+MAX_REDIRECTS = 5
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_MAX_BYTES = 1_048_576
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# A backslash, whitespace or a control character: parsers disagree on what such a URL means.
+_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
+# Hosts that look like an IPv4 address written some other way (127.1, 0x7f000001, 2130706433).
+_NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*\.?$")
+
+
+class AddressRefused(OSError):
+    """A name resolved only to addresses its ``http_allow`` entry does not let the action reach."""
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves as usual, then keeps only the addresses the host's ``http_allow`` entry allows; the
+    connector connects to what this returns, so nothing resolved later can slip in."""
+
+    def __init__(self, allow: AllowList, inner: AbstractResolver | None = None) -> None:
+        self._allow = allow
+        self._inner = inner
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        entry = self._allow.match(host, port)
+        if entry is None:  # checked before the request already: only a bug gets here
+            raise AddressRefused(f"{host}:{port} is not on the http_allow list")
+        if self._inner is None:
+            self._inner = DefaultResolver()
+        found = await self._inner.resolve(host, port, family)
+        reasons = [address_refused(r["host"], private_ok=entry.private) for r in found]
+        usable = [r for r, why in zip(found, reasons, strict=True) if why is None]
+        if not usable:
+            why = next((w for w in reasons if w), "no address")
+            raise AddressRefused(f"{host} resolves to {why}")  # "localhost resolves to 127.0.0.1, a ..."
+        return usable
+
+    async def close(self) -> None:
+        if self._inner is not None:
+            await self._inner.close()
 
 
 class AllowListHttp:
-    def __init__(self, allow: tuple[str, ...], clock: Clock, *, timeout: float = 10.0) -> None:
-        self.allow = tuple(pattern.lower() for pattern in allow)
+    def __init__(
+        self,
+        allow: Iterable[str | Mapping[str, Any] | AllowEntry],
+        clock: Clock,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
+        """``resolver``: where names are looked up (aiohttp's default); its answers are checked."""
+        self.allow = AllowList(allow)  # ConfigError for an entry that does not parse
         self.clock = clock
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self._resolver = resolver
         self._session: aiohttp.ClientSession | None = None
 
     def allowed(self, url: str) -> bool:
-        """``api.example.com`` allows that host; ``*.example.com`` its subdomains; ports are ignored."""
-        parsed = URL(url)
-        host = (parsed.host or "").lower()
-        return parsed.scheme in ("http", "https") and any(fnmatch.fnmatchcase(host, p) for p in self.allow)
+        """Whether ``url`` passes the checks made before connecting (its addresses are checked later)."""
+        try:
+            self._checked(url)
+        except ProviderError:
+            return False
+        return True
 
     async def start(self) -> None:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.allow, self._resolver))
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                cookie_jar=aiohttp.DummyCookieJar(),  # one session's cookies are no other session's
+            )
+            # As for the providers' clients: aiohttp would silently send a request again on a dropped
+            # keep-alive connection; whether an http action may be repeated is the executor's call.
+            self._session._retry_connection = False
 
     async def close(self) -> None:
         if self._session is not None:
@@ -42,27 +129,119 @@ class AllowListHttp:
             self._session = None
 
     async def request(self, method: str, url: str, body: Mapping[str, Any] | None) -> Any:
-        if not self.allowed(url):
-            raise ProviderError(f'http: host of "{url}" is not on the service\'s http_allow list')
-        await self.start()
-        assert self._session is not None
         try:
+            target = self._checked(url)
+            await self.start()
             with self.clock.busy(waiting=True):
-                async with self._session.request(method, url, json=body) as response:
-                    return await _answer(method, url, response)
-        except (TimeoutError, aiohttp.ClientError) as exc:
+                return await self._bounded(method, target, body)
+        except ProviderError as exc:
+            log.warning("%s", exc)
+            raise
+
+    async def _bounded(self, method: str, url: URL, body: Mapping[str, Any] | None) -> Any:
+        shown = redact_url(str(url))
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._exchange(method, url, body)
+        except TimeoutError as exc:
             raise ProviderError(
-                f"http: {method} {url} failed: {exc or type(exc).__name__}", retryable=True
+                f"http: {method} {shown}: no answer within {self.timeout:g} s", retryable=True,
+                outcome_unknown=True,
             ) from exc
 
+    async def _exchange(self, method: str, url: URL, body: Mapping[str, Any] | None) -> Any:
+        assert self._session is not None
+        for hop in range(MAX_REDIRECTS + 1):
+            try:
+                async with self._session.request(method, url, json=body, allow_redirects=False) as response:
+                    location = response.headers.get("Location")
+                    if response.status not in _REDIRECTS or location is None:
+                        return await _answer(method, url, response, self.max_bytes)
+            except aiohttp.ClientError as exc:
+                if isinstance(exc, TimeoutError):
+                    raise  # aiohttp's own deadline: the same answer as ours ("no answer within")
+                raise _transport_error(method, url, exc, redirected=hop > 0) from exc
+            url = self._checked(_joined(url, location), redirected=True)
+            if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                method, body = "GET", None  # what browsers and aiohttp itself do
+        raise ProviderError(f"http: {method} {redact_url(str(url))}: more than {MAX_REDIRECTS} redirects")
 
-async def _answer(method: str, url: str, response: aiohttp.ClientResponse) -> Any:
+    def _checked(self, raw: Any, *, redirected: bool = False) -> URL:
+        """The URL to request, if it passes every check made before connecting; else ``ProviderError``
+        (final). ``redirected``: it came from a ``Location`` header."""
+        text = raw if isinstance(raw, str) else repr(raw)
+        what = f'redirect to "{redact_url(text)}"' if redirected else f'"{redact_url(text)}"'
+        if not isinstance(raw, str) or _UNSAFE.search(raw):
+            raise ProviderError(f"http: {what} is not a well-formed URL")
+        try:
+            url = URL(raw)
+            host, port = url.raw_host, url.port
+        except (ValueError, TypeError):
+            raise ProviderError(f"http: {what} is not a well-formed URL") from None
+        if url.scheme not in ("http", "https") or not host or port is None:
+            raise ProviderError(f"http: {what} is not an absolute http or https URL")
+        literal = ip_literal(host)
+        if literal is None and _NUMERIC_HOST.match(host):
+            raise ProviderError(f"http: {what} is not a well-formed URL (write IPv4 addresses as a.b.c.d)")
+        entry = self.allow.match(host, port)
+        if entry is None:
+            if self.allow.hosts_allowed(host):
+                raise ProviderError(f"http: {what}: port {port} is not allowed for {host} by http_allow")
+            raise ProviderError(f"http: host of {what} is not on the service's http_allow list")
+        why = address_refused(literal, private_ok=entry.private) if literal is not None else None
+        if why is not None:
+            raise ProviderError(f"http: {what} refused: {why}")
+        return url
+
+
+def _joined(base: URL, location: str) -> str:
+    try:
+        return str(base.join(URL(location)))
+    except (ValueError, TypeError):
+        return location  # the check that follows refuses it with a clear reason
+
+
+def _transport_error(method: str, url: URL, exc: aiohttp.ClientError, *, redirected: bool) -> ProviderError:
+    shown = ("redirected to " if redirected else "") + redact_url(str(url))
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, AddressRefused):
+            return ProviderError(f"http: {method} {shown} refused: {exc.os_error}")
+        return ProviderError(f"http: {method} {shown} failed: {_why(exc)}", retryable=True)
+    return ProviderError(f"http: {method} {shown} failed: {_why(exc)}", retryable=True, outcome_unknown=True)
+
+
+def _why(exc: BaseException) -> str:
+    return redact(str(exc)) or type(exc).__name__  # aiohttp's messages may quote the URL
+
+
+async def _answer(method: str, url: URL, response: aiohttp.ClientResponse, max_bytes: int) -> Any:
+    shown = redact_url(str(url))
     if response.status >= 400:
         raise ProviderError(
-            f"http: {method} {url} answered {response.status}",
+            f"http: {method} {shown} answered {response.status}",
             status=response.status,
             retryable=response.status >= 500 or response.status == 429,
         )
+    data = await _read_capped(response, max_bytes, f"http: {method} {shown}")
     if response.content_type == "application/json":
-        return await response.json()
-    return {"status": response.status, "text": (await response.text())[:MAX_TEXT]}
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError):  # RecursionError: nested past what the decoder recurses
+            raise ProviderError(f"http: {method} {shown} answered JSON that does not parse") from None
+    try:
+        text = data.decode(response.charset or "utf-8", "replace")
+    except LookupError:
+        text = data.decode("utf-8", "replace")
+    return {"status": response.status, "text": text[:MAX_TEXT]}
+
+
+async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int, what: str) -> bytes:
+    declared = response.content_length
+    if declared is not None and declared > max_bytes:
+        raise ProviderError(f"{what}: the answer ({declared} bytes) is over the {max_bytes}-byte limit")
+    data = bytearray()
+    async for chunk in response.content.iter_chunked(65_536):
+        data += chunk
+        if len(data) > max_bytes:
+            raise ProviderError(f"{what}: the answer is over the {max_bytes}-byte limit")
+    return bytes(data)

@@ -11,6 +11,7 @@ from typing import Any
 from flowengine.errors import SessionNotFound, WebhookError
 from flowengine.flow.model import Flow
 from flowengine.providers.base import Adapter, Channel, FollowUp, WebhookReply, WebhookRequest
+from flowengine.redaction import redact_json
 from flowengine.runtime.binding import PLACED_BY, standin_id
 from flowengine.runtime.clock import Clock
 from flowengine.runtime.dispatcher import Dispatcher
@@ -179,7 +180,8 @@ class Service:
     # -- read side -------------------------------------------------------------------------------
     async def session_view(self, session_id: str) -> dict[str, Any] | None:
         record = await self.store.get(session_id)
-        return None if record is None else {**record.data, "revision": record.revision}
+        # Redacted: variables and platform payloads may hold URLs with tokens or credentials in them.
+        return None if record is None else {**redact_json(record.data), "revision": record.revision}
 
 
 def _kind(request: WebhookRequest) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from flowengine.errors import ConfigError, StoreError
+from flowengine.redaction import redact_url
 
 STATUSES = frozenset({"active", "ended", "failed"})
 # Sessions in these states are finished; ``purge_ended`` may remove them.
@@ -142,7 +143,9 @@ def open_store(url: str, *, now: Now = time.time) -> SessionStore:
         from flowengine.stores.redis import RedisStore
 
         return RedisStore.from_url(url)
-    raise ConfigError(f"unsupported store URL {url!r} (expected memory://, sqlite:///... or redis://...)")
+    raise ConfigError(
+        f"unsupported store URL {redact_url(url)!r} (expected memory://, sqlite:///... or redis://...)"
+    )
 
 
 def dump_json(value: Any) -> str:

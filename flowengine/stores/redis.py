@@ -26,6 +26,7 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from flowengine.errors import ConfigError, ConflictError, StoreError
+from flowengine.redaction import redact, redact_url
 from flowengine.stores.base import (
     FINISHED,
     DueTimer,
@@ -142,7 +143,7 @@ class RedisStore:
                 lock_wait=float(ours.get("lock_wait", 10.0)),
             )
         except ValueError as exc:
-            raise ConfigError(f"invalid Redis store URL {url!r}: {exc}") from exc
+            raise ConfigError(redact(f"invalid Redis store URL {redact_url(url)!r}: {exc}")) from exc
 
     async def get(self, session_id: str) -> SessionRecord | None:
         with self._translated():
@@ -314,7 +315,7 @@ class RedisStore:
         try:
             yield
         except (RedisError, OSError) as exc:  # OSError: socket-level failures redis-py lets through
-            raise StoreError(f"Redis store: {exc}") from exc
+            raise StoreError(redact(f"Redis store: {exc}")) from exc
 
 
 def _text(value: bytes | str) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from flowengine.errors import ConfigError, ConflictError, StoreError
+from flowengine.redaction import redact_url
 from flowengine.stores.base import (
     FINISHED,
     DueTimer,
@@ -104,7 +105,7 @@ class SqliteStore:
         """``sqlite:///relative.db`` or ``sqlite:////absolute.db`` (SQLAlchemy's convention)."""
         prefix = "sqlite:///"
         if not url.startswith(prefix) or len(url) == len(prefix) or "?" in url:
-            raise ConfigError(f"invalid SQLite store URL {url!r} (expected sqlite:///path.db)")
+            raise ConfigError(f"invalid SQLite store URL {redact_url(url)!r} (expected sqlite:///path.db)")
         return cls(url[len(prefix) :], now=now)
 
     async def get(self, session_id: str) -> SessionRecord | None:
