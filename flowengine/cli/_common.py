@@ -7,6 +7,8 @@ import os
 import sys
 from typing import IO
 
+from flowengine.masking import mask_handlers
+
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
 
 
@@ -20,11 +22,14 @@ def use_color(choice: str, stream: IO[str] | None = None) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
-def setup_logging(level: str) -> None:
+def setup_logging(level: str, *, numbers: str = "masked") -> None:
+    """Log lines to stderr; phone numbers in them masked unless ``numbers`` is ``full``."""
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if numbers != "full":
+        mask_handlers()
     # transitions logs every callback it runs at INFO: per event, not worth a service log line.
     logging.getLogger("transitions").setLevel(max(logging.WARNING, logging.getLogger().level))
