@@ -51,7 +51,7 @@ def command(config_path: Path, host: str | None, port: int | None, shutdown_time
     """
     try:
         config = load_config(config_path)
-        setup_logging(config.log_level)
+        setup_logging(config.log_level, numbers=config.log_numbers)
         app = create_app(config)
     except ConfigError as exc:
         click.echo(f"flowengine: {exc}", err=True)
