@@ -23,6 +23,9 @@ from flowengine.providers import PROVIDERS
 from flowengine.redaction import redact
 from flowengine.server.allow_list import AllowList
 
+MIN_TOKEN_LENGTH = 16  # an API token shorter than this is guessable
+DEFAULT_REPLAY_TTL = 3600.0
+
 CONFIG_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "https://flowengine.dev/schemas/config.schema.json",
@@ -166,6 +169,41 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "default": "info",
             "description": "Service log level.",
         },
+        "insecure_webhooks": {
+            "type": "boolean",
+            "default": False,
+            "description": (
+                "Serve although the provider's webhooks are not authenticated (anyone who can reach the "
+                "webhook route could then drive calls). Off: serve refuses to start without it."
+            ),
+        },
+        "api_tokens": {
+            "type": "array",
+            "items": {"type": "string", "minLength": MIN_TOKEN_LENGTH},
+            "description": (
+                "Bearer tokens that open the read API (/api/...), the dashboard (/) and /metrics "
+                "(`Authorization: Bearer <token>`); use ${VAR} references. None: those routes are closed."
+            ),
+        },
+        "metrics_public": {
+            "type": "boolean",
+            "default": False,
+            "description": "Serve /metrics without a token (for a scraper on a private network).",
+        },
+        "log_numbers": {
+            "enum": ["masked", "full"],
+            "default": "masked",
+            "description": "Phone numbers in log lines: masked (+4479******89) or in full.",
+        },
+        "replay_ttl": {
+            "type": "number",
+            "minimum": 1,
+            "default": DEFAULT_REPLAY_TTL,
+            "description": (
+                "Seconds every instance remembers a webhook event it has handled, so a replay is not acted "
+                "on again; at least twice the provider's timestamp window."
+            ),
+        },
     },
 }
 
@@ -193,6 +231,11 @@ class ServiceConfig:
     provider_settings: Mapping[str, Any] = field(default_factory=dict)
     log_level: str = "info"
     reconcile_after: float = 60.0
+    insecure_webhooks: bool = False
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)  # secrets: kept out of repr
+    metrics_public: bool = False
+    log_numbers: str = "masked"
+    replay_ttl: float = DEFAULT_REPLAY_TTL
 
     def flow_paths(self) -> list[Path]:
         paths = [route.flow for route in self.routes]
@@ -268,6 +311,11 @@ def parse_config(
         provider_settings=document.get(provider, {}),
         log_level=document.get("log_level", "info"),
         reconcile_after=float(document.get("reconcile_after", 60.0)),
+        insecure_webhooks=document.get("insecure_webhooks", False),
+        api_tokens=tuple(document.get("api_tokens", [])),
+        metrics_public=document.get("metrics_public", False),
+        log_numbers=document.get("log_numbers", "masked"),
+        replay_ttl=float(document.get("replay_ttl", DEFAULT_REPLAY_TTL)),
     )
 
 

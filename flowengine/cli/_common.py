@@ -7,6 +7,7 @@ import os
 import sys
 from typing import IO
 
+from flowengine.masking import mask_handlers
 from flowengine.redaction import RedactingFormatter
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
@@ -22,10 +23,13 @@ def use_color(choice: str, stream: IO[str] | None = None) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
-def setup_logging(level: str) -> None:
-    """Log to stderr; every line goes through ``redact`` (tracebacks too), so no secret is echoed."""
+def setup_logging(level: str, *, numbers: str = "masked") -> None:
+    """Log to stderr; every line goes through ``redact`` (tracebacks too), so no secret is echoed, and
+    phone numbers in it are masked unless ``numbers`` is ``full``."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
+    if numbers != "full":
+        mask_handlers()
     # transitions logs every callback it runs at INFO: per event, not worth a service log line.
     logging.getLogger("transitions").setLevel(max(logging.WARNING, logging.getLogger().level))

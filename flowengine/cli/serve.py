@@ -41,18 +41,23 @@ def command(config_path: Path, host: str | None, port: int | None, shutdown_time
     number, the session store and the listen address; credentials come from
     environment variables (INFOBIP_API_KEY, SINCH_APPLICATION_SECRET, ...) or
     ${VAR} references. See flowengine.example.yaml and schemas/config.schema.json.
+    The webhooks must be authenticated (INFOBIP_WEBHOOK_HMAC_SECRET or
+    INFOBIP_WEBHOOK_USER/_PASSWORD; Sinch signs with the application secret),
+    or serve does not start; the read routes want a bearer token (api_tokens).
 
     \b
     Routes:
       POST /webhooks/<provider>[/<kind>]   the platform's events/callbacks
-      GET  /healthz /readyz /metrics       liveness, readiness, Prometheus
-      GET  /api/sessions[/{id}] /api/flows sessions (state, vars, trace), flow graphs
+      GET  /healthz /readyz                liveness, readiness (open)
+      GET  /metrics                        Prometheus (token, or metrics_public)
+      GET  /api/sessions[/{id}] /api/flows sessions (state, vars, trace), flow graphs (token)
+      GET  /                               the dashboard (token)
 
-    Exit codes: 0 stopped cleanly, 2 bad configuration.
+    Exit codes: 0 stopped cleanly, 2 bad configuration (unauthenticated webhooks included).
     """
     try:
         config = load_config(config_path)
-        setup_logging(config.log_level)
+        setup_logging(config.log_level, numbers=config.log_numbers)
         app = create_app(config)
     except ConfigError as exc:
         click.echo(redact(f"flowengine: {exc}"), err=True)

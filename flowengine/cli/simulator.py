@@ -12,6 +12,7 @@ import yaml
 
 from flowengine.cli._common import EXIT_USAGE, setup_logging
 from flowengine.providers import PROVIDERS
+from flowengine.providers.sinch.signing import basic_header
 from flowengine.simulator.delivery import REDELIVERY_MODES, DeliveryPolicy
 from flowengine.simulator.parties import PartyBook
 from flowengine.simulator.serve import serve_simulator
@@ -61,6 +62,23 @@ def _delivery_options(command: Callable[..., None]) -> Callable[..., None]:
     show_default=True,
     help="Run simulated time N times faster: ringing, speech, party delays, webhook delays all shorter.",
 )
+@click.option(
+    "--webhook-hmac-secret",
+    envvar="INFOBIP_WEBHOOK_HMAC_SECRET",
+    help="Infobip: sign each event with the hex HMAC-SHA256 of its body under --webhook-hmac-header, as "
+    "a subscription with HMAC security does (the engine's variable of the same name, by default).",
+)
+@click.option("--webhook-hmac-header", default="X-Signature", show_default=True,
+              help="Infobip: the header carrying the HMAC.")
+@click.option(
+    "--webhook-basic",
+    metavar="USER:PASSWORD",
+    help="Infobip: Basic credentials on each event, as a subscription with Basic security sends them.",
+)
+@click.option("--application-key", envvar="SINCH_APPLICATION_KEY",
+              help="Sinch: the application key requests and callbacks are signed with.")
+@click.option("--application-secret", envvar="SINCH_APPLICATION_SECRET",
+              help="Sinch: the application secret (base64) requests and callbacks are signed with.")
 @_delivery_options
 def command(
     provider: str,
@@ -69,6 +87,11 @@ def command(
     webhook_url: str,
     parties_file: Path | None,
     speed: float,
+    webhook_hmac_secret: str | None,
+    webhook_hmac_header: str,
+    webhook_basic: str | None,
+    application_key: str | None,
+    application_secret: str | None,
     **delivery_flags: Any,
 ) -> None:
     """Serve a wire-faithful copy of the platform's API for an engine to talk to.
@@ -77,8 +100,13 @@ def command(
     /_simulator/ (POST /_simulator/calls {from, to, script}; GET requests,
     events, calls, conferences; PUT parties, faults, delivery).
 
+    Its webhooks are authenticated as the platform's are: Sinch callbacks are
+    signed with the application key and secret; Infobip events carry an HMAC
+    or Basic credentials when given (the engine refuses unauthenticated ones).
+
     \b
     Example:
+      INFOBIP_WEBHOOK_HMAC_SECRET=$(openssl rand -hex 16) \\
       flowengine simulator -p infobip --port 8081 --speed 20 \\
           --redelivery retry --duplicate-rate 0.1 \\
           --webhook-url http://127.0.0.1:8080/webhooks/infobip
@@ -97,4 +125,26 @@ def command(
     except ValueError as exc:
         click.echo(f"flowengine: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    serve_simulator(provider, host, port, webhook_url, parties=parties, speed=speed, delivery=delivery)
+    auth = _webhook_auth(provider, webhook_hmac_secret, webhook_hmac_header, webhook_basic,
+                         application_key, application_secret)
+    serve_simulator(provider, host, port, webhook_url, parties=parties, speed=speed, delivery=delivery,
+                    **auth)
+
+
+def _webhook_auth(
+    provider: str, hmac_secret: str | None, hmac_header: str, basic: str | None, key: str | None,
+    secret: str | None,
+) -> dict[str, Any]:
+    """The simulator's options for authenticating its webhooks (and, on Sinch, checking requests)."""
+    if provider == "sinch":
+        return {name: value for name, value in (("application_key", key), ("application_secret", secret))
+                if value}
+    options: dict[str, Any] = {}
+    if hmac_secret:
+        options["webhook_hmac"] = (hmac_header, hmac_secret)
+    if basic:
+        if ":" not in basic:
+            click.echo("flowengine: --webhook-basic takes USER:PASSWORD", err=True)
+            sys.exit(EXIT_USAGE)
+        options["webhook_headers"] = {"Authorization": basic_header(*basic.split(":", 1))}
+    return options

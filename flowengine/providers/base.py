@@ -58,7 +58,14 @@ class Adapter(Protocol):
 
     @property
     def webhook_auth_enabled(self) -> bool:
-        """False when every webhook is accepted unauthenticated (the service warns at start-up)."""
+        """False when every webhook would be accepted unauthenticated (``serve`` refuses to start, unless
+        the config says ``insecure_webhooks``)."""
+        ...
+
+    @property
+    def replay_window(self) -> float | None:
+        """Seconds a webhook's timestamp may be from now, either way, before it is refused as stale;
+        None when this platform's webhooks carry no time that is checked."""
         ...
 
     def parse_webhook(self, request: WebhookRequest) -> list[Event]:

@@ -4,7 +4,8 @@
 lets the engine decide, runs the plan and saves the result, all before the next event of that session
 is looked at. Loading and saving are injected async callables, so stores plug in without the runtime
 knowing them. Duplicates are caught by the engine from the session's own seen keys, which is safe
-because the lock makes load-handle-save one step.
+because the lock makes load-handle-save one step; replays older than that short memory are stopped
+before they get here, by the service's store-wide memory of the webhook events handled.
 
 ``SessionLocks`` are per process; the service passes its store's locks instead (a Redis lock spans
 engine instances). Should two instances still race on one session, the store's ``revision`` check turns

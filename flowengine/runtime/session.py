@@ -14,7 +14,10 @@ from flowengine.errors import StoreError
 
 SCHEMA_VERSION = 1
 TRACE_LIMIT = 32  # steps kept per session: a whole typical call, bounded
-SEEN_LIMIT = 32  # dedupe keys kept per session: redeliveries come soon after the original
+# Event keys kept per session. The replay defence is the store-wide memory the service keeps (``replay_ttl``);
+# this short one, saved with the session's state, covers what that mark cannot: a redelivery after an
+# engine died between saving a step and marking its event, two copies racing, timers, derived events.
+SEEN_LIMIT = 32
 
 Status = Literal["new", "active", "ended", "failed"]
 # (action, status, detail): status is ok | error | skipped; detail is an id, an error or a log line.

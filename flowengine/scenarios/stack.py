@@ -6,6 +6,8 @@ production (``create_app``), pointed at the simulator instead of the platform.
 
 from __future__ import annotations
 
+import base64
+import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from flowengine.config import ServiceConfig
+from flowengine.providers.infobip.config import DEFAULT_HMAC_HEADER
 from flowengine.runtime.clock import VirtualClock
 from flowengine.server.app import SERVICE, create_app
 from flowengine.server.service import Service
@@ -36,6 +39,11 @@ class Stack:
     app: web.Application
     engine_url: str
     simulator_url: str
+    api_token: str = ""  # opens the engine's read API, dashboard and /metrics
+
+    @property
+    def api_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_token}"}
 
     @property
     def service(self) -> Service:
@@ -46,13 +54,18 @@ class Stack:
 
 
 def provider_settings(simulator: Simulator, url: str) -> dict[str, Any]:
-    """What the engine's adapter needs to talk to this simulator (the simulator's own credentials)."""
+    """What the engine's adapter needs to talk to this simulator (the simulator's own credentials, and
+    the HMAC its webhooks carry, if they carry one)."""
     if isinstance(simulator, InfobipSimulator):
-        return {
+        settings = {
             "base_url": url,
             "api_key": simulator.api_key,
             "calls_configuration_id": simulator.calls_configuration_id,
         }
+        if simulator.webhook_hmac is not None:
+            header, secret = simulator.webhook_hmac
+            settings.update(webhook_hmac_header=header, webhook_hmac_secret=secret)
+        return settings
     if isinstance(simulator, SinchSimulator):
         return {
             "base_url": url,
@@ -60,6 +73,18 @@ def provider_settings(simulator: Simulator, url: str) -> dict[str, Any]:
             "application_secret": simulator.application_secret,
         }
     raise TypeError(f"no settings for {type(simulator).__name__}")
+
+
+def webhook_auth(provider: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Simulator options that make its webhooks authenticated as the platform's are, with a secret of
+    this run's own (a signed Infobip subscription, a Sinch application secret); ``options`` already
+    choosing how (the caller's own) are kept as they are."""
+    chosen = dict(options or {})
+    if provider == "infobip" and not {"webhook_hmac", "webhook_headers"} & chosen.keys():
+        chosen["webhook_hmac"] = (DEFAULT_HMAC_HEADER, secrets.token_urlsafe(24))
+    if provider == "sinch" and "application_secret" not in chosen:
+        chosen["application_secret"] = base64.b64encode(secrets.token_bytes(24)).decode()
+    return chosen
 
 
 @asynccontextmanager
@@ -75,12 +100,14 @@ async def running_stack(
     http_allow: tuple[str | Mapping[str, Any], ...] = (),
     service_options: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Stack]:
-    """Start simulator and engine on loopback; ``flow`` answers every inbound call. ``service_options``:
-    more ``ServiceConfig`` fields (``http_timeout``, ...)."""
+    """Start simulator and engine on loopback; ``flow`` answers every inbound call. The simulator's
+    webhooks are authenticated with a secret of this run's (``webhook_auth``) and the engine checks them.
+    ``service_options``: more ``ServiceConfig`` fields (``http_timeout``, ...)."""
     clock = clock if clock is not None else VirtualClock()
     clock.start()
     simulator = build_simulator(
-        provider, clock, "http://127.0.0.1:9/not-yet", parties=parties, **dict(simulator_options or {})
+        provider, clock, "http://127.0.0.1:9/not-yet", parties=parties,
+        **webhook_auth(provider, simulator_options),
     )
     try:
         async with serving(simulator.app) as simulator_url:
@@ -92,13 +119,14 @@ async def running_stack(
                 default_flow=flow,
                 provider_settings={**provider_settings(simulator, simulator_url), **(settings or {})},
                 http_allow=http_allow,
+                api_tokens=(api_token := secrets.token_urlsafe(24),),
                 **dict(service_options or {}),
             )
             # A scenario's timeline is its sessions' traces: keep every step, not just the recent ones.
             app = create_app(config, clock=clock, timer_poll=None, trace_limit=FULL_TRACE)
             async with serving(app) as engine_url:
                 simulator.webhook_url = f"{engine_url}{config.webhook_path}/{provider}"
-                yield Stack(provider, clock, simulator, app, engine_url, simulator_url)
+                yield Stack(provider, clock, simulator, app, engine_url, simulator_url, api_token)
     finally:
         await simulator.close()
         await clock.stop()

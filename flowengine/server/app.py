@@ -17,15 +17,16 @@ from typing import Any
 from aiohttp import web
 
 from flowengine.config import ServiceConfig
-from flowengine.errors import SessionNotFound, StoreError, WebhookAuthError, WebhookError
+from flowengine.errors import ConfigError, SessionNotFound, StoreError, WebhookAuthError, WebhookError
 from flowengine.providers.base import Adapter, WebhookRequest
 from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.runtime.session import TRACE_LIMIT
 from flowengine.server import api
+from flowengine.server.access import access_guard
 from flowengine.server.flows import load_flows
 from flowengine.server.http_action import AllowListHttp
 from flowengine.server.metrics import Metrics
-from flowengine.server.providers import build_adapter
+from flowengine.server.providers import WEBHOOK_AUTH_HELP, build_adapter
 from flowengine.server.service import Service
 from flowengine.stores.base import SessionStore, open_store
 
@@ -55,7 +56,9 @@ def create_app(
     adapter = (
         adapter if adapter is not None else build_adapter(config.provider, config.provider_settings, clock)
     )
+    check_webhook_auth(config, adapter)
     metrics = Metrics()
+    metrics.insecure_webhooks.set(0 if adapter.webhook_auth_enabled else 1)
     http = AllowListHttp(
         config.http_allow, clock, timeout=config.http_timeout, max_bytes=config.http_max_bytes
     )
@@ -70,9 +73,13 @@ def create_app(
         trace_limit=trace_limit,
         http=http,
         quiet_after=config.reconcile_after,
+        replay_ttl=config.replay_ttl,
     )
+    # Probes and webhooks (they authenticate the platform) are open; every other route wants a token.
+    open_handlers = {_webhook, _healthz, _readyz, *([_metrics] if config.metrics_public else [])}
+    guard = access_guard(config.api_tokens, open_handlers)
     # Wall-clock time cannot jump, so only another clock needs holding while a request is handled.
-    middlewares = [] if type(clock) is SystemClock else [_on_clock]
+    middlewares = [guard] if type(clock) is SystemClock else [guard, _on_clock]
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
     app[SERVICE], app[CONFIG], app[CLOCK], app[HTTP] = service, config, clock, http
     app.cleanup_ctx.extend([collector_tuning, _lifecycle])
@@ -84,6 +91,24 @@ def create_app(
     app.router.add_get("/metrics", _metrics)
     api.add_routes(app, SERVICE)
     return app
+
+
+def check_webhook_auth(config: ServiceConfig, adapter: Adapter) -> None:
+    """Refuse to serve webhooks anyone could forge, unless the config says ``insecure_webhooks``; and a
+    replay memory shorter than the timestamp window would let a replay through once it is forgotten."""
+    if not adapter.webhook_auth_enabled and not config.insecure_webhooks:
+        help_text = WEBHOOK_AUTH_HELP.get(adapter.name, f"configure {adapter.name}'s webhook authentication")
+        raise ConfigError(
+            f"{adapter.name} webhooks are not authenticated, so anyone who can reach the webhook route "
+            f"could drive calls.\nTo fix it, {help_text}.\nFor a test set-up only, "
+            "`insecure_webhooks: true` in the config serves them unauthenticated."
+        )
+    window = adapter.replay_window
+    if window is not None and config.replay_ttl < 2 * window:
+        raise ConfigError(
+            f"replay_ttl ({config.replay_ttl:g} s) must be at least twice the {adapter.name} webhook "
+            f"timestamp window ({window:g} s), or a replay inside the window could be forgotten"
+        )
 
 
 # The collector's youngest generation, sized for a server. At Python's default (700 allocations more than
@@ -109,7 +134,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     service = app[SERVICE]
     await service.adapter.start()
     if not service.adapter.webhook_auth_enabled:
-        log.warning("webhook authentication is off: every request to the webhook route is accepted")
+        log.warning(
+            "INSECURE: webhook authentication is off (insecure_webhooks: true): every request to the "
+            "webhook route is accepted, and anyone who can reach it can drive calls. To fix it, %s.",
+            WEBHOOK_AUTH_HELP.get(service.adapter.name, "Configure the provider's webhook authentication"),
+        )
+    if not app[CONFIG].api_tokens:
+        log.warning("no api_tokens configured: the read API, the dashboard%s answer 403",
+                    "" if app[CONFIG].metrics_public else " and /metrics")
     if not await service.store.ping():
         log.warning("session store is not reachable yet; /readyz says so until it is")
     loop = asyncio.get_running_loop()

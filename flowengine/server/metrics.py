@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -51,6 +51,11 @@ class Metrics:
             "flowengine_reconciled_events_total",
             "Events the platform showed that no webhook brought (reconciliation), by event.",
             ["event"],
+            registry=r,
+        )
+        self.insecure_webhooks = Gauge(
+            "flowengine_insecure_webhooks",
+            "1 while webhooks are served without authentication (insecure_webhooks: true), else 0.",
             registry=r,
         )
         self.event_seconds = Histogram(

@@ -11,6 +11,21 @@ from flowengine.errors import ConfigError
 from flowengine.providers.base import Adapter
 from flowengine.runtime.clock import Clock
 
+# How to authenticate each platform's webhooks: what `serve` says when they are not.
+WEBHOOK_AUTH_HELP = {
+    "infobip": (
+        "set INFOBIP_WEBHOOK_USER and INFOBIP_WEBHOOK_PASSWORD (Basic, as set in the subscription's "
+        "security) and/or INFOBIP_WEBHOOK_HMAC_SECRET (HMAC of the body; header INFOBIP_WEBHOOK_HMAC_HEADER, "
+        "default X-Signature), or webhook_user/webhook_password/webhook_hmac_secret under `infobip:` in "
+        "the config"
+    ),
+    "sinch": (
+        "set SINCH_APPLICATION_KEY and SINCH_APPLICATION_SECRET (callbacks are signed with them; "
+        "SINCH_CALLBACK_AUTH=signed, or basic), or application_key/application_secret under `sinch:` in "
+        "the config"
+    ),
+}
+
 
 def provider_environ(
     provider: str, settings: Mapping[str, Any], environ: Mapping[str, str]

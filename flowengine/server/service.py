@@ -1,5 +1,13 @@
 """The service core: a webhook in, the session's step taken, the reply out. No aiohttp here (the app
-module adapts HTTP to this), so the same path serves webhooks, timers and follow-up events."""
+module adapts HTTP to this), so the same path serves webhooks, timers and follow-up events.
+
+Replays: every webhook event handled is marked in the store (``claim``, for ``replay_ttl`` seconds), which
+every instance shares, and an event already marked is acknowledged (the reply a duplicate gets: 200, so
+a platform stops sending it) and not acted on. The mark is set once the event's step is saved, never
+before, so an engine killed in between loses nothing: the platform's redelivery is then recognised by
+the session's own short memory of the events it took (``Session.seen``, saved with its state), which
+also settles two copies racing to two instances (the session lock lets one in at a time).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from flowengine.config import DEFAULT_REPLAY_TTL
 from flowengine.errors import SessionNotFound, WebhookError
 from flowengine.flow.model import Flow
 from flowengine.providers.base import Adapter, Channel, FollowUp, WebhookReply, WebhookRequest
@@ -49,7 +58,9 @@ class Service:
         timer_poll: float | None = 1.0,
         trace_limit: int = TRACE_LIMIT,
         quiet_after: float = 0.0,  # seconds of silence before reconciling a live session; 0: never
+        replay_ttl: float = DEFAULT_REPLAY_TTL,  # seconds a handled webhook event is remembered store-wide
     ) -> None:
+        self.replay_ttl = replay_ttl
         self.flows = dict(flows)
         self.router = router
         self.store = store
@@ -85,16 +96,30 @@ class Service:
             log.info("webhook ignored: no event flowengine handles (%s)", _kind(request))
             return WebhookReply()
         channel = self.adapter.channel(events[0])
+        replayed = 0
         for event in events:
+            key = self.replay_key(event)
+            if await self.store.claimed(key):
+                replayed += 1
+                self._count("events", event.name, "replayed")
+                log.info("%s event already handled (%s): acknowledged, not acted on", event.name, key)
+                continue
             try:
                 session = await self.deliver(event, channel)
             except SessionNotFound:
                 await self.orphans.unowned(event, channel, self.deliver)
+                await self.store.claim(key, self.replay_ttl)
                 continue
+            await self.store.claim(key, self.replay_ttl)  # the step is saved: from now on a replay
             await self.orphans.after(session, event, channel)
         await self._follow_up(channel)
-        self._count("webhooks", self.adapter.name, "handled")
+        self._count("webhooks", self.adapter.name, "replayed" if replayed == len(events) else "handled")
         return channel.reply()
+
+    def replay_key(self, event: Event) -> str:
+        """The store-wide mark of a handled webhook event: the platform's id for it, or a hash of the
+        signed bytes that brought it (``Event.dedupe_key``)."""
+        return f"event:{self.adapter.name}:{event.dedupe_key()}"
 
     async def deliver(self, event: Event, channel: Channel) -> Session:
         """Route ``event`` to its session (starting one for an inbound call) and take the step."""

@@ -257,11 +257,16 @@ class WebhookSender:
                 return
             await self.clock.sleep(self._policy.backoff(attempt - 1))
 
-    async def _post(self, body: dict[str, Any], attempt: int) -> DeliveredEvent:
-        raw = json.dumps(body, separators=(",", ":")).encode()
+    def headers_for(self, raw: bytes) -> dict[str, str]:
+        """The headers a webhook with body ``raw`` goes out with: its content type and credentials."""
         headers = {"Content-Type": "application/json"}
         if self._signer is not None:
             headers.update(self._signer(URL(self.url).raw_path, raw))
+        return headers
+
+    async def _post(self, body: dict[str, Any], attempt: int) -> DeliveredEvent:
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        headers = self.headers_for(raw)
         timeout = self._policy.timeout
         async with self._slots:
             at = self.clock.now()

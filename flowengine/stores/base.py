@@ -99,7 +99,12 @@ class SessionStore(Protocol):
         ...
 
     async def claim(self, key: str, ttl: float) -> bool:
-        """True for the first caller within ``ttl`` seconds: dedupes webhook deliveries across instances."""
+        """Atomic set-if-absent: True for the first caller within ``ttl`` seconds. The service marks each
+        webhook event it has handled with it, store-wide, so a replay to any instance is recognised."""
+        ...
+
+    async def claimed(self, key: str) -> bool:
+        """True while a claim on ``key`` is live (a read: nothing is claimed)."""
         ...
 
     def lock(self, session_id: str) -> AbstractAsyncContextManager[None]:

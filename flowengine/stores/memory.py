@@ -60,6 +60,9 @@ def _stored(record: SessionRecord, revision: int, data_json: str | None, old: Se
     return _Entry(kept, data_json)
 
 
+_CLAIMS_SWEEP = 1024
+
+
 class MemoryStore:
     """``SessionStore`` held in dicts."""
 
@@ -70,6 +73,7 @@ class MemoryStore:
         self._conferences: dict[str, str] = {}
         self._timers: dict[tuple[str, str], float] = {}
         self._claims: dict[str, float] = {}
+        self._claims_high = _CLAIMS_SWEEP  # size at which expired claims are swept out
         self._locks = LocalLocks()
         self._closed = False
 
@@ -137,7 +141,15 @@ class MemoryStore:
         if expires is not None and expires > now:
             return False
         self._claims[key] = now + ttl
+        if len(self._claims) >= self._claims_high:  # amortised: a sweep at most each doubling
+            self._claims = {k: expires for k, expires in self._claims.items() if expires > now}
+            self._claims_high = max(_CLAIMS_SWEEP, 2 * len(self._claims))
         return True
+
+    async def claimed(self, key: str) -> bool:
+        self._check_open()
+        expires = self._claims.get(key)
+        return expires is not None and expires > self._now()
 
     def lock(self, session_id: str) -> AbstractAsyncContextManager[None]:
         return self._locks.hold(session_id)

@@ -6,7 +6,7 @@ Layout under a configurable prefix ``p`` (default ``flowengine:``):
     p call:<id>          string: owning session id (likewise ``p conference:<id>``)
     p timers             sorted set: JSON ``[session id, timer id]`` scored by due time
     p sessions           sorted set: session ids by updated_at (also ``p status:<s>``, ``p flow:<f>``)
-    p claim:<key>        SET NX PX webhook-dedupe marker
+    p claim:<key>        SET NX PX: a webhook event handled (replay memory)
     p lock:<id>          redis-py Lock token
 
 A put or delete runs as one Lua script, so the revision check and every index change are atomic. The
@@ -216,6 +216,10 @@ class RedisStore:
             px = max(1, math.ceil(ttl * 1000))
             won = await self._client.set(self._key(f"claim:{key}"), b"1", nx=True, px=px)
         return bool(won)
+
+    async def claimed(self, key: str) -> bool:
+        with self._translated():
+            return bool(await self._client.exists(self._key(f"claim:{key}")))
 
     @asynccontextmanager
     async def lock(self, session_id: str) -> AsyncIterator[None]:

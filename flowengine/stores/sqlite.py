@@ -75,6 +75,7 @@ CREATE TABLE IF NOT EXISTS claims (
     key TEXT PRIMARY KEY,
     expires_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS claims_by_expiry ON claims (expires_at);
 """
 
 _BUSY_TIMEOUT = 5.0
@@ -162,6 +163,11 @@ class SqliteStore:
         check_ttl(ttl)
         now = self._now()
         return await self._run(lambda db: _claim(db, key, now, now + ttl))
+
+    async def claimed(self, key: str) -> bool:
+        sql = "SELECT 1 FROM claims WHERE key = ? AND expires_at > ?"
+        now = self._now()
+        return bool(await self._read(lambda db: db.execute(sql, (key, now)).fetchall()))
 
     def lock(self, session_id: str) -> AbstractAsyncContextManager[None]:
         return self._locks.hold(session_id)
@@ -320,7 +326,9 @@ def _owner(db: sqlite3.Connection, kind: str, ref: str) -> str | None:
 
 def _claim(db: sqlite3.Connection, key: str, now: float, expires_at: float) -> bool:
     with _transaction(db):
-        db.execute("DELETE FROM claims WHERE key = ? AND expires_at <= ?", (key, now))
+        # Every expired claim goes, not just this key's: each row is deleted once (found by the index),
+        # so the table holds about one TTL's worth of claims without a housekeeping job.
+        db.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
         return db.execute("INSERT OR IGNORE INTO claims VALUES (?, ?)", (key, expires_at)).rowcount == 1
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import secrets
 import subprocess
 import sys
 import time
@@ -37,6 +38,7 @@ from flowengine.testing import wipe_redis
 
 REDIS_DB = "redis://127.0.0.1:6379/13"  # the chaos runs' own database; each run under its own key prefix
 SIMULATOR_KEY, SIMULATOR_CONFIGURATION = "secret", "flowengine-sim"  # the standalone simulator's defaults
+SCALED_WINDOW = 86_400.0  # seconds: the engines' timestamp window when the simulator's clock is scaled
 POLL = 0.25  # seconds between looks at the simulator and the engine while waiting
 # What the engine logs say beyond the figures: (name, text a log line contains).
 LOG_SIGNS = (("tracebacks", "Traceback"), ("resumed plans", "resuming an interrupted plan"))
@@ -67,6 +69,10 @@ class Stack:
         self.branches = list(branches)
         self.store = store
         self.redis_prefix = f"fe-chaos-{uuid.uuid4().hex[:12]}:"
+        # This run's own secrets: the simulator signs its webhooks, the engines check them; the API token
+        # opens the engines' /api/sessions to the harness.
+        self.webhook_secret = secrets.token_urlsafe(24)
+        self.api_token = secrets.token_urlsafe(24)
         self.speed = speed if speed and simulator_supports("--speed") else None
         self.sim_url = f"http://{LOOPBACK}:{free_port()}"
         self.engine_urls = [f"http://{LOOPBACK}:{free_port()}" for _ in range(instances)]
@@ -75,6 +81,10 @@ class Stack:
         self.engines = [self._engine_proc(i) for i in range(instances)]
         self._exit = AsyncExitStack()
         self._http: aiohttp.ClientSession | None = None
+
+    @property
+    def api_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_token}"}
 
     @property
     def store_url(self) -> str:
@@ -86,7 +96,8 @@ class Stack:
     def _simulator_proc(self) -> Proc:
         port = self.sim_url.rsplit(":", 1)[1]
         argv = [sys.executable, "-m", "flowengine", "simulator", "-p", "infobip", "--host", LOOPBACK,
-                "--port", port, "--webhook-url", "(set on start)"]
+                "--port", port, "--webhook-url", "(set on start)",
+                "--webhook-hmac-secret", self.webhook_secret]
         if self.speed:
             argv += ["--speed", str(self.speed)]
         return Proc("simulator", argv, f"{self.sim_url}/_simulator/health", self.workdir / "simulator.log")
@@ -110,9 +121,18 @@ class Stack:
                 "default_flow": str(SEED_FLOW),
                 "log_level": "info",
                 "infobip": {"base_url": self.sim_url, "api_key": SIMULATOR_KEY,
-                            "calls_configuration_id": SIMULATOR_CONFIGURATION},
+                            "calls_configuration_id": SIMULATOR_CONFIGURATION,
+                            "webhook_hmac_secret": self.webhook_secret, **self._timestamp_window()},
+                "api_tokens": [self.api_token],
             }
+            if self.speed:
+                config["replay_ttl"] = 2 * SCALED_WINDOW
             (self.workdir / f"serve-{index}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def _timestamp_window(self) -> dict[str, float]:
+        """A simulator on a scaled clock stamps its events ahead of the wall clock the engines keep (by
+        ``speed`` - 1 seconds a second), so their timestamp window is widened to a day there."""
+        return {"webhook_max_skew": SCALED_WINDOW} if self.speed else {}
 
     async def __aenter__(self) -> Stack:
         try:
@@ -235,7 +255,8 @@ class Stack:
             return None
         assert self._http is not None
         try:
-            async with self._http.get(f"{url}/api/sessions", params={"limit": "1000"}) as response:
+            async with self._http.get(f"{url}/api/sessions", params={"limit": "1000"},
+                                      headers=self.api_headers) as response:
                 return list((await response.json())["sessions"]) if response.status == 200 else None
         except (aiohttp.ClientError, TimeoutError):
             return None  # the instance is (re)starting
@@ -250,7 +271,8 @@ class Stack:
         limit = asyncio.Semaphore(16)
 
         async def view(session_id: str) -> dict[str, Any]:
-            async with limit, http.get(f"{url}/api/sessions/{session_id}") as response:
+            async with limit, http.get(f"{url}/api/sessions/{session_id}",
+                                       headers=self.api_headers) as response:
                 return dict(await response.json())
 
         return list(await asyncio.gather(*(view(s["id"]) for s in summaries)))

@@ -21,7 +21,7 @@ from flowengine.config import ServiceConfig
 from flowengine.runtime.clock import VirtualClock
 from flowengine.scenarios.model import Scenario, parse_scenario
 from flowengine.scenarios.runner import ScenarioResult, play, states_entered
-from flowengine.scenarios.stack import provider_settings, running_stack
+from flowengine.scenarios.stack import provider_settings, running_stack, webhook_auth
 from flowengine.server.app import SERVICE, create_app
 from flowengine.server.service import Service
 from flowengine.server.serving import serving
@@ -196,11 +196,13 @@ async def platform(
     parties: PartyBook | None = None, *, prepare: Callable[[web.Application], None] | None = None,
     **options: Any,
 ) -> AsyncIterator[Platform]:
-    """The Infobip simulator alone, on its own port, with its own virtual clock (no engine yet);
-    ``prepare`` may add signal handlers to its app before it starts."""
+    """The Infobip simulator alone, on its own port, with its own virtual clock (no engine yet), its
+    webhooks signed with a secret of its own (``engine`` is told it); ``prepare`` may add signal handlers
+    to its app before it starts."""
     clock = VirtualClock()
     clock.start()
-    simulator = build_simulator("infobip", clock, "http://127.0.0.1:9/nobody-yet", parties=parties, **options)
+    simulator = build_simulator("infobip", clock, "http://127.0.0.1:9/nobody-yet", parties=parties,
+                                **webhook_auth("infobip", options))
     assert isinstance(simulator, InfobipSimulator)
     if prepare is not None:
         prepare(simulator.app)

@@ -19,11 +19,13 @@ async def test_a_waiting_caller_shows_in_dialing_and_leaves_when_done() -> None:
     async with running_stack("infobip", BUNDLED, parties=scenario.parties) as stack:
         await stack.simulator.place_inbound_call("447700900001", "4592457976")
         await stack.clock.sleep(20)  # greeted, on hold, the callee ringing
-        async with aiohttp.ClientSession() as http, http.get(stack.engine_url + "/") as response:
+        async with aiohttp.ClientSession(headers=stack.api_headers) as http, \
+                http.get(stack.engine_url + "/") as response:
             assert response.status == 200 and response.content_type == "text/html"
             during = await response.text()
         await stack.clock.sleep(120)  # no answer, apology, closed
-        async with aiohttp.ClientSession() as http, http.get(stack.engine_url + "/") as response:
+        async with aiohttp.ClientSession(headers=stack.api_headers) as http, \
+                http.get(stack.engine_url + "/") as response:
             after = await response.text()
     assert "two-party-conference" in during and "1 live session<" in during
     assert "<title>dialing (1 live)</title>" in during

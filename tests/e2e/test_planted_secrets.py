@@ -215,6 +215,7 @@ async def test_no_planted_secret_is_echoed(tmp_path: Path, provider: str) -> Non
     secrets, heard, hits = Secrets(), Heard(), list[str]()
     secrets.add("crm_token", planted("token"))
     secrets.add("crm_password", planted("crmpw"))
+    api_token = secrets.add("api_token", planted("apitoken"))
     port = free_port()
     engine_url = f"http://127.0.0.1:{port}"
     simulator, env = provider_side(provider, secrets, f"{engine_url}/webhooks/{provider}")
@@ -226,10 +227,11 @@ async def test_no_planted_secret_is_echoed(tmp_path: Path, provider: str) -> Non
             "provider": provider, "listen": {"host": "127.0.0.1", "port": port},
             "store": f"sqlite:///{tmp_path / 'sessions.db'}", "default_flow": "planted.yaml",
             "http_allow": [{"host": "127.0.0.1", "ports": [crm_port], "private": True}],
-            "log_level": "debug",
+            "log_level": "debug", "api_tokens": ["${FLOWENGINE_API_TOKEN}"],
         }
-        env = {**env, f"{provider.upper()}_BASE_URL": simulator_url}
-        async with serve(config, tmp_path, env) as log, aiohttp.ClientSession() as http:
+        env = {**env, f"{provider.upper()}_BASE_URL": simulator_url, "FLOWENGINE_API_TOKEN": api_token}
+        reader = {"Authorization": f"Bearer {api_token}"}  # the read API's own secret: never echoed either
+        async with serve(config, tmp_path, env) as log, aiohttp.ClientSession(headers=reader) as http:
             await simulator.place_inbound_call("447700900001", "447700900002")
             session = await until_over(http, heard, engine_url)
             running = store_files(tmp_path)  # the WAL as it is while the service runs

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -13,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from flowengine.providers.infobip.auth import sign
 from flowengine.server.serving import serving
 from flowengine.simulator.testing import WebhookRecorder
 
@@ -93,3 +95,20 @@ async def test_speed_makes_a_minute_long_call_take_seconds_on_the_scaled_clock()
     # On the simulator's scaled clock the scripted minute did pass, and its call log says so.
     assert moment(finished) - moment(answered) >= 60.0 - 0.001
     assert finished["properties"]["callLog"]["duration"] >= 60
+
+
+async def test_events_carry_the_hmac_or_basic_credentials_given() -> None:
+    """What a subscription with HMAC (or Basic) security sends, so ``serve`` can take its events."""
+    hook = WebhookRecorder()
+    async with (
+        serving(hook.app) as hook_url,
+        simulator_process(hook_url + "/hook", "--webhook-hmac-secret", "s3cret",
+                          "--webhook-basic", "fe:pa:ss") as base,
+        aiohttp.ClientSession(headers=AUTH) as http,
+    ):
+        async with http.post(base + "/_simulator/calls", json={"from": "4477", "to": "4592"}) as resp:
+            assert resp.status in (200, 201)
+        await until(lambda: any(r.body["type"] == "CALL_RECEIVED" for r in hook.received))
+    received = next(r for r in hook.received if r.body["type"] == "CALL_RECEIVED")
+    assert received.headers["X-Signature"] == sign(received.raw, "s3cret")
+    assert received.headers["Authorization"] == "Basic " + base64.b64encode(b"fe:pa:ss").decode()

@@ -17,12 +17,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_example_config_loads_with_secrets_from_the_environment() -> None:
-    config = load_config(ROOT / "flowengine.example.yaml", environ={"INFOBIP_API_KEY": "k-123"})
+    config = load_config(ROOT / "flowengine.example.yaml",
+                         environ={"INFOBIP_API_KEY": "k-123", "FLOWENGINE_API_TOKEN": "t" * 24})
     assert config.provider == "infobip"
     assert config.provider_settings["api_key"] == "k-123"
     assert config.provider_settings["base_url"] == "https://api.infobip.com"  # the ${VAR:-default}
     assert config.routes[0].flow == ROOT / "flows" / "two_party_conference.yaml"
     assert config.store == "sqlite:///flowengine.db"
+    assert config.api_tokens == ("t" * 24,)
 
 
 def test_every_problem_is_listed_with_where_it_is() -> None:
@@ -68,3 +70,32 @@ def test_published_config_schema_is_the_generated_one() -> None:
     assert published == CONFIG_SCHEMA
     printed = CliRunner().invoke(cli, ["schema", "--config"])
     assert printed.exit_code == 0 and json.loads(printed.stdout) == CONFIG_SCHEMA
+
+
+def test_security_settings_default_to_closed() -> None:
+    config = parse_config({"provider": "infobip"}, environ={})
+    assert (config.insecure_webhooks, config.api_tokens, config.metrics_public) == (False, (), False)
+    assert (config.log_numbers, config.replay_ttl) == ("masked", 3600.0)
+
+
+def test_api_tokens_come_from_the_environment_and_stay_out_of_repr() -> None:
+    token = "t0ken-from-the-environment"
+    config = parse_config({"provider": "infobip", "api_tokens": ["${FE_TOKEN}"], "metrics_public": True,
+                           "insecure_webhooks": True, "log_numbers": "full", "replay_ttl": 900},
+                          environ={"FE_TOKEN": token})
+    assert config.api_tokens == (token,) and token not in repr(config)
+    assert (config.metrics_public, config.insecure_webhooks, config.log_numbers, config.replay_ttl) == (
+        True, True, "full", 900.0)
+
+
+@pytest.mark.parametrize("document", [
+    {"api_tokens": ["short"]},  # guessable
+    {"api_tokens": ["${EMPTY:-}"]},  # an unset variable must not open the API to an empty token
+    {"api_tokens": "one-token-not-a-list"},
+    {"log_numbers": "some"},
+    {"replay_ttl": 0},
+    {"insecure_webhooks": "yes"},
+])
+def test_bad_security_settings_are_refused(document: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        parse_config({"provider": "infobip", **document}, environ={})

@@ -6,18 +6,21 @@ import base64
 import hashlib
 import hmac
 import json
+from datetime import UTC, datetime
 
 import pytest
 
-from flowengine.errors import WebhookAuthError, WebhookError
+from flowengine.errors import ConfigError, WebhookAuthError, WebhookError
 from flowengine.providers.base import WebhookRequest
 from flowengine.providers.infobip.adapter import InfobipAdapter
 from flowengine.providers.infobip.auth import sign, verify
 from flowengine.providers.infobip.config import InfobipSettings
+from flowengine.testing import ManualClock
 
 BODY = json.dumps({"type": "CALL_ESTABLISHED", "callId": "call-1", "timestamp": "2024-05-02T10:15:30Z",
                    "properties": {"call": {"id": "call-1"}}}).encode()
 SECRET = "s3cr3t-hmac"
+BODY_TIME = datetime(2024, 5, 2, 10, 15, 30, tzinfo=UTC).timestamp()  # BODY's timestamp
 
 
 def settings(**overrides: object) -> InfobipSettings:
@@ -102,7 +105,7 @@ def test_both_methods_configured_means_both_are_enforced() -> None:
 
 
 async def test_adapter_checks_auth_before_parsing() -> None:
-    adapter = InfobipAdapter(HMAC)
+    adapter = InfobipAdapter(HMAC, clock=ManualClock(BODY_TIME))
     with pytest.raises(WebhookAuthError):
         adapter.parse_webhook(request({}, b"not json at all"))
     with pytest.raises(WebhookError) as caught:
@@ -114,3 +117,48 @@ async def test_adapter_checks_auth_before_parsing() -> None:
     assert channel.reply().status == 200 and channel.reply().body == b""
     assert channel.follow_ups() == []
     await adapter.close()
+
+
+# -- freshness: an event's own timestamp -------------------------------------------------------------
+def signed(body: bytes = BODY) -> WebhookRequest:
+    return request({"X-Signature": sign(body, SECRET)}, body)
+
+
+@pytest.mark.parametrize("late", [-300.0, 0.0, 120.0, 300.0])
+def test_a_signed_event_within_five_minutes_of_its_timestamp_passes(late: float) -> None:
+    [event] = InfobipAdapter(HMAC, clock=ManualClock(BODY_TIME + late)).parse_webhook(signed())
+    assert event.at == BODY_TIME
+
+
+@pytest.mark.parametrize("late", [-301.0, 301.0, 86_400.0, 2 * 365 * 86_400.0])
+def test_a_well_signed_but_stale_event_is_refused(late: float) -> None:
+    """A captured body keeps its signature for ever; its timestamp is what ages it."""
+    with pytest.raises(WebhookAuthError) as caught:
+        InfobipAdapter(HMAC, clock=ManualClock(BODY_TIME + late)).parse_webhook(signed())
+    assert caught.value.status == 401 and "stale" in str(caught.value)
+
+
+def test_one_stale_event_in_a_list_refuses_the_body() -> None:
+    fresh = json.loads(BODY)
+    stale = {**fresh, "callId": "call-2", "timestamp": "2024-05-02T09:00:00Z"}
+    both = signed(json.dumps([fresh, stale]).encode())
+    with pytest.raises(WebhookAuthError):
+        InfobipAdapter(HMAC, clock=ManualClock(BODY_TIME)).parse_webhook(both)
+
+
+def test_an_event_without_a_timestamp_relies_on_the_replay_memory() -> None:
+    undated = json.dumps({"type": "CALL_ESTABLISHED", "callId": "call-1", "properties": {}}).encode()
+    [event] = InfobipAdapter(HMAC, clock=ManualClock(BODY_TIME + 86_400)).parse_webhook(signed(undated))
+    assert event.at is None
+
+
+def test_the_window_is_a_setting() -> None:
+    wide_settings = settings(hmac_secret=SECRET, webhook_max_skew=7200)
+    wide = InfobipAdapter(wide_settings, clock=ManualClock(BODY_TIME + 3600))
+    assert wide.parse_webhook(signed()) and wide.replay_window == 7200
+    assert InfobipSettings.from_env({"INFOBIP_BASE_URL": "x", "INFOBIP_API_KEY": "k",
+                                     "INFOBIP_CALLS_CONFIGURATION_ID": "c",
+                                     "INFOBIP_WEBHOOK_MAX_SKEW": "60"}).webhook_max_skew == 60
+    assert settings().webhook_max_skew == 300
+    with pytest.raises(ConfigError):
+        settings(webhook_max_skew=0)

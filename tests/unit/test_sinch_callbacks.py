@@ -4,6 +4,7 @@ are the ones it sends), and callback authentication through the adapter's verify
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from flowengine.simulator.parties import PartyScript
 from flowengine.simulator.sinch import callbacks as wire
 from flowengine.simulator.sinch.conference_dtmf import menu_result
 from flowengine.simulator.sinch.model import SinchCall
+from flowengine.testing import ManualClock
 
 KEY, SECRET = "app-key", "BeIukql3pTKJ8RGL5zo0DA=="
 NOW = 1_767_225_600.0
@@ -216,8 +218,13 @@ def test_tags_that_are_not_ours_are_ignored() -> None:
 
 
 # -- verification ----------------------------------------------------------------------------------
-def adapter(**overrides: Any) -> SinchAdapter:
-    return SinchAdapter(SinchSettings(application_key=KEY, application_secret=SECRET, **overrides))
+VECTOR_TIME = datetime(2014, 9, 24, 10, 59, 41, tzinfo=UTC).timestamp()  # the vector's x-timestamp
+
+
+def adapter(now: float = VECTOR_TIME, **overrides: Any) -> SinchAdapter:
+    """An adapter whose clock reads ``now`` (by default the moment the reference vector was signed)."""
+    settings = SinchSettings(application_key=KEY, application_secret=SECRET, **overrides)
+    return SinchAdapter(settings, clock=ManualClock(now))
 
 
 def request(
@@ -269,10 +276,25 @@ def test_basic_mode() -> None:
             basic.parse_webhook(request(VECTOR_BODY, wrong))
 
 
-def test_timestamp_skew_is_checked_when_configured() -> None:
-    strict = adapter(callback_max_skew=300)  # its clock is the wall clock: 2014 is far too old
-    with pytest.raises(WebhookAuthError):
-        strict.parse_webhook(request(VECTOR_BODY, f"Application {KEY}:{VECTOR_SIGNATURE}"))
+@pytest.mark.parametrize("late", [-300.0, -1.0, 0.0, 299.0, 300.0])
+def test_a_signed_callback_within_the_default_five_minutes_passes(late: float) -> None:
+    signed = request(VECTOR_BODY, f"Application {KEY}:{VECTOR_SIGNATURE}")
+    assert adapter(VECTOR_TIME + late).parse_webhook(signed)
+
+
+@pytest.mark.parametrize("late", [-301.0, 301.0, 3600.0, 2 * 365 * 86400.0])
+def test_a_stale_or_early_signed_callback_is_refused(late: float) -> None:
+    """A well-signed callback replayed later than the window (or stamped ahead of it) is refused."""
+    signed = request(VECTOR_BODY, f"Application {KEY}:{VECTOR_SIGNATURE}")
+    with pytest.raises(WebhookAuthError) as caught:
+        adapter(VECTOR_TIME + late).parse_webhook(signed)
+    assert caught.value.status == 401
+
+
+def test_the_window_is_a_setting() -> None:
+    wide = adapter(VECTOR_TIME + 3600, callback_max_skew=7200)
+    assert wide.parse_webhook(request(VECTOR_BODY, f"Application {KEY}:{VECTOR_SIGNATURE}"))
+    assert wide.replay_window == 7200 and adapter(callback_auth="basic").replay_window is None
 
 
 def test_authentication_comes_before_parsing() -> None:

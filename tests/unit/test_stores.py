@@ -328,6 +328,38 @@ async def test_claim_can_be_won_again_after_ttl(kind: str, tmp_path: Path, clock
         await store.close()
 
 
+async def test_a_claim_is_seen_by_every_instance_until_it_expires(opener: Opener, clock: FakeNow) -> None:
+    """The replay memory: ``claimed`` reads what any instance's ``claim`` wrote, and claims nothing."""
+    first, second = opener(), opener()
+    assert not await second.claimed("infobip:event-1")
+    assert not await second.claimed("infobip:event-1")  # a read does not claim
+    assert await first.claim("infobip:event-1", 30)
+    assert await second.claimed("infobip:event-1") and await first.claimed("infobip:event-1")
+    assert not await second.claimed("infobip:event-2")
+    if not isinstance(first, RedisStore):  # Redis expires keys on its own clock (test below)
+        clock.t += 30
+        assert not await second.claimed("infobip:event-1")
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_expired_claims_do_not_pile_up(kind: str, tmp_path: Path, clock: FakeNow) -> None:
+    """No housekeeping job runs: claiming sweeps out what has expired, so a long-running engine keeps
+    about one TTL's worth of claims."""
+    store = MemoryStore(now=clock) if kind == "memory" else SqliteStore(tmp_path / "c.db", now=clock)
+    try:
+        for n in range(3000):
+            clock.t += 1
+            assert await store.claim(f"event-{n}", 100)
+        assert await store.claimed("event-2999") and not await store.claimed("event-2800")
+        if isinstance(store, MemoryStore):
+            assert len(store._claims) <= 2 * 1024
+        else:
+            count = await store._read(lambda db: db.execute("SELECT COUNT(*) FROM claims").fetchall())
+            assert count[0][0] == 100
+    finally:
+        await store.close()
+
+
 @pytest.mark.redis
 async def test_redis_claim_expires_on_the_server(
     redis_opener: Callable[..., SessionStore], prefix: str

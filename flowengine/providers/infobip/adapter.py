@@ -17,7 +17,7 @@ import aiohttp
 from flowengine.errors import ProviderError
 from flowengine.providers.base import JSON, FollowUp, WebhookReply, WebhookRequest
 from flowengine.providers.infobip import commands, reconcile
-from flowengine.providers.infobip.auth import verify
+from flowengine.providers.infobip.auth import check_fresh, verify
 from flowengine.providers.infobip.capabilities import CAPABILITIES
 from flowengine.providers.infobip.client import InfobipClient
 from flowengine.providers.infobip.config import InfobipSettings
@@ -26,7 +26,7 @@ from flowengine.providers.infobip.table import TABLE
 from flowengine.providers.infobip.webhooks import parse_events
 from flowengine.providers.table import CommandSpec, call_method, carry_out, resend_unknown
 from flowengine.providers.wire import Request
-from flowengine.runtime.clock import Clock
+from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.runtime.events import Event
 from flowengine.runtime.ports import ActionResult, Endpoint, Media, Music, ProviderCommand
 from flowengine.runtime.reconcile import Observation
@@ -250,7 +250,8 @@ class InfobipAdapter:
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.settings = settings
-        self._client = InfobipClient(settings, clock=clock, session=session)
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._client = InfobipClient(settings, clock=self._clock, session=session)
 
     def __repr__(self) -> str:
         return f"InfobipAdapter({self.settings!r})"
@@ -259,9 +260,15 @@ class InfobipAdapter:
     def webhook_auth_enabled(self) -> bool:
         return self.settings.webhook_auth_enabled
 
+    @property
+    def replay_window(self) -> float:
+        return self.settings.webhook_max_skew
+
     def parse_webhook(self, request: WebhookRequest) -> list[Event]:
         verify(request, self.settings)
-        return parse_events(request.body, recordings_base_url=self.settings.base_url)
+        events = parse_events(request.body, recordings_base_url=self.settings.base_url)
+        check_fresh(events, self._clock.now(), self.settings.webhook_max_skew)
+        return events
 
     def channel(self, trigger: Event | None) -> InfobipChannel:
         return InfobipChannel(self._client, self.settings)

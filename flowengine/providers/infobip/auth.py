@@ -1,7 +1,12 @@
 """Webhook authentication: Basic and HMAC, as Infobip subscriptions offer them.
 
 Every configured method is enforced (configure the one your subscription uses). With none configured,
-every webhook is accepted: the service warns about that at start-up (``settings.webhook_auth_enabled``).
+every webhook would be accepted: ``serve`` refuses to start so unless told ``insecure_webhooks``.
+
+Freshness: an event's own ``timestamp`` more than ``webhook_max_skew`` seconds from now (either way) is
+refused like a bad signature, so a captured body cannot be replayed once the service-wide memory of
+events seen (``replay_ttl``, at least twice the window) has let it go. Events without a timestamp rely
+on that memory alone.
 
 HMAC: Infobip's header name and signing string for Calls webhooks are unconfirmed, so the header and
 algorithm are settings. The signature is the HMAC of the raw body, hex (any case) or base64, optionally
@@ -14,10 +19,12 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Iterable
 
 from flowengine.errors import WebhookAuthError
 from flowengine.providers.base import WebhookRequest, lower_headers
 from flowengine.providers.infobip.config import InfobipSettings
+from flowengine.runtime.events import Event
 
 
 def sign(body: bytes, secret: str, algorithm: str = "sha256") -> str:
@@ -63,3 +70,13 @@ def verify(request: WebhookRequest, settings: InfobipSettings) -> None:
     if settings.hmac_secret:
         _check_hmac(headers.get(settings.hmac_header.lower()), request.body, settings.hmac_secret,
                     settings.hmac_algorithm)
+
+
+def check_fresh(events: Iterable[Event], now: float, max_skew: float) -> None:
+    """Raise ``WebhookAuthError`` if an event's timestamp is more than ``max_skew`` seconds from ``now``."""
+    for event in events:
+        if event.at is not None and not abs(now - event.at) <= max_skew:
+            raise WebhookAuthError(
+                f"stale {event.name} event: its timestamp is {now - event.at:+.0f} s from now "
+                f"(accepted: within {max_skew:g} s)"
+            )

@@ -18,6 +18,9 @@ from flowengine.runtime.ports import Media
 # is configurable; ``X-Signature`` is the name Infobip's HMAC-secured callbacks are commonly seen with.
 DEFAULT_HMAC_HEADER = "X-Signature"
 DEFAULT_HMAC_ALGORITHM = "sha256"
+# Seconds an event's own ``timestamp`` may be from now (either way) for its webhook to be taken: older is a
+# replay (or a redelivery so late that reconciliation has the say). Infobip's retry timing is unconfirmed.
+DEFAULT_WEBHOOK_MAX_SKEW = 300.0
 # Infobip names its algorithms HMAC_SHA_256 and so on; hashlib wants sha256.
 _HMAC_ALGORITHMS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
 
@@ -41,6 +44,7 @@ class InfobipSettings:
     hmac_secret: str | None = None
     hmac_header: str = DEFAULT_HMAC_HEADER
     hmac_algorithm: str = DEFAULT_HMAC_ALGORITHM
+    webhook_max_skew: float = DEFAULT_WEBHOOK_MAX_SKEW
     sip_trunk_id: str | None = None  # needed to dial SIP endpoints
     hold_music: str | None = None  # file id or URL played on hold when the flow names none
     total_timeout: float = 10.0  # seconds for one HTTP exchange (the command deadline caps it)
@@ -65,6 +69,8 @@ class InfobipSettings:
             raise ConfigError("the Infobip webhook HMAC header name must not be empty")
         if min(self.total_timeout, self.connect_timeout, self.command_deadline, self.command_budget) <= 0:
             raise ConfigError("Infobip timeouts must be positive")
+        if not self.webhook_max_skew > 0:
+            raise ConfigError("INFOBIP_WEBHOOK_MAX_SKEW (the webhook timestamp window) must be positive")
 
     def hold_media(self) -> Media | None:
         if not self.hold_music:
@@ -88,7 +94,7 @@ class InfobipSettings:
 
     @property
     def webhook_auth_enabled(self) -> bool:
-        """False means every webhook is accepted; the service warns about it at start-up."""
+        """False means every webhook is accepted: ``serve`` refuses that unless ``insecure_webhooks``."""
         return self.basic_auth_enabled or self.hmac_enabled
 
     def __repr__(self) -> str:
@@ -100,6 +106,7 @@ class InfobipSettings:
             f"calls_configuration_id={self.calls_configuration_id!r}, webhook_user={self.webhook_user!r}, "
             f"webhook_password={mark(self.webhook_password)}, hmac_secret={mark(self.hmac_secret)}, "
             f"hmac_header={self.hmac_header!r}, hmac_algorithm={self.hmac_algorithm!r}, "
+            f"webhook_max_skew={self.webhook_max_skew}, "
             f"sip_trunk_id={self.sip_trunk_id!r}, total_timeout={self.total_timeout}, "
             f"connect_timeout={self.connect_timeout}, command_deadline={self.command_deadline}, "
             f"command_budget={self.command_budget}, retry={self.retry!r})"
@@ -120,6 +127,7 @@ class InfobipSettings:
             hmac_secret=get("INFOBIP_WEBHOOK_HMAC_SECRET"),
             hmac_header=get("INFOBIP_WEBHOOK_HMAC_HEADER") or DEFAULT_HMAC_HEADER,
             hmac_algorithm=get("INFOBIP_WEBHOOK_HMAC_ALGORITHM") or DEFAULT_HMAC_ALGORITHM,
+            webhook_max_skew=seconds_setting(get, "INFOBIP_WEBHOOK_MAX_SKEW", DEFAULT_WEBHOOK_MAX_SKEW),
             sip_trunk_id=get("INFOBIP_SIP_TRUNK_ID"),
             hold_music=get("INFOBIP_HOLD_MUSIC"),
             command_deadline=seconds_setting(get, "INFOBIP_COMMAND_DEADLINE", 3.0),

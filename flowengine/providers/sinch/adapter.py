@@ -375,6 +375,11 @@ class SinchAdapter:
     def webhook_auth_enabled(self) -> bool:
         return True  # callbacks are always verified: signed with the application secret, or Basic
 
+    @property
+    def replay_window(self) -> float | None:
+        """A signed callback's x-timestamp is checked; Basic ones carry no signed time."""
+        return self.settings.callback_max_skew if self.settings.callback_auth == "signed" else None
+
     def parse_webhook(self, request: WebhookRequest) -> list[Event]:
         verify(request, self.settings, self._clock.now())
         return parse_callback(request.body)

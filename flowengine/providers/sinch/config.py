@@ -19,6 +19,7 @@ from flowengine.providers.retry import RetryPolicy
 from flowengine.runtime.ports import Music
 
 DEFAULT_BASE_URL = "https://calling.api.sinch.com"
+DEFAULT_CALLBACK_MAX_SKEW = 300.0
 AuthMode = Literal["signed", "basic"]
 _MUSIC: tuple[str, ...] = get_args(Music)
 N = TypeVar("N", int, float)
@@ -46,7 +47,9 @@ class SinchSettings:
     cli: str | None = None  # caller id for callouts when the flow gives none
     request_auth: AuthMode = "signed"  # how our API requests authenticate
     callback_auth: AuthMode = "signed"  # what callbacks must carry to be accepted
-    callback_max_skew: float | None = None  # seconds; Sinch's own tolerance is unconfirmed, so off
+    # Seconds a signed callback's x-timestamp may be from now, either way: older is a replay. Sinch's own
+    # tolerance is unconfirmed; 5 minutes is the common window for signed webhooks.
+    callback_max_skew: float = DEFAULT_CALLBACK_MAX_SKEW
     conference_moh: Music | None = "music1"  # what a caller alone in a conference hears (None: silence)
     # How Sinch groups a conference participant's keys into one report (conferenceDtmfOptions): one key
     # each suits keypad commands; more wait for the gap, # or the count. Sinch's defaults: 1 and 3 s.
@@ -77,7 +80,7 @@ class SinchSettings:
             raise ConfigError(f"Sinch music on hold must be one of {', '.join(_MUSIC)}")
         if min(self.total_timeout, self.connect_timeout, self.command_deadline, self.command_budget) <= 0:
             raise ConfigError("Sinch timeouts must be positive")
-        if self.callback_max_skew is not None and self.callback_max_skew <= 0:
+        if not self.callback_max_skew > 0:
             raise ConfigError("the Sinch callback timestamp skew must be positive")
         if self.conference_dtmf_max_digits < 1 or self.conference_dtmf_timeout <= 0:
             raise ConfigError("Sinch conference keys need max digits >= 1 and a positive timeout")
@@ -107,7 +110,8 @@ class SinchSettings:
         get = env_reader(environ, ("SINCH_APPLICATION_KEY", "SINCH_APPLICATION_SECRET"))
         moh = get("SINCH_CONFERENCE_MOH") or "music1"
         skew = get("SINCH_CALLBACK_MAX_SKEW")
-        max_skew = _number(float, skew, "SINCH_CALLBACK_MAX_SKEW", "seconds") if skew is not None else None
+        max_skew = (_number(float, skew, "SINCH_CALLBACK_MAX_SKEW", "seconds") if skew is not None
+                    else DEFAULT_CALLBACK_MAX_SKEW)
         digits = _number(int, get("SINCH_CONFERENCE_DTMF_MAX_DIGITS") or "1",
                          "SINCH_CONFERENCE_DTMF_MAX_DIGITS", "a whole number")
         gap = _number(float, get("SINCH_CONFERENCE_DTMF_TIMEOUT") or "3", "SINCH_CONFERENCE_DTMF_TIMEOUT",

@@ -63,8 +63,8 @@ class InfobipSimulator(InfobipRoutes):
         seed: int = 0,
         delivery: DeliveryPolicy | None = None,
     ) -> None:
-        self._webhook_headers = dict(webhook_headers or {})
-        self._webhook_hmac = webhook_hmac
+        self.webhook_headers = dict(webhook_headers or {})
+        self.webhook_hmac = webhook_hmac
         super().__init__(
             clock,
             webhook_url=webhook_url,
@@ -136,8 +136,8 @@ class InfobipSimulator(InfobipRoutes):
         return hmac.compare_digest(decoded, expected)
 
     def _sign(self, _path: str, raw: bytes) -> dict[str, str]:
-        headers = dict(self._webhook_headers)
-        if self._webhook_hmac is not None:
-            header, secret = self._webhook_hmac
+        headers = dict(self.webhook_headers)
+        if self.webhook_hmac is not None:
+            header, secret = self.webhook_hmac
             headers[header] = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
         return headers

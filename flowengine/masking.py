@@ -1,0 +1,51 @@
+"""Phone numbers out of log lines: ``+447911123489`` is logged as ``+4479******89``.
+
+Numbers reach the logs from many places (a refused webhook's reason, a platform's error text, a
+traceback), so the masking is a ``logging.Filter`` on the service's log handlers rather than a rule at
+each call site. What counts as a number: a run of 7 to 15 digits (E.164's longest), with or without a
+leading ``+``, that is not part of a longer word, id or decimal (``1767225600.5``, ``a1b2c3d4e5f6``,
+``12345678-90ab`` stay as they are). The first 4 digits (the country and area) and the last 2 are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+# Not inside a word, id or decimal: no letter, digit, "-", "+" or "<digit>." before it, and no letter,
+# digit, "-" or ".<digit>" after it (a full stop ending a sentence is fine).
+_NUMBER = re.compile(r"(?<![\w+-])(?<!\d\.)(\+?)(\d{7,15})(?![\w-])(?!\.\d)")
+KEEP_HEAD, KEEP_TAIL = 4, 2
+
+
+def mask_number(digits: str) -> str:
+    """``447911123489`` -> ``4479******89``."""
+    hidden = len(digits) - KEEP_HEAD - KEEP_TAIL
+    return digits[:KEEP_HEAD] + "*" * hidden + digits[-KEEP_TAIL:]
+
+
+def mask_numbers(text: str) -> str:
+    """``text`` with every phone number in it masked."""
+    return _NUMBER.sub(lambda m: m[1] + mask_number(m[2]), text)
+
+
+class NumberMask(logging.Filter):
+    """Masks phone numbers in a record's message and in its traceback, once, before any formatter."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_numbers(message)
+        if masked != message or record.args:
+            record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_numbers(record.exc_text)
+        return True
+
+
+def mask_handlers(logger: logging.Logger | None = None) -> None:
+    """Put a ``NumberMask`` on every handler of ``logger`` (the root by default) that has none."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, NumberMask) for f in handler.filters):
+            handler.addFilter(NumberMask())
