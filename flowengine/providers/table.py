@@ -41,7 +41,17 @@ Reconcile = Literal[
 ]
 
 ROUNDS = 3  # sends of a reconciled command, each after the platform showed the last did nothing
-_RESEND_UNKNOWN: ContextVar[bool] = ContextVar("resend_unknown", default=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sending:
+    """The command being carried out, as its requests need to know it."""
+
+    resend_unknown: bool = True  # idempotent: a request may be sent again after an unknown outcome
+    resumed: bool = False  # an interrupted run may have carried it out already
+
+
+_SENDING: ContextVar[_Sending] = ContextVar("sending", default=_Sending())  # noqa: B039 (frozen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,16 +98,22 @@ def command_table(*specs: CommandSpec) -> dict[str, CommandSpec]:
 
 def resend_unknown() -> bool:
     """Whether the command being carried out may be sent again after an unknown outcome."""
-    return _RESEND_UNKNOWN.get()
+    return _SENDING.get().resend_unknown
+
+
+def resuming() -> bool:
+    """Whether the command being carried out is resumed: an interrupted run may have done it (an
+    idempotent command made of several requests can leave out one that must happen at most once)."""
+    return _SENDING.get().resumed
 
 
 @contextmanager
-def _sending(spec: CommandSpec) -> Iterator[None]:
-    token = _RESEND_UNKNOWN.set(spec.idempotent)
+def _sending(spec: CommandSpec, command: ProviderCommand) -> Iterator[None]:
+    token = _SENDING.set(_Sending(spec.idempotent, command.resumed))
     try:
         yield
     finally:
-        _RESEND_UNKNOWN.reset(token)
+        _SENDING.reset(token)
 
 
 class Channel(Protocol):
@@ -141,7 +157,7 @@ async def _perform(channel: Channel, spec: CommandSpec, command: ProviderCommand
     done, up to ``ROUNDS`` sends in all (each with its own nothing-sent retries under the budget)."""
     for round_ in range(1, ROUNDS + 1):
         try:
-            with _sending(spec):
+            with _sending(spec, command):
                 return await channel.perform(spec, command)
         except ProviderError as exc:
             confirmed = spec.confirm and not exc.retryable and await channel.find(spec, command)

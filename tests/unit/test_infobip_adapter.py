@@ -17,7 +17,7 @@ from flowengine.providers.base import Adapter, Channel, WebhookRequest
 from flowengine.providers.infobip import CAPABILITIES, InfobipAdapter, InfobipSettings
 from flowengine.runtime.clock import VirtualClock
 from flowengine.runtime.events import Event
-from flowengine.runtime.ports import Endpoint, Media
+from flowengine.runtime.ports import Endpoint, Media, ProviderCommand
 from flowengine.server.serving import serving
 
 CONFERENCE = {
@@ -178,6 +178,18 @@ async def test_hold_mutes_deafens_and_plays_music_until_resume(canned: Canned) -
     ]
     assert {"hold", "resume"} <= canned.adapter.capabilities
     assert canned.adapter.capabilities == CAPABILITIES
+
+
+async def test_a_resumed_hold_sends_its_update_again_but_not_its_music(canned: Canned) -> None:
+    # An interrupted hold may have started the music: like any play, it is not sent a second time.
+    args = {"conference_id": "conf-1", "call_id": "call-1", "music": "music1",
+            "media": Media(file_id="moh-file"), "loop": 3}
+    channel = canned.adapter.channel(None)
+    await channel.execute(ProviderCommand("hold", args, "s:3:0", resumed=True))
+    participant = "/calls/1/conferences/conf-1/call/call-1"
+    assert canned.seen == [("PATCH", participant, {"muted": True, "deaf": True})]
+    await channel.execute(ProviderCommand("hold", args, "s:4:0"))
+    assert [path for _, path, _ in canned.seen[1:]] == [participant, "/calls/1/calls/call-1/play"]
 
 
 async def test_hold_without_music_is_silent_unless_configured() -> None:

@@ -24,7 +24,7 @@ from flowengine.providers.infobip.config import InfobipSettings
 from flowengine.providers.infobip.observe import observe as ask_platform
 from flowengine.providers.infobip.table import TABLE
 from flowengine.providers.infobip.webhooks import parse_events
-from flowengine.providers.table import CommandSpec, call_method, carry_out, resend_unknown
+from flowengine.providers.table import CommandSpec, call_method, carry_out, resend_unknown, resuming
 from flowengine.providers.wire import Request
 from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.runtime.events import Event
@@ -203,6 +203,9 @@ class InfobipChannel:
         await self._send(commands.update_participant(conference_id, call_id, muted=True, deaf=True))
         music_media = media or self._settings.hold_media()
         if music_media is None:
+            return ActionResult()
+        if resuming():  # an interrupted hold may have started it: at most once, like any play
+            log.warning("infobip hold %s resumed: the update is sent again, the music is not", call_id)
             return ActionResult()
         try:  # the music at most once: sent again, it would start over (the update above may be resent)
             await self._client.send(commands.play(call_id, music_media, loop), resend_unknown=False)

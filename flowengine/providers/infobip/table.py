@@ -13,8 +13,8 @@ from flowengine.providers.table import AlreadySo, CommandSpec, command_table
 
 CALL_GONE = AlreadySo(404, "", "the call has ended")
 CONFERENCE_GONE = AlreadySo(404, "", "the conference has ended")
-HOLD_MUSIC = ("the update is resent; the music is not after its own unknown outcome, and starts again from "
-              "the top only when an interrupted hold is resumed")
+HOLD_MUSIC = "the update is resent; the music, like any play, at most once (not after its unknown outcome, " \
+             "nor when an interrupted hold is resumed)"
 # A participant update on a call or conference that is gone: nothing is left to mute, hold or resume.
 PARTICIPANT_GONE = AlreadySo(404, "", "the participant, its call or the conference is gone")
 NO_QUERY = "Infobip cannot be asked whether it was done; a second copy would be heard twice"
