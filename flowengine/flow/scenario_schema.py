@@ -61,8 +61,12 @@ def scenarios_schema() -> dict[str, Any]:
                     "actions": {"type": "array", "items": {"enum": sorted(ACTIONS)},
                                 "description": "The provider actions the session carried out, in order."},
                     "states": {"type": "array", "items": {"type": "string"},
-                               "description": "The states the session entered, in order, the initial one "
-                               "first."},
+                               "description": "Every entry into a state, in order: the initial state first, "
+                               "and a state entered again (a transition back to it, from itself too) once "
+                               "more each time. Internal transitions (no target) enter nothing."},
+                    "visits": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0},
+                               "description": "State -> how many times the session enters it, re-entries "
+                               "included (0: never), e.g. {menu: 3}."},
                 },
             },
         },

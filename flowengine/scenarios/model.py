@@ -9,6 +9,11 @@ scenarios:
       "447415784323": {answer_after: 3s, hangup_after: 30s}
     expect: {state: closing, status: ended, actions: [answer, conference_create, ...]}
 ```
+
+``expect.states`` lists every entry into a state, in order: the initial state first, and a state entered
+again (a transition back to it, including one from the state to itself) once more each time. Internal
+transitions (no ``target``) enter nothing. ``expect.visits`` counts the entries of the states it names
+(``{menu: 3}``; 0 says the state is never entered), for when the whole path does not matter.
 """
 
 from __future__ import annotations
@@ -35,7 +40,13 @@ class Expectation:
     state: str | None = None
     status: str | None = None
     actions: tuple[str, ...] | None = None  # the session's provider actions, in order
-    states: tuple[str, ...] | None = None  # the states entered, in order (the initial one first)
+    states: tuple[str, ...] | None = None  # every entry into a state, in order, re-entries included
+    visits: Mapping[str, int] | None = None  # state -> how many times it is entered
+
+    def states_named(self) -> list[str]:
+        """The state names the expectation mentions, for checking them against the flow."""
+        named = [self.state] if self.state is not None else []
+        return [*named, *(self.states or ()), *(self.visits or {})]
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,8 @@ def parse_scenario(name: str, body: Any, *, where: str = "scenario") -> Scenario
         parties = PartyBook.from_dict(dict(body.get("parties") or {}))
     except ValueError as exc:
         raise ScenarioError(f"{where}: {exc}") from exc
+    if not isinstance(expect, Mapping):
+        raise ScenarioError(f"{where}: expect must be a mapping")
     actions, states = expect.get("actions"), expect.get("states")
     return Scenario(
         name=name,
@@ -88,5 +101,18 @@ def parse_scenario(name: str, body: Any, *, where: str = "scenario") -> Scenario
             expect.get("status"),
             tuple(actions) if actions is not None else None,
             tuple(states) if states is not None else None,
+            _visits(expect.get("visits"), where),
         ),
     )
+
+
+def _visits(raw: Any, where: str) -> dict[str, int] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in raw.values()
+    ):
+        raise ScenarioError(
+            f"{where}: expect.visits must map state names to counts (0 or more), e.g. {{menu: 3}}"
+        )
+    return {str(state): count for state, count in raw.items()}

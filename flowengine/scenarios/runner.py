@@ -16,6 +16,17 @@ from flowengine.scenarios.stack import Stack, running_stack
 
 VIRTUAL_LIMIT = 4 * 3600.0  # a scenario that has not finished after 4 virtual hours never will
 REAL_LIMIT = 30.0
+REAL_TIME, VIRTUAL_TIME = "real-time", "virtual-time"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """When to give up on a scenario that is not over: ``virtual`` seconds of the scenario's own time
+    (a flow that keeps going), or ``real`` seconds of wall-clock time (a run that has stalled: nothing
+    left to wait for, or a machine too slow for the run)."""
+
+    virtual: float = VIRTUAL_LIMIT
+    real: float = REAL_LIMIT
 
 
 @dataclass
@@ -29,6 +40,7 @@ class ScenarioResult:
     virtual_seconds: float
     real_seconds: float
     failures: list[str] = field(default_factory=list)
+    limit: str | None = None  # REAL_TIME or VIRTUAL_TIME when the run was cut short by that limit
 
     @property
     def passed(self) -> bool:
@@ -45,7 +57,7 @@ class ScenarioResult:
 
 
 async def run_scenario(
-    provider: str, flow: Path, scenario: Scenario, *, store: str | None = None
+    provider: str, flow: Path, scenario: Scenario, *, store: str | None = None, limits: Limits | None = None
 ) -> ScenarioResult:
     """Play ``scenario`` on a fresh stack. ``store`` defaults to the service's default kind, a SQLite
     file: a new one in a temporary folder, removed afterwards."""
@@ -57,19 +69,19 @@ async def run_scenario(
         async with running_stack(
             provider, flow, store=url, parties=scenario.parties, simulator_options={"seed": seed}
         ) as stack:
-            return await play(stack, scenario)
+            return await play(stack, scenario, limits)
 
 
-async def play(stack: Stack, scenario: Scenario) -> ScenarioResult:
+async def play(stack: Stack, scenario: Scenario, limits: Limits | None = None) -> ScenarioResult:
     clock, real_start = stack.clock, time.monotonic()
     started_at = clock.now()
     call_id = await stack.simulator.place_inbound_call(
         scenario.caller_from, scenario.caller_to, scenario.caller
     )
     session_id = stack.service.session_id_for(call_id)
-    failures: list[str] = []
-    if not await _until_over(stack, session_id, started_at, real_start):
-        failures.append(f"did not finish within {VIRTUAL_LIMIT:.0f} virtual seconds")
+    watch = _Watch(stack, session_id, limits or Limits(), started_at, real_start)
+    hit = await watch.until_over()
+    failures = [await watch.explain(hit)] if hit else []
     await clock.sleep(1.0)  # trailing events (conference finished, ...) land before we look
     record = await stack.service.store.get(session_id)
     result = ScenarioResult(
@@ -85,27 +97,56 @@ async def play(stack: Stack, scenario: Scenario) -> ScenarioResult:
         virtual_seconds=clock.now() - started_at,
         real_seconds=time.monotonic() - real_start,
         failures=failures,
+        limit=hit,
     )
     result.failures.extend(check_expectations(result))
     return result
 
 
-async def _until_over(stack: Stack, session_id: str, started_at: float, real_start: float) -> bool:
-    while stack.clock.now() - started_at < VIRTUAL_LIMIT and time.monotonic() - real_start < REAL_LIMIT:
-        record = await stack.service.store.get(session_id)
-        if record is not None and record.status in ("ended", "failed") and not stack.live_calls():
-            return True
-        await asyncio.sleep(0.002)
-    return False
+@dataclass
+class _Watch:
+    """Waits for a scenario to be over, and says which limit stopped it if it never was."""
+
+    stack: Stack
+    session_id: str
+    limits: Limits
+    started_at: float
+    real_start: float
+
+    async def until_over(self) -> str | None:
+        """None once the session has ended and every call is down; else the limit that was hit."""
+        clock = self.stack.clock
+        while True:
+            record = await self.stack.service.store.get(self.session_id)
+            if record is not None and record.status in ("ended", "failed") and not self.stack.live_calls():
+                return None
+            if clock.now() - self.started_at >= self.limits.virtual:
+                return VIRTUAL_TIME
+            if time.monotonic() - self.real_start >= self.limits.real:
+                return REAL_TIME
+            await asyncio.sleep(0.002)
+
+    async def explain(self, hit: str) -> str:
+        record = await self.stack.service.store.get(self.session_id)
+        where = f'in state "{record.state}"' if record is not None else "before any session started"
+        virtual = self.stack.clock.now() - self.started_at
+        if hit == VIRTUAL_TIME:
+            return (
+                f"hit the virtual-time limit: not over after {_seconds(self.limits.virtual, 'virtual')}, "
+                f"{where} (a flow that keeps going: a timer loop, a call nobody hangs up)"
+            )
+        return (
+            f"hit the real-time limit: not over after {_seconds(self.limits.real, 'real')}, {where}, with "
+            f"virtual time at {virtual:.1f} of the {self.limits.virtual:g} seconds allowed (a tight timer "
+            "loop, or a machine too busy for the run)"
+        )
 
 
 def states_entered(session: dict[str, Any]) -> list[str]:
-    """The states the session entered, in order, from its trace."""
-    return [
-        step["to"]
-        for step in session.get("trace", [])
-        if step.get("to") is not None and step.get("to") != step.get("from")
-    ]
+    """Every entry into a state, in order, from the session's trace: the initial state first, and a
+    state entered again each time a transition leads back to it, from itself too (an internal
+    transition, with no target, enters nothing)."""
+    return [step["to"] for step in session.get("trace", []) if step.get("to") is not None]
 
 
 def check_expectations(result: ScenarioResult) -> list[str]:
@@ -117,8 +158,22 @@ def check_expectations(result: ScenarioResult) -> list[str]:
         problems.append(f'ended in state "{session.get("state")}", expected "{expect.state}"')
     if expect.status is not None and session.get("status") != expect.status:
         problems.append(f'ended with status "{session.get("status")}", expected "{expect.status}"')
-    if expect.states is not None and states_entered(session) != list(expect.states):
-        problems.append(f"went through states {states_entered(session)}, expected {list(expect.states)}")
+    entered = states_entered(session)
+    if expect.states is not None and entered != list(expect.states):
+        problems.append(f"went through states {entered}, expected {list(expect.states)}")
+    for state, count in (expect.visits or {}).items():
+        if entered.count(state) != count:
+            problems.append(
+                f'entered state "{state}" {_times(entered.count(state))}, expected {_times(count)}'
+            )
     if expect.actions is not None and result.actions() != list(expect.actions):
         problems.append(f"actions were {result.actions()}, expected {list(expect.actions)}")
     return problems
+
+
+def _times(count: int) -> str:
+    return {0: "never", 1: "once", 2: "twice"}.get(count, f"{count} times")
+
+
+def _seconds(amount: float, kind: str) -> str:
+    return f"{amount:g} {kind} second{'' if amount == 1 else 's'}"

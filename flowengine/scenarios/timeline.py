@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowengine.scenarios.runner import ScenarioResult
+from flowengine.scenarios.runner import ScenarioResult, states_entered
 
 
 def timeline_rows(result: ScenarioResult, *, wire: bool = False) -> list[tuple[float, str]]:
@@ -31,7 +31,7 @@ def _step_text(step: dict[str, Any]) -> str:
     elif target is None:
         change = f"in {source}: no transition" + (f" ({step['note']})" if step.get("note") else "")
     elif source == target:
-        change = f"in {source}"
+        change = f"{source} -> {target} (entered again)"
     else:
         change = f"{source or 'start'} -> {target}"
     return f"{step['event']:<26} {change}"
@@ -43,16 +43,24 @@ def _command_text(command: list[Any]) -> str:
     return f"{text}: {detail}" if detail else text
 
 
-def format_result(result: ScenarioResult, *, wire: bool = False, color: bool = False) -> str:
-    mark = _paint("PASS", "32", color) if result.passed else _paint("FAIL", "31", color)
+def format_result(
+    result: ScenarioResult, *, wire: bool = False, color: bool = False, max_rows: int | None = None
+) -> str:
+    """The scenario's header, timeline and failures. ``max_rows`` keeps the first and last rows of a
+    longer timeline (a timer loop cut short by a limit can run to thousands of steps)."""
+    mark = paint("PASS", "32", color) if result.passed else paint("FAIL", "31", color)
     header = (
         f"{mark} {result.scenario.name} on {result.provider}: {result.scenario.description}".rstrip(": ")
         + f"\n  ({result.virtual_seconds:.1f} virtual s in {result.real_seconds * 1000:.0f} ms real;"
         f' final state "{result.session.get("state")}", {result.session.get("status")})'
     )
     lines = [header]
-    lines += [f"  {at:8.3f}s  {text}" for at, text in timeline_rows(result, wire=wire)]
-    lines += [f"  {_paint('x', '31', color)} {failure}" for failure in result.failures]
+    rows = [f"  {at:8.3f}s  {text}" for at, text in timeline_rows(result, wire=wire)]
+    if max_rows is not None and len(rows) > max_rows:
+        head, tail = max_rows // 2, max_rows - max_rows // 2
+        rows = [*rows[:head], f"  ... {len(rows) - max_rows} more rows ...", *rows[-tail:]]
+    lines += rows
+    lines += [f"  {paint('x', '31', color)} {failure}" for failure in result.failures]
     return "\n".join(lines)
 
 
@@ -64,6 +72,8 @@ def result_json(result: ScenarioResult) -> dict[str, Any]:
         "failures": result.failures,
         "state": result.session.get("state"),
         "status": result.session.get("status"),
+        "limit": result.limit,
+        "states": states_entered(result.session),
         "actions": result.actions(),
         "virtual_seconds": round(result.virtual_seconds, 3),
         "real_seconds": round(result.real_seconds, 3),
@@ -75,5 +85,6 @@ def result_json(result: ScenarioResult) -> dict[str, Any]:
     }
 
 
-def _paint(text: str, code: str, color: bool) -> str:
+def paint(text: str, code: str, color: bool) -> str:
+    """``text`` in an ANSI colour (``code``: 31 red, 32 green, 1 bold) when ``color`` is on."""
     return f"\x1b[{code}m{text}\x1b[0m" if color else text

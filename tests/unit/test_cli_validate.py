@@ -213,4 +213,6 @@ def test_the_pre_commit_hook_is_declared() -> None:
     assert hook["id"] == "flowengine-validate"
     assert hook["entry"] == "flowengine validate"
     assert hook["language"] == "python"
-    assert hook["files"] == r"\.(ya?ml)$"
+    # Flow files only (tests/e2e/test_precommit_hook.py runs it with pre-commit itself).
+    assert hook["files"] == r"(^|/)flows/.+\.ya?ml$|\.flow\.ya?ml$"
+    assert hook["types"] == ["yaml"]
