@@ -122,7 +122,7 @@ class _Static:
         if node.dyn_args is not None or node.dyn_kwargs is not None:
             return None
         args = [self.value(arg) for arg in node.args]
-        kwargs = {kw.key: self.value(kw.value) for kw in node.kwargs}
+        kwargs = {str(kw.key): self.value(kw.value) for kw in node.kwargs}
         if any(v is _UNKNOWN for v in (*args, *kwargs.values())):
             return None
         return args, kwargs
@@ -217,9 +217,9 @@ def _in_text_order(node: nodes.Node) -> Iterator[tuple[nodes.Node, str]]:
             yield from _in_text_order(part)
         return
     if isinstance(node, nodes.CondExpr):  # written ``expr1 if test else expr2``
-        for part in (node.expr1, node.test, node.expr2):
-            if part is not None:
-                yield from _in_text_order(part)
+        for written in (node.expr1, node.test, node.expr2):
+            if written is not None:
+                yield from _in_text_order(written)
         return
     if isinstance(node, nodes.Filter | nodes.Test | nodes.Getattr) and node.node is not None:
         yield from _in_text_order(node.node)
