@@ -22,8 +22,7 @@ import math
 import re
 import string
 from collections.abc import Callable, Iterable, Mapping, MappingView, Sized
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from jinja2.utils import Cycler, Namespace
 
@@ -70,8 +69,7 @@ def limit_bits(bits: float) -> None:
         raise over(f"a number of about {int(bits):,} bits (at most {MAX_INT_BITS:,})")
 
 
-@dataclass(frozen=True, slots=True)
-class Size:
+class Size(NamedTuple):
     """A value's size as ``str()`` or JSON would write it out: every nested item counted each time it
     appears. ``text`` estimates the written length."""
 
@@ -91,6 +89,13 @@ class Size:
 def measure(*values: Any, what: str = "a value") -> Size:
     """The size of ``values`` together; refuses (``limit_items``/``limit_chars``, naming ``what``) as
     soon as the count goes over, so measuring costs at most ``MAX_ITEMS`` steps whatever it holds."""
+    if len(values) == 1 and type(values[0]) in _PLAIN:  # the common case, without the walk
+        value = values[0]
+        kind = type(value)
+        chars = len(value) if kind is str else value.bit_length() // 3 + 1 if kind is int else 8
+        if chars > MAX_CHARS:
+            limit_chars(chars, what)
+        return Size(0, chars, 0)
     items = chars = depth = 0
     stack: list[tuple[Iterable[Any], int]] = [(values, 0)]
     while stack:
@@ -128,6 +133,7 @@ def measure(*values: Any, what: str = "a value") -> Size:
 
 
 _FLAT = frozenset({float, bool, type(None)})
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def _children(value: Any) -> Any:

@@ -29,7 +29,7 @@ from jinja2 import TemplateSyntaxError, Undefined, nodes
 from jinja2.parser import Parser
 
 from flowengine.errors import ExpressionError
-from flowengine.flow.costs import MAX_CHARS, add, limit_chars, measure, multiply
+from flowengine.flow.costs import add, limit_chars, measure, multiply
 from flowengine.flow.sandbox import budgeted, check_nesting, environment
 
 __all__ = ["Compiled", "analyse", "compile_guard", "compile_value", "environment", "has_template"]
@@ -87,7 +87,7 @@ def _compile_text(text: str) -> Callable[[Context], Any]:
 
 
 def _output(text: str) -> str:
-    limit_chars(len(text), f"a template's output (at most {MAX_CHARS:,} characters)")
+    limit_chars(len(text), "a template's output")
     return text
 
 
@@ -144,8 +144,12 @@ def _expression(source: str) -> Evaluate:
 
 
 def _made(value: Any) -> Any:
-    measure(value)  # what Jinja2 returns may be new (``[a, a]``): refused when over the size budget
+    if type(value) not in _PLAIN:
+        measure(value)  # what Jinja2 returns may be new (``[a, a]``): refused when over the size budget
     return value
+
+
+_PLAIN = frozenset({int, float, bool, type(None)})
 
 
 # The sandbox's own operators: ``+`` and ``*`` checked (``flow.costs``), ``-`` as Python's.

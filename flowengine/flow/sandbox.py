@@ -42,20 +42,24 @@ from flowengine.flow.costs import MAX_OPS, MAX_PRODUCED, MAX_SECONDS, limit_char
 
 T = TypeVar("T")
 MAX_NESTING = 40  # nodes within nodes in one template; far deeper than any flow needs
+CLOCK_EVERY = 8  # operations between two looks at the CPU clock
 MACRO_CALL_OPS = 5  # a macro call costs Jinja2 about five times what an operation does
 _LOOP, _CONCAT, _VALUE = "_budget_loop", "_budget_concat", "_budget_value"
+_READS = "what a filter reads"
 
 
 class Budget:
-    """What one render has spent so far."""
+    """What one render has spent so far. The clock is read every ``CLOCK_EVERY`` operations: reading
+    it costs as much as a cheap operation, and an operation's work is bounded by the size budgets."""
 
-    __slots__ = ("_gc_started", "deadline", "ops", "produced")
+    __slots__ = ("clock_at", "deadline", "gc_started", "ops", "produced")
 
     def __init__(self) -> None:
         self.ops = 0
         self.produced = 0
+        self.clock_at = CLOCK_EVERY
         self.deadline = time.thread_time() + MAX_SECONDS
-        self._gc_started = 0.0
+        self.gc_started = 0.0
 
     def charge(self, ops: int, produced: int = 0) -> None:
         self.ops += ops
@@ -64,29 +68,36 @@ class Budget:
             raise over(f"more than {MAX_OPS:,} operations (loop iterations, calls, filters, data read)")
         if self.produced > MAX_PRODUCED:
             raise over(f"more than {MAX_PRODUCED:,} characters and items made in all")
-        if time.thread_time() > self.deadline:
-            raise over(f"more than {MAX_SECONDS * 1000:g} ms of work")
+        if self.ops >= self.clock_at:
+            self.clock_at = self.ops + CLOCK_EVERY
+            if time.thread_time() > self.deadline:
+                raise over(f"more than {MAX_SECONDS * 1000:g} ms of work")
 
-    def on_gc(self, phase: str, _info: Mapping[str, Any]) -> None:
-        """A collection pauses whatever runs; the render is not charged for it."""
-        if phase == "start":
-            self._gc_started = time.thread_time()
-        else:
-            self.deadline += time.thread_time() - self._gc_started
 
 
 _CURRENT: ContextVar[Budget | None] = ContextVar("flowengine_expression_budget", default=None)
 
 
+def _on_gc(phase: str, _info: Mapping[str, Any]) -> None:
+    """A collection pauses whatever runs: a render it interrupts is not charged for it."""
+    budget = _CURRENT.get()
+    if budget is None:
+        return
+    if phase == "start":
+        budget.gc_started = time.thread_time()
+    else:
+        budget.deadline += time.thread_time() - budget.gc_started
+
+
+gc.callbacks.append(_on_gc)
+
+
 def budgeted(render: Callable[[], T]) -> T:
     """Run ``render`` (one evaluation through Jinja2) under a fresh budget."""
-    budget = Budget()
-    token = _CURRENT.set(budget)
-    gc.callbacks.append(budget.on_gc)
+    token = _CURRENT.set(Budget())
     try:
         return render()
     finally:
-        gc.callbacks.remove(budget.on_gc)
         _CURRENT.reset(token)
 
 
@@ -97,10 +108,12 @@ def charge(ops: int, produced: int = 0) -> None:
 
 
 def check_result(value: Any) -> Any:
-    """Measure what a call, filter or expression made (refusing it when too big) and charge for it."""
+    """Measure what a call or filter made (refusing it when too big) and charge for it."""
     if not isinstance(value, Iterator):  # a generator is measured where its items are used
         measure(value)
-    charge(0, costs.shallow(value))
+    budget = _CURRENT.get()
+    if budget is not None:
+        budget.charge(0, costs.shallow(value))
     return value
 
 
@@ -167,8 +180,12 @@ def environment() -> BudgetedEnvironment:
 
 @pass_eval_context
 def _finalize(_eval_ctx: EvalContext, value: Any) -> Any:
-    """Each ``{{ … }}`` of a template's output, before it is written out."""
-    charge(0, measure(value).text if not isinstance(value, str) else len(value))
+    """Each ``{{ … }}`` of a template's output, before it is written out: what it writes is charged."""
+    budget = _CURRENT.get()
+    if budget is not None:
+        budget.produced += len(value) if type(value) is str else measure(value).text
+        if budget.produced > MAX_PRODUCED:
+            budget.charge(0)  # refuses, saying why
     return value
 
 
@@ -183,7 +200,9 @@ def _guarded(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         if name == "join" and len(args) > skip:
             args = (*args[:skip], _materialize(args[skip]), *args[skip + 1:])
-        charge(1 + measure(args[skip:], kwargs, what="what a filter reads").ops(per_op))
+        reads = measure(args[skip], what=_READS) if len(args) == skip + 1 and not kwargs else \
+            measure(args[skip:], kwargs, what=_READS)
+        charge(1 + reads.ops(per_op))
         if check is not None:
             costs.run_check(check, *args[skip:], **kwargs)
         return check_result(func(*args, **kwargs))

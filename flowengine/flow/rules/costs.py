@@ -13,6 +13,7 @@ unknown and ends the analysis of whatever holds it. A finding points at its oper
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,6 +30,7 @@ from flowengine.flow.rules.context import Rule, RuleContext
 
 RULE = "expression-budget"
 _UNKNOWN: Any = object()
+_MAY_COST = re.compile(r"[*+%~(|]|\bfor\b")
 _OPERATORS: dict[type[nodes.Node], tuple[str, Callable[[Any, Any], Any]]] = {
     nodes.Add: ("+", costs.add), nodes.Mul: ("*", costs.multiply), nodes.Pow: ("**", costs.power),
     nodes.Mod: ("%", costs.modulo), nodes.Sub: ("-", operator.sub), nodes.Div: ("/", operator.truediv),
@@ -56,6 +58,8 @@ def over_budget(ctx: RuleContext) -> Iterator[Diagnostic]:
 
 @lru_cache(maxsize=4096)
 def findings(source: str) -> tuple[Finding, ...]:
+    if not _MAY_COST.search(source):
+        return ()  # no operator, call or loop: nothing to grow (most templates read a value or two)
     tree = analyse(source).tree
     if tree is None:
         return ()
