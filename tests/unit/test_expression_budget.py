@@ -25,8 +25,8 @@ MEMORY_LIMIT = 8_000_000  # bytes allocated at the peak of one (the attacks woul
 
 def context() -> dict[str, Any]:
     return {
-        "vars": {"n": 10_000, "big": "x" * 900_000, "chunk": "y" * 1_000, "s": "ab", "three": 3,
-                 "nested": [[1, 2], [3]], "deep": {"a": {"b": "c"}}},
+        "vars": {"n": 10_000, "big": "x" * 900_000, "big2": "x" * 900_000, "chunk": "y" * 1_000, "s": "ab",
+                 "three": 3, "nested": [[1, 2], [3]], "deep": {"a": {"b": "c"}}},
         "event": {"digits": "2000000000", "call": "caller"},
         "session": {"id": "s-1"},
         "caller": {"id": "call-1"},
@@ -80,6 +80,8 @@ HOSTILE = {
                           "{% endfor %}{{ ns.a | tojson(indent=100000) }}",
     "recursive loop": "{% for x in [1] recursive %}{{ loop(range(10000)) }}{% endfor %}",
     "split into pieces": "{{ (vars.big ~ vars.big[:90000]).split('x') }}",
+    # no single step is big, but many are slow: stopped by the CPU time budget
+    "comparisons in a loop": "{% for i in range(9999) %}{{ vars.big == vars.big2 }}{% endfor %}",
 }
 
 
