@@ -41,6 +41,8 @@ MAX_SECONDS = 0.05  # CPU time of one render, garbage collection left out
 CHARS_PER_OP = 1024
 SLOW_CHARS_PER_OP = 4
 SLOW_FILTERS = frozenset({"wordwrap", "urlize", "pprint", "wordcount", "striptags", "title", "xmlattr"})
+# Filters that look at a value without going through it: one operation, nothing measured.
+CHEAP_FILTERS = frozenset({"length", "count", "first", "last", "default", "d", "attr", "random", "safe"})
 ITERATING_FILTERS = frozenset({
     "sort", "unique", "map", "select", "reject", "selectattr", "rejectattr", "groupby", "batch", "slice",
     "join", "sum", "min", "max", "list", "random", "dictsort", "items",

@@ -74,7 +74,6 @@ class Budget:
                 raise over(f"more than {MAX_SECONDS * 1000:g} ms of work")
 
 
-
 _CURRENT: ContextVar[Budget | None] = ContextVar("flowengine_expression_budget", default=None)
 
 
@@ -129,7 +128,8 @@ class BudgetedEnvironment(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         result = self.binop_table[operator](left, right)
-        charge(1, costs.shallow(result))
+        made = costs.shallow(result)
+        charge(1 + (made if isinstance(result, list | tuple) else 0), made)  # a list is copied item by item
         return result
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
@@ -139,9 +139,8 @@ class BudgetedEnvironment(ImmutableSandboxedEnvironment):
         name = getattr(__obj, "__name__", "")
         if name == "join" and args and isinstance(owner, str | bytes):
             args = (_materialize(args[0]), *args[1:])
-        reads = measure(owner if isinstance(owner, str | bytes | list | tuple | dict) else None, args, kwargs,
-                        what="what a call reads")
-        charge(1 + reads.ops() + (MACRO_CALL_OPS if isinstance(__obj, Macro) else 0))
+        reads = measure(args, kwargs, what="what a call reads").ops() if args or kwargs else 0
+        charge(1 + reads + _owner_ops(owner) + (MACRO_CALL_OPS if isinstance(__obj, Macro) else 0))
         check = costs.method_check(owner, name)
         if check is not None:
             costs.run_check(check, owner, *args, **kwargs)
@@ -173,6 +172,16 @@ class BudgetedEnvironment(ImmutableSandboxedEnvironment):
         return super()._generate(instrumented, name, filename, defer_init)
 
 
+def _owner_ops(owner: Any) -> int:
+    """What a method may read of its object: a string's characters (at C speed), a collection's items
+    (``index``, ``count``, ``copy``; not walked: what they hold was measured when it was made)."""
+    if isinstance(owner, str | bytes):
+        return len(owner) // costs.CHARS_PER_OP
+    if isinstance(owner, list | tuple | dict):
+        return len(owner)
+    return 0
+
+
 @lru_cache(maxsize=1)
 def environment() -> BudgetedEnvironment:
     return BudgetedEnvironment()
@@ -195,6 +204,8 @@ def _guarded(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     per_op = 1 if name in costs.ITERATING_FILTERS else costs.CHARS_PER_OP
     per_op = costs.SLOW_CHARS_PER_OP if name in costs.SLOW_FILTERS else per_op
     check = costs.FILTER_CHECKS.get(name)
+    if name in costs.CHEAP_FILTERS:
+        return _cheap(func)
 
     @wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -208,6 +219,18 @@ def _guarded(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         return check_result(func(*args, **kwargs))
 
     return guarded
+
+
+def _cheap(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter that looks at a value without going through it (``length``, ``default``...): one
+    operation, whatever the value holds."""
+
+    @wraps(func)
+    def cheap(*args: Any, **kwargs: Any) -> Any:
+        charge(1)
+        return func(*args, **kwargs)
+
+    return cheap
 
 
 def _materialize(items: Any) -> Any:
@@ -244,9 +267,8 @@ def _concat(eval_ctx: EvalContext, parts: list[Any]) -> str:
 
 
 def _literal(value: Any) -> Any:
-    """A list, tuple or dict written in a template, measured as it is made."""
-    charge(1)
-    measure(value)
+    """A list, tuple or dict written in a template, measured (and charged for) as it is made."""
+    charge(1 + measure(value).items)
     return value
 
 

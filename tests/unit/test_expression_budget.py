@@ -16,6 +16,7 @@ from flowengine.errors import ExpressionBudgetError, ExpressionError
 from flowengine.flow.build import build_flow
 from flowengine.flow.costs import MAX_CHARS, MAX_INT_BITS, MAX_OPS
 from flowengine.flow.expressions import Compiled, analyse, compile_guard, compile_value
+from flowengine.flow.rules.costs import findings
 from flowengine.runtime.program import Program
 from flowengine.testing import drive, event
 
@@ -230,3 +231,31 @@ async def test_an_expression_over_budget_fails_its_action_and_the_flow_handles_i
     assert (failed.event, failed.target) == ("action.failed", "sorry")
     assert driver.provider.actions == ["hangup"]
     assert driver.session.status == "ended"
+
+
+# -- what validate sees (rules.costs); positions are pinned by the golden file expression_budget ----------
+@pytest.mark.parametrize(("source", "needle", "skip"), [
+    ("{{ 10 ** 10000000 > 0 }}", "**", 0),
+    ("{{ 2 * 3 }} {{ 'a' * 2000000000 }}", "*", 1),
+    ("{{ '%d%%' % 5 }} {{ '%999999999d' % 1 }}", "%", 5),  # the % inside the strings count as text
+    ("{{ vars.x | center(1000000000) }}", "center", 0),  # the value is unknown; the width alone is over
+    ("{{ 'x'.center(5) }}{{ 'y'.center(2000000) }}", "center", 1),
+    ("{% for i in range(20000) %}{% endfor %}", "range", 0),
+    ("{% for i in range(10) %}{% for j in range(2000) %}{% endfor %}{% endfor %}", "for", 1),
+    ("{{ ('ab' ~ 'cd') * 300000 }}", "*", 0),
+    ("{{ 7 ** 99999 > 1 if vars.x else 0 }}", "**", 0),
+])
+def test_validate_finds_constant_work_over_budget(source: str, needle: str, skip: int) -> None:
+    (finding,) = findings(source)
+    assert (finding.needle, finding.skip) == (needle, skip)
+    assert finding.message.startswith("always over the expression budget: ")
+
+
+@pytest.mark.parametrize("source", [
+    "{{ 2 ** 4000 }}", "{{ 'a' * 1000000 }}", "{{ vars.x * 10 ** 9 }}", "{{ vars.s * vars.n }}",
+    "{% for i in range(100) %}{% for j in range(100) %}{% endfor %}{% endfor %}",
+    "{% for i in range(vars.n) %}{% for j in range(1000) %}{% endfor %}{% endfor %}",
+    "{{ '%5d' % 3 }} {{ 'a' | center(80) }} {{ '{:>10}'.format(1) }}", "{{ 1 / 0 }}", "{{ 'a' * 'b' }}",
+])
+def test_validate_leaves_alone_what_fits_or_depends_on_data(source: str) -> None:
+    assert findings(source) == ()
