@@ -3,7 +3,7 @@ refuse hostile ones (issue 11).
 
 - ``us_fast_*``: shapes the fast path covers (names, paths, ``+``, comparisons), no Jinja2 context;
 - ``us_jinja_*``: shapes that go through Jinja2 under the budget (filters, literals, templates, loops);
-- ``ms_refuse_*``: a hostile expression from compile to refusal (nested loops, a power, a repetition).
+- ``refuse_*_ms``: a hostile expression from compile to refusal (nested loops, a power, a repetition).
 
 Best of 5 rounds of 20,000 renders each (200 for the refusals). Run: ``python bench/bench_expressions.py``.
 """
@@ -35,10 +35,10 @@ JINJA = {
     "us_jinja_loop": "{% for a in vars.agents %}{{ a }},{% endfor %}",
 }
 HOSTILE = {
-    "ms_refuse_nested_loops": "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}"
+    "refuse_nested_loops_ms": "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}"
                               "{% endfor %}",
-    "ms_refuse_power": "{{ 10 ** 5000000 }}",
-    "ms_refuse_repetition": "{{ 'a' * 2000000000 }}",
+    "refuse_power_ms": "{{ 10 ** 5000000 }}",
+    "refuse_repetition_ms": "{{ 'a' * 2000000000 }}",
 }
 
 
