@@ -4,7 +4,7 @@ A flow's templates run on the event loop, so one hostile expression (or a hostil
 one: ``{{ 'x' * (event.digits | int) }}``) must not freeze every call. Each check here runs *before* the
 operation and estimates its result from the operands' sizes, so nothing big is ever built:
 
-- numbers: a power, product or parsed literal of more than ``MAX_INT_BITS`` bits;
+- numbers: a power or product of more than ``MAX_INT_BITS`` bits;
 - text: a string (repetition, concatenation, ``%`` and ``format`` widths, padding, ``replace``,
   ``join``...) of more than ``MAX_CHARS`` characters;
 - collections: more than ``MAX_ITEMS`` items, nested collections counted in full as ``str()`` or JSON
@@ -45,7 +45,7 @@ SLOW_FILTERS = frozenset({"wordwrap", "urlize", "pprint", "wordcount", "striptag
 CHEAP_FILTERS = frozenset({"length", "count", "first", "last", "default", "d", "attr", "random", "safe"})
 ITERATING_FILTERS = frozenset({
     "sort", "unique", "map", "select", "reject", "selectattr", "rejectattr", "groupby", "batch", "slice",
-    "join", "sum", "min", "max", "list", "random", "dictsort", "items",
+    "join", "sum", "min", "max", "list", "dictsort", "items",
 })
 
 _TEXT = (str, bytes)

@@ -32,7 +32,10 @@ from flowengine.errors import ExpressionError
 from flowengine.flow.costs import add, limit_chars, measure, multiply
 from flowengine.flow.sandbox import budgeted, check_nesting, environment
 
-__all__ = ["Compiled", "analyse", "compile_guard", "compile_value", "environment", "has_template"]
+__all__ = [
+    "Analysis", "Compiled", "analyse", "compile_guard", "compile_value", "environment", "guard_source",
+    "has_template", "references", "template_sources",
+]
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.DOTALL)
 Context = Mapping[str, Any]
 T = TypeVar("T")

@@ -6,7 +6,7 @@ or a repetition could hold the event loop for seconds. Here every render runs un
 - the operators that can grow a value (``+ * ** %``) are intercepted and checked (``flow.costs``);
 - every call, filter and loop iteration is charged one operation plus the data it reads; a render may
   spend ``MAX_OPS`` of them, make ``MAX_PRODUCED`` characters and items in all, and use
-  ``MAX_SECONDS`` of CPU time, checked at each charge (time spent collecting garbage is not counted);
+  ``MAX_SECONDS`` of CPU time (looked at every few operations; collecting garbage is not counted);
 - calls and filters that can make more than they are given (``center``, ``replace``, ``join``,
   ``format``...) are checked before they run, and what any of them returns is measured;
 - list, tuple and dict literals are measured as they are made, so ``[a, a]`` cannot double a value
