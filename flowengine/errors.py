@@ -4,6 +4,7 @@
     ├── FlowError                   a flow file could not be loaded (carries diagnostics)
     ├── ConfigError                 the service configuration is invalid
     ├── ExpressionError             a template or guard failed to render at run time
+    │   └── ExpressionBudgetError   it went over its budget (size, operations or time: flow.costs)
     ├── ProviderError               a platform refused or failed a command (``retryable`` says
     │   │                           whether trying again may help; ``status`` is the HTTP status;
     │   │                           ``outcome_unknown`` says the platform may have carried it out)
@@ -47,6 +48,10 @@ class ConfigError(FlowEngineError):
 
 class ExpressionError(FlowEngineError):
     """A template or guard failed at run time (an undefined name, a type error, ...)."""
+
+
+class ExpressionBudgetError(ExpressionError):
+    """A template or guard was stopped before it grew too big or ran too long (``flow.costs``)."""
 
 
 class ProviderError(FlowEngineError):

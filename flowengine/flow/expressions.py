@@ -8,7 +8,12 @@
 Jinja2 builds a fresh render context on every call (some 10 µs). The commonest expression shapes (names,
 constant attribute and item paths, ``+ - *``, comparisons, ``and``/``or``/``not``) are therefore also
 compiled to plain closures that do exactly what the sandbox's generated code does, through the sandbox's
-own ``getattr``/``getitem``, so values, errors and the sandbox's refusals are the same (see ``_fast``).
+own ``getattr``/``getitem`` and its checked operators, so values, errors and the sandbox's refusals are
+the same (see ``_fast``).
+
+Every evaluation through Jinja2 runs under a budget (``flow.sandbox``, ``flow.costs``); the fast path
+needs none beyond its operators' checks: it has no loops or calls, and does at most as many operations
+as the expression has nodes. Whatever goes wrong in an expression becomes an ``ExpressionError``.
 """
 
 from __future__ import annotations
@@ -18,22 +23,22 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
-from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2 import TemplateSyntaxError, Undefined, nodes
 from jinja2.parser import Parser
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from flowengine.errors import ExpressionError
+from flowengine.flow.costs import add, limit_chars, measure, multiply
+from flowengine.flow.sandbox import budgeted, check_nesting, environment
 
+__all__ = [
+    "Analysis", "Compiled", "analyse", "compile_guard", "compile_value", "environment", "guard_source",
+    "has_template", "references", "template_sources",
+]
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.DOTALL)
 Context = Mapping[str, Any]
-
-
-@lru_cache(maxsize=1)
-def environment() -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+T = TypeVar("T")
 
 
 def has_template(text: str) -> bool:
@@ -50,7 +55,9 @@ class Compiled:
     def render(self, context: Context) -> Any:
         try:
             return self._render(context)
-        except (UndefinedError, SecurityError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        except ExpressionError as exc:
+            raise type(exc)(f"{exc} in {self.source!r}") from exc
+        except Exception as exc:  # whatever an expression raises fails it, never its caller
             raise ExpressionError(f"{exc} in {self.source!r}") from exc
 
 
@@ -78,8 +85,24 @@ def _compile_text(text: str) -> Callable[[Context], Any]:
     if single:
         expression = _expression(single["expr"])
         return lambda ctx: _defined(expression(ctx))
-    template = environment().from_string(text)
-    return lambda ctx: template.render(**ctx)
+    template = _parsing(lambda: environment().from_string(text))
+    return lambda ctx: budgeted(lambda: _output(template.render(**ctx)))
+
+
+def _output(text: str) -> str:
+    limit_chars(len(text), "a template's output")
+    return text
+
+
+def _parsing(parse: Callable[[], T]) -> T:
+    """``parse()``, with what Jinja2 raises on text it cannot take turned into a syntax error: a number
+    literal too long to convert, or nesting deep enough to overflow its recursive parser."""
+    try:
+        return parse()
+    except RecursionError:
+        raise TemplateSyntaxError("nested too deeply", 1) from None
+    except ValueError as exc:  # int() of a literal over Python's digit limit
+        raise TemplateSyntaxError(str(exc), 1) from None
 
 
 def _defined(result: Any) -> Any:
@@ -105,22 +128,36 @@ class _Fallback(Exception):
 
 def _expression(source: str) -> Evaluate:
     """The compiled expression: the fast closure when ``_fast`` covers it, else Jinja2's."""
-    slow = environment().compile_expression(source, undefined_to_none=False)  # checks the syntax
+    jinja = _parsing(lambda: environment().compile_expression(source, undefined_to_none=False))
+
+    def slow(ctx: Context) -> Any:
+        return budgeted(lambda: _made(jinja(**ctx)))
+
     fast = _fast(Parser(environment(), source, state="variable").parse_expression())
     if fast is None:
-        return lambda ctx: slow(**ctx)
+        return slow
 
     def evaluate(ctx: Context) -> Any:
         try:
             return fast(ctx)
         except _Fallback:
-            return slow(**ctx)
+            return slow(ctx)
 
     return evaluate
 
 
+def _made(value: Any) -> Any:
+    if type(value) not in _PLAIN:
+        measure(value)  # what Jinja2 returns may be new (``[a, a]``): refused when over the size budget
+    return value
+
+
+_PLAIN = frozenset({int, float, bool, type(None)})
+
+
+# The sandbox's own operators: ``+`` (``_add``) and ``*`` checked (``flow.costs``), ``-`` as Python's.
 _BINARY: dict[type[nodes.BinExpr], Callable[[Any, Any], Any]] = {
-    nodes.Add: operator.add, nodes.Sub: operator.sub, nodes.Mul: operator.mul,
+    nodes.Sub: operator.sub, nodes.Mul: multiply,
 }
 _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "lteq": operator.le, "gt": operator.gt,
@@ -133,7 +170,7 @@ def _fast(node: nodes.Node) -> Evaluate | None:
 
     The generated code resolves a name from the context (else a global or Undefined: ``_Fallback``),
     looks up ``a.b`` with ``environment.getattr`` and ``a[b]`` with ``environment.getitem`` (the sandbox's
-    checks), and applies Python's own operators (the sandbox intercepts none): so do these closures."""
+    checks), and applies the sandbox's operators (checked ``+`` and ``*``): so do these closures."""
     if isinstance(node, nodes.Const):
         value = node.value
         return lambda _ctx: value
@@ -144,6 +181,8 @@ def _fast(node: nodes.Node) -> Evaluate | None:
         return None if base is None else _getattr(base, node.attr)
     if isinstance(node, nodes.Getitem) and not isinstance(node.arg, nodes.Slice):
         return _pair(environment().getitem, _fast(node.node), _fast(node.arg))
+    if isinstance(node, nodes.Add):
+        return _add(_fast(node.left), _fast(node.right))
     if type(node) in _BINARY:
         assert isinstance(node, nodes.BinExpr)
         return _pair(_BINARY[type(node)], _fast(node.left), _fast(node.right))
@@ -185,6 +224,23 @@ def _getattr(base: Evaluate, attr: str) -> Evaluate:
         return getattr_(obj, attr)
 
     return get
+
+
+def _add(left: Evaluate | None, right: Evaluate | None) -> Evaluate | None:
+    """``a + b``; numbers, by far the commonest (``vars.count + 1``), skip the size check's call."""
+    if left is None or right is None:
+        return None
+
+    def plus(ctx: Context) -> Any:
+        a, b = left(ctx), right(ctx)
+        if type(a) in _NUMBERS and type(b) in _NUMBERS:
+            return a + b
+        return add(a, b)
+
+    return plus
+
+
+_NUMBERS = frozenset({int, float})
 
 
 def _pair(apply: Callable[[Any, Any], Any], left: Evaluate | None, right: Evaluate | None) -> Evaluate | None:
@@ -241,11 +297,7 @@ def references(source: str) -> set[tuple[str, ...]]:
     """Names a template reads from its context, with the constant attribute path after each:
     ``{{ vars.callee }}`` -> {("vars", "callee")}; ``{{ event.call == 'x' }}`` -> {("event", "call")}.
     Names bound inside the template (``{% set %}``, loop variables) are not reported."""
-    tree = environment().parse(source)
-    bound = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
-    found: set[tuple[str, ...]] = set()
-    _collect(tree, bound, found)
-    return found
+    return set(analyse(source).references)
 
 
 def _collect(node: nodes.Node, bound: set[str], found: set[tuple[str, ...]]) -> None:
@@ -289,7 +341,8 @@ class Analysis:
 def analyse(source: str) -> Analysis:
     """Parse ``source`` once (cached: flows repeat templates) for the validator's rules."""
     try:
-        tree = environment().parse(source)
+        tree = _parsing(lambda: environment().parse(source))
+        check_nesting(tree)
     except TemplateSyntaxError as exc:
         return Analysis(frozenset(), None, exc)
     bound = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}

@@ -60,12 +60,16 @@ class SourceMap:
         spot = self.keys.get(path) or self.values.get(path)
         return Pos(*spot) if spot else None
 
-    def find(self, path: Path, needle: str) -> Pos:
-        """The column of ``needle`` inside the value at ``path`` when it is on the value's first line
-        (templates and guards), else the value's start."""
+    def find(self, path: Path, needle: str, skip: int = 0) -> Pos:
+        """The column of ``needle`` (after ``skip`` earlier occurrences) inside the value at ``path`` when
+        it is on the value's first line (templates and guards), else the value's start."""
         start = self.value_pos(path)
         line = self.line(start.line)
         index = line.find(needle, start.col - 1) if needle else -1
+        for _ in range(skip):
+            if index < 0:
+                break
+            index = line.find(needle, index + len(needle))
         return Pos(start.line, index + 1) if index >= 0 else start
 
     def line(self, number: int) -> str:

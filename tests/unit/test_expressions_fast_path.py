@@ -32,6 +32,10 @@ EXPRESSIONS = [
     "missing_name", "missing_name.x", "range", "namespace", "vars.s.upper", "vars.s.__class__",
     "vars.s.format", "vars.lst.append", "vars.nested.pop", "caller['id']", "1 + 2", "'x'", "none",
     "vars.x + vars.missing", "vars.lst[1:2]", "vars.x ~ 'a'", "vars.x // 2", "-vars.x",
+    # over the size budget (flow.costs): refused the same way by both
+    "vars.s * 600000", "vars.s * 2000000000", "2000000000 * vars.s", "vars.lst * 40000",
+    "vars.lst + vars.lst", "vars.s * 400000 + vars.s * 400000", "vars.x * 2 ** 4095", "vars.x ** 5000",
+    "vars.s * True",
 ]
 
 

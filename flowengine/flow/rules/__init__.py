@@ -8,7 +8,7 @@ flow. ``RULE_DOCS`` is the catalogue ``validate --list-rules`` prints.
 from __future__ import annotations
 
 from flowengine.flow.diagnostics import Diagnostic
-from flowengine.flow.rules import actions, expressions, roles, states
+from flowengine.flow.rules import actions, costs, expressions, roles, states
 from flowengine.flow.rules.context import Rule, RuleContext
 
 RULE_DOCS: dict[str, str] = {
@@ -27,6 +27,8 @@ RULE_DOCS: dict[str, str] = {
     "no-final": "no final state can be reached from `initial`",
     "role": "a call or conference role that is unknown, of the wrong kind, or not yet bound on any path",
     "expression": "a template or `when` guard with bad syntax, an undefined name, variable or event field",
+    "expression-budget": "an expression that always goes over its run-time budget: a huge constant power, "
+    "repetition or format width, or a range or nested loops of more iterations than a render may spend",
     "no-timeout": "(warning) a state that waits for events without an `after` timer",
     "unhandled-failure": "(warning) a dial whose failure event no state after it handles",
     "provider": "an action the chosen provider (validate --provider) cannot perform",
@@ -37,6 +39,7 @@ SEMANTIC_RULES: tuple[Rule, ...] = (
     *states.RULES,
     *roles.RULES,
     *expressions.RULES,
+    *costs.RULES,
     *actions.RULES,
 )
 
