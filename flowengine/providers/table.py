@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from flowengine.errors import ProviderError, ProviderUnsupported
+from flowengine.providers.retry import RetryPolicy
 from flowengine.runtime.ports import ALREADY, UNKNOWN, ActionResult, ProviderCommand
 
 log = logging.getLogger("flowengine.providers")
@@ -40,7 +41,9 @@ Reconcile = Literal[
     "resend", "query", "awaited", "at_most_once", "in_reply", "local", "unsupported"
 ]
 
-ROUNDS = 3  # sends of a reconciled command, each after the platform showed the last did nothing
+# Sends of a reconciled command, each after the platform showed the last did nothing: as many as one
+# request's tries (``RetryPolicy.attempts``), so a refused-then-asked command is as patient as a resent one.
+ROUNDS = RetryPolicy().attempts
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,6 +134,15 @@ states:
     assert sorted(done.result.session["calls"].values()) == sorted(done.calls)
 
 
+async def test_infobip_create_refused_five_times_is_asked_about_and_sent_a_sixth_time() -> None:
+    # Each 500 leaves the outcome unknown: the platform is asked, shows nothing was done, and the answer
+    # goes out once more, as many times as one request is tried (RetryPolicy.attempts).
+    done = await run("infobip", Faults(match=INFOBIP["answer"], times=5, error_rate=1.0, error_status=500))
+    assert done.result.passed, done.result.failures
+    assert [r["status"] for r in done.sent(INFOBIP["answer"])] == [500] * 5 + [200]
+    assert len([r for r in done.requests if r["method"] == "GET"]) >= 5  # asked after each refusal
+
+
 async def test_infobip_idempotent_commands_are_sent_again_after_5xx() -> None:
     hold = r"^PATCH /calls/1/conferences/[^/]+/call/[^/]+$"
     done = await run("infobip", Faults(match=hold, times=2, error_rate=1.0, error_status=500))
