@@ -11,25 +11,38 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowengine.flow.expressions import Compiled, compile_value, template_sources
+from flowengine.flow.expressions import Compiled, compile_guard, compile_value, template_sources
 from flowengine.runtime.events import Event
 
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """One neutral action to carry out. ``origin`` says where in the flow it comes from."""
+    """One neutral action to carry out. ``origin`` says where in the flow it comes from; ``condition``
+    is its ``if`` (None: always run), ``on_error`` what its failure does (fail | continue)."""
 
     action: str
     params: Mapping[str, Any]
     origin: str
     template: Compiled | None = field(compare=False, repr=False, default=None)
     static: bool = field(compare=False, repr=False, default=False)
+    condition: Compiled | None = None
+    on_error: str = "fail"
 
     @classmethod
-    def build(cls, action: str, params: Mapping[str, Any], origin: str) -> Command:
+    def build(
+        cls, action: str, params: Mapping[str, Any], origin: str, *, condition: str | None = None,
+        on_error: str = "fail",
+    ) -> Command:
         """Compile the parameters' templates now; ``static`` commands render without a context."""
         plain = dict(params)
-        return cls(action, plain, origin, compile_value(plain), not any(template_sources(plain)))
+        guard = compile_guard(condition) if condition else None
+        static = guard is None and not any(template_sources(plain))
+        return cls(action, plain, origin, compile_value(plain), static, guard, on_error)
+
+    @property
+    def continues(self) -> bool:
+        """A failure of this command is recorded and the plan goes on (``on_error: continue``)."""
+        return self.on_error == "continue"
 
     def render(self, context: Mapping[str, Any]) -> Mapping[str, Any]:
         """The parameters with every template rendered against ``context`` (read-only: shared when static)."""

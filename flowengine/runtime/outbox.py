@@ -23,7 +23,8 @@ from flowengine.runtime.commands import Command, Plan
 from flowengine.runtime.events import Event
 
 OUTBOX_TIMER = "outbox"  # the timer id under which a pending outbox is due for resumption
-PURE_ACTIONS = frozenset({"set", "log"})  # carried out inside the engine: nothing to write ahead
+# Carried out inside the engine: nothing to write ahead (``always``: the engine's own step, see engine.py).
+PURE_ACTIONS = frozenset({"set", "log", "always"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +45,20 @@ def write_ahead(plan: Plan, next_index: int, failures: int, due: float) -> dict[
     """The outbox document for ``plan`` about to send command ``next_index``."""
     return {
         "event": event_to_json(plan.event),
-        "commands": [
-            {"action": c.action, "params": dict(c.params), "origin": c.origin} for c in plan
-        ],
+        "commands": [_command_to_json(c) for c in plan],
         "next": next_index,
         "failures": failures,
         "due": due,
     }
+
+
+def _command_to_json(command: Command) -> dict[str, Any]:
+    doc = {"action": command.action, "params": dict(command.params), "origin": command.origin}
+    if command.condition is not None:
+        doc["if"] = command.condition.source
+    if command.continues:
+        doc["on_error"] = command.on_error
+    return doc
 
 
 def advance(outbox: Mapping[str, Any], next_index: int, due: float) -> dict[str, Any]:
@@ -60,7 +68,11 @@ def advance(outbox: Mapping[str, Any], next_index: int, due: float) -> dict[str,
 
 def pending(outbox: Mapping[str, Any]) -> Pending:
     """The plan an outbox document holds (its templates compiled again: resumption is rare)."""
-    commands = [Command.build(c["action"], c["params"], c["origin"]) for c in outbox["commands"]]
+    commands = [
+        Command.build(c["action"], c["params"], c["origin"], condition=c.get("if"),
+                      on_error=c.get("on_error", "fail"))
+        for c in outbox["commands"]
+    ]
     event = outbox.get("event")
     return Pending(
         Plan(commands, event_from_json(event) if event else None),
