@@ -92,6 +92,13 @@ def nothing_to_undo(action: str, params: Mapping[str, Any], session: Session) ->
     return None
 
 
+def still_ringing(action: str, params: Mapping[str, Any], session: Session) -> bool:
+    """A ``kick`` of a call still being dialled in: it is no participant yet (Sinch answers 404, Infobip
+    400), so kicking it is hanging it up, which cancels the join."""
+    call_id = session.calls.get(str(params.get("call")))
+    return action == "kick" and call_id is not None and session.call_states.get(call_id) == DIALING
+
+
 def standin_id(key: str) -> str:
     """The id a call is bound under until the platform names it: the answer to the command that created it
     was lost and the platform cannot be asked (Sinch lists no calls), but its webhooks carry ``key``."""

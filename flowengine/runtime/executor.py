@@ -24,7 +24,7 @@ from typing import Any
 
 from flowengine.errors import ExpressionError, ProviderError, ProviderUnsupported
 from flowengine.flow.vocabulary import ACTIONS, ALWAYS, TEARDOWN_ACTIONS
-from flowengine.runtime.binding import bind_result, nothing_to_undo, provider_arguments
+from flowengine.runtime.binding import bind_result, nothing_to_undo, provider_arguments, still_ringing
 from flowengine.runtime.clock import Clock
 from flowengine.runtime.commands import Command, Plan
 from flowengine.runtime.context import build_context
@@ -226,6 +226,8 @@ class Executor:
             nothing = nothing_to_undo(action, params, session)
             if nothing is not None:  # teardown of nothing is success: never sent
                 return "ok", nothing
+            if still_ringing(action, params, session):
+                action, params = "hangup", {"call": params["call"], "reason": None}
         kwargs = provider_arguments(action, params, session)
         if action == "http":
             send = self._http_call(kwargs)
@@ -233,6 +235,8 @@ class Executor:
             send = self._provider_call(provider, action, kwargs, f"{session.id}:{session.seq}:{index}")
         result, attempts = await self._attempt(send, resumed)
         detail = bind_result(action, params, result, session)
+        if action != command.action:
+            detail = " ".join(filter(None, ["hung up: it was still being dialled in;", detail])).rstrip(";")
         return "ok", detail if attempts == 1 else f"{detail or ''} after {attempts} attempts".lstrip()
 
     @staticmethod

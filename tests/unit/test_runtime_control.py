@@ -336,3 +336,16 @@ def test_the_settle_marker_is_one_command_per_step() -> None:
     assert isinstance(marker, Command)
     assert engine.program.settles == frozenset({"retry"})
     assert Plan([marker]).event is None
+
+
+async def test_kicking_a_participant_still_being_dialled_in_hangs_its_call_up() -> None:
+    flow = flow_of({
+        "start": {"entry": [{"conference_create": {"as": "room"}},
+                            {"conference_dial": {"conference": "room", "to": "4477", "as": "agent"}}],
+                  "on": {"dtmf.captured": "closing"}},
+        "closing": {"entry": [{"kick": {"conference": "room", "call": "agent"}}],
+                    "on": {"call.finished": "end"}},
+    })
+    driver = await drive(flow, [RECEIVED, digits("1")])
+    assert driver.provider.calls[-1] == ("hangup", {"call_id": AGENT, "reason": None})
+    assert commands(driver.session, -1) == [("kick", "ok", "hung up: it was still being dialled in")]

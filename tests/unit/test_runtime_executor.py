@@ -161,7 +161,8 @@ async def test_failure_in_a_final_state_leaves_the_session_ended(conference: Flo
     driver = await drive(conference, [event("call.received", call_id=CALLER)], provider=provider)
     await driver.advance(10)
     assert (driver.session.state, driver.session.status) == ("giving_up", "ended")
-    assert list(driver.session.trace[-2].commands) == [("hangup", "error", "rejected: hangup failed (scripted)")]
+    assert list(driver.session.trace[-2].commands) == [
+        ("hangup", "error", "rejected: hangup failed (scripted)")]
     assert driver.session.trace[-1].note == "session ended"
 
 
