@@ -4,11 +4,12 @@ nothing as success, ``action.failed``'s neutral kinds, and ``always`` (eventless
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from flowengine.errors import ExpressionError, ProviderError, ProviderUnsupported, error_kind
+from flowengine.errors import ERROR_KINDS, ExpressionError, ProviderError, ProviderUnsupported, error_kind
 from flowengine.flow.build import build_flow
 from flowengine.flow.model import Flow
 from flowengine.flow.vocabulary import ALWAYS_LIMIT
@@ -349,3 +350,9 @@ async def test_kicking_a_participant_still_being_dialled_in_hangs_its_call_up() 
     driver = await drive(flow, [RECEIVED, digits("1")])
     assert driver.provider.calls[-1] == ("hangup", {"call_id": AGENT, "reason": None})
     assert commands(driver.session, -1) == [("kick", "ok", "hung up: it was still being dialled in")]
+
+
+def test_the_readme_lists_every_error_kind_with_its_meaning() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    for kind, meaning in ERROR_KINDS.items():
+        assert f"| `{kind}` | {meaning} |" in readme, kind

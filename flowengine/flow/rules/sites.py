@@ -113,7 +113,7 @@ def templates(
     for site in actions:
         path = (*site.path, site.action.name)
         params = lookup(doc, path)
-        if isinstance(params, Mapping) and isinstance(params.get(IF_OPTION), str):
+        if isinstance(params, Mapping) and isinstance(params.get(IF_OPTION), str) and params[IF_OPTION]:
             yield Template((*path, IF_OPTION), params[IF_OPTION], True)
             params = {key: value for key, value in params.items() if key != IF_OPTION}
         yield from _template_strings(params, path)
