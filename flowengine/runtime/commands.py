@@ -25,8 +25,10 @@ class Command:
     origin: str
     template: Compiled | None = field(compare=False, repr=False, default=None)
     static: bool = field(compare=False, repr=False, default=False)
-    condition: Compiled | None = None
+    # Compared by its source: two compilations of one ``if`` are the same condition.
+    condition: Compiled | None = field(compare=False, default=None)
     on_error: str = "fail"
+    condition_source: str | None = field(default=None, repr=False)
 
     @classmethod
     def build(
@@ -37,7 +39,7 @@ class Command:
         plain = dict(params)
         guard = compile_guard(condition) if condition else None
         static = guard is None and not any(template_sources(plain))
-        return cls(action, plain, origin, compile_value(plain), static, guard, on_error)
+        return cls(action, plain, origin, compile_value(plain), static, guard, on_error, condition or None)
 
     @property
     def continues(self) -> bool:
