@@ -28,6 +28,19 @@ if TYPE_CHECKING:
     from flowengine.flow.diagnostics import Diagnostic
 
 
+# The neutral kinds of a failed action (``action.failed``'s ``event.data.kind``): a flow's guard tells
+# them apart without knowing the platform's status codes. ``error_kind`` is the one mapping.
+ERROR_KINDS: dict[str, str] = {
+    "not_found": "the call, conference or participant is not there (HTTP 404, 410)",
+    "rejected": "the platform refused the command as it stands (other 4xx, such as 400, 409, 422)",
+    "unavailable": "the platform could not take it now (429, 5xx, or it could not be reached)",
+    "timeout": "no answer in time (408, 504, or no answer within the deadline: it may have been done)",
+    "not_allowed": "the platform or the service does not allow it (401, 403, 405, an action the "
+                   "provider cannot perform, a refusal made before sending)",
+    "invalid": "the action's parameters did not render (a template error, a role not bound, a bad value)",
+}
+
+
 class FlowEngineError(Exception):
     """Base class of every error flowengine raises on purpose."""
 
@@ -48,6 +61,8 @@ class ConfigError(FlowEngineError):
 
 class ExpressionError(FlowEngineError):
     """A template or guard failed at run time (an undefined name, a type error, ...)."""
+
+    kind = "invalid"
 
 
 class ExpressionBudgetError(ExpressionError):
@@ -83,6 +98,11 @@ class ProviderError(FlowEngineError):
         self.retry_after = retry_after
 
     @property
+    def kind(self) -> str:
+        """The neutral kind (``ERROR_KINDS``) of this failure."""
+        return error_kind(self.status, retryable=self.retryable, outcome_unknown=self.outcome_unknown)
+
+    @property
     def safe_to_resend(self) -> bool:
         """Sending the same request again cannot do it twice: the platform did nothing."""
         return self.retryable and not self.outcome_unknown
@@ -95,6 +115,24 @@ class ProviderUnsupported(ProviderError):
         super().__init__(f'provider "{provider}" cannot perform action "{action}"', retryable=False)
         self.provider = provider
         self.action = action
+
+    @property
+    def kind(self) -> str:
+        return "not_allowed"
+
+
+_STATUS_KINDS = {404: "not_found", 410: "not_found", 401: "not_allowed", 403: "not_allowed",
+                 405: "not_allowed", 408: "timeout", 504: "timeout", 429: "unavailable"}
+
+
+def error_kind(status: int | None, *, retryable: bool = False, outcome_unknown: bool = False) -> str:
+    """The neutral kind of a platform failure, from its HTTP status; without one, from what is known:
+    no answer in time (the outcome is unknown), nothing sent (retryable), or refused before sending."""
+    if status is not None:
+        return _STATUS_KINDS.get(status) or ("unavailable" if status >= 500 else "rejected")
+    if outcome_unknown:
+        return "timeout"
+    return "unavailable" if retryable else "not_allowed"
 
 
 class WebhookError(FlowEngineError):

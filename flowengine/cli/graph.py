@@ -23,6 +23,9 @@ def _edges(flow: Flow) -> list[tuple[str, str, str]]:
             ]
         for timer in state.after:
             edges += [(name, t.target, f"after {timer.key}") for t in timer.transitions if t.target]
+        edges += [
+            (name, t.target, "always" + (" [when]" if t.when else "")) for t in state.always if t.target
+        ]
     return edges
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from flowengine.flow.model import Action, Flow, Pos, State, Timer, Transition
-from flowengine.flow.vocabulary import ACTIONS, parse_duration
+from flowengine.flow.vocabulary import ACTIONS, ALWAYS, IF_OPTION, ON_ERROR_OPTION, parse_duration
 
 Path = tuple[str | int, ...]
 Locate = Callable[[Path], Pos | None]
@@ -52,6 +52,8 @@ def _build_state(name: str, body: Mapping[str, Any], path: Path, locate: Locate)
             for key, spec in (body.get("after") or {}).items()
         ),
         pos=locate(path),
+        always=(_build_transitions(ALWAYS, body[ALWAYS], (*path, ALWAYS), locate) if ALWAYS in body
+                else ()),
     )
 
 
@@ -82,13 +84,19 @@ def build_actions(items: Sequence[Any], path: Path, locate: Locate = _no_positio
     actions = []
     for index, item in enumerate(items):
         ((name, params),) = item.items()
-        actions.append(Action(name, _with_defaults(name, params), locate((*path, index, name))))
+        given = dict(params) if isinstance(params, Mapping) else {}
+        # ``if`` and ``on_error`` are the engine's options, not parameters (``set`` reserves the names).
+        condition, on_error = given.pop(IF_OPTION, None), given.pop(ON_ERROR_OPTION, None)
+        actions.append(Action(
+            name, _with_defaults(name, given), locate((*path, index, name)),
+            condition=condition if isinstance(condition, str) else None,
+            on_error=on_error if isinstance(on_error, str) else "fail",
+        ))
     return tuple(actions)
 
 
-def _with_defaults(name: str, params: Any) -> dict[str, Any]:
+def _with_defaults(name: str, given: dict[str, Any]) -> dict[str, Any]:
     spec = ACTIONS.get(name)
-    given = dict(params) if isinstance(params, Mapping) else {}
     if spec is None:
         return given
     if spec.name == "set":

@@ -22,6 +22,8 @@ class Action:
     name: str
     params: Mapping[str, Any]  # as written: strings may hold {{ templates }}
     pos: Pos | None = None
+    condition: str | None = None  # ``if``: a bare expression; false skips the action
+    on_error: str = "fail"  # ``on_error``: fail (action.failed) | continue (record it and go on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class State:
     on: Mapping[str, tuple[Transition, ...]] = field(default_factory=dict)
     after: tuple[Timer, ...] = ()
     pos: Pos | None = None
+    always: tuple[Transition, ...] = ()  # eventless: tried in order once the state has settled
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,4 +88,5 @@ class Flow:
                 found.extend((state.name, a) for t in transitions for a in t.actions)
             for timer in state.after:
                 found.extend((state.name, a) for t in timer.transitions for a in t.actions)
+            found.extend((state.name, a) for t in state.always for a in t.actions)
         return found

@@ -18,12 +18,17 @@ from jsonschema import Draft202012Validator
 
 from flowengine.flow.scenario_schema import scenarios_schema
 from flowengine.flow.vocabulary import (
+    ACTION_OPTIONS,
     ACTION_SPECS,
+    ALWAYS_LIMIT,
     DURATION_PATTERN,
     ENDPOINT_KINDS,
     EVENT_SPECS,
     FLOW_NAME_PATTERN,
     IDENTIFIER_PATTERN,
+    IF_OPTION,
+    ON_ERROR_CHOICES,
+    ON_ERROR_OPTION,
     STATE_NAME_PATTERN,
     TEMPLATE_PATTERN,
     ActionSpec,
@@ -38,8 +43,10 @@ _LANGUAGE_DOC = (
     "A session starts in `initial` when a call arrives. Each state runs its `entry` actions, then waits: an "
     "event under `on` (or a timer under `after`) leads to another state, running the old state's `exit` "
     "actions, the transition's `actions` and the new state's `entry` actions, in that order. A state with "
-    "`type: final` ends the session. Flow-level `on` handlers apply in every state without its own handler "
-    "for the event. An action is a one-key mapping, `{say: {call: caller, text: Hello}}`. Calls and "
+    "`type: final` ends the session. A state's `always` transitions need no event: they are tried once its "
+    "entry actions have run. Flow-level `on` handlers apply in every state without its own handler "
+    "for the event. An action is a one-key mapping, `{say: {call: caller, text: Hello}}`; any action may "
+    "carry `if` (run it only when true) and `on_error` (`fail` or `continue`). Calls and "
     "conferences are named by roles: `caller` is the inbound call, `as: <name>` names a new one. Strings may "
     "hold sandboxed Jinja2 templates (`{{ vars.callee }}`) over `vars`, `session`, `event` and the roles; "
     "`when` guards are bare expressions. The file is read as YAML 1.2: `yes`, `no`, `on` and `off` are "
@@ -96,14 +103,21 @@ def _param_schema(param: Param) -> Schema:
     return body
 
 
+def _options() -> Schema:
+    """``if`` and ``on_error``, which every action takes besides its own parameters."""
+    return {name: _ref(name, text) for name, text in ACTION_OPTIONS.items()}
+
+
 def _action_schema(spec: ActionSpec) -> Schema:
     if spec.name == "set":
         # ``set`` takes the variables directly: ``set: {attempts: "{{ vars.attempts + 1 }}"}``.
         return {
             "type": "object",
-            "description": spec.description + " Write the variables directly: `set: {attempts: 0}`.",
+            "description": spec.description + " Write the variables directly: `set: {attempts: 0}` "
+            "(`if` and `on_error` are options, never variable names).",
             "minProperties": 1,
             "propertyNames": {"pattern": IDENTIFIER_PATTERN},
+            "properties": _options(),
             "additionalProperties": _ref(
                 "value", "The variable's new value; strings may hold {{ templates }}."
             ),
@@ -111,7 +125,7 @@ def _action_schema(spec: ActionSpec) -> Schema:
     body: Schema = {
         "type": "object",
         "description": spec.description,
-        "properties": {p.name: _param_schema(p) for p in spec.params},
+        "properties": {**{p.name: _param_schema(p) for p in spec.params}, **_options()},
         "additionalProperties": False,
     }
     required = [p.name for p in spec.params if p.required]
@@ -194,6 +208,14 @@ def _state_schema() -> Schema:
                 "propertyNames": {"$ref": "#/$defs/duration"},
                 "additionalProperties": {"$ref": "#/$defs/transition"},
             },
+            "always": _ref(
+                "transition",
+                "Eventless transitions (as in XState): tried, first match wins, once the state's entry "
+                "actions have run and again after each internal transition's actions in it; no event "
+                f"is awaited. Guards see the event that led here. A chain of more than {ALWAYS_LIMIT} in a "
+                "row ends the session as failed; `validate` reports a cycle whose guards nothing on it "
+                "changes.",
+            ),
         },
         "additionalProperties": False,
     }
@@ -218,6 +240,13 @@ def _endpoint_schema() -> Schema:
 
 def _defs() -> Schema:
     return {
+        IF_OPTION: {
+            "type": "string",
+            "minLength": 1,
+            "description": "A bare Jinja2 expression over `vars`, `session`, `event` and the roles, such as "
+            "`vars.attempts < 3` or `agent is defined`.",
+        },
+        ON_ERROR_OPTION: {"type": "string", "enum": list(ON_ERROR_CHOICES), "default": "fail"},
         "duration": {
             "type": "string",
             "pattern": DURATION_PATTERN,

@@ -49,6 +49,9 @@ class ActionSpec:
     outcomes: tuple[str, ...] = ()
     # Pure actions are carried out by the engine itself, never sent to a provider.
     pure: bool = False
+    # Teardown ends or undoes something: on a role never bound, or a call or conference already ended,
+    # there is nothing to do, and that is success (never sent).
+    teardown: bool = False
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -106,8 +109,8 @@ _MUSIC = Param(
 )
 
 
-def _member_action(name: str, description: str, *extra: Param) -> ActionSpec:
-    return ActionSpec(name, description, (_CONF, _MEMBER, *extra))
+def _member_action(name: str, description: str, *extra: Param, teardown: bool = False) -> ActionSpec:
+    return ActionSpec(name, description, (_CONF, _MEMBER, *extra), teardown=teardown)
 
 
 ACTION_SPECS: tuple[ActionSpec, ...] = (
@@ -118,6 +121,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
         (_CALL, Param("reason", "enum", "Why, as reported to the platform.",
                       choices=("hangup", "busy", "rejected"))),
         outcomes=("call.finished",),
+        teardown=True,
     ),
     ActionSpec(
         "say",
@@ -128,7 +132,8 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("play", "Play an audio file to a call.", (_CALL, _FILE_ID, _URL, _LOOP), ("file_id", "url"),
                outcomes=("play.finished",)),
-    ActionSpec("stop_play", "Stop what is playing to a call.", (_CALL,), outcomes=("play.finished",)),
+    ActionSpec("stop_play", "Stop what is playing to a call.", (_CALL,), outcomes=("play.finished",),
+               teardown=True),
     ActionSpec(
         "record",
         "Start recording a call.",
@@ -136,7 +141,8 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
          Param("beep", "boolean", "Play a beep first.", default=False)),
         outcomes=("recording.ready",),
     ),
-    ActionSpec("stop_record", "Stop recording a call.", (_CALL,), outcomes=("recording.ready",)),
+    ActionSpec("stop_record", "Stop recording a call.", (_CALL,), outcomes=("recording.ready",),
+               teardown=True),
     ActionSpec(
         "capture_dtmf",
         "Collect keypad digits from a call.",
@@ -177,9 +183,9 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
                (_CONF, Param("text", "text", "What to say.", True), _LANGUAGE), outcomes=("say.finished",)),
     ActionSpec("conference_play", "Play an audio file to everyone in a conference.",
                (_CONF, _FILE_ID, _URL, _LOOP), ("file_id", "url"), outcomes=("play.finished",)),
-    ActionSpec("conference_stop_play", "Stop what is playing to a conference.", (_CONF,)),
+    ActionSpec("conference_stop_play", "Stop what is playing to a conference.", (_CONF,), teardown=True),
     ActionSpec("conference_hangup", "End a conference and hang up every call in it.", (_CONF,),
-               outcomes=("conference.finished",)),
+               outcomes=("conference.finished",), teardown=True),
     ActionSpec("conference_info", "Read a conference's participants into a variable.",
                (_CONF, Param("as", "new_var", "Variable that receives the participants.", True))),
     _member_action("mute", "Mute a participant."),
@@ -195,8 +201,8 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
         Param("url", "text", "Hold music as a URL, where the platform plays files (Infobip)."),
         Param("loop", "integer", "How many times a hold-music file plays.", default=10, minimum=1),
     ),
-    _member_action("resume", "Take a participant off hold."),
-    _member_action("kick", "Remove a participant from the conference and hang up their call."),
+    _member_action("resume", "Take a participant off hold.", teardown=True),
+    _member_action("kick", "Remove a participant from the conference and hang up their call.", teardown=True),
     ActionSpec("set", "Set session variables (values may be templates).",
                (Param("vars", "mapping", "Variable name -> value.", True),), pure=True),
     ActionSpec(
@@ -220,6 +226,19 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
 )
 
 ACTIONS: dict[str, ActionSpec] = {spec.name: spec for spec in ACTION_SPECS}
+TEARDOWN_ACTIONS: frozenset[str] = frozenset(spec.name for spec in ACTION_SPECS if spec.teardown)
+
+# Options every action item may carry next to its parameters: ``hangup: {call: agent, if: ..., on_error:
+# continue}``. They are the engine's, never sent to a platform.
+IF_OPTION, ON_ERROR_OPTION = "if", "on_error"
+ACTION_OPTIONS: dict[str, str] = {
+    IF_OPTION: "A bare expression, like `when`: the action runs only if it is true when its turn comes "
+               "(earlier actions of the same list have run); false skips it, and the trace says so.",
+    ON_ERROR_OPTION: "What a failure of this action does: `fail` (the default) skips the rest of the list "
+                     "and raises `action.failed`; `continue` records the error in the trace and goes on "
+                     "with the next action.",
+}
+ON_ERROR_CHOICES = ("fail", "continue")
 
 EVENT_SPECS: tuple[EventSpec, ...] = (
     EventSpec("call.received", "An inbound call arrived (it starts the session).",
@@ -246,8 +265,10 @@ EVENT_SPECS: tuple[EventSpec, ...] = (
     EventSpec("dtmf.captured", "Digits were collected; `reason` is timeout when none came.",
               ("call", "call_id", "digits", "reason")),
     EventSpec("recording.ready", "A recording is ready.", ("call", "call_id", "data")),
-    EventSpec("action.failed", "A command failed for good; `data.action` names it, `data.error` says why.",
-              ("call", "call_id", "reason", "data")),
+    EventSpec("action.failed", "An action failed for good: `data.action` names it, `data.role` its call "
+              "or conference role, `data.kind` the neutral error kind (not_found, rejected, unavailable, "
+              "timeout, not_allowed, invalid), `data.status` the platform's HTTP status (or null), "
+              "`data.error` the message.", ("call", "call_id", "reason", "data")),
 )
 
 EVENTS: dict[str, EventSpec] = {spec.name: spec for spec in EVENT_SPECS}
@@ -268,7 +289,13 @@ EVENT_FIELDS: tuple[str, ...] = (
 )
 # What templates see as ``session`` (runtime/context.py) and as each role (``room.id``).
 SESSION_FIELDS: tuple[str, ...] = ("id", "flow", "version", "state", "status", "created")
-ROLE_FIELDS: tuple[str, ...] = ("id",)
+# ``state``: a call's ringing | dialing | up | ended, a conference's active | ended.
+ROLE_FIELDS: tuple[str, ...] = ("id", "state")
+# The trigger of a state's eventless transitions (``always``), where the trace and guards see an event name.
+ALWAYS = "always"
+# Eventless transitions taken in a row (without an event between) before the session is ended as failed:
+# a guard chain that keeps firing is a loop nothing will stop.
+ALWAYS_LIMIT = 100
 # Outcomes that mean an attempt failed; a flow that dials should handle them (``unhandled-failure``).
 FAILURE_EVENTS: frozenset[str] = frozenset({"call.failed", "participant.join_failed"})
 # How an ``endpoint`` parameter may name its address besides a bare phone number.

@@ -74,6 +74,31 @@ def _settled(result: ActionResult | Any) -> str | None:
     return "already so" if data == ALREADY else None
 
 
+def nothing_to_undo(action: str, params: Mapping[str, Any], session: Session) -> str | None:
+    """Why a teardown action (``hangup``, ``kick``, ``resume``, ...) has nothing to do, or None: a role it
+    names was never bound in this session, or its call or conference has ended. Either way what it
+    would undo is already undone, which is success (the trace says which)."""
+    for param in ("conference", "call"):
+        role = params.get(param)
+        if role is None:
+            continue
+        owned, states = ((session.calls, session.call_states) if param == "call"
+                         else (session.conferences, session.conference_states))
+        found = owned.get(str(role))
+        if found is None:
+            return f'nothing to do: {param} role "{role}" was never bound'
+        if states.get(found) == ENDED:
+            return f'nothing to do: {param} "{role}" has already ended'
+    return None
+
+
+def still_ringing(action: str, params: Mapping[str, Any], session: Session) -> bool:
+    """A ``kick`` of a call still being dialled in: it is no participant yet (Sinch answers 404, Infobip
+    400), so kicking it is hanging it up, which cancels the join."""
+    call_id = session.calls.get(str(params.get("call")))
+    return action == "kick" and call_id is not None and session.call_states.get(call_id) == DIALING
+
+
 def standin_id(key: str) -> str:
     """The id a call is bound under until the platform names it: the answer to the command that created it
     was lost and the platform cannot be asked (Sinch lists no calls), but its webhooks carry ``key``."""

@@ -11,30 +11,45 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowengine.flow.expressions import Compiled, compile_value, template_sources
+from flowengine.flow.expressions import Compiled, compile_guard, compile_value, template_sources
 from flowengine.redaction import redact_json
 from flowengine.runtime.events import Event
 
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """One neutral action to carry out. ``origin`` says where in the flow it comes from."""
+    """One neutral action to carry out. ``origin`` says where in the flow it comes from; ``condition``
+    is its ``if`` (None: always run), ``on_error`` what its failure does (fail | continue)."""
 
     action: str
     params: Mapping[str, Any]
     origin: str
     template: Compiled | None = field(compare=False, repr=False, default=None)
     static: bool = field(compare=False, repr=False, default=False)
+    # Compared by its source: two compilations of one ``if`` are the same condition.
+    condition: Compiled | None = field(compare=False, default=None)
+    on_error: str = "fail"
+    condition_source: str | None = field(default=None, repr=False)
     # The parameters as the outbox stores them, when that differs: redacted (a URL's token, a password).
     stored: Mapping[str, Any] | None = field(compare=False, repr=False, default=None)
 
     @classmethod
-    def build(cls, action: str, params: Mapping[str, Any], origin: str) -> Command:
+    def build(
+        cls, action: str, params: Mapping[str, Any], origin: str, *, condition: str | None = None,
+        on_error: str = "fail",
+    ) -> Command:
         """Compile the parameters' templates now; ``static`` commands render without a context."""
         plain = dict(params)
+        guard = compile_guard(condition) if condition else None
+        static = guard is None and not any(template_sources(plain))
         safe = redact_json(plain)
-        return cls(action, plain, origin, compile_value(plain), not any(template_sources(plain)),
+        return cls(action, plain, origin, compile_value(plain), static, guard, on_error, condition or None,
                    safe if safe != plain else None)
+
+    @property
+    def continues(self) -> bool:
+        """A failure of this command is recorded and the plan goes on (``on_error: continue``)."""
+        return self.on_error == "continue"
 
     def render(self, context: Mapping[str, Any]) -> Mapping[str, Any]:
         """The parameters with every template rendered against ``context`` (read-only: shared when static)."""

@@ -6,12 +6,18 @@ drops duplicates, starts a new session on its first event, fires the matching tr
 compiled machine and keeps the timer table: a state's ``after`` timers are armed on entry and cancelled
 on exit. An ``action.failed`` the flow does not handle ends the session as failed, with a plan that hangs
 up whatever it still owns.
+
+Eventless transitions (``always``): a plan that enters a state with them, or runs an internal transition
+in one, ends with the program's settle marker; once the executor has run the plan's actions (so their
+``set`` shows), it calls ``settle``, which tries the state's ``always`` list with the event that led
+there. A taken one is a step like any (its plan may end with a marker again); more than ``ALWAYS_LIMIT``
+in a row end the session as failed.
 """
 
 from __future__ import annotations
 
 from flowengine.flow.model import Flow
-from flowengine.flow.vocabulary import CALLER_ROLE
+from flowengine.flow.vocabulary import ALWAYS, ALWAYS_LIMIT, CALLER_ROLE
 from flowengine.runtime.binding import PLACED_BY, adopt, standin_id
 from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.runtime.commands import Command, Plan
@@ -74,6 +80,32 @@ class Engine:
             return self._ring_timeout(s, self._resolve(s, event), now)
         return self._handle(s, self._resolve(s, event), now)
 
+    def settle(self, session: Session, event: Event | None, step: int) -> tuple[Session, Plan]:
+        """Try the current state's ``always`` transitions (``step`` taken in a row so far): the session (a
+        copy) and the plan of the one taken, or an empty plan if none holds."""
+        s = session.copy()
+        if s.status != "active" or s.state not in self.program.settles:
+            return s, Plan(event=event)
+        now = s.updated = self.clock.now()
+        source = s.state
+        if step >= ALWAYS_LIMIT:
+            reason = (f"{step} eventless (always) transitions in a row, the last into {source!r}: a loop "
+                      "no guard ends; stopped")
+            return self._abort(s, reason, Event(ALWAYS), now)
+        scratch = Scratch(s, event if event is not None else Event(ALWAYS))
+        route = self.program.fire(s, ALWAYS, scratch)
+        note = "; ".join(f"guard error: {e}" for e in scratch.errors) or None
+        if route is None:
+            if note is not None:  # nothing held because a guard broke: say so; a plain "no" is not news
+                s.record(Step(now, ALWAYS, source, None, tuple(scratch.guards), note=note), self.trace_limit)
+            return s, Plan(event=event)
+        s.seq += 1  # a step of its own: its commands' correlation keys must differ from the last plan's
+        s.record(Step(now, ALWAYS, source, route.target, tuple(scratch.guards), note=note), self.trace_limit)
+        if route.target is not None:
+            _cancel_timers(s, source)
+            self._enter(s, route.target, now)
+        return s, self._settling(s, Plan(route.plan, event), step + 1)
+
     def abort(self, session: Session, reason: str, event: Event | None = None) -> tuple[Session, Plan]:
         """End ``session`` as failed; the plan hangs up every call and conference it still owns."""
         s = session.copy()
@@ -102,10 +134,10 @@ class Engine:
         plan = Plan(self.program.entry[initial], event)
         self._enter(s, initial, now)
         if event.name == CALL_RECEIVED:
-            return s, plan
+            return s, self._settling(s, plan, 0)
         # Any other first event starts the session and is then handled in the initial state.
         s, more = self._handle(s, event, now)
-        return s, Plan([*plan, *more], event)
+        return s, self._settling(s, Plan([*plan, *more], event), 0)
 
     def _handle(self, s: Session, event: Event, now: float) -> tuple[Session, Plan]:
         if s.status != "active":
@@ -135,7 +167,15 @@ class Engine:
         if route.target is not None:
             _cancel_timers(s, source)
             self._enter(s, route.target, now)
-        return s, Plan(route.plan, event)
+        return s, self._settling(s, Plan(route.plan, event), 0)
+
+    def _settling(self, s: Session, plan: Plan, step: int) -> Plan:
+        """``plan``, ending with the settle marker when it leaves the session in a state with ``always``."""
+        if s.status != "active" or s.state not in self.program.settles:
+            return plan
+        if plan and plan[-1].action == ALWAYS:  # already ends with one (a first event's plan)
+            return plan
+        return Plan([*plan, self.program.settle_command(step)], plan.event)
 
     def _ring_timeout(self, s: Session, event: Event, now: float) -> tuple[Session, Plan]:
         """A stand-in ring timeout hangs up a call still ringing and is then a failure like any; the

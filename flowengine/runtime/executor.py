@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowengine.errors import ExpressionError, ProviderError, ProviderUnsupported
+from flowengine.flow.vocabulary import ACTIONS, ALWAYS, TEARDOWN_ACTIONS
 from flowengine.redaction import redact
-from flowengine.runtime.binding import bind_result, provider_arguments
+from flowengine.runtime.binding import bind_result, nothing_to_undo, provider_arguments, still_ringing
 from flowengine.runtime.clock import Clock
 from flowengine.runtime.commands import Command, Plan
 from flowengine.runtime.context import build_context
@@ -32,6 +33,7 @@ from flowengine.runtime.engine import ACTION_FAILED, Engine
 from flowengine.runtime.events import Event
 from flowengine.runtime.outbox import advance, pending, reaches_out, write_ahead
 from flowengine.runtime.ports import HttpClient, Provider, ProviderCommand
+from flowengine.runtime.program import CLEANUP
 from flowengine.runtime.reconcile import Observation, missed_events, to_observe
 from flowengine.runtime.session import CommandRecord, Session, Step
 
@@ -105,6 +107,9 @@ class Executor:
         for index, command in enumerate(plan):
             if start is not None and index < start:
                 continue  # done before the interruption: its outcome is in the session already
+            if command.action == ALWAYS:  # the plan has run: try the state's eventless transitions
+                session.outbox = None
+                return await self._settle(session, plan, command, provider, failures, checkpoint)
             if checkpoint is not None and reaches_out(command):
                 session.outbox = self._ahead(session.outbox if written else None, plan, index, failures,
                                              renew=index == start)
@@ -115,30 +120,43 @@ class Executor:
             try:
                 if index in lost:
                     raise ExpressionError(f"{command.action}: not resumed: {LOST}")
-                detail = await self._execute(
+                status, detail = await self._execute(
                     session, command, context or {}, provider, index, resumed=index == start
                 )
             except (ProviderError, ExpressionError) as exc:
                 # it goes to the trace, the store, the API and the log
-                error, failure = redact(str(exc)), exc
+                error, failure = redact(f"{exc.kind}: {exc}"), exc
             else:
-                _note(step, (command.action, "ok", detail))
+                _note(step, (command.action, status, detail))
                 if "as" in command.params:
                     context = None  # a new role or variable: later templates must see it
                 continue
-            _note(step, (command.action, "error", error))
-            if best_effort:
+            if best_effort or command.continues:
+                _note(step, (command.action, "error", error + (" (on_error: continue)" * command.continues)))
                 continue
+            _note(step, (command.action, "error", error))
             for rest in plan[index + 1:]:
-                _note(step, (rest.action, "skipped", None))
+                if rest.action != ALWAYS:
+                    _note(step, (rest.action, "skipped", None))
             session.outbox = None  # the failure's own plan (or what caught up) replaces the one that failed
             if _gone(failure):
                 moved_on = await self._catch_up(session, provider, checkpoint)
                 if moved_on is not None:
                     return moved_on
-            return await self._failed(session, command, index, error, provider, failures, checkpoint)
+            return await self._failed(session, command, index, failure, provider, failures, checkpoint)
         session.outbox = None
         return session
+
+    async def _settle(
+        self, session: Session, plan: Plan, marker: Command, provider: Provider, failures: int,
+        checkpoint: Checkpoint | None,
+    ) -> Session:
+        """Let the engine take the state's ``always`` transition, if one holds, and run its plan."""
+        step = marker.params.get("step", 0)
+        session, more = self.engine.settle(session, plan.event, step if isinstance(step, int) else 0)
+        if not more:
+            return session
+        return await self._run(session, more, provider, failures, checkpoint)
 
     async def _catch_up(
         self, session: Session, provider: Provider, checkpoint: Checkpoint | None
@@ -171,14 +189,20 @@ class Executor:
         return advance(outbox, index, due if renew else float(outbox["due"]))
 
     async def _failed(
-        self, session: Session, command: Command, index: int, error: str, provider: Provider, failures: int,
-        checkpoint: Checkpoint | None,
+        self, session: Session, command: Command, index: int, failure: ProviderError | ExpressionError,
+        provider: Provider, failures: int, checkpoint: Checkpoint | None,
     ) -> Session:
-        role = command.params.get("call")
-        role = role if isinstance(role, str) else None
+        error = f"{failure.kind}: {failure}"
+        call = command.params.get("call")
+        call = call if isinstance(call, str) else None
+        # The call it was about, else the one it was creating, else its conference.
+        roles = (call, _created(command), command.params.get("conference"))
+        role = next((r for r in roles if isinstance(r, str)), None)
         event = Event(
-            ACTION_FAILED, call_id=session.calls.get(role) if role else None, call=role, reason="failed",
-            data={"action": command.action, "error": error, "index": index, "origin": command.origin},
+            ACTION_FAILED, call_id=session.calls.get(call) if call else None, call=call, reason="failed",
+            data={"action": command.action, "role": role, "kind": failure.kind,
+                  "status": failure.status if isinstance(failure, ProviderError) else None,
+                  "error": str(failure), "index": index, "origin": command.origin},
             event_id=f"{ACTION_FAILED}:{session.id}:{session.seq}:{index}",
         )
         if failures + 1 >= self.max_failures:
@@ -190,17 +214,26 @@ class Executor:
     async def _execute(
         self, session: Session, command: Command, context: Mapping[str, Any], provider: Provider, index: int,
         *, resumed: bool = False,
-    ) -> str | None:
-        """Carry out one command; ``resumed``: an interrupted run may have sent it already."""
+    ) -> tuple[str, str | None]:
+        """Carry out one command: its trace status (ok | skipped) and detail. ``resumed``: an interrupted
+        run may have sent it already."""
         action = command.action
+        if command.condition is not None and not command.condition.render(context):
+            return "skipped", f"if {command.condition.source}: false"
         params = command.render(context)
         if action == "set":
             session.vars.update(params["vars"])
-            return None
+            return "ok", None
         if action == "log":
             message = str(params["message"])
             log.log(_LEVELS.get(str(params.get("level")), logging.INFO), "%s: %s", session.id, message)
-            return redact(message)  # the trace is stored and shown: no URL credentials or tokens
+            return "ok", redact(message)  # the trace is stored and shown: no URL credentials or tokens
+        if action in TEARDOWN_ACTIONS and not command.origin.startswith(CLEANUP):
+            nothing = nothing_to_undo(action, params, session)
+            if nothing is not None:  # teardown of nothing is success: never sent
+                return "ok", nothing
+            if still_ringing(action, params, session):
+                action, params = "hangup", {"call": params["call"], "reason": None}
         kwargs = provider_arguments(action, params, session)
         if action == "http":
             send = self._http_call(kwargs)
@@ -208,7 +241,9 @@ class Executor:
             send = self._provider_call(provider, action, kwargs, f"{session.id}:{session.seq}:{index}")
         result, attempts = await self._attempt(send, resumed)
         detail = bind_result(action, params, result, session)
-        return detail if attempts == 1 else f"{detail or ''} after {attempts} attempts".lstrip()
+        if action != command.action:
+            detail = " ".join(filter(None, ["hung up: it was still being dialled in;", detail])).rstrip(";")
+        return "ok", detail if attempts == 1 else f"{detail or ''} after {attempts} attempts".lstrip()
 
     @staticmethod
     def _provider_call(
@@ -240,6 +275,14 @@ class Executor:
             await self.clock.sleep(delay)
             delay = min(delay * self.retry.factor, self.retry.max_delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _created(command: Command) -> str | None:
+    """The role a command that creates a call or conference binds (``as:``)."""
+    spec = ACTIONS.get(command.action)
+    binder = spec.param("as") if spec is not None else None
+    name = command.params.get("as")
+    return name if binder is not None and binder.kind != "new_var" and isinstance(name, str) else None
 
 
 def _gone(failure: Exception) -> bool:

@@ -28,7 +28,8 @@ from flowengine.runtime.commands import Command, Plan
 from flowengine.runtime.events import Event
 
 OUTBOX_TIMER = "outbox"  # the timer id under which a pending outbox is due for resumption
-PURE_ACTIONS = frozenset({"set", "log"})  # carried out inside the engine: nothing to write ahead
+# Carried out inside the engine: nothing to write ahead (``always``: the engine's own step, see engine.py).
+PURE_ACTIONS = frozenset({"set", "log", "always"})
 Restore = Callable[[str], "Command | None"]  # origin -> the flow's command written there
 
 
@@ -75,7 +76,8 @@ def pending(outbox: Mapping[str, Any], restore: Restore | None = None) -> Pendin
             continue
         if doc.get("redacted"):
             lost.add(index)
-        commands.append(Command.build(doc["action"], doc["params"], doc["origin"]))
+        commands.append(Command.build(doc["action"], doc["params"], doc["origin"], condition=doc.get("if"),
+                                      on_error=doc.get("on_error", "fail")))
     event = outbox.get("event")
     return Pending(
         Plan(commands, event_from_json(event) if event else None),
@@ -87,10 +89,15 @@ def pending(outbox: Mapping[str, Any], restore: Restore | None = None) -> Pendin
 
 def _stored(command: Command) -> dict[str, Any]:
     """A command as the outbox keeps it: parameters that hold a secret are kept redacted."""
-    if command.stored is None:
-        return {"action": command.action, "params": dict(command.params), "origin": command.origin}
-    return {"action": command.action, "params": dict(command.stored), "origin": command.origin,
-            "redacted": True}
+    params = command.params if command.stored is None else command.stored
+    doc: dict[str, Any] = {"action": command.action, "params": dict(params), "origin": command.origin}
+    if command.stored is not None:
+        doc["redacted"] = True
+    if command.condition is not None:
+        doc["if"] = command.condition.source
+    if command.continues:
+        doc["on_error"] = command.on_error
+    return doc
 
 
 def event_to_json(event: Event | None) -> dict[str, Any] | None:

@@ -5,9 +5,10 @@ The machine has no models: sessions are driven with ``machine.events[trigger].tr
 the guard results, and which ``Route`` fired. The engine turns that into a plan: exit actions of the
 source, the transition's actions, entry actions of the target (internal routes: their actions only).
 
-Triggers are the neutral event names, plus ``after:<state>:<key>`` for each ``after`` timer. A state gets
-the flow-level ``on`` handlers unless it has its own for the same event (``Flow.handlers``); a list of
-guarded transitions is tried in order and the first whose guard holds wins.
+Triggers are the neutral event names, plus ``after:<state>:<key>`` for each ``after`` timer and ``always``
+for a state's eventless transitions. A state gets the flow-level ``on`` handlers unless it has its own for
+the same event (``Flow.handlers``); a list of guarded transitions is tried in order and the first whose
+guard holds wins.
 """
 
 from __future__ import annotations
@@ -22,12 +23,16 @@ from transitions import State as MachineState
 from flowengine.errors import ExpressionError
 from flowengine.flow.expressions import Compiled, compile_guard
 from flowengine.flow.model import Action, Flow, Transition
+from flowengine.flow.vocabulary import ALWAYS
 from flowengine.runtime.commands import Command
 from flowengine.runtime.context import build_context
 from flowengine.runtime.events import Event
 from flowengine.runtime.session import Session
 
 TIMER_EVENT = "timer"  # a fired timer: Event(TIMER_EVENT, data={"timer": timer id})
+# Origin of the engine's own hang-ups (a failed session's clean-up, a ring timeout): sent even where the
+# session counts the call as ended, since it is the engine that knows better (a stand-in failure).
+CLEANUP = "cleanup."
 
 
 def timer_trigger(state: str, key: str) -> str:
@@ -106,7 +111,11 @@ class Program:
             for n, s in flow.states.items()
         }
         self.triggers: dict[str, frozenset[str]] = {}
+        # States with ``always`` transitions: a plan that enters one (or runs an internal transition in
+        # it) ends with ``settle_command``, so they are tried once its actions have run.
+        self.settles = frozenset(n for n, s in flow.states.items() if s.always and not s.final)
         self._cleanup: dict[tuple[str, str], Command] = {}
+        self._markers: dict[int, Command] = {}
         self._shared: dict[int, tuple[Compiled | None, tuple[Command, ...]]] = {}
         self.machine = Machine(
             model=[], states=[MachineState(n, final=s.final) for n, s in flow.states.items()],
@@ -127,7 +136,17 @@ class Program:
         command = self._cleanup.get(key)
         if command is None:
             param = "call" if action == "hangup" else "conference"
-            command = self._cleanup[key] = Command.build(action, {param: role}, f"cleanup.{role}")
+            command = self._cleanup[key] = Command.build(action, {param: role}, f"{CLEANUP}{role}")
+        return command
+
+    def settle_command(self, step: int) -> Command:
+        """The marker that ends a plan leading into (or staying in) a state with ``always`` transitions:
+        the executor asks the engine to try them there (``Engine.settle``). ``step`` counts the eventless
+        transitions already taken in a row; being a command, it is written ahead with the plan, so a
+        resumed plan still settles."""
+        command = self._markers.get(step)
+        if command is None:
+            command = self._markers[step] = Command.build(ALWAYS, {"step": step}, ALWAYS)
         return command
 
     # -- compiling ---------------------------------------------------------------------------------------
@@ -144,6 +163,9 @@ class Program:
             trigger = timer_trigger(state, timer.key)
             self._add(trigger, state, timer.transitions, f"states.{state}.after.{timer.key}")
             triggers.append(trigger)
+        if self.flow.states[state].always:
+            self._add(ALWAYS, state, self.flow.states[state].always, f"states.{state}.always")
+            triggers.append(ALWAYS)
         return triggers
 
     def _add(self, trigger: str, state: str, transitions: Sequence[Transition], where: str) -> None:
@@ -170,7 +192,10 @@ class Program:
         return cached
 
     def _commands(self, actions: Sequence[Action], origin: str) -> tuple[Command, ...]:
-        built = tuple(Command.build(a.name, a.params, f"{origin}[{i}]") for i, a in enumerate(actions))
+        built = tuple(
+            Command.build(a.name, a.params, f"{origin}[{i}]", condition=a.condition, on_error=a.on_error)
+            for i, a in enumerate(actions)
+        )
         self.by_origin.update((command.origin, command) for command in built)
         return built
 

@@ -230,12 +230,12 @@ states:
     entry: [{conference_join: {conference: room, call: caller}}]   # in that conference already
     after: {1s: closing}
   closing:
-    entry: [{hangup: {call: caller}}]
+    entry: [{conference_hangup: {conference: room}}, {hangup: {call: caller}}]   # the room's end ended it
     on: {call.finished: done}
     after: {5s: done}
   done:
     type: final
-    entry: [{hangup: {call: caller}}]   # ended already
+    entry: [{hangup: {call: caller}}]   # ended, as the session knows by now: nothing to do, not sent
 """
 
 
@@ -248,7 +248,9 @@ async def test_already_so_answers_are_success_and_the_session_goes_on(provider: 
     assert done.result.passed, done.result.failures
     assert [c[:2] for c in done.commands] == [
         ("answer", "ok"), ("answer", "ok"), ("conference_create", "ok"), ("conference_join", "ok"),
-        ("conference_join", "ok"), ("hangup", "ok"), ("hangup", "ok")]
+        ("conference_join", "ok"), ("conference_hangup", "ok"), ("hangup", "ok"), ("hangup", "ok")]
+    assert done.commands[-2][2] == "already so"
+    assert done.commands[-1][2] == 'nothing to do: call "caller" has already ended'
     if provider == "infobip":  # the platform did refuse them: 400, 400, 404
         refused = [(r["method"], r["path"].rsplit("/", 1)[-1], r["status"]) for r in done.requests
                    if r["status"] >= 400]

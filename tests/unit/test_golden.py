@@ -92,7 +92,7 @@ def test_ok_case_validates_clean(case: Path) -> None:
     assert result.flow is not None
 
 
-BUNDLED = sorted(FLOWS.glob("*.yaml"))
+BUNDLED = sorted(FLOWS.rglob("*.yaml"))  # examples/ too
 
 
 @pytest.mark.parametrize("flow", BUNDLED, ids=[f.stem for f in BUNDLED])

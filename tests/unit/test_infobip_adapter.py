@@ -154,6 +154,21 @@ async def test_kick_of_a_call_that_already_ended_is_done(canned: Canned) -> None
     assert [seen[0] for seen in canned.seen] == ["DELETE"]
 
 
+async def test_kick_of_a_participant_still_joining_hangs_its_call_up(canned: Canned) -> None:
+    """Answered but not joined yet, the removal is refused; the hang-up is what is left of the kick."""
+    joining = {"requestError": {"serviceException": {
+        "messageId": "BAD_REQUEST", "text": "Call call-1 has not joined conference conf-1 yet."}}}
+    canned.answers[("DELETE", "/calls/1/conferences/conf-1/call/call-1")] = (400, joining)
+    await canned.adapter.channel(None).kick("conf-1", "call-1")
+    assert [seen[:2] for seen in canned.seen] == [
+        ("DELETE", "/calls/1/conferences/conf-1/call/call-1"), ("POST", "/calls/1/calls/call-1/hangup"),
+    ]
+    refused = {"errorCode": "BAD_REQUEST"}
+    canned.answers[("DELETE", "/calls/1/conferences/conf-1/call/call-1")] = (400, refused)
+    with pytest.raises(ProviderError):  # any other refusal stands
+        await canned.adapter.channel(None).kick("conf-1", "call-1")
+
+
 async def test_conference_info_gives_neutral_participants(canned: Canned) -> None:
     info = await canned.adapter.channel(None).conference_info("conf-1")
     assert info.id == "conf-1"

@@ -112,7 +112,7 @@ async def test_a_redacted_command_the_flow_no_longer_has_fails_instead_of_going_
     session = await store.load("s")
     assert session is not None and session.state == "done"
     errors = [c for step in session.trace for c in step.commands if c[1] == "error"]
-    assert errors == [("http", "error", f"http: not resumed: {LOST}")]
+    assert errors == [("http", "error", f"invalid: http: not resumed: {LOST}")]
 
 
 def test_commands_without_secrets_are_stored_as_they_are() -> None:

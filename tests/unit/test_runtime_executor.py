@@ -70,7 +70,7 @@ async def test_failure_for_good_skips_the_rest_and_fails_the_session(conference:
     assert (session.state, session.status, session.timers) == ("failed", "failed", {})
     dialing, failed = session.trace[-2:]
     assert list(dialing.commands) == [
-        ("hold", "error", "file not found"), ("conference_dial", "skipped", None)]
+        ("hold", "error", "rejected: file not found"), ("conference_dial", "skipped", None)]
     assert (failed.event, failed.source, failed.target) == ("action.failed", "dialing", "failed")
     assert list(failed.commands) == [("hangup", "ok", None), ("conference_hangup", "ok", None)]
     assert failed.note == "unhandled action.failed: file not found"
@@ -96,7 +96,7 @@ async def test_cleanup_is_best_effort(conference: Flow) -> None:
     driver = await drive(conference, TO_DIALING, provider=provider)
     assert provider.actions[-2:] == ["hangup", "conference_hangup"]
     assert list(driver.session.trace[-1].commands) == [
-        ("hangup", "error", "hangup failed (scripted)"), ("conference_hangup", "ok", None)]
+        ("hangup", "error", "rejected: hangup failed (scripted)"), ("conference_hangup", "ok", None)]
 
 
 async def test_unsupported_action_fails_at_once(conference: Flow) -> None:
@@ -105,7 +105,7 @@ async def test_unsupported_action_fails_at_once(conference: Flow) -> None:
     driver = await drive(conference, TO_DIALING[:1], provider=provider, retry=RetryPolicy(attempts=5))
     assert provider.actions == ["answer", "hangup"]  # never retried; the ringing caller is hung up
     assert list(driver.session.trace[-2].commands) == [
-        ("answer", "error", 'provider "recording" cannot perform action "answer"')]
+        ("answer", "error", 'not_allowed: provider "recording" cannot perform action "answer"')]
     assert driver.session.status == "failed"
 
 
@@ -118,10 +118,10 @@ async def test_action_missing_from_capabilities_is_not_sent() -> None:
 
 
 async def test_unbound_role_is_an_action_failed_with_a_clear_error() -> None:
-    flow = one_state([{"hangup": {"call": "callee"}}])
+    flow = one_state([{"say": {"call": "callee", "text": "hi"}}])
     driver = await drive(flow, [event("call.received", call_id=CALLER)])
     assert list(driver.session.trace[0].commands) == [
-        ("hangup", "error", 'hangup: call role "callee" is not bound in this session')]
+        ("say", "error", 'invalid: say: call role "callee" is not bound in this session')]
     failed = driver.session.trace[-1]
     assert failed.event == "action.failed"
     assert driver.plans[0].event is not None and driver.plans[0].event.name == "call.received"
@@ -142,7 +142,7 @@ async def test_flow_can_handle_action_failed() -> None:
     assert provider.actions == ["say", "hangup"]
     assert (driver.session.state, driver.session.status) == ("sorry", "active")
     assert list(driver.session.trace[0].commands) == [
-        ("say", "error", "say failed (scripted)"), ("play", "skipped", None)]
+        ("say", "error", "rejected: say failed (scripted)"), ("play", "skipped", None)]
 
 
 async def test_repeated_failures_abort_the_session() -> None:
@@ -152,7 +152,7 @@ async def test_repeated_failures_abort_the_session() -> None:
     driver = await drive(flow, [event("call.received", call_id=CALLER)], provider=provider)
     assert provider.actions == ["say", "say", "say", "hangup"]
     assert driver.session.status == "failed"
-    assert driver.session.trace[-1].note == "3 failures in a row: say failed (scripted)"
+    assert driver.session.trace[-1].note == "3 failures in a row: rejected: say failed (scripted)"
 
 
 async def test_failure_in_a_final_state_leaves_the_session_ended(conference: Flow) -> None:
@@ -161,7 +161,8 @@ async def test_failure_in_a_final_state_leaves_the_session_ended(conference: Flo
     driver = await drive(conference, [event("call.received", call_id=CALLER)], provider=provider)
     await driver.advance(10)
     assert (driver.session.state, driver.session.status) == ("giving_up", "ended")
-    assert list(driver.session.trace[-2].commands) == [("hangup", "error", "hangup failed (scripted)")]
+    assert list(driver.session.trace[-2].commands) == [
+        ("hangup", "error", "rejected: hangup failed (scripted)")]
     assert driver.session.trace[-1].note == "session ended"
 
 
@@ -219,7 +220,7 @@ async def test_http_without_a_client_is_unsupported() -> None:
     flow = one_state([{"http": {"url": "https://api.example.com/x"}}])
     driver = await drive(flow, [event("call.received", call_id=CALLER)])
     assert list(driver.session.trace[0].commands) == [
-        ("http", "error", 'provider "engine" cannot perform action "http"')]
+        ("http", "error", 'not_allowed: provider "engine" cannot perform action "http"')]
 
 
 async def test_bad_endpoint_and_template_errors_fail_the_command() -> None:
@@ -262,7 +263,6 @@ async def test_gone_refusal_first_delivers_the_end_the_platform_shows(conference
     assert (driver.session.state, driver.session.status) == ("abandoned", "ended")
     assert observe.asked == [([CALLER], [ROOM])]  # type: ignore[attr-defined]
     after_dial = [(step.event, step.source, step.target) for step in driver.session.trace[4:]]
-    # (abandoned's hang-up of a callee never bound fails on its own; the session has ended by then)
     assert after_dial[0] == ("call.finished", "dialing", "abandoned")
     assert ("conference.finished", "abandoned", None) in after_dial
 

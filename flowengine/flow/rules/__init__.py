@@ -8,7 +8,7 @@ flow. ``RULE_DOCS`` is the catalogue ``validate --list-rules`` prints.
 from __future__ import annotations
 
 from flowengine.flow.diagnostics import Diagnostic
-from flowengine.flow.rules import actions, costs, expressions, roles, states
+from flowengine.flow.rules import actions, always, costs, expressions, roles, states
 from flowengine.flow.rules.context import Rule, RuleContext
 
 RULE_DOCS: dict[str, str] = {
@@ -21,10 +21,12 @@ RULE_DOCS: dict[str, str] = {
     "action-params": "bad action parameters: missing, unknown, wrong type, bad duration or endpoint",
     "duration": "an `after` key that is not a duration such as 500ms, 10s, 2m or 1h",
     "target": "a transition (or `initial`) names a state that does not exist",
-    "final": "a final state with `on` or `after`",
+    "final": "a final state with `on`, `after` or `always`",
     "unreachable": "a state no path from `initial` leads to",
     "dead-end": "a non-final state with no transition to another state",
     "no-final": "no final state can be reached from `initial`",
+    "always-loop": "a cycle of `always` transitions none of whose guards reads what the actions on the "
+                   "cycle change (or that has no guard): once entered it never ends",
     "role": "a call or conference role that is unknown, of the wrong kind, or not yet bound on any path",
     "expression": "a template or `when` guard with bad syntax, an undefined name, variable or event field",
     "expression-budget": "an expression that always goes over its run-time budget: a huge constant power, "
@@ -37,6 +39,7 @@ RULE_DOCS: dict[str, str] = {
 
 SEMANTIC_RULES: tuple[Rule, ...] = (
     *states.RULES,
+    *always.RULES,
     *roles.RULES,
     *expressions.RULES,
     *costs.RULES,

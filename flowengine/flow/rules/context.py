@@ -19,6 +19,7 @@ from flowengine.flow.rules.sites import (
     transition_sites,
 )
 from flowengine.flow.source import Path, SourceMap
+from flowengine.flow.vocabulary import ALWAYS
 
 T = TypeVar("T")
 
@@ -70,7 +71,8 @@ class RuleContext:
     @cached_property
     def handled(self) -> dict[str, set[str]]:
         """State -> the events it has a handler for (its own or flow-level)."""
-        return {name: {s.event for s in sites if not s.timer} for name, sites in self.edges.items()}
+        return {name: {s.event for s in sites if not s.timer and s.event != ALWAYS}
+                for name, sites in self.edges.items()}
 
     def successors(self, state: str) -> set[str]:
         return self._successors.get(state, set())

@@ -1,4 +1,4 @@
-"""Rules about templates (``{{ … }}`` in action parameters) and guards (``when``).
+"""Rules about templates (``{{ … }}`` in action parameters) and guards (``when``, an action's ``if``).
 
 Every template is parsed once (``expressions.analyse`` caches by source) and checked for syntax, for
 names that do not exist at run time (only ``vars``, ``session``, ``event``, the roles and Jinja2's own
@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from jinja2 import nodes
 
+from flowengine.errors import ERROR_KINDS
 from flowengine.flow.diagnostics import Diagnostic, alternatives, did_you_mean, quote, quoted_list
 from flowengine.flow.expressions import analyse, environment, guard_source, has_template
 from flowengine.flow.rules.context import Rule, RuleContext
@@ -63,16 +64,17 @@ def _variables(ctx: RuleContext) -> set[str]:
 def bad_syntax(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[expression] templates and guards parse; a guard is a bare expression."""
     for template in ctx.templates:
+        key = quote(str(template.path[-1]))
         if template.guard and has_template(template.text):
             yield ctx.at_value(
                 template.path,
-                "write \"when\" as a bare expression, without {{ }}: for example event.call == 'callee'",
+                f"write {key} as a bare expression, without {{{{ }}}}: for example event.call == 'callee'",
                 "expression",
             )
             continue
         error = analyse(_source(template)).error
         if error is not None:
-            what = '"when" expression' if template.guard else "template"
+            what = f"{key} expression" if template.guard else "template"
             yield ctx.at_value(
                 template.path, f"invalid {what}: {_lower(error.message or 'syntax error')}", "expression"
             )
@@ -137,6 +139,8 @@ def impossible_comparisons(ctx: RuleContext) -> Iterator[Diagnostic]:
 
 
 def _check_literal(field: str, literal: str, names: Names) -> str | None:
+    if field == "data.kind" and literal not in ERROR_KINDS:
+        return f"unknown error kind {quote(literal)}{alternatives(literal, ERROR_KINDS)}"
     if field == "reason" and literal not in REASONS:
         return f"unknown reason {quote(literal)}{alternatives(literal, REASONS)}"
     if field == "name" and literal not in EVENTS:
@@ -164,8 +168,13 @@ def compared_literals(source: str) -> tuple[tuple[str, str], ...]:
 
 
 def _event_field(node: nodes.Node) -> str | None:
-    if isinstance(node, nodes.Getattr) and isinstance(node.node, nodes.Name) and node.node.name == "event":
+    """``reason`` for ``event.reason``; ``data.kind`` for ``event.data.kind`` (action.failed's kind)."""
+    if not isinstance(node, nodes.Getattr):
+        return None
+    if isinstance(node.node, nodes.Name) and node.node.name == "event":
         return node.attr
+    if node.attr == "kind" and _event_field(node.node) == "data":
+        return "data.kind"
     return None
 
 

@@ -44,6 +44,8 @@ def _step(place: Place, part: str | int) -> Place:
     if kind == "states":
         return replace(place, kind="state", state=str(part))
     if kind == "state":
+        if part == "always":  # eventless transitions: a transition right under the state
+            return replace(place, kind="transition", event="always")
         named = {"entry": "actions", "exit": "actions", "on": "handlers", "after": "timers"}.get(str(part))
         return replace(place, kind=named or "field", field=str(part))  # type: ignore[arg-type]
     if kind in ("handlers", "timers"):

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from flowengine.flow.expressions import has_template
 from flowengine.flow.model import Action, Flow, Transition
 from flowengine.flow.source import Path
+from flowengine.flow.vocabulary import ALWAYS, IF_OPTION
 
 Phase = Literal["entry", "exit", "transition"]
 
@@ -16,7 +17,7 @@ Phase = Literal["entry", "exit", "transition"]
 @dataclass(frozen=True, slots=True)
 class TransitionSite:
     state: str | None  # None: a flow-level handler (it applies in every state without its own)
-    event: str  # the event name, or the timer's duration key
+    event: str  # the event name, the timer's duration key, or "always" (eventless)
     timer: bool
     transition: Transition
     path: Path  # the transition as written: the target string, or the {target, when, actions} mapping
@@ -52,6 +53,7 @@ def transition_sites(flow: Flow, doc: Mapping[str, Any]) -> list[TransitionSite]
             sites.extend(
                 _sites(state.name, timer.key, True, timer.transitions, (*base, "after", timer.key), doc)
             )
+        sites.extend(_sites(state.name, ALWAYS, False, state.always, (*base, ALWAYS), doc))
     return sites
 
 
@@ -106,10 +108,15 @@ class Template:
 def templates(
     actions: Iterable[ActionSite], transitions: Iterable[TransitionSite], doc: Mapping[str, Any]
 ) -> Iterator[Template]:
-    """Parameters are read from the document as written (``set`` is not normalised there)."""
+    """Parameters are read from the document as written (``set`` is not normalised there); an action's
+    ``if`` is a guard, like ``when``."""
     for site in actions:
         path = (*site.path, site.action.name)
-        yield from _template_strings(lookup(doc, path), path)
+        params = lookup(doc, path)
+        if isinstance(params, Mapping) and isinstance(params.get(IF_OPTION), str) and params[IF_OPTION]:
+            yield Template((*path, IF_OPTION), params[IF_OPTION], True)
+            params = {key: value for key, value in params.items() if key != IF_OPTION}
+        yield from _template_strings(params, path)
     for tsite in transitions:
         when = tsite.transition.when
         if isinstance(when, str):

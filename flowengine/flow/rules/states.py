@@ -43,7 +43,7 @@ def final_with_transitions(ctx: RuleContext) -> Iterator[Diagnostic]:
     for name, state in ctx.flow.states.items():
         if not state.final:
             continue
-        for key in ("on", "after"):
+        for key in ("on", "after", "always"):
             if ctx.raw(("states", name, key)) is not None:
                 yield ctx.at_key(
                     ("states", name, key),
@@ -102,10 +102,17 @@ def no_final(ctx: RuleContext) -> Iterator[Diagnostic]:
         )
 
 
+def _passes_through(name: str, ctx: RuleContext) -> bool:
+    """An ``always`` branch without ``when`` is always taken: the state never waits."""
+    return any(t.when is None for t in ctx.flow.states[name].always)
+
+
 def missing_timeouts(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[no-timeout] a state that waits for events should give up after a while (warning)."""
     for name, state in ctx.flow.states.items():
-        if state.final or state.after or (ctx.graph_known and _is_dead_end(ctx, name)):
+        if state.final or state.after or _passes_through(name, ctx):
+            continue
+        if ctx.graph_known and _is_dead_end(ctx, name):
             continue
         yield ctx.at_key(
             ("states", name),

@@ -9,6 +9,7 @@ counted as done as its row says.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,6 +33,8 @@ from flowengine.runtime.ports import ActionResult, Endpoint, Media, Music, Provi
 from flowengine.runtime.reconcile import Observation
 
 log = logging.getLogger("flowengine.providers")
+# The refusal of a participant removal while its call is still joining (the simulator's wording).
+NOT_JOINED = re.compile(r"not joined", re.IGNORECASE)
 
 NAME = "infobip"
 
@@ -223,13 +226,16 @@ class InfobipChannel:
         """Out of the conference and hung up, as on Sinch: Infobip's DELETE alone leaves the call up (a
         kicked guest would linger until its maxDuration). A participant who is not there (404) has left
         already: its call is left alone (it may be in another conference now). A call that ended
-        meanwhile (404 to the hang-up) is done."""
+        meanwhile (404 to the hang-up) is done. One still joining (refused: it has not joined yet) is no
+        participant to remove: hanging its call up is all of the kick."""
+        result = ActionResult()
         try:
             result = await self._send(commands.kick(conference_id, call_id))
         except ProviderError as exc:
             if exc.status == 404:
                 return ActionResult(data={"already": True})
-            raise
+            if exc.status != 400 or not NOT_JOINED.search(str(exc)):
+                raise
         try:
             await self._send(commands.hangup(call_id, None))
         except ProviderError as exc:

@@ -65,6 +65,7 @@ TABLE = command_table(
                 "resend", already_so=(PARTICIPANT_GONE,), why=HOLD_MUSIC),
     CommandSpec("resume", "POST /calls/{call}/stop-play, PATCH …/call/{call} `{muted, deaf: false}`", True,
                 "resend", already_so=(PARTICIPANT_GONE,)),
-    CommandSpec("kick", "DELETE /conferences/{id}/call/{call}, POST /calls/{call}/hangup", True, "resend",
+    CommandSpec("kick", "DELETE /conferences/{id}/call/{call}, POST /calls/{call}/hangup (a participant "
+                "still joining, its removal refused: the hang-up alone)", True, "resend",
                 already_so=(AlreadySo(404, "", "the participant or its call is gone"),)),
 )
