@@ -57,7 +57,8 @@ _SECURITY_SCHEMES: Schema = {
         "type": "apiKey",
         "in": "header",
         "name": "x-timestamp",
-        "description": "The signed request's time (ISO 8601), part of the signature.",
+        "description": "The signed request's time (ISO 8601), part of the signature; one further off the "
+        "clock than the allowed skew is refused.",
     },
     "sinchBasic": {
         "type": "http",

@@ -112,7 +112,8 @@ SCHEMAS["SinchCallback"] = {
             "type": "object",
             "required": ["event"],
             "properties": {
-                "event": {"type": "string", "minLength": 1, "not": {"pattern": any_case(*HANDLED)}}, **_COMMON,
+                "event": {"type": "string", "minLength": 1, "not": {"pattern": any_case(*HANDLED)}},
+                **_COMMON,
             },
         },
     ],
