@@ -20,7 +20,7 @@ def test_schemathesis_finds_no_server_error_and_nothing_undescribed(provider: st
     with served(provider, tmp_path) as target:
         tally = fuzz(target, QUICK)
     assert tally.errors == []
-    assert tally.sent >= 300 and tally.classes["2xx"] > 0 and tally.classes["4xx"] > 0, tally.summary()
+    assert tally.sent >= 200 and tally.classes["2xx"] > 0 and tally.classes["4xx"] > 0, tally.summary()
     assert tally.classes["5xx"] == 0 and tally.server_errors() == [], tally.summary()
     assert tally.failures == {}
     webhook = f"POST /webhooks/{provider}"
