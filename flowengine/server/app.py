@@ -86,7 +86,8 @@ def create_app(
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
     app[SERVICE], app[CONFIG], app[CLOCK], app[HTTP] = service, config, clock, http
     app[OPENAPI] = openapi_json(
-        None, providers=(adapter.name,), webhook_path=config.webhook_path, metrics_public=config.metrics_public
+        None, providers=(adapter.name,), webhook_path=config.webhook_path,
+        metrics_public=config.metrics_public,
     ).encode()
     app.cleanup_ctx.extend([collector_tuning, _lifecycle])
     base = config.webhook_path

@@ -32,7 +32,8 @@ _SECURITY_SCHEMES: Schema = {
         "type": "http",
         "scheme": "bearer",
         "description": "A token listed in the config's `api_tokens` (values from the environment), compared "
-        "in constant time. Required on /api/*, / and /metrics (unless `metrics_public: true`).",
+        "in constant time. Required on /api/*, / and /metrics (unless `metrics_public: true`); with no "
+        "`api_tokens` configured those routes answer 403.",
     },
     "infobipBasic": {
         "type": "http",
@@ -57,8 +58,8 @@ _SECURITY_SCHEMES: Schema = {
         "type": "apiKey",
         "in": "header",
         "name": "x-timestamp",
-        "description": "The signed request's time (ISO 8601), part of the signature; one further off the "
-        "clock than the allowed skew is refused.",
+        "description": "The signed request's time (ISO 8601), part of the signature; one further than "
+        "`SINCH_CALLBACK_MAX_SKEW` (default 300 s) from now, either way, is refused.",
     },
     "sinchBasic": {
         "type": "http",
@@ -190,14 +191,16 @@ def _text(media: str, description: str) -> Schema:
 
 
 _UNAUTHORIZED = {
-    "description": "No valid bearer token (`Authorization: Bearer <token>`).",
-    "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
-    "content": {_JSON: {"schema": _ref("Error")}, "text/plain": {"schema": {"type": "string"}}},
+    "description": "No bearer token, or a wrong one (`Authorization: Bearer <token>`).",
+    "headers": {"WWW-Authenticate": {"schema": {"const": 'Bearer realm="flowengine"'}}},
+    "content": {_JSON: {"schema": _ref("Error")}},
 }
+_NO_TOKENS = _json(_ref("Error"), "No `api_tokens` configured: the error says how to configure one.")
 _WEBHOOK_REFUSALS: Schema = {
     "400": _json(_ref("Error"), "Unusable body: not JSON, not an event, a required field missing or of "
                  "the wrong type, too deep or too many events."),
-    "401": _json(_ref("Error"), "The provider's authentication failed (missing, wrong or stale)."),
+    "401": _json(_ref("Error"), "The provider's authentication failed: missing, wrong, or stale (a time "
+                 "further than the window, default 5 minutes, from now)."),
     "404": _json(_ref("Error"), "No flow answers calls to that number, or no session owns that call."),
     "413": _json(_ref("Error"), "Body over `webhook.max_body_bytes` (default 262144)."),
     "503": _json(_ref("Error"), "The session store is unavailable: the platform retries, nothing is lost."),
@@ -239,7 +242,7 @@ def _open_routes(metrics_public: bool) -> dict[str, Schema]:
     alive = {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}}
     metrics = {"200": _text("text/plain", "The metrics.")}
     if not metrics_public:
-        metrics["401"] = _UNAUTHORIZED
+        metrics.update({"401": _UNAUTHORIZED, "403": _NO_TOKENS})
     return {
         "/healthz": _operation("getHealth", "health", "Liveness: the process answers", {
             "200": _json(alive, "Alive.")}, security=[]),
@@ -256,7 +259,7 @@ def _open_routes(metrics_public: bool) -> dict[str, Schema]:
 
 def _guarded_routes() -> dict[str, Schema]:
     """The dashboard and the read API (bearer token), as GET operations."""
-    refused = {"401": _UNAUTHORIZED, "503": _STORE_DOWN}
+    refused = {"401": _UNAUTHORIZED, "403": _NO_TOKENS, "503": _STORE_DOWN}
     bad_paging = f"limit or offset is not an integer, or offset is over {MAX_OFFSET}."
     return {
         "/": _operation("getDashboard", "dashboard", "Each flow's states with the live sessions in them", {
@@ -269,7 +272,8 @@ def _guarded_routes() -> dict[str, Schema]:
             "404": _text("text/plain", "No session with that id."), **refused},
             parameters=[_SESSION_ID], security=_TOKEN),
         "/api/flows": _operation("getFlows", "api", "The loaded flows' graphs", {
-            "200": _json(_list_of("flows", "Flow"), "The flows."), "401": _UNAUTHORIZED}, security=_TOKEN),
+            "200": _json(_list_of("flows", "Flow"), "The flows."), "401": _UNAUTHORIZED, "403": _NO_TOKENS},
+            security=_TOKEN),
     }
 
 

@@ -38,7 +38,7 @@ from flowengine.simulator.clock import ScaledClock
 from flowengine.simulator.serve import build_simulator
 
 FLOW = Path(__file__).resolve().parents[2] / "flows" / "two_party_conference.yaml"
-API_TOKEN = "fuzz-token-0123456789abcdef"  # for `api_tokens` once the read routes require one
+API_TOKEN = "fuzz-token-0123456789abcdef"  # opens the read routes (`api_tokens`)
 WEBHOOK_USER, WEBHOOK_PASSWORD = "platform", "fuzz-password"
 SPEED = 20.0
 START_TIMEOUT = 15.0  # seconds the served stack may take to come up (or to close)
@@ -80,7 +80,7 @@ def served(provider: str, workdir: Path, store: str | None = None) -> Iterator[S
                 simulator.api_base_url = simulator_url
                 settings, target.credentials = _webhook_auth(provider, simulator)
                 config = ServiceConfig(
-                    provider=provider, port=0, default_flow=FLOW,
+                    provider=provider, port=0, default_flow=FLOW, api_tokens=(API_TOKEN,),
                     store=store or f"sqlite:///{workdir / 'fuzz.db'}",
                     provider_settings={**provider_settings(simulator, simulator_url), **settings},
                 )

@@ -32,7 +32,8 @@ from flowengine.server.openapi import openapi_document
 ROOT = Path(__file__).resolve().parents[2]
 FLOW = ROOT / "flows" / "two_party_conference.yaml"
 SETTINGS: dict[str, dict[str, str]] = {
-    "infobip": {"base_url": "http://127.0.0.1:9", "api_key": "k", "calls_configuration_id": "c"},
+    "infobip": {"base_url": "http://127.0.0.1:9", "api_key": "k", "calls_configuration_id": "c",
+                "webhook_user": "u", "webhook_password": "p"},
     "sinch": {"base_url": "http://127.0.0.1:9", "application_key": "k", "application_secret": "c2VjcmV0"},
 }
 METHODS = ("get", "head", "post", "put", "patch", "delete", "options", "trace")

@@ -162,7 +162,8 @@ def _envelope(type_schema: Schema, properties: Schema, title: str) -> Schema:
             "callId": _text("The call the event is about."),
             "conferenceId": _text("The conference the event is about."),
             "dialogId": _text(), "bulkId": _text(),
-            "timestamp": _time("When it happened"),
+            "timestamp": _opt("string", "When it happened (ISO 8601); an event further than "
+                              "`INFOBIP_WEBHOOK_MAX_SKEW` (default 300 s) from now is refused (401)."),
             "callsConfigurationId": _text(), "platform": _PLATFORM,
             "properties": properties,
         },
