@@ -22,7 +22,7 @@ print("differs from the lock:", ", ".join(drift) or "nothing (the lock holds the
 endef
 export LOCK_DRIFT
 
-.PHONY: run test lint typecheck unit bench chaos validate lock test-latest mutation clean
+.PHONY: run test lint typecheck unit bench chaos fuzz validate lock test-latest mutation clean
 
 $(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ bench: $(STAMP)
 ## ~10-15 min, not part of test); prints a table of figures. More: make chaos CHAOS_ARGS="--calls 200 --only redis"
 chaos: $(STAMP)
 	PYTHONPATH=tests $(BIN)/python -m chaos $(CHAOS_ARGS)
+
+## fuzz: schemathesis' every phase against each provider's served /openapi.json (~2-5 min, not part of
+## test); prints requests sent and answers by status class, fails on any 5xx. More: make fuzz FUZZ_ARGS="--examples 1000"
+fuzz: $(STAMP)
+	PYTHONPATH=tests $(BIN)/python -m apifuzz $(FUZZ_ARGS)
 
 validate: $(STAMP)
 	$(BIN)/flowengine validate flows

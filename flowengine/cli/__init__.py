@@ -11,7 +11,7 @@ from flowengine import __version__
 
 SUBCOMMANDS = {
     "validate": "Check flow files: YAML, the schema and the semantic rules.",
-    "schema": "Print the JSON Schema of flow files.",
+    "schema": "Print the JSON Schema of flow files (or of the config, or the OpenAPI description).",
     "simulate": "Play a flow's scenarios on a simulated platform and show the timeline.",
     "test": "Check every flow's scenarios against their expectations (for CI).",
     "graph": "Print a flow's state diagram (Mermaid or DOT).",

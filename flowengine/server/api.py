@@ -1,32 +1,65 @@
-"""The read API: sessions (state, variables, step trace) and flows (states and transitions)."""
+"""The read API: sessions (state, variables, step trace) and flows (states and transitions).
+
+A store that fails answers 503 with one log line (never a 500 with a traceback): the store is down, the
+request was fine.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from functools import wraps
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from flowengine.errors import StoreError
 from flowengine.flow.model import Flow
 from flowengine.server.dashboard import page
 
 if TYPE_CHECKING:
     from flowengine.server.service import Service
 
+log = logging.getLogger("flowengine.server")
+MAX_LIMIT = 1000
+# Past any store's size, and far inside the 64-bit integers SQLite and Redis page with (a bigger offset
+# overflowed them: a 500).
+MAX_OFFSET = 1_000_000_000
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def paging(query: Mapping[str, str]) -> tuple[int, int]:
+    """(limit, offset) of a listing: limit capped at ``MAX_LIMIT``, negatives read as 0; 400 if either is
+    not an integer or the offset is over ``MAX_OFFSET``."""
+    try:
+        limit, offset = int(query.get("limit", "100")), int(query.get("offset", "0"))
+    except ValueError:
+        raise web.HTTPBadRequest(text="limit and offset must be integers") from None
+    if offset > MAX_OFFSET:
+        raise web.HTTPBadRequest(text=f"offset must be at most {MAX_OFFSET}")
+    return min(max(limit, 0), MAX_LIMIT), max(offset, 0)
+
+
+def _store_guarded(handler: Handler) -> Handler:
+    @wraps(handler)
+    async def guarded(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except StoreError as exc:
+            log.error("store failed while answering %s %s: %s", request.method, request.path, exc)
+            return web.json_response({"error": "session store unavailable", "status": 503}, status=503)
+
+    return guarded
+
 
 def add_routes(app: web.Application, key: web.AppKey[Service]) -> None:
     async def sessions(request: web.Request) -> web.Response:
         service = request.app[key]
-        try:
-            limit = min(int(request.query.get("limit", "100")), 1000)
-            offset = int(request.query.get("offset", "0"))
-        except ValueError:
-            raise web.HTTPBadRequest(text="limit and offset must be integers") from None
+        limit, offset = paging(request.query)
         records = await service.store.list_sessions(
-            status=request.query.get("status"),
-            flow=request.query.get("flow"),
-            limit=max(limit, 0),
-            offset=max(offset, 0),
+            status=request.query.get("status"), flow=request.query.get("flow"), limit=limit, offset=offset
         )
         return web.json_response(
             {
@@ -58,9 +91,9 @@ def add_routes(app: web.Application, key: web.AppKey[Service]) -> None:
         live = Counter((record.flow, record.state) for record in active)
         return web.Response(text=page(list(service.flows.values()), live), content_type="text/html")
 
-    app.router.add_get("/", dashboard)
-    app.router.add_get("/api/sessions", sessions)
-    app.router.add_get("/api/sessions/{id}", session)
+    app.router.add_get("/", _store_guarded(dashboard))
+    app.router.add_get("/api/sessions", _store_guarded(sessions))
+    app.router.add_get("/api/sessions/{id}", _store_guarded(session))
     app.router.add_get("/api/flows", flows)
 
 

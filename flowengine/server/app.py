@@ -26,6 +26,7 @@ from flowengine.server.access import access_guard
 from flowengine.server.flows import load_flows
 from flowengine.server.http_action import AllowListHttp
 from flowengine.server.metrics import Metrics
+from flowengine.server.openapi import openapi_json
 from flowengine.server.providers import WEBHOOK_AUTH_HELP, build_adapter
 from flowengine.server.service import Service
 from flowengine.stores.base import SessionStore, open_store
@@ -36,6 +37,7 @@ SERVICE = web.AppKey("service", Service)
 CONFIG = web.AppKey("config", ServiceConfig)
 CLOCK = web.AppKey("clock", Clock)
 HTTP = web.AppKey("http", AllowListHttp)
+OPENAPI = web.AppKey("openapi", bytes)  # this app's description, served as is
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -75,13 +77,18 @@ def create_app(
         quiet_after=config.reconcile_after,
         replay_ttl=config.replay_ttl,
     )
-    # Probes and webhooks (they authenticate the platform) are open; every other route wants a token.
-    open_handlers = {_webhook, _healthz, _readyz, *([_metrics] if config.metrics_public else [])}
+    # Probes, webhooks (they authenticate the platform) and the description are open; every other route
+    # wants a token.
+    open_handlers = {_webhook, _healthz, _readyz, _openapi, *([_metrics] if config.metrics_public else [])}
     guard = access_guard(config.api_tokens, open_handlers)
     # Wall-clock time cannot jump, so only another clock needs holding while a request is handled.
     middlewares = [guard] if type(clock) is SystemClock else [guard, _on_clock]
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
     app[SERVICE], app[CONFIG], app[CLOCK], app[HTTP] = service, config, clock, http
+    app[OPENAPI] = openapi_json(
+        None, providers=(adapter.name,), webhook_path=config.webhook_path,
+        metrics_public=config.metrics_public,
+    ).encode()
     app.cleanup_ctx.extend([collector_tuning, _lifecycle])
     base = config.webhook_path
     app.router.add_post(f"{base}/{adapter.name}", _webhook)
@@ -89,6 +96,7 @@ def create_app(
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/openapi.json", _openapi)
     api.add_routes(app, SERVICE)
     return app
 
@@ -219,3 +227,7 @@ async def _readyz(request: web.Request) -> web.Response:
 async def _metrics(request: web.Request) -> web.Response:
     body, content_type = request.app[SERVICE].metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
