@@ -8,6 +8,7 @@ import pytest
 
 from flowengine.flow.loader import load_flow_or_raise
 from flowengine.flow.model import Flow
+from flowengine.runtime.binding import standin_id
 from flowengine.runtime.reconcile import (
     GONE_CALL,
     CallSeen,
@@ -42,6 +43,16 @@ def test_only_what_is_believed_live_is_asked_about(flow: Flow) -> None:
     session = dialing(flow)
     session.call_states["c3"] = "ended"
     assert to_observe(session) == (["c1", "c2"], ["r1"])
+
+
+def test_a_stand_in_id_is_never_asked_about(flow: Flow) -> None:
+    # A callout bound before the platform named it (its answer was lost): the platform has no such id,
+    # and would answer that it does not know it, which must not read as "the callee's call ended".
+    session = dialing(flow)
+    standin = standin_id("s:5:1")
+    session.calls["callee"] = standin
+    session.call_states[standin] = session.call_states.pop("c2")
+    assert to_observe(session) == (["c1"], ["r1"])
 
 
 def test_nothing_missed_gives_nothing(flow: Flow) -> None:
