@@ -112,6 +112,7 @@ class Executor:
                 await checkpoint(session)
             if context is None and not command.static:
                 context = build_context(session, plan.event)
+            sent = self.clock.now()
             try:
                 if index in lost:
                     raise ExpressionError(f"{command.action}: not resumed: {LOST}")
@@ -122,11 +123,11 @@ class Executor:
                 # it goes to the trace, the store, the API and the log
                 error, failure = redact(str(exc)), exc
             else:
-                _note(step, (command.action, "ok", detail))
+                _note(step, (command.action, "ok", detail), self.clock.now() - sent)
                 if "as" in command.params:
                     context = None  # a new role or variable: later templates must see it
                 continue
-            _note(step, (command.action, "error", error))
+            _note(step, (command.action, "error", error), self.clock.now() - sent)
             if best_effort:
                 continue
             for rest in plan[index + 1:]:
@@ -246,6 +247,8 @@ def _gone(failure: Exception) -> bool:
     return isinstance(failure, ProviderError) and failure.status == GONE
 
 
-def _note(step: Step | None, record: CommandRecord) -> None:
+def _note(step: Step | None, record: CommandRecord, seconds: float | None = None) -> None:
     if step is not None:
+        missing = len(step.commands) - len(step.latencies)  # a step stored before latencies were kept
+        step.latencies += (*(None,) * missing, None if seconds is None else round(seconds, 4))
         step.commands += (record,)
