@@ -23,6 +23,7 @@ from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.runtime.session import TRACE_LIMIT
 from flowengine.server import api
 from flowengine.server.access import access_guard
+from flowengine.server.dashboard import dashboard
 from flowengine.server.flows import load_flows
 from flowengine.server.http_action import AllowListHttp
 from flowengine.server.metrics import Metrics
@@ -76,8 +77,10 @@ def create_app(
         replay_ttl=config.replay_ttl,
     )
     # Probes and webhooks (they authenticate the platform) are open; every other route wants a token.
-    open_handlers = {_webhook, _healthz, _readyz, *([_metrics] if config.metrics_public else [])}
-    guard = access_guard(config.api_tokens, open_handlers)
+    # The dashboard's pages also take its sign-in cookie; its sign-in form and style sheet are open.
+    board = dashboard(SERVICE, config.api_tokens)
+    open_handlers = {_webhook, _healthz, _readyz, *board.open, *([_metrics] if config.metrics_public else [])}
+    guard = access_guard(config.api_tokens, open_handlers, board.pages)
     # Wall-clock time cannot jump, so only another clock needs holding while a request is handled.
     middlewares = [guard] if type(clock) is SystemClock else [guard, _on_clock]
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
@@ -90,6 +93,7 @@ def create_app(
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
     api.add_routes(app, SERVICE)
+    board.install(app)
     return app
 
 
