@@ -13,7 +13,8 @@
     │   └── WebhookAuthError        it failed authentication (401)
     ├── StoreError                  a session store failed (adapters translate driver errors)
     │   └── ConflictError           optimistic concurrency: somebody else wrote the session first
-    └── SessionNotFound             no session for that id or call
+    ├── SessionNotFound             no session for that id or call
+    └── GraphvizError               Graphviz could not draw a flow (not installed, failed, too slow)
 
 Adapters translate foreign errors (aiohttp, redis, sqlite) into these at the edge, so callers only
 ever catch ours.
@@ -160,3 +161,7 @@ class ConflictError(StoreError):
 
 class SessionNotFound(FlowEngineError):
     """No session matches that id or call id."""
+
+
+class GraphvizError(FlowEngineError):
+    """Graphviz's ``dot`` could not draw a flow: not installed, failed, or took too long."""

@@ -117,6 +117,7 @@ class Executor:
                 await checkpoint(session)
             if context is None and not command.static:
                 context = build_context(session, plan.event)
+            sent = self.clock.now()
             try:
                 if index in lost:
                     raise ExpressionError(f"{command.action}: not resumed: {LOST}")
@@ -127,14 +128,16 @@ class Executor:
                 # it goes to the trace, the store, the API and the log
                 error, failure = redact(f"{exc.kind}: {exc}"), exc
             else:
-                _note(step, (command.action, status, detail))
+                _note(step, (command.action, status, detail), self.clock.now() - sent)
                 if "as" in command.params:
                     context = None  # a new role or variable: later templates must see it
                 continue
+            took = self.clock.now() - sent
             if best_effort or command.continues:
-                _note(step, (command.action, "error", error + (" (on_error: continue)" * command.continues)))
+                _note(step, (command.action, "error", error + (" (on_error: continue)" * command.continues)),
+                      took)
                 continue
-            _note(step, (command.action, "error", error))
+            _note(step, (command.action, "error", error), took)
             for rest in plan[index + 1:]:
                 if rest.action != ALWAYS:
                     _note(step, (rest.action, "skipped", None))
@@ -289,6 +292,8 @@ def _gone(failure: Exception) -> bool:
     return isinstance(failure, ProviderError) and failure.status == GONE
 
 
-def _note(step: Step | None, record: CommandRecord) -> None:
+def _note(step: Step | None, record: CommandRecord, seconds: float | None = None) -> None:
     if step is not None:
+        missing = len(step.commands) - len(step.latencies)  # a step stored before latencies were kept
+        step.latencies += (*(None,) * missing, None if seconds is None else round(seconds, 4))
         step.commands += (record,)

@@ -40,12 +40,15 @@ class Step:
     guards: tuple[tuple[str, bool], ...] = ()
     commands: tuple[CommandRecord, ...] = ()  # a tuple: most steps have none, and it packs tighter
     note: str | None = None
+    # Seconds each command took, send to outcome (retries included), by position in ``commands``; None
+    # where unknown (skipped, or recorded before latencies were kept).
+    latencies: tuple[float | None, ...] = ()
     _doc: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __init__(
         self, at: float, event: str, source: str | None, target: str | None,
         guards: tuple[tuple[str, bool], ...] = (), commands: tuple[CommandRecord, ...] = (),
-        note: str | None = None,
+        note: str | None = None, latencies: tuple[float | None, ...] = (),
     ) -> None:
         put = object.__setattr__  # past the cache-dropping __setattr__: nothing is cached yet
         put(self, "at", at)
@@ -55,6 +58,7 @@ class Step:
         put(self, "guards", guards)
         put(self, "commands", commands)
         put(self, "note", note)
+        put(self, "latencies", latencies)
         put(self, "_doc", None)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -73,17 +77,19 @@ class Step:
                 "guards": [[expr, ok] for expr, ok in self.guards],
                 "commands": [list(record) for record in self.commands], "note": self.note,
             }
+            if self.latencies:
+                doc["latency"] = list(self.latencies)
             object.__setattr__(self, "_doc", doc)
         return doc
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Step:
-        guards, commands = doc.get("guards"), doc.get("commands")
+        guards, commands, latency = doc.get("guards"), doc.get("commands"), doc.get("latency")
         return cls(
             float(doc["at"]), str(doc["event"]), doc.get("from"), doc.get("to"),
             tuple((str(expr), bool(ok)) for expr, ok in guards) if guards else (),
             tuple((str(a), str(s), d) for a, s, d in commands) if commands else (),
-            doc.get("note"),
+            doc.get("note"), tuple(None if s is None else float(s) for s in latency) if latency else (),
         )
 
 

@@ -7,7 +7,6 @@ request was fine.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from functools import wraps
 from typing import TYPE_CHECKING, Any
@@ -16,7 +15,6 @@ from aiohttp import web
 
 from flowengine.errors import StoreError
 from flowengine.flow.model import Flow
-from flowengine.server.dashboard import page
 
 if TYPE_CHECKING:
     from flowengine.server.service import Service
@@ -85,13 +83,6 @@ def add_routes(app: web.Application, key: web.AppKey[Service]) -> None:
     async def flows(request: web.Request) -> web.Response:
         return web.json_response({"flows": [describe_flow(f) for f in request.app[key].flows.values()]})
 
-    async def dashboard(request: web.Request) -> web.Response:
-        service = request.app[key]
-        active = await service.store.list_sessions(status="active", limit=5000)
-        live = Counter((record.flow, record.state) for record in active)
-        return web.Response(text=page(list(service.flows.values()), live), content_type="text/html")
-
-    app.router.add_get("/", _store_guarded(dashboard))
     app.router.add_get("/api/sessions", _store_guarded(sessions))
     app.router.add_get("/api/sessions/{id}", _store_guarded(session))
     app.router.add_get("/api/flows", flows)

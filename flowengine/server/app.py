@@ -23,6 +23,7 @@ from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.runtime.session import TRACE_LIMIT
 from flowengine.server import api
 from flowengine.server.access import access_guard
+from flowengine.server.dashboard import dashboard
 from flowengine.server.flows import load_flows
 from flowengine.server.http_action import AllowListHttp
 from flowengine.server.metrics import Metrics
@@ -78,9 +79,12 @@ def create_app(
         replay_ttl=config.replay_ttl,
     )
     # Probes, webhooks (they authenticate the platform) and the description are open; every other route
-    # wants a token.
-    open_handlers = {_webhook, _healthz, _readyz, _openapi, *([_metrics] if config.metrics_public else [])}
-    guard = access_guard(config.api_tokens, open_handlers)
+    # wants a token. The dashboard's pages also take its sign-in cookie; its sign-in form and style sheet
+    # are open.
+    board = dashboard(SERVICE, config.api_tokens)
+    open_handlers = {_webhook, _healthz, _readyz, _openapi, *board.open,
+                     *([_metrics] if config.metrics_public else [])}
+    guard = access_guard(config.api_tokens, open_handlers, board.pages)
     # Wall-clock time cannot jump, so only another clock needs holding while a request is handled.
     middlewares = [guard] if type(clock) is SystemClock else [guard, _on_clock]
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
@@ -98,6 +102,7 @@ def create_app(
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/openapi.json", _openapi)
     api.add_routes(app, SERVICE)
+    board.install(app)
     return app
 
 

