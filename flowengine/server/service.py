@@ -11,6 +11,7 @@ from typing import Any
 from flowengine.errors import SessionNotFound, WebhookError
 from flowengine.flow.model import Flow
 from flowengine.providers.base import Adapter, Channel, FollowUp, WebhookReply, WebhookRequest
+from flowengine.providers.intake import IntakeLimits, check_depth, check_events
 from flowengine.runtime.clock import Clock
 from flowengine.runtime.dispatcher import Dispatcher
 from flowengine.runtime.engine import Engine
@@ -47,8 +48,10 @@ class Service:
         timer_poll: float | None = 1.0,
         trace_limit: int = TRACE_LIMIT,
         quiet_after: float = 0.0,  # seconds of silence before reconciling a live session; 0: never
+        limits: IntakeLimits | None = None,  # what a webhook body may hold (``providers.intake``)
     ) -> None:
         self.flows = dict(flows)
+        self.limits = limits if limits is not None else IntakeLimits()
         self.router = router
         self.store = store
         self.adapter = adapter
@@ -76,7 +79,9 @@ class Service:
     # -- webhooks --------------------------------------------------------------------------------
     async def handle_webhook(self, request: WebhookRequest) -> WebhookReply:
         """Parse, take each event's step, run follow-ups that belong to this reply, answer."""
+        check_depth(request.body, self.limits.max_depth)  # before anything parses it
         events = self.adapter.parse_webhook(request)
+        check_events(len(events), self.limits.max_events)  # before any of them starts anything
         if not events:
             self._count("webhooks", self.adapter.name, "ignored")
             log.info("webhook ignored: no event flowengine handles (%s)", _kind(request))
