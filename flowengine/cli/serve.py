@@ -6,12 +6,12 @@ import sys
 from pathlib import Path
 
 import click
-from aiohttp import web
 
 from flowengine.cli._common import EXIT_USAGE, setup_logging
 from flowengine.config import load_config
 from flowengine.errors import ConfigError
 from flowengine.server.app import create_app
+from flowengine.server.serving import run_until_stopped
 
 
 @click.command("serve")
@@ -56,11 +56,11 @@ def command(config_path: Path, host: str | None, port: int | None, shutdown_time
     except ConfigError as exc:
         click.echo(f"flowengine: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    web.run_app(
+    run_until_stopped(
         app,
         host=host or config.host,
         port=port if port is not None else config.port,
+        limits=config.server,
         shutdown_timeout=shutdown_timeout,
-        access_log=None,
-        print=lambda message: click.echo(message, err=True),
+        announce=lambda message: click.echo(message, err=True),
     )

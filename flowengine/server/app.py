@@ -141,8 +141,8 @@ async def _webhook(request: web.Request) -> web.StreamResponse:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return _refuse(service, 413, "webhook body too large", request)
-        except ConnectionError as exc:  # the client left, or was cut for sending too slowly
-            log.info("webhook body not received: %s (from %s)", exc, request.remote)
+        except ConnectionError as exc:  # the client left, or was cut for sending too slowly (counted there)
+            log.debug("webhook body not received: %s (from %s)", exc, request.remote)
             return web.Response(status=400)  # nobody is left to read it
         hook = WebhookRequest(request.method, request.path, dict(request.headers), body, dict(request.query))
         return await _handle(service, hook, request)

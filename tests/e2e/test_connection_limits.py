@@ -1,0 +1,256 @@
+"""The service's connection limits (``server:``, ``server.connections``) against clients on real sockets:
+slow headers, slow bodies and idle connections are cut within their timeouts while the service keeps
+answering; at ``max_connections`` new connections take the place of those waiting longest; and a
+``flowengine serve`` process with a low open-file limit still answers ``/healthz`` with more idle
+sockets open against it than it has descriptors, without a "Too many open files" in its log."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import aiohttp
+import yaml
+
+from flowengine.config import ServerLimits, ServiceConfig
+from flowengine.providers.infobip.auth import sign
+from flowengine.server.app import create_app
+from flowengine.server.serving import serving
+
+from .conftest import FLOW
+
+T = TypeVar("T")
+HOST = "127.0.0.1"
+GUARD = 15.0  # seconds of wall time before a wait gives up
+LATE = 1.5  # seconds a cut may come after its deadline on a busy machine (2 cores, other suites running)
+# keep-alive well apart from the others, so a connection cut by the wrong timer shows
+SHORT = ServerLimits(header_timeout=0.6, body_timeout=0.6, keepalive_timeout=2.5, max_connections=1000)
+INFOBIP = {"base_url": "http://127.0.0.1:9", "api_key": "test-key", "calls_configuration_id": "test",
+           "webhook_hmac_secret": "test-secret"}
+
+
+@asynccontextmanager
+async def engine(limits: ServerLimits, **settings: object) -> AsyncIterator[tuple[str, int]]:
+    config = ServiceConfig(provider="infobip", port=0, store="memory://", default_flow=FLOW,
+                           provider_settings={**INFOBIP, **settings})
+    async with serving(create_app(config, timer_poll=None), limits=limits) as url:
+        host, port = url.removeprefix("http://").split(":")
+        yield host, int(port)
+
+
+@dataclass
+class Cut:
+    after: float  # seconds from the moment the client's part became due until the server closed
+    answer: bytes  # what the server sent before closing
+
+
+async def client(address: tuple[str, int], opening: bytes, trickle: bytes, *,
+                 until_answer: bool = False) -> Cut:
+    """Connect, send ``opening``, then ``trickle`` every 0.1 s until the server closes the connection.
+    The clock starts once ``opening`` is sent, or with ``until_answer`` once an answer has come back."""
+    reader, writer = await asyncio.open_connection(*address)
+    loop = asyncio.get_running_loop()
+    writer.write(opening)
+    started, answer = loop.time(), b""
+    try:
+        async with asyncio.timeout(GUARD):
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(reader.read(4096), 0.1)
+                except TimeoutError:
+                    if trickle:
+                        writer.write(trickle)
+                    continue
+                if not chunk:
+                    return Cut(loop.time() - started, answer)
+                if until_answer and not answer:
+                    started = loop.time()
+                answer += chunk
+    finally:
+        writer.close()
+        with suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def healthz(address: tuple[str, int]) -> int:
+    async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
+                http.get(f"http://{address[0]}:{address[1]}/healthz") as response):
+        return response.status
+
+
+async def alongside(address: tuple[str, int], clients: Callable[[], Awaitable[T]]) -> T:
+    """``clients()``, while /healthz is asked every 0.1 s: each answer must be 200."""
+    answers: list[int] = []
+
+    async def ask() -> None:
+        while True:
+            answers.append(await healthz(address))
+            await asyncio.sleep(0.1)
+
+    asking = asyncio.create_task(ask())
+    try:
+        done = await clients()
+    finally:
+        asking.cancel()
+    assert answers and set(answers) == {200}
+    return done
+
+
+def within(cuts: list[Cut], deadline: float) -> list[float]:
+    """The cuts' delays that fall outside ``[deadline, deadline + LATE]``."""
+    return [cut.after for cut in cuts if not deadline - 0.05 <= cut.after <= deadline + LATE]
+
+
+N = 100  # connections of each kind
+
+
+async def test_slow_headers_are_cut_after_header_timeout() -> None:
+    head = b"POST /webhooks/infobip HTTP/1.1\r\nHost: x\r\n"
+    async with engine(SHORT) as address:
+        cuts = await alongside(address, lambda: asyncio.gather(
+            *(client(address, head, b"X-Slow: 1\r\n") for _ in range(N))))
+    assert within(cuts, SHORT.header_timeout) == []
+    assert {cut.answer.split(b"\r\n")[0] for cut in cuts} == {b"HTTP/1.1 408 Request Timeout"}
+
+
+async def test_slow_bodies_are_cut_after_body_timeout() -> None:
+    head = b"POST /webhooks/infobip HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"
+    async with engine(SHORT) as address:
+        cuts = await alongside(address, lambda: asyncio.gather(
+            *(client(address, head, b" ") for _ in range(N))))
+    assert within(cuts, SHORT.body_timeout) == []
+    assert {cut.answer.split(b"\r\n")[0] for cut in cuts} == {b"HTTP/1.1 408 Request Timeout"}
+
+
+async def test_a_body_left_unread_is_also_bound_by_body_timeout() -> None:
+    # /healthz answers without reading the body; aiohttp would keep reading it for 10 s
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"
+    async with engine(SHORT) as address:
+        (cut,) = await client(address, head, b" "),
+    assert within([cut], SHORT.body_timeout) == []
+    assert cut.answer.startswith(b"HTTP/1.1 200 OK")
+
+
+async def test_idle_connections_are_cut_before_and_between_requests() -> None:
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    async with engine(SHORT) as address:
+        never, after = await alongside(address, lambda: asyncio.gather(
+            asyncio.gather(*(client(address, b"", b"") for _ in range(N))),
+            asyncio.gather(*(client(address, request, b"", until_answer=True) for _ in range(N))),
+        ))
+    assert within(never, SHORT.header_timeout) == []  # never sent a byte: cut as a slow head
+    assert within(after, SHORT.keepalive_timeout) == []  # kept alive after its answer, then cut
+    assert {cut.answer.split(b"\r\n")[0] for cut in after} == {b"HTTP/1.1 200 OK"}
+
+
+async def test_at_max_connections_new_connections_replace_the_longest_waiting() -> None:
+    limits = ServerLimits(header_timeout=30, body_timeout=30, keepalive_timeout=30, max_connections=20)
+    async with engine(limits) as address:
+        idle = [await asyncio.open_connection(*address) for _ in range(60)]
+        assert await healthz(address) == 200
+        await asyncio.sleep(0.2)  # the last evictions reach the clients
+        closed = [reader.at_eof() or await _closed(reader) for reader, _ in idle]
+        for _, writer in idle:
+            writer.close()
+    # 60 idle + 1 asking: 20 stay open, the oldest go first (the newest 19 idle ones and /healthz's stay)
+    assert closed == [True] * 41 + [False] * 19
+
+
+async def test_when_every_connection_is_busy_a_new_one_is_told_to_come_back() -> None:
+    # An answer for a call nobody owns keeps its webhook busy for orphans.IN_FLIGHT (2 s) of real time
+    # (the engine looks once more before it hangs up a call it does not know), then the hang-up's tries
+    # at a platform that is not there, for at most the command budget.
+    limits = ServerLimits(header_timeout=30, body_timeout=30, keepalive_timeout=30, max_connections=3)
+    body = b'{"type": "CALL_ESTABLISHED", "callId": "nobody-owns-it"}'
+    hook = (f"POST /webhooks/infobip HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            f"Content-Length: {len(body)}\r\nX-Signature: {sign(body, INFOBIP['webhook_hmac_secret'])}\r\n"
+            "\r\n").encode() + body
+    async with engine(limits, command_budget=0.5) as address:
+        busy = [asyncio.create_task(client(address, hook, b"")) for _ in range(3)]
+        await asyncio.sleep(0.5)  # all three are being handled
+        refused = await client(address, b"", b"")
+        assert not any(task.done() for task in busy)
+        handled = await asyncio.gather(*busy)
+    assert refused.answer.startswith(b"HTTP/1.1 503 Service Unavailable") and refused.after < LATE
+    assert {cut.answer.split(b"\r\n")[0] for cut in handled} == {b"HTTP/1.1 200 OK"}
+
+
+async def _closed(reader: asyncio.StreamReader) -> bool:
+    try:
+        return await asyncio.wait_for(reader.read(1), 0.05) == b""
+    except TimeoutError:
+        return False
+
+
+# -- a serve process under file-descriptor pressure ---------------------------------------------------
+FD_LIMIT = 256
+IDLE = 600  # idle sockets: more than the process has descriptors
+
+
+def test_healthz_answers_with_more_idle_sockets_than_file_descriptors(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "serve.yaml"
+    config.write_text(yaml.safe_dump({
+        "provider": "infobip", "listen": {"host": HOST, "port": port}, "store": "memory://",
+        "default_flow": str(FLOW), "infobip": INFOBIP,
+        "server": {"header_timeout": 60, "keepalive_timeout": 60},  # nothing is cut for being slow here
+    }))
+    log = tmp_path / "serve.log"
+
+    def low_fd_limit() -> None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, hard))
+
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "flowengine", "serve", "-c", str(config)],
+                                   stdout=out, stderr=subprocess.STDOUT, preexec_fn=low_fd_limit)
+    try:
+        answers, closed, took = asyncio.run(_pressure((HOST, port)))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(GUARD) == 0
+    text = log.read_text()
+    print(f"\n{IDLE} idle sockets against {FD_LIMIT} descriptors: /healthz {answers} in {took:.2f} s; "
+          f"{closed} idle sockets closed by the server")
+    assert answers == [200] * 5
+    assert closed >= IDLE - FD_LIMIT
+    assert "Too many open files" not in text and "out of system resource" not in text
+    assert f"server.max_connections 1000 lowered to 64 to fit the open-file limit {FD_LIMIT}" in text
+    assert "over the connection limit" in text  # the cut connections, counted in one line
+
+
+async def _pressure(address: tuple[str, int]) -> tuple[list[int], int, float]:
+    deadline = time.monotonic() + GUARD
+    while True:  # until it listens
+        try:
+            assert await healthz(address) == 200
+            break
+        except aiohttp.ClientConnectionError:
+            assert time.monotonic() < deadline, "serve did not start"
+            await asyncio.sleep(0.1)
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    for _ in range(IDLE // 50):
+        batch = await asyncio.gather(*(asyncio.open_connection(*address) for _ in range(50)))
+        idle.extend(batch)
+    try:
+        started = time.monotonic()
+        answers = [await healthz(address) for _ in range(5)]
+        took = time.monotonic() - started
+        await asyncio.sleep(0.2)
+        closed = sum([reader.at_eof() or await _closed(reader) for reader, _ in idle])
+    finally:
+        for _, writer in idle:
+            writer.close()
+    return answers, closed, took
