@@ -22,25 +22,22 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from flowengine.providers.infobip.auth import sign as infobip_sign
 from flowengine.providers.infobip.webhooks import HANDLERS as INFOBIP_HANDLERS
 from flowengine.providers.sinch.callbacks import HANDLERS as SINCH_HANDLERS
-from flowengine.providers.sinch.signing import signed_headers
 from flowengine.scenarios.stack import Stack, running_stack
-from flowengine.simulator.sinch.simulator import SinchSimulator
+
+from .sender import authenticated, headers
 
 FLOW = Path(__file__).resolve().parents[2] / "flows" / "two_party_conference.yaml"
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))  # per provider
-SECRET = "fuzz-hmac-secret"
 GUARD = 30.0  # seconds any one request or start-up may take before the test gives up
 
 # -- what the bodies are made of -------------------------------------------------------------------
@@ -150,11 +147,8 @@ class Served:
         asyncio.run(self._main())
 
     async def _main(self) -> None:
-        infobip = self.provider == "infobip"
-        options = {"webhook_hmac": ("X-Signature", SECRET)} if infobip else {}
-        settings = {"webhook_hmac_secret": SECRET} if infobip else {}
-        async with running_stack(self.provider, FLOW, store=self.store, settings=settings,
-                                 simulator_options=options) as stack:
+        credentials = authenticated(self.provider)
+        async with running_stack(self.provider, FLOW, store=self.store, **credentials) as stack:
             self.stack, self.loop, self._stop = stack, asyncio.get_running_loop(), asyncio.Event()
             self.host, port = stack.engine_url.removeprefix("http://").split(":")
             self.port = int(port)
@@ -165,21 +159,9 @@ class Served:
         assert self.loop is not None and self._stop is not None
         self.loop.call_soon_threadsafe(self._stop.set)
 
-    def headers(self, path: str, body: bytes, spoil: bool) -> dict[str, str]:
-        """What the platform would send with ``body`` (its credentials wrong when ``spoil``)."""
-        assert self.stack is not None
-        if self.provider == "infobip":
-            return {"Content-Type": "application/json",
-                    "X-Signature": infobip_sign(body + (b"!" if spoil else b""), SECRET)}
-        simulator = self.stack.simulator
-        assert isinstance(simulator, SinchSimulator)
-        stamp = datetime.fromtimestamp(self.stack.clock.now(), UTC).isoformat().replace("+00:00", "Z")
-        return signed_headers(simulator.application_key, simulator.application_secret, method="POST",
-                              path=unquote(path) + ("x" if spoil else ""), body=body,
-                              content_type="application/json", timestamp=stamp)
-
     def post(self, connection: http.client.HTTPConnection, path: str, body: bytes, spoil: bool) -> int:
-        connection.request("POST", path, body=body, headers=self.headers(path, body, spoil))
+        assert self.stack is not None
+        connection.request("POST", path, body=body, headers=headers(self.stack, path, body, spoil=spoil))
         response = connection.getresponse()
         response.read()
         if response.status == 404 and response.getheader("Content-Type") != "application/json":
