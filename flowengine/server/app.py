@@ -72,7 +72,7 @@ def create_app(
         limits=IntakeLimits(max_depth=config.max_depth, max_events=config.max_events),
     )
     # Wall-clock time cannot jump, so only another clock needs holding while a request is handled.
-    middlewares = [] if type(clock) is SystemClock else [_on_clock]
+    middlewares = [_faults] if type(clock) is SystemClock else [_faults, _on_clock]
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
     app[SERVICE], app[CONFIG], app[CLOCK], app[HTTP] = service, config, clock, http
     app.cleanup_ctx.extend([collector_tuning, _lifecycle])
@@ -124,6 +124,23 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await service.adapter.close()
     await app[HTTP].close()
     await service.store.close()
+
+
+@web.middleware
+async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every route: 503 when the store fails, 500 for a fault of the engine's own, each logged once with
+    its cause (the webhook route answers its own, with the platform's refusal metrics)."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except StoreError as exc:
+        log.error("store failed while answering %s %s: %s", request.method, request.rel_url.raw_path, exc)
+        return web.json_response({"error": "session store unavailable", "status": 503}, status=503)
+    except Exception as exc:  # a bug: the traceback is what finds it
+        log.error("%s %s failed on a fault of the engine's: %r", request.method, request.rel_url.raw_path,
+                  exc, exc_info=exc)
+        return web.json_response({"error": "internal error", "status": 500}, status=500)
 
 
 @web.middleware
