@@ -37,9 +37,10 @@ def command(config_path: Path, host: str | None, port: int | None, shutdown_time
     """Serve the platform's webhooks and drive real calls.
 
     The config names the provider (infobip or sinch), which flow answers which
-    number, the session store and the listen address; credentials come from
-    environment variables (INFOBIP_API_KEY, SINCH_APPLICATION_SECRET, ...) or
-    ${VAR} references. See flowengine.example.yaml and schemas/config.schema.json.
+    number, the session store, the listen address and its limits (server:,
+    webhook:); credentials come from environment variables (INFOBIP_API_KEY,
+    SINCH_APPLICATION_SECRET, ...) or ${VAR} references. See
+    flowengine.example.yaml and schemas/config.schema.json.
 
     \b
     Routes:

@@ -14,12 +14,13 @@ client's part:
 - ``busy``: the engine is handling it (no deadline of the client's);
 - ``idle``: kept alive between requests (aiohttp's ``keepalive_timeout``).
 
-A client past its deadline gets 408 (if no answer has started) and the connection is closed. At
+A client past its deadline gets 408 (if no answer has started) and the connection is closed; one whose
+request cannot be parsed gets aiohttp's 400, counted rather than logged with a traceback. At
 ``max_connections`` a new connection closes the one waiting on its client the longest (least recently
 active first): whoever holds idle or slow connections loses them to those who send requests, and a new
 one is refused (503, ``Retry-After``) only when every connection is busy being handled.
-``effective_max_connections`` keeps the limit under the open-file limit. Cut connections are counted
-and logged in one line per ``REPORT_EVERY``.
+``effective_max_connections`` keeps the limit under the open-file limit. Cut connections and malformed
+requests are counted and logged in one line per ``REPORT_EVERY``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
 
@@ -165,6 +167,15 @@ class GuardedHandler(web.RequestHandler):
         elif self.phase == "body":
             self.phase = "linger"  # answered without reading the body: its deadline still holds
         return answered
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """aiohttp logs a request it cannot parse with a traceback at ERROR, and answers it 400: it is the
+        client's fault, so it is counted with the cut connections instead (detail at DEBUG)."""
+        if isinstance(kw.get("exc_info"), HttpProcessingError):
+            self._guard.count("malformed requests")
+            log.debug("malformed request from %s: %r", self.peername, kw["exc_info"])
+            return
+        super().log_exception(*args, **kw)
 
     def cut(self, reason: str, answer: bytes | None = TIMED_OUT) -> None:
         """Close now, sending ``answer`` first if no answer of the engine's has started."""

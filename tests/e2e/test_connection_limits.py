@@ -7,6 +7,7 @@ sockets open against it than it has descriptors, without a "Too many open files"
 from __future__ import annotations
 
 import asyncio
+import logging
 import resource
 import signal
 import socket
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import aiohttp
+import pytest
 import yaml
 
 from flowengine.config import ServerLimits, ServiceConfig
@@ -151,6 +153,24 @@ async def test_idle_connections_are_cut_before_and_between_requests() -> None:
     assert within(never, SHORT.header_timeout) == []  # never sent a byte: cut as a slow head
     assert within(after, SHORT.keepalive_timeout) == []  # kept alive after its answer, then cut
     assert {cut.answer.split(b"\r\n")[0] for cut in after} == {b"HTTP/1.1 200 OK"}
+
+
+MALFORMED = [
+    b"GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n",
+    b"POST /webhooks/infobip HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+    b"POST /webhooks/infobip HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+]
+
+
+async def test_malformed_requests_get_400_and_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with engine(SHORT) as address:
+        cuts = [await client(address, raw, b"") for raw in MALFORMED]
+    assert [cut.answer.split(b"\r\n")[0] for cut in cuts] == [b"HTTP/1.0 400 Bad Request"] * len(MALFORMED)
+    assert [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
+    (summary,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("closed ")]
+    assert summary.startswith(f"closed {len(MALFORMED)} connections in the last 10 s: 4 malformed requests")
 
 
 async def test_at_max_connections_new_connections_replace_the_longest_waiting() -> None:
