@@ -19,7 +19,7 @@ request cannot be parsed gets aiohttp's 400, counted rather than logged with a t
 ``max_connections`` a new connection closes the one waiting on its client the longest (least recently
 active first): whoever holds idle or slow connections loses them to those who send requests, and a new
 one is refused (503, ``Retry-After``) only when every connection is busy being handled.
-``effective_max_connections`` keeps the limit under the open-file limit. Cut connections and malformed
+``fit_to_open_files`` keeps the limit under the open-file limit. Cut connections and malformed
 requests are counted and logged in one line per ``REPORT_EVERY``.
 """
 
@@ -45,7 +45,7 @@ except ImportError:  # not on Windows: there is no open-file limit to fit under
 
 log = logging.getLogger("flowengine.server.connections")
 
-BACKLOG = 128  # connections the kernel holds before they are accepted
+BACKLOG = 128  # connections the kernel holds before they are accepted (fewer under a low open-file limit)
 RESERVED_FDS = 128  # descriptors kept for all else: store, outbound HTTP, logs, the listening socket
 REPORT_EVERY = 10.0  # seconds between two log lines about cut connections
 TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
@@ -53,19 +53,23 @@ BUSY = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length
 WAITING = frozenset({"head", "body", "linger", "idle"})  # phases that wait on the client
 
 
-def effective_max_connections(wanted: int, backlog: int = BACKLOG) -> int:
-    """``wanted``, lowered so that connections, the accept backlog and what the engine itself opens fit
-    under the soft open-file limit (a burst of accepts may hold ``backlog`` more for a moment)."""
+def fit_to_open_files(wanted: int) -> tuple[int, int]:
+    """(connections at most, accept backlog) that fit under the soft open-file limit.
+
+    asyncio accepts up to ``backlog`` connections in one go, and a connection closed to make room gives
+    its descriptor back only on a later turn of the loop: for a moment up to three backlogs' worth may be
+    open beyond the limit. ``RESERVED_FDS`` stay for everything else the engine opens."""
     if resource is None:
-        return wanted
+        return wanted, BACKLOG
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
-        return wanted
-    fits = max(soft - backlog - RESERVED_FDS, soft // 4, 1)
+        return wanted, BACKLOG
+    backlog = max(min(BACKLOG, soft // 8), 1)
+    fits = max(soft - 3 * backlog - RESERVED_FDS, soft // 8, 1)
     if fits < wanted:
         log.warning("server.max_connections %d lowered to %d to fit the open-file limit %d (ulimit -n)",
                     wanted, fits, soft)
-    return min(wanted, fits)
+    return min(wanted, fits), backlog
 
 
 class ConnectionGuard:
@@ -228,10 +232,12 @@ class GuardedRunner(web.AppRunner):
         super().__init__(app, keepalive_timeout=limits.keepalive_timeout, **kwargs)
         self.limits = limits
         self.guard: ConnectionGuard | None = None
+        self.backlog = BACKLOG  # for the site: set with the connection limit at setup()
 
     async def _make_server(self) -> web.Server:
         inner = await super()._make_server()
-        self.guard = ConnectionGuard(self.limits, effective_max_connections(self.limits.max_connections))
+        max_connections, self.backlog = fit_to_open_files(self.limits.max_connections)
+        self.guard = ConnectionGuard(self.limits, max_connections)
         return GuardedServer(inner, self.guard)
 
     async def _cleanup_server(self) -> None:

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from flowengine.config import ServerLimits
-from flowengine.server.connections import BACKLOG, GuardedRunner
+from flowengine.server.connections import GuardedRunner
 
 
 @asynccontextmanager
@@ -23,7 +23,7 @@ async def serving(
     runner = GuardedRunner(app, limits or ServerLimits(), access_log=None, handle_signals=False)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, backlog=BACKLOG)
+        site = web.TCPSite(runner, host, port, backlog=runner.backlog)
         await site.start()
         bound = runner.addresses[0]
         yield f"http://{bound[0]}:{bound[1]}"
@@ -74,7 +74,7 @@ async def _serve(
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, backlog=BACKLOG)
+        site = web.TCPSite(runner, host, port, backlog=runner.backlog)
         await site.start()
         announce(f"======== Running on {site.name} ========\n(Press CTRL+C to quit)")
         await asyncio.Event().wait()  # until a signal raises GracefulExit
