@@ -20,6 +20,7 @@ from jsonschema.exceptions import ValidationError
 
 from flowengine.errors import ConfigError
 from flowengine.providers import PROVIDERS
+from flowengine.providers.intake import DEPTH_CEILING, MAX_DEPTH, MAX_EVENTS
 from flowengine.redaction import redact
 from flowengine.server.allow_list import AllowList
 
@@ -98,6 +99,56 @@ CONFIG_SCHEMA: dict[str, Any] = {
                     "minimum": 1024,
                     "default": 262144,
                     "description": "Larger webhook bodies get 413.",
+                },
+                "max_depth": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": DEPTH_CEILING,
+                    "default": MAX_DEPTH,
+                    "description": "JSON nested deeper than this gets 400 (measured before parsing).",
+                },
+                "max_events": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 1000,
+                    "default": MAX_EVENTS,
+                    "description": "A webhook body carrying more events than this gets 413.",
+                },
+            },
+        },
+        "server": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": (
+                "Connection limits of `serve` (put a reverse proxy with its own limits in front as well)."
+            ),
+            "properties": {
+                "header_timeout": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "default": 10,
+                    "description": "Seconds a client may take to send a request's line and headers.",
+                },
+                "body_timeout": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "default": 15,
+                    "description": "Seconds a client may take to send a request's body.",
+                },
+                "keepalive_timeout": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "default": 75,
+                    "description": "Seconds an idle kept-alive connection stays open.",
+                },
+                "max_connections": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "default": 1000,
+                    "description": (
+                        "Open connections at most (lowered to fit the open-file limit); at the limit "
+                        "the longest-waiting idle connection is closed for a new one."
+                    ),
                 },
             },
         },
@@ -216,6 +267,16 @@ class Route:
 
 
 @dataclass(frozen=True)
+class ServerLimits:
+    """How long a client may take and how many may be connected at once (``server:``)."""
+
+    header_timeout: float = 10.0
+    body_timeout: float = 15.0
+    keepalive_timeout: float = 75.0  # above a reverse proxy's usual 60 s upstream keep-alive
+    max_connections: int = 1000
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     provider: str
     host: str = "127.0.0.1"
@@ -225,6 +286,9 @@ class ServiceConfig:
     default_flow: Path | None = None
     webhook_path: str = "/webhooks"
     max_body_bytes: int = 262_144
+    max_depth: int = MAX_DEPTH
+    max_events: int = MAX_EVENTS
+    server: ServerLimits = field(default_factory=ServerLimits)
     http_allow: tuple[str | Mapping[str, Any], ...] = ()
     http_timeout: float = 10.0
     http_max_bytes: int = 1_048_576
@@ -305,6 +369,9 @@ def parse_config(
         default_flow=base / default if default else None,
         webhook_path=webhook.get("path", "/webhooks").rstrip("/") or "/webhooks",
         max_body_bytes=webhook.get("max_body_bytes", 262_144),
+        max_depth=webhook.get("max_depth", MAX_DEPTH),
+        max_events=webhook.get("max_events", MAX_EVENTS),
+        server=ServerLimits(**document.get("server", {})),
         http_allow=tuple(document.get("http_allow", [])),
         http_timeout=float(document.get("http_timeout", 10.0)),
         http_max_bytes=document.get("http_max_bytes", 1_048_576),

@@ -6,13 +6,13 @@ import sys
 from pathlib import Path
 
 import click
-from aiohttp import web
 
 from flowengine.cli._common import EXIT_USAGE, setup_logging
 from flowengine.config import load_config
 from flowengine.errors import ConfigError
 from flowengine.redaction import redact
 from flowengine.server.app import create_app
+from flowengine.server.serving import run_until_stopped
 
 
 @click.command("serve")
@@ -38,9 +38,10 @@ def command(config_path: Path, host: str | None, port: int | None, shutdown_time
     """Serve the platform's webhooks and drive real calls.
 
     The config names the provider (infobip or sinch), which flow answers which
-    number, the session store and the listen address; credentials come from
-    environment variables (INFOBIP_API_KEY, SINCH_APPLICATION_SECRET, ...) or
-    ${VAR} references. See flowengine.example.yaml and schemas/config.schema.json.
+    number, the session store, the listen address and its limits (server:,
+    webhook:); credentials come from environment variables (INFOBIP_API_KEY,
+    SINCH_APPLICATION_SECRET, ...) or ${VAR} references. See
+    flowengine.example.yaml and schemas/config.schema.json.
     The webhooks must be authenticated (INFOBIP_WEBHOOK_HMAC_SECRET or
     INFOBIP_WEBHOOK_USER/_PASSWORD; Sinch signs with the application secret),
     or serve does not start; the read routes want a bearer token (api_tokens).
@@ -62,11 +63,11 @@ def command(config_path: Path, host: str | None, port: int | None, shutdown_time
     except ConfigError as exc:
         click.echo(redact(f"flowengine: {exc}"), err=True)
         sys.exit(EXIT_USAGE)
-    web.run_app(
+    run_until_stopped(
         app,
         host=host or config.host,
         port=port if port is not None else config.port,
+        limits=config.server,
         shutdown_timeout=shutdown_timeout,
-        access_log=None,
-        print=lambda message: click.echo(message, err=True),
+        announce=lambda message: click.echo(message, err=True),
     )

@@ -101,8 +101,8 @@ def access_guard(
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.match_info.handler in open_ones:
-            return await handler(request)
+        if request.match_info.handler in open_ones or request.match_info.http_exception is not None:
+            return await handler(request)  # open, or no route here (404/405): nothing to guard
         if request.match_info.handler in pages and _from_browser(request):
             if cookie_valid(request.cookies.get(COOKIE), known, time.time()):
                 return await handler(request)

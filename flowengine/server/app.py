@@ -17,8 +17,9 @@ from typing import Any
 from aiohttp import web
 
 from flowengine.config import ServiceConfig
-from flowengine.errors import ConfigError, SessionNotFound, StoreError, WebhookAuthError, WebhookError
+from flowengine.errors import ConfigError, SessionNotFound, StoreError, WebhookError
 from flowengine.providers.base import Adapter, WebhookRequest
+from flowengine.providers.intake import IntakeLimits
 from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.runtime.session import TRACE_LIMIT
 from flowengine.server import api
@@ -77,6 +78,7 @@ def create_app(
         http=http,
         quiet_after=config.reconcile_after,
         replay_ttl=config.replay_ttl,
+        limits=IntakeLimits(max_depth=config.max_depth, max_events=config.max_events),
     )
     # Probes, webhooks (they authenticate the platform) and the description are open; every other route
     # wants a token. The dashboard's pages also take its sign-in cookie; its sign-in form and style sheet
@@ -86,7 +88,8 @@ def create_app(
                      *([_metrics] if config.metrics_public else [])}
     guard = access_guard(config.api_tokens, open_handlers, board.pages)
     # Wall-clock time cannot jump, so only another clock needs holding while a request is handled.
-    middlewares = [guard] if type(clock) is SystemClock else [guard, _on_clock]
+    # Faults outermost (a store failure anywhere is a 503, logged once), then the token guard.
+    middlewares = [_faults, guard] if type(clock) is SystemClock else [_faults, guard, _on_clock]
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
     app[SERVICE], app[CONFIG], app[CLOCK], app[HTTP] = service, config, clock, http
     app[OPENAPI] = openapi_json(
@@ -172,6 +175,23 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 @web.middleware
+async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every route: 503 when the store fails, 500 for a fault of the engine's own, each logged once with
+    its cause (the webhook route answers its own, with the platform's refusal metrics)."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except StoreError as exc:
+        log.error("store failed while answering %s %s: %s", request.method, request.rel_url.raw_path, exc)
+        return web.json_response({"error": "session store unavailable", "status": 503}, status=503)
+    except Exception as exc:  # a bug: the traceback is what finds it
+        log.error("%s %s failed on a fault of the engine's: %r", request.method, request.rel_url.raw_path,
+                  exc, exc_info=exc)
+        return web.json_response({"error": "internal error", "status": 500}, status=500)
+
+
+@web.middleware
 async def _on_clock(request: web.Request, handler: Handler) -> web.StreamResponse:
     # Virtual time must not jump while a webhook is being handled.
     with request.app[CLOCK].busy():
@@ -186,34 +206,52 @@ async def _webhook(request: web.Request) -> web.StreamResponse:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return _refuse(service, 413, "webhook body too large", request)
+        except ConnectionError as exc:  # the client left, or was cut for sending too slowly (counted there)
+            log.debug("webhook body not received: %s (from %s)", exc, request.remote)
+            return web.Response(status=400)  # nobody is left to read it
         hook = WebhookRequest(request.method, request.path, dict(request.headers), body, dict(request.query))
-        try:
-            reply = await service.handle_webhook(hook)
-        except WebhookAuthError as exc:
-            return _refuse(service, 401, str(exc), request)
-        except WebhookError as exc:
-            return _refuse(service, exc.status, str(exc), request)
-        except SessionNotFound as exc:
-            return _refuse(service, 404, str(exc), request)
-        except StoreError as exc:  # the platform retries on 5xx: nothing is lost
-            log.error("store failed while handling a webhook: %s", exc)
-            return _refuse(service, 503, "session store unavailable", request)
+        return await _handle(service, hook, request)
     finally:
         service.metrics.event_seconds.observe(max(time.perf_counter() - started, 0))
+
+
+async def _handle(service: Service, hook: WebhookRequest, request: web.Request) -> web.Response:
+    """4xx for what the sender got wrong, 503 when the store fails (the platform retries: nothing is
+    lost), 500 only for a fault of the engine's own; each logged once, with its cause."""
+    try:
+        reply = await service.handle_webhook(hook)
+    except WebhookError as exc:  # WebhookAuthError included: 401
+        return _refuse(service, exc.status, str(exc), request)
+    except SessionNotFound as exc:
+        return _refuse(service, 404, str(exc), request)
+    except StoreError as exc:
+        log.error("store failed while handling a webhook: %s", exc)
+        return _refuse(service, 503, "session store unavailable", request)
+    except Exception as exc:  # a bug: the traceback is what finds it
+        log.error("webhook failed on a fault of the engine's: %r", exc, exc_info=exc)
+        return _refuse(service, 500, "internal error", request)
     return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
 
 
 def _refuse(service: Service, status: int, message: str, request: web.Request) -> web.Response:
+    message = one_line(message)  # it may quote the sender's own text
     log.warning(
         "webhook refused: %d %s (%s %s from %s)",
         status,
         message,
         request.method,
-        request.path,
+        request.rel_url.raw_path,  # as sent, still %-encoded: a decoded path could hold a line break
         request.remote,
     )
     service.metrics.webhooks.labels(service.adapter.name, f"refused_{status}").inc()
     return web.json_response({"error": message, "status": status}, status=status)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` as one printable line of at most ``limit`` characters (escapes for the rest)."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 async def _healthz(_: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ from flowengine.config import DEFAULT_REPLAY_TTL
 from flowengine.errors import SessionNotFound, WebhookError
 from flowengine.flow.model import Flow
 from flowengine.providers.base import Adapter, Channel, FollowUp, WebhookReply, WebhookRequest
+from flowengine.providers.intake import IntakeLimits, check_depth, check_events
 from flowengine.redaction import redact_json
 from flowengine.runtime.binding import PLACED_BY, standin_id
 from flowengine.runtime.clock import Clock
@@ -59,9 +60,11 @@ class Service:
         trace_limit: int = TRACE_LIMIT,
         quiet_after: float = 0.0,  # seconds of silence before reconciling a live session; 0: never
         replay_ttl: float = DEFAULT_REPLAY_TTL,  # seconds a handled webhook event is remembered store-wide
+        limits: IntakeLimits | None = None,  # what a webhook body may hold (``providers.intake``)
     ) -> None:
         self.replay_ttl = replay_ttl
         self.flows = dict(flows)
+        self.limits = limits if limits is not None else IntakeLimits()
         self.router = router
         self.store = store
         self.adapter = adapter
@@ -90,7 +93,9 @@ class Service:
     # -- webhooks --------------------------------------------------------------------------------
     async def handle_webhook(self, request: WebhookRequest) -> WebhookReply:
         """Parse, take each event's step, run follow-ups that belong to this reply, answer."""
+        check_depth(request.body, self.limits.max_depth)  # before anything parses it
         events = self.adapter.parse_webhook(request)
+        check_events(len(events), self.limits.max_events)  # before any of them starts anything
         if not events:
             self._count("webhooks", self.adapter.name, "ignored")
             log.info("webhook ignored: no event flowengine handles (%s)", _kind(request))

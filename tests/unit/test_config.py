@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from flowengine.cli import cli
-from flowengine.config import CONFIG_SCHEMA, load_config, parse_config
+from flowengine.config import CONFIG_SCHEMA, ServerLimits, load_config, parse_config
 from flowengine.errors import ConfigError
 from flowengine.server.flows import load_flows
 
@@ -99,3 +99,20 @@ def test_api_tokens_come_from_the_environment_and_stay_out_of_repr() -> None:
 def test_bad_security_settings_are_refused(document: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         parse_config({"provider": "infobip", **document}, environ={})
+
+
+def test_intake_and_connection_limits_have_defaults_and_are_checked() -> None:
+    defaults = parse_config({"provider": "infobip"}, environ={})
+    assert (defaults.max_depth, defaults.max_events) == (32, 10)
+    assert defaults.server == ServerLimits(header_timeout=10, body_timeout=15, keepalive_timeout=75,
+                                           max_connections=1000)
+    set_ = parse_config({"provider": "infobip", "webhook": {"max_depth": 8, "max_events": 1},
+                         "server": {"header_timeout": 2.5, "max_connections": 50}}, environ={})
+    assert (set_.max_depth, set_.max_events) == (8, 1)
+    assert set_.server == ServerLimits(header_timeout=2.5, max_connections=50)
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"provider": "infobip", "webhook": {"max_depth": 500, "max_events": 0},
+                      "server": {"body_timeout": 0, "max_connections": 0, "idle": 5}}, environ={})
+    places = sorted(line.split(": ")[1] for line in str(caught.value).splitlines())
+    assert places == ["server", "server.body_timeout", "server.max_connections", "webhook.max_depth",
+                      "webhook.max_events"]

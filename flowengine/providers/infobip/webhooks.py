@@ -9,7 +9,6 @@ events of a body holding a list keep the hash of their parsed item).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 
 from flowengine.errors import WebhookError
 from flowengine.providers.base import JSON
+from flowengine.providers.intake import load_json
 from flowengine.runtime.events import Event, body_digest
 
 # Infobip errorCode names of calls that never came up -> neutral reasons; anything else is "failed".
@@ -86,6 +86,10 @@ def _epoch(value: Any) -> float | None:
 
 def _obj(value: Any) -> JSON:
     return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _str(value: Any) -> str | None:
@@ -212,7 +216,7 @@ def _dtmf_captured(env: Envelope) -> list[Event]:
 
 def _recording_ready(env: Envelope) -> list[Event]:
     recording = _obj(env.props.get("recording")) or env.props
-    files = [_obj(f) for key in ("files", "composedFiles") for f in recording.get(key) or []]
+    files = [_obj(f) for key in ("files", "composedFiles") for f in _list(recording.get(key))]
     ids = [str(f["id"]) for f in files if _str(f.get("id"))]
     if not ids and _str(recording.get("fileId")):
         ids = [str(recording["fileId"])]
@@ -274,10 +278,7 @@ def _envelope(payload: Any, recordings_base_url: str | None, digest: str | None 
 def parse_events(body: bytes, *, recordings_base_url: str | None = None) -> list[Event]:
     """Neutral events in one webhook body (an event object, or a list of them). ``recordings_base_url``
     (the API base URL) turns recording file ids into download URLs."""
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WebhookError(f"the Infobip event is not valid JSON: {exc}") from exc
+    payload = load_json(body, "the Infobip event")
     if isinstance(payload, list):
         envelopes = [_envelope(item, recordings_base_url) for item in payload]
     else:
@@ -286,5 +287,13 @@ def parse_events(body: bytes, *, recordings_base_url: str | None = None) -> list
     for env in envelopes:
         handler = HANDLERS.get(env.type)
         if handler is not None:
-            events.extend(handler(env))
+            events.extend(_addressed(env.type, handler(env)))
+    return events
+
+
+def _addressed(kind: str, events: list[Event]) -> list[Event]:
+    """``events``, each of which names the call or conference it is about (else nothing could act on it)."""
+    for event in events:
+        if event.call_id is None and event.conference_id is None:
+            raise WebhookError(f'an Infobip {kind} event needs a "callId" or a "conferenceId"')
     return events

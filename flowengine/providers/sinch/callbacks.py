@@ -21,6 +21,7 @@ from typing import Any
 
 from flowengine.errors import WebhookAuthError, WebhookError
 from flowengine.providers.base import JSON, WebhookRequest, lower_headers
+from flowengine.providers.intake import load_json
 from flowengine.providers.sinch import signing
 from flowengine.providers.sinch.config import SinchSettings
 from flowengine.providers.sinch.svaml import MENU_ID
@@ -86,9 +87,9 @@ class CalloutTag:
         """The tag in a callback's ``custom``; None when the call is not one of our callouts."""
         if not isinstance(custom, str) or _TAG_KEY not in custom:
             return None
-        try:
-            mark = json.loads(custom).get(_TAG_KEY)
-        except (ValueError, AttributeError):
+        try:  # the caller's own text when the call is not ours: held to the same limits as a body
+            mark = load_json(custom.encode("utf-8", "surrogatepass"), "custom").get(_TAG_KEY)
+        except (WebhookError, AttributeError):
             return None
         if not isinstance(mark, dict):
             return None
@@ -235,10 +236,7 @@ HANDLERS: Mapping[str, Callable[[Callback], list[Event]]] = {
 
 def read_callback(body: bytes) -> Callback | None:
     """The callback in ``body``; None for an event type we do not know. ``WebhookError`` if malformed."""
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WebhookError(f"the Sinch callback is not valid JSON: {exc}") from exc
+    payload = load_json(body, "the Sinch callback")
     if not isinstance(payload, dict):
         raise WebhookError("a Sinch callback must be a JSON object")
     kind = payload.get("event")
