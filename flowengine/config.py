@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from flowengine.errors import ConfigError
+from flowengine.flow.vocabulary import ENV_REFERENCE
 from flowengine.providers import PROVIDERS
 from flowengine.redaction import redact
 from flowengine.server.allow_list import AllowList
@@ -244,7 +245,12 @@ class ServiceConfig:
         return list(dict.fromkeys(paths))
 
 
-_ENV = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+_ENV = ENV_REFERENCE
+
+
+def env_names(text: str) -> list[str]:
+    """The environment variables a string refers to with ``${VAR}`` (or ``${VAR:-default}``)."""
+    return [match["name"] for match in _ENV.finditer(text)]
 
 
 def expand_env(value: Any, environ: Mapping[str, str], where: str = "") -> Any:

@@ -31,8 +31,9 @@ from flowengine.runtime.commands import Command, Plan
 from flowengine.runtime.context import build_context
 from flowengine.runtime.engine import ACTION_FAILED, Engine
 from flowengine.runtime.events import Event
+from flowengine.runtime.http import bind_answer, http_request
 from flowengine.runtime.outbox import advance, pending, reaches_out, write_ahead
-from flowengine.runtime.ports import HttpClient, Provider, ProviderCommand
+from flowengine.runtime.ports import HttpClient, HttpRequest, Provider, ProviderCommand
 from flowengine.runtime.program import CLEANUP
 from flowengine.runtime.reconcile import Observation, missed_events, to_observe
 from flowengine.runtime.session import CommandRecord, Session, Step
@@ -44,6 +45,7 @@ Observe = Callable[[list[str], list[str]], Awaitable[Observation]]
 GONE = 404  # the platform no longer knows what a command was for
 # Why a resumed command whose parameters were stored redacted cannot be sent (``outbox.Pending.lost``).
 LOST = "its parameters hold a secret, stored redacted, and the flow no longer has it to take them from"
+SAVE = "save"  # the http action's variables set from the answer: they need the context, as templates do
 RESUME_AFTER = 10.0  # seconds after a write-ahead when any instance may resume a plan left unfinished
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -115,7 +117,7 @@ class Executor:
                                              renew=index == start)
                 written = True
                 await checkpoint(session)
-            if context is None and not command.static:
+            if context is None and not (command.static and SAVE not in command.params):
                 context = build_context(session, plan.event)
             try:
                 if index in lost:
@@ -128,7 +130,7 @@ class Executor:
                 error, failure = redact(f"{exc.kind}: {exc}"), exc
             else:
                 _note(step, (command.action, status, detail))
-                if "as" in command.params:
+                if "as" in command.params or SAVE in command.params:
                     context = None  # a new role or variable: later templates must see it
                 continue
             if best_effort or command.continues:
@@ -139,7 +141,7 @@ class Executor:
                 if rest.action != ALWAYS:
                     _note(step, (rest.action, "skipped", None))
             session.outbox = None  # the failure's own plan (or what caught up) replaces the one that failed
-            if _gone(failure):
+            if _gone(failure) and command.action != "http":  # an http 404 says nothing of the calls
                 moved_on = await self._catch_up(session, provider, checkpoint)
                 if moved_on is not None:
                     return moved_on
@@ -234,13 +236,16 @@ class Executor:
                 return "ok", nothing
             if still_ringing(action, params, session):
                 action, params = "hangup", {"call": params["call"], "reason": None}
-        kwargs = provider_arguments(action, params, session)
         if action == "http":
-            send = self._http_call(kwargs)
+            send = self._http_call(http_request(params, command.params))
         else:
+            kwargs = provider_arguments(action, params, session)
             send = self._provider_call(provider, action, kwargs, f"{session.id}:{session.seq}:{index}")
         result, attempts = await self._attempt(send, resumed)
-        detail = bind_result(action, params, result, session)
+        if action == "http":
+            detail = bind_answer(command.params, result, context, session)
+        else:
+            detail = bind_result(action, params, result, session)
         if action != command.action:
             detail = " ".join(filter(None, ["hung up: it was still being dialled in;", detail])).rstrip(";")
         return "ok", detail if attempts == 1 else f"{detail or ''} after {attempts} attempts".lstrip()
@@ -254,11 +259,11 @@ class Executor:
             raise ProviderUnsupported(provider.name, action)
         return lambda resumed: provider.execute(ProviderCommand(action, kwargs, key, resumed))
 
-    def _http_call(self, kwargs: dict[str, Any]) -> Callable[[bool], Awaitable[Any]]:
+    def _http_call(self, request: HttpRequest) -> Callable[[bool], Awaitable[Any]]:
         http = self.http
         if http is None:
             raise ProviderUnsupported("engine", "http")
-        return lambda _resumed: http.request(kwargs["method"] or "POST", kwargs["url"], kwargs.get("body"))
+        return lambda _resumed: http.request(request)
 
     async def _attempt(self, send: Callable[[bool], Awaitable[Any]], resumed: bool) -> tuple[Any, int]:
         """Retries what the provider left retryable. After an unknown outcome the next attempt goes out

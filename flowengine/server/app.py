@@ -20,6 +20,7 @@ from flowengine.config import ServiceConfig
 from flowengine.errors import ConfigError, SessionNotFound, StoreError, WebhookAuthError, WebhookError
 from flowengine.providers.base import Adapter, WebhookRequest
 from flowengine.runtime.clock import Clock, SystemClock
+from flowengine.runtime.ports import HttpClient
 from flowengine.runtime.session import TRACE_LIMIT
 from flowengine.server import api
 from flowengine.server.access import access_guard
@@ -50,8 +51,11 @@ def create_app(
     adapter: Adapter | None = None,
     timer_poll: float | None = 1.0,
     trace_limit: int = TRACE_LIMIT,
+    wrap_http: Callable[[AllowListHttp], HttpClient] | None = None,
 ) -> web.Application:
-    """Build the app; flows are loaded and checked now, so a bad flow fails before binding a port."""
+    """Build the app; flows are loaded and checked now, so a bad flow fails before binding a port.
+    ``wrap_http``: what the ``http`` action uses instead of the allow-list client, given that client
+    (a scenario's mocks)."""
     clock = clock if clock is not None else SystemClock()
     flows, router = load_flows(config)
     store = store if store is not None else open_store(config.store, now=clock.now)
@@ -73,7 +77,7 @@ def create_app(
         metrics=metrics,
         timer_poll=timer_poll,
         trace_limit=trace_limit,
-        http=http,
+        http=http if wrap_http is None else wrap_http(http),
         quiet_after=config.reconcile_after,
         replay_ttl=config.replay_ttl,
     )
