@@ -320,6 +320,8 @@ ALWAYS = "always"
 # Eventless transitions taken in a row (without an event between) before the session is ended as failed:
 # a guard chain that keeps firing is a loop nothing will stop.
 ALWAYS_LIMIT = 100
+# The actions that create a call on the platform: paced (``server.pacing``), machine detection on offer.
+DIAL_ACTIONS: tuple[str, ...] = ("dial", "conference_dial")
 # Outcomes that mean an attempt failed; a flow that dials should handle them (``unhandled-failure``).
 FAILURE_EVENTS: frozenset[str] = frozenset({"call.failed", "participant.join_failed"})
 # How an ``endpoint`` parameter may name its address besides a bare phone number.

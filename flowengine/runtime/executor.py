@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowengine.errors import ExpressionError, ProviderError, ProviderUnsupported
-from flowengine.flow.vocabulary import ACTIONS, ALWAYS, TEARDOWN_ACTIONS
+from flowengine.flow.vocabulary import ACTIONS, ALWAYS, DIAL_ACTIONS, TEARDOWN_ACTIONS
 from flowengine.redaction import redact
 from flowengine.runtime.binding import bind_result, nothing_to_undo, provider_arguments, still_ringing
 from flowengine.runtime.clock import Clock
@@ -33,7 +33,7 @@ from flowengine.runtime.engine import ACTION_FAILED, Engine
 from flowengine.runtime.events import Event
 from flowengine.runtime.http import bind_answer, http_request
 from flowengine.runtime.outbox import advance, pending, reaches_out, write_ahead
-from flowengine.runtime.ports import HttpClient, HttpRequest, Provider, ProviderCommand
+from flowengine.runtime.ports import HttpClient, HttpRequest, Pacer, Provider, ProviderCommand
 from flowengine.runtime.program import CLEANUP
 from flowengine.runtime.reconcile import Observation, missed_events, to_observe
 from flowengine.runtime.session import CommandRecord, Session, Step
@@ -66,7 +66,7 @@ class Executor:
     def __init__(
         self, engine: Engine, *, clock: Clock | None = None, retry: RetryPolicy | None = None,
         http: HttpClient | None = None, max_failures: int = 3, resume_after: float = RESUME_AFTER,
-        observe: Observe | None = None,
+        observe: Observe | None = None, pacer: Pacer | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock if clock is not None else engine.clock
@@ -79,6 +79,7 @@ class Executor:
         # out): with ``observe`` the platform is asked first and what it shows is handled before the
         # failure, which is dropped if the session has moved on (a flow hears why, not a stale error).
         self.observe = observe
+        self.pacer = pacer  # what creates a call waits for its turn (the platform's rate limit)
 
     async def run(
         self, session: Session, plan: Plan, provider: Provider, *, checkpoint: Checkpoint | None = None
@@ -122,8 +123,9 @@ class Executor:
             try:
                 if index in lost:
                     raise ExpressionError(f"{command.action}: not resumed: {LOST}")
+                pace = self._pace(session, command.action, index, provider, checkpoint)
                 status, detail = await self._execute(
-                    session, command, context or {}, provider, index, resumed=index == start
+                    session, command, context or {}, provider, index, resumed=index == start, pace=pace
                 )
             except (ProviderError, ExpressionError) as exc:
                 # it goes to the trace, the store, the API and the log
@@ -213,12 +215,31 @@ class Executor:
             session, plan = self.engine.handle(session, event)
         return await self._run(session, plan, provider, failures + 1, checkpoint)
 
+    def _pace(
+        self, session: Session, action: str, index: int, provider: Provider, checkpoint: Checkpoint | None
+    ) -> Callable[[], Awaitable[float]] | None:
+        """Waiting for the provider's next slot before command ``index`` (which creates a call). After a
+        wait the outbox is written again: that renews its resume deadline, and fences, so an instance
+        whose session was taken over meanwhile (its lock lost while it waited) stops before dialling."""
+        pacer = self.pacer
+        if pacer is None or action not in DIAL_ACTIONS:
+            return None
+
+        async def pace() -> float:
+            waited = await pacer.acquire(provider.name)
+            if waited > 0 and checkpoint is not None and session.outbox is not None:
+                session.outbox = advance(session.outbox, index, self.clock.now() + self.resume_after)
+                await checkpoint(session)
+            return waited
+
+        return pace
+
     async def _execute(
         self, session: Session, command: Command, context: Mapping[str, Any], provider: Provider, index: int,
-        *, resumed: bool = False,
+        *, resumed: bool = False, pace: Callable[[], Awaitable[float]] | None = None,
     ) -> tuple[str, str | None]:
         """Carry out one command: its trace status (ok | skipped) and detail. ``resumed``: an interrupted
-        run may have sent it already."""
+        run may have sent it already. ``pace``: waits for the command's turn, once it is sure to go."""
         action = command.action
         if command.condition is not None and not command.condition.render(context):
             return "skipped", f"if {command.condition.source}: false"
@@ -241,6 +262,7 @@ class Executor:
         else:
             kwargs = provider_arguments(action, params, session)
             send = self._provider_call(provider, action, kwargs, f"{session.id}:{session.seq}:{index}")
+        waited = await pace() if pace is not None else 0.0
         result, attempts = await self._attempt(send, resumed)
         if action == "http":
             detail = bind_answer(command.params, result, context, session)
@@ -248,6 +270,8 @@ class Executor:
             detail = bind_result(action, params, result, session)
         if action != command.action:
             detail = " ".join(filter(None, ["hung up: it was still being dialled in;", detail])).rstrip(";")
+        if waited > 0:
+            detail = f"{detail or ''} (paced: waited {waited:.3g} s)".lstrip()
         return "ok", detail if attempts == 1 else f"{detail or ''} after {attempts} attempts".lstrip()
 
     @staticmethod

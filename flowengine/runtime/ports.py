@@ -109,3 +109,10 @@ class HttpClient(Protocol):
     ``ProviderError`` (with the status, when there was an answer)."""
 
     async def request(self, request: HttpRequest) -> HttpAnswer: ...
+
+
+class Pacer(Protocol):
+    """Paces what creates calls (platforms cap how fast): ``acquire`` waits for the provider's next slot
+    and returns the seconds waited; ``ProviderError`` when the slot is too far off to wait for."""
+
+    async def acquire(self, provider: str) -> float: ...

@@ -28,6 +28,7 @@ from flowengine.server.flows import load_flows
 from flowengine.server.http_action import AllowListHttp
 from flowengine.server.metrics import Metrics
 from flowengine.server.openapi import openapi_json
+from flowengine.server.pacing import paces
 from flowengine.server.providers import WEBHOOK_AUTH_HELP, build_adapter
 from flowengine.server.service import Service
 from flowengine.stores.base import SessionStore, open_store
@@ -80,6 +81,7 @@ def create_app(
         http=http if wrap_http is None else wrap_http(http),
         quiet_after=config.reconcile_after,
         replay_ttl=config.replay_ttl,
+        pacing=paces(config.pacing),
     )
     # Probes, webhooks (they authenticate the platform) and the description are open; every other route
     # wants a token.
