@@ -22,6 +22,8 @@ def _party_properties() -> dict[str, Any]:
         "busy": {"type": "boolean", "description": "Is busy (the call fails with busy)."},
         "reject": {"type": "boolean", "description": "Rejects the call."},
         "unreachable": {"type": "boolean", "description": "Cannot be reached (unreachable)."},
+        "machine": {"type": "boolean", "description": "An answering machine answers: a dial with "
+                    "`machine_detection` hears `call.answered` with reason `machine` (else `human`)."},
         "press": {
             "type": "array",
             "description": "Keys pressed after answering: a list of [seconds, digits] or {after, digits}.",

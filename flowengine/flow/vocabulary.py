@@ -108,6 +108,12 @@ _FROM = Param("from", "text", "Caller id shown to the called party.")
 _TIMEOUT = Param(
     "timeout", "duration", "How long to ring before giving up (at most 60s on Infobip).", default="60s"
 )
+_MACHINE = Param(
+    "machine_detection", "boolean", "Detect whether a person or an answering machine answers: the call's "
+    "`call.answered` then comes once that is known, with `reason` `human` or `machine` (`answered` when "
+    "the platform could not tell). Infobip: dial and conference_dial; Sinch: dial without `connect`.",
+    default=False,
+)
 _MUSIC = Param(
     "music", "enum", "Music on hold.", default="music1", choices=("ring", "music1", "music2", "music3")
 )
@@ -166,7 +172,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
         "dial",
         "Place an outbound call; with `connect`, bridge it to an existing call once answered.",
         (_TO, _FROM, _TIMEOUT, Param("as", "new_call", "Role name for the new call.", True),
-         Param("connect", "call", "Role of an existing call to connect the new call with.")),
+         Param("connect", "call", "Role of an existing call to connect the new call with."), _MACHINE),
         outcomes=("call.answered", "call.failed"),
     ),
     ActionSpec(
@@ -180,7 +186,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "conference_dial",
         "Dial a new party straight into a conference, with a ring timeout.",
-        (_CONF, _TO, _FROM, _TIMEOUT, Param("as", "new_call", "Role name for the new call.", True)),
+        (_CONF, _TO, _FROM, _TIMEOUT, Param("as", "new_call", "Role name for the new call.", True), _MACHINE),
         outcomes=("participant.joined", "participant.join_failed"),
     ),
     ActionSpec("conference_say", "Speak text to everyone in a conference.",

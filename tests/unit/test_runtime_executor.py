@@ -197,7 +197,7 @@ async def test_arguments_bindings_and_pure_actions() -> None:
     assert driver.provider.calls == [
         ("conference_create", {"name": None}),
         ("dial", {"to": Endpoint("sip", "alice@example.com"), "from_": None, "timeout": 0.5,
-                  "connect_call_id": CALLER}),
+                  "connect_call_id": CALLER, "machine_detection": False}),
         ("conference_join", {"conference_id": "conf-1", "call_id": "call-1"}),
         ("hold", {"conference_id": "conf-1", "call_id": "call-1", "music": "music1", "media": None,
                   "loop": 10}),

@@ -66,6 +66,8 @@ NAME = "sinch"
 OBEY_SECONDS = 0.1
 RING_GRACE = 2.0  # seconds past a dial's timeout before the engine's stand-in ring timeout
 PLAY_LOCALE = "en-US"  # playFiles wants a locale; it only matters for #tts prompts
+NO_AMD = ("Sinch detects answering machines on a dial of its own (a customCallout connecting the number), "
+          "not on {what}")
 
 
 def _only_in_reply(what: str, where: str) -> ProviderError:
@@ -250,13 +252,16 @@ class SinchChannel:
         return await self._update(call_id, [step], svaml.continue_())
 
     async def dial(
-        self, to: Endpoint, from_: str | None, timeout: float, connect_call_id: str | None, *,
-        key: str | None = None,
+        self, to: Endpoint, from_: str | None, timeout: float, connect_call_id: str | None,
+        machine_detection: bool = False, *, key: str | None = None,
     ) -> ActionResult:
         cli = from_ or self._settings.cli
         if connect_call_id is None:
-            placed = callout_id(await self._send(commands.custom_callout(to, cli, key)))
-            return ActionResult(id=self._ring_for(placed, timeout))
+            request = commands.custom_callout(to, cli, key, machine_detection=machine_detection,
+                                              dial_timeout=max(1, math.ceil(timeout)))
+            return ActionResult(id=self._ring_for(callout_id(await self._send(request)), timeout))
+        if machine_detection:
+            raise ProviderError(NO_AMD.format(what="a dial that bridges a call (connect)"))
         if to.kind != "phone":
             raise ProviderError("Sinch bridges a call to phone numbers only (connectPstn)")
         action = svaml.connect_pstn(
@@ -297,8 +302,11 @@ class SinchChannel:
         return any(item["call_id"] == call_id for item in participants(answer))
 
     async def conference_dial(
-        self, conference_id: str, to: Endpoint, from_: str | None, timeout: float, *, key: str | None = None
+        self, conference_id: str, to: Endpoint, from_: str | None, timeout: float,
+        machine_detection: bool = False, *, key: str | None = None,
     ) -> ActionResult:
+        if machine_detection:  # a conferenceCallout takes no amd
+            raise ProviderError(NO_AMD.format(what="conference_dial"))
         cli = from_ or self._settings.cli
         request = commands.conference_callout(
             conference_id, to, cli, moh=self._settings.conference_moh, dtmf=self._conference_dtmf(), key=key
