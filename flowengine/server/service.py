@@ -77,7 +77,7 @@ class Service:
         executors = {
             name: Executor(
                 Engine(flow, clock, trace_limit=trace_limit), clock=clock, retry=NO_RETRY, http=http,
-                observe=adapter.observe, pacer=self.pacer,
+                observe=adapter.observe, pacer=self.pacer if self.pacer.rules else None,
             )
             for name, flow in self.flows.items()
         }

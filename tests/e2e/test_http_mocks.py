@@ -158,6 +158,9 @@ def test_flowengine_test_fails_on_an_unmocked_request_and_passes_with_mocks(tmp_
     report = json.loads(mocked.stdout)
     verdicts = {r["scenario"]: r["passed"] for f in report["files"] for r in f["scenarios"]}
     assert verdicts == {"gold-customer": True, "crm-down": True, "crm-slow": True, "wrong-mock": False}
+    calls = {r["scenario"]: r["http"] for f in report["files"] for r in f["scenarios"]}
+    assert [(c["source"], c["status"]) for c in calls["crm-down"]] == [("mock", 503)]
+    assert [c["source"] for c in calls["wrong-mock"]] == ["unmocked"]
     assert mocked.exit_code == 1
     text = runner.invoke(cli, ["test", str(path), "-p", "sinch"])
     assert "FAIL wrong-mock on sinch" in text.output

@@ -155,8 +155,9 @@ async def test_two_instances_hold_the_combined_rate_and_the_platform_refuses_not
     assert sorted(outcome.states) == ["talking"] * 10
 
 
-async def test_unpaced_dials_run_into_the_platforms_limit(tmp_path: Path) -> None:
-    outcome = await dial_ten(tmp_path, f"sqlite:///{tmp_path / 'fe.db'}", None)
+@pytest.mark.redis
+async def test_unpaced_dials_run_into_the_platforms_limit(tmp_path: Path, redis_url: str) -> None:
+    outcome = await dial_ten(tmp_path, redis_url, None)
     refused = [at for at, status in outcome.creations if status == 429]
     assert len(refused) >= 5, "without pacing the platform's 429s show"
 
