@@ -37,6 +37,31 @@ def _party(description: str, **extra: Any) -> dict[str, Any]:
             "properties": {**_party_properties(), **extra}}
 
 
+def _http_mocks() -> dict[str, Any]:
+    return {
+        "type": "array",
+        "description": "Answers for the flow's `http` actions (a request no mock matches fails the "
+        "action and the scenario, unless its host is on the run's --http-allow). The first mock "
+        "whose method and url match answers.",
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["url"],
+            "properties": {
+                "method": {"enum": ["GET", "POST", "PUT", "PATCH", "DELETE"],
+                           "description": "The request's method (any, when left out)."},
+                "url": {"type": "string", "minLength": 1,
+                        "description": "The request's URL; `*` stands for any run of characters."},
+                "status": {"type": "integer", "minimum": 100, "maximum": 599, "default": 200,
+                           "description": "The answer's status; not 2xx fails the action."},
+                "body": {"description": "The answer's body: JSON, or text."},
+                "delay": {**_SECONDS, "description": "Answer after this long (virtual time); past "
+                          "the action's timeout, the request times out."},
+            },
+        },
+    }
+
+
 def scenarios_schema() -> dict[str, Any]:
     scenario = {
         "type": "object",
@@ -53,28 +78,7 @@ def scenarios_schema() -> dict[str, Any]:
                 "description": "How dialled numbers behave: number (or `default`) -> party script.",
                 "additionalProperties": _party("A dialled party's behaviour."),
             },
-            "http": {
-                "type": "array",
-                "description": "Answers for the flow's `http` actions (a request no mock matches fails the "
-                "action and the scenario, unless its host is on the run's --http-allow). The first mock "
-                "whose method and url match answers.",
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["url"],
-                    "properties": {
-                        "method": {"enum": ["GET", "POST", "PUT", "PATCH", "DELETE"],
-                                   "description": "The request's method (any, when left out)."},
-                        "url": {"type": "string", "minLength": 1,
-                                "description": "The request's URL; `*` stands for any run of characters."},
-                        "status": {"type": "integer", "minimum": 100, "maximum": 599, "default": 200,
-                                   "description": "The answer's status; not 2xx fails the action."},
-                        "body": {"description": "The answer's body: JSON, or text."},
-                        "delay": {**_SECONDS, "description": "Answer after this long (virtual time); past "
-                                  "the action's timeout, the request times out."},
-                    },
-                },
-            },
+            "http": _http_mocks(),
             "expect": {
                 "type": "object",
                 "additionalProperties": False,

@@ -123,10 +123,9 @@ class Executor:
             try:
                 if index in lost:
                     raise ExpressionError(f"{command.action}: not resumed: {LOST}")
-                pace = self._pace(session, command.action, index, provider, checkpoint)
                 status, detail = await self._execute(
-                    session, command, context or {}, provider, index, resumed=index == start, pace=pace
-                )
+                    session, command, context or {}, provider, index, resumed=index == start,
+                    pace=self._pace(session, command.action, index, provider, checkpoint))
             except (ProviderError, ExpressionError) as exc:
                 # it goes to the trace, the store, the API and the log
                 error, failure = redact(f"{exc.kind}: {exc}"), exc

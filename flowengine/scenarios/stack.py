@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,14 +129,9 @@ async def running_stack(
                 **dict(service_options or {}),
             )
             mocked: list[MockedHttp] = []
-
-            def wrap(real: AllowListHttp) -> HttpClient:
-                mocked.append(MockedHttp(http_mocks or (), clock, real, real.allowed, config.http_timeout))
-                return mocked[0]
-
+            wrap = None if http_mocks is None else _mocking(http_mocks, clock, config, mocked)
             # A scenario's timeline is its sessions' traces: keep every step, not just the recent ones.
-            app = create_app(config, clock=clock, timer_poll=None, trace_limit=FULL_TRACE,
-                             wrap_http=None if http_mocks is None else wrap)
+            app = create_app(config, clock=clock, timer_poll=None, trace_limit=FULL_TRACE, wrap_http=wrap)
             async with serving(app) as engine_url:
                 simulator.webhook_url = f"{engine_url}{config.webhook_path}/{provider}"
                 yield Stack(provider, clock, simulator, app, engine_url, simulator_url, api_token,
@@ -144,3 +139,15 @@ async def running_stack(
     finally:
         await simulator.close()
         await clock.stop()
+
+
+def _mocking(
+    mocks: Sequence[HttpMock], clock: VirtualClock, config: ServiceConfig, made: list[MockedHttp]
+) -> Callable[[AllowListHttp], HttpClient]:
+    """What ``create_app`` wraps the service's http client with: the mocks first (kept in ``made``)."""
+
+    def wrap(real: AllowListHttp) -> HttpClient:
+        made.append(MockedHttp(mocks, clock, real, real.allowed, config.http_timeout))
+        return made[0]
+
+    return wrap

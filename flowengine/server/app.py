@@ -55,8 +55,7 @@ def create_app(
     wrap_http: Callable[[AllowListHttp], HttpClient] | None = None,
 ) -> web.Application:
     """Build the app; flows are loaded and checked now, so a bad flow fails before binding a port.
-    ``wrap_http``: what the ``http`` action uses instead of the allow-list client, given that client
-    (a scenario's mocks)."""
+    ``wrap_http``: the http actions' client made of the allow-list one (a scenario's mocks)."""
     clock = clock if clock is not None else SystemClock()
     flows, router = load_flows(config)
     store = store if store is not None else open_store(config.store, now=clock.now)

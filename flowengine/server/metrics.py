@@ -66,6 +66,10 @@ class Metrics:
             registry=r,
         )
 
+        self._pacing(r)
+
+    def _pacing(self, r: CollectorRegistry) -> None:
+        """What waits for the provider's pace (``server.pacing``)."""
         self.pacing_queue = Gauge(
             "flowengine_pacing_queue_depth",
             "Commands creating a call that wait for the provider's pace on this instance.",

@@ -66,8 +66,6 @@ NAME = "sinch"
 OBEY_SECONDS = 0.1
 RING_GRACE = 2.0  # seconds past a dial's timeout before the engine's stand-in ring timeout
 PLAY_LOCALE = "en-US"  # playFiles wants a locale; it only matters for #tts prompts
-NO_AMD = ("Sinch detects answering machines on a dial of its own (a customCallout connecting the number), "
-          "not on {what}")
 
 
 def _only_in_reply(what: str, where: str) -> ProviderError:
@@ -210,7 +208,6 @@ class SinchChannel:
             await self._to_leg(call_id, [step])
         return ActionResult()
 
-
     async def record(self, call_id: str, max_duration: float | None, beep: bool) -> ActionResult:
         if beep or max_duration is not None:
             raise ProviderError("Sinch records without a beep and without a time limit")
@@ -257,11 +254,9 @@ class SinchChannel:
     ) -> ActionResult:
         cli = from_ or self._settings.cli
         if connect_call_id is None:
-            request = commands.custom_callout(to, cli, key, machine_detection=machine_detection,
-                                              dial_timeout=max(1, math.ceil(timeout)))
+            request = commands.custom_callout(to, cli, key, machine_detection, max(1, math.ceil(timeout)))
             return ActionResult(id=self._ring_for(callout_id(await self._send(request)), timeout))
-        if machine_detection:
-            raise ProviderError(NO_AMD.format(what="a dial that bridges a call (connect)"))
+        commands.refuse_amd(machine_detection, "a dial that bridges a call (connect)")
         if to.kind != "phone":
             raise ProviderError("Sinch bridges a call to phone numbers only (connectPstn)")
         action = svaml.connect_pstn(
@@ -305,16 +300,12 @@ class SinchChannel:
         self, conference_id: str, to: Endpoint, from_: str | None, timeout: float,
         machine_detection: bool = False, *, key: str | None = None,
     ) -> ActionResult:
-        if machine_detection:  # a conferenceCallout takes no amd
-            raise ProviderError(NO_AMD.format(what="conference_dial"))
+        commands.refuse_amd(machine_detection, "conference_dial (a conferenceCallout takes no amd)")
         cli = from_ or self._settings.cli
         request = commands.conference_callout(
             conference_id, to, cli, moh=self._settings.conference_moh, dtmf=self._conference_dtmf(), key=key
         )
         return ActionResult(id=self._ring_for(callout_id(await self._send(request)), timeout, conference_id))
-
-
-
 
     async def conference_hangup(self, conference_id: str) -> ActionResult:
         try:
@@ -340,8 +331,6 @@ class SinchChannel:
 
     async def unmute(self, conference_id: str, call_id: str) -> ActionResult:
         return await self._manage(conference_id, call_id, "unmute")
-
-
 
     async def hold(
         self, conference_id: str, call_id: str, music: Music, media: Media | None, loop: int

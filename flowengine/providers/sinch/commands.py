@@ -83,7 +83,7 @@ def conference_callout(
 
 
 def custom_callout(
-    to: Endpoint, cli: str | None, key: str | None = None, *, machine_detection: bool = False,
+    to: Endpoint, cli: str | None, key: str | None = None, machine_detection: bool = False,
     dial_timeout: int = 60,
 ) -> Request:
     """A plain outbound call whose events (ACE, PIE, DiCE) reach the callback URL like any other. With
@@ -97,6 +97,13 @@ def custom_callout(
         pstn = connect_pstn(number(to.address), number(cli) if cli else None, dial_timeout, amd=True)
         spec["ice"] = json.dumps(svaml([], pstn), separators=(",", ":"))
     return _callout("customCallout", spec)
+
+
+def refuse_amd(asked: bool, what: str) -> None:
+    """Sinch's answering machine detection is a ``connectPstn``'s: a call placed otherwise cannot ask."""
+    if asked:
+        raise ProviderError(f"Sinch detects answering machines on a dial of its own (a customCallout "
+                            f"connecting the number), not on {what}")
 
 
 def tts_callout(to: Endpoint, cli: str | None, text: str, locale: str) -> Request:
