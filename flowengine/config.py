@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from flowengine.errors import ConfigError
+from flowengine.flow.vocabulary import ENV_REFERENCE
 from flowengine.providers import PROVIDERS
 from flowengine.providers.intake import DEPTH_CEILING, MAX_DEPTH, MAX_EVENTS
 from flowengine.redaction import redact
@@ -196,6 +197,29 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "default": 1048576,
             "description": "Largest answer an `http` action reads; a larger one fails the action.",
         },
+        "pacing": {
+            "type": "object",
+            "description": (
+                "How fast calls may be created, per provider (platforms cap it): dials and outbound starts "
+                "wait their turn in a token bucket kept in the store, shared by every instance that shares "
+                "it. Unset: no pacing."
+            ),
+            "propertyNames": {"enum": list(PROVIDERS)},
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["rate"],
+                "properties": {
+                    "rate": {"type": "number", "exclusiveMinimum": 0,
+                             "description": "Calls created per second, at most."},
+                    "burst": {"type": "integer", "minimum": 1, "default": 1,
+                              "description": "How many may go at once after a quiet spell."},
+                    "max_wait": {"type": "number", "minimum": 0, "maximum": 25, "default": 20,
+                                 "description": "Seconds a call may wait for its turn; one that would wait "
+                                 "longer fails (action.failed, status 429)."},
+                },
+            },
+        },
         "infobip": {
             "type": "object",
             "description": "Infobip settings (defaults from INFOBIP_* variables).",
@@ -300,6 +324,7 @@ class ServiceConfig:
     metrics_public: bool = False
     log_numbers: str = "masked"
     replay_ttl: float = DEFAULT_REPLAY_TTL
+    pacing: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # provider -> {rate, burst, ...}
 
     def flow_paths(self) -> list[Path]:
         paths = [route.flow for route in self.routes]
@@ -308,7 +333,12 @@ class ServiceConfig:
         return list(dict.fromkeys(paths))
 
 
-_ENV = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+_ENV = ENV_REFERENCE
+
+
+def env_names(text: str) -> list[str]:
+    """The environment variables a string refers to with ``${VAR}`` (or ``${VAR:-default}``)."""
+    return [match["name"] for match in _ENV.finditer(text)]
 
 
 def expand_env(value: Any, environ: Mapping[str, str], where: str = "") -> Any:
@@ -383,6 +413,7 @@ def parse_config(
         metrics_public=document.get("metrics_public", False),
         log_numbers=document.get("log_numbers", "masked"),
         replay_ttl=float(document.get("replay_ttl", DEFAULT_REPLAY_TTL)),
+        pacing=document.get("pacing", {}),
     )
 
 

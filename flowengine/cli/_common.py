@@ -5,12 +5,55 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import IO
+from collections.abc import Callable
+from typing import IO, Any, TypeVar
+
+import click
 
 from flowengine.masking import mask_handlers
 from flowengine.redaction import RedactingFormatter
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
+F = TypeVar("F", bound=Callable[..., Any])
+HttpAllow = tuple[str | dict[str, Any], ...]
+
+
+def http_allow_options(command: F) -> F:
+    """``--http-allow`` and ``--http-allow-private``: which hosts a scenario's http actions may reach for
+    real when no mock of the scenario answers them (none by default: offline)."""
+    command = click.option(
+        "--http-allow-private", is_flag=True,
+        help="Let the --http-allow hosts be loopback or private addresses (a test server on this machine).",
+    )(command)
+    return click.option(
+        "--http-allow", "http_allow", multiple=True, metavar="HOST[:PORT]", callback=_checked_allow,
+        help="A host the flow's http actions may reach for real when no mock of the scenario matches "
+        "(repeatable; as the service's http_allow: host, host:port, *.domain).",
+    )(command)
+
+
+def _checked_allow(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    from flowengine.errors import ConfigError
+    from flowengine.server.allow_list import AllowList
+
+    try:
+        AllowList(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def http_allow_entries(hosts: tuple[str, ...], private: bool) -> HttpAllow:
+    """The service's ``http_allow`` entries for the command line's hosts."""
+    if not private:
+        return tuple(hosts)
+    from flowengine.server.allow_list import parse_entry
+
+    entries: list[str | dict[str, Any]] = []
+    for index, host in enumerate(hosts):
+        entry = parse_entry(host, index)
+        entries.append({"host": entry.pattern, "ports": sorted(entry.ports), "private": True})
+    return tuple(entries)
 
 
 def use_color(choice: str, stream: IO[str] | None = None) -> bool:

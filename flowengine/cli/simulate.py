@@ -9,7 +9,17 @@ from pathlib import Path
 
 import click
 
-from flowengine.cli._common import EXIT_FATAL, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, setup_logging, use_color
+from flowengine.cli._common import (
+    EXIT_FATAL,
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    HttpAllow,
+    http_allow_entries,
+    http_allow_options,
+    setup_logging,
+    use_color,
+)
 from flowengine.errors import FlowEngineError
 from flowengine.providers import PROVIDERS
 from flowengine.scenarios.model import Scenario, load_scenarios
@@ -46,6 +56,7 @@ from flowengine.scenarios.timeline import format_result, result_json
     show_default=True,
     help="Engine log level (logs go to stderr).",
 )
+@http_allow_options
 def command(
     flow: Path,
     names: tuple[str, ...],
@@ -55,6 +66,8 @@ def command(
     output: str,
     color: str,
     log_level: str,
+    http_allow: tuple[str, ...],
+    http_allow_private: bool,
 ) -> None:
     """Play FLOW's scenarios on a simulated platform and print what happened.
 
@@ -68,6 +81,10 @@ def command(
       flowengine simulate flows/two_party_conference.yaml
       flowengine simulate flows/two_party_conference.yaml -s callee-busy --wire
       flowengine simulate flows/two_party_conference.yaml --provider all --format json
+      flowengine simulate flows/crm.yaml --http-allow 127.0.0.1:8081 --http-allow-private
+
+    A flow's http actions are answered by the scenario's `http:` mocks; a
+    request none matches fails, unless its host is on --http-allow.
 
     Exit codes: 0 every scenario met its expectations, 1 one did not, 2 usage, 3 fatal.
     """
@@ -75,7 +92,8 @@ def command(
     scenarios = _chosen(flow, names)
     providers = list(PROVIDERS) if provider == "all" else [provider]
     try:
-        results = asyncio.run(_play_all(flow, scenarios, providers, store))
+        allow = http_allow_entries(http_allow, http_allow_private)
+        results = asyncio.run(_play_all(flow, scenarios, providers, store, allow))
     except FlowEngineError as exc:
         click.echo(f"flowengine: {exc}", err=True)
         sys.exit(EXIT_FATAL)
@@ -108,10 +126,10 @@ def _chosen(flow: Path, names: tuple[str, ...]) -> list[Scenario]:
 
 
 async def _play_all(
-    flow: Path, scenarios: list[Scenario], providers: list[str], store: str | None
+    flow: Path, scenarios: list[Scenario], providers: list[str], store: str | None, http_allow: HttpAllow
 ) -> list[ScenarioResult]:
     return [
-        await run_scenario(provider, flow, scenario, store=store)
+        await run_scenario(provider, flow, scenario, store=store, http_allow=http_allow)
         for provider in providers
         for scenario in scenarios
     ]

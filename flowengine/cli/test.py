@@ -11,7 +11,15 @@ from typing import Any
 
 import click
 
-from flowengine.cli._common import EXIT_FATAL, EXIT_OK, EXIT_PROBLEMS, setup_logging, use_color
+from flowengine.cli._common import (
+    EXIT_FATAL,
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    http_allow_entries,
+    http_allow_options,
+    setup_logging,
+    use_color,
+)
 from flowengine.providers import PROVIDERS
 from flowengine.scenarios.reporters import REPORTERS
 from flowengine.scenarios.runner import REAL_LIMIT, VIRTUAL_LIMIT, Limits
@@ -31,6 +39,14 @@ A scenario, under a flow file's `scenarios:` key:
         states: [answering, menu, menu, menu, voicemail_prompt, recording]
         visits: {menu: 3}                   # entries of a state, re-entries included
         actions: [answer, capture_dtmf, ...]
+      http:                                 # answers for the flow's http actions
+        - {method: POST, url: "https://crm.example.com/*", status: 200, body: {ok: true}}
+
+\b
+http actions: a request no `http:` mock matches fails the scenario, naming
+it, unless its host is on --http-allow (then it is sent for real). Any http
+action that fails fails the scenario, unless a mock's answer meant it to
+(a mocked 500, a mocked delay past the timeout).
 
 \b
 Examples:
@@ -102,8 +118,10 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
               help="Colour the text report; auto = on a terminal unless NO_COLOR is set.")
 @click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
+@http_allow_options
 def command(paths: tuple[Path, ...], provider: str, fmt: str, allow_empty: bool, min_coverage: float | None,
-            virtual_limit: float, real_limit: float, verbose: bool, color: str, debug: bool) -> None:
+            virtual_limit: float, real_limit: float, verbose: bool, color: str, debug: bool,
+            http_allow: tuple[str, ...], http_allow_private: bool) -> None:
     """Run the scenarios of each flow in PATHS on the simulated platforms and check what each expects:
     the final state and status, the states entered, the actions sent. Then report, per flow file, which
     states and transitions the scenarios covered.
@@ -120,6 +138,7 @@ def command(paths: tuple[Path, ...], provider: str, fmt: str, allow_empty: bool,
         raise click.UsageError("no flow files (*.yaml, *.yml) in " + ", ".join(map(str, paths)))
     options: dict[str, Any] = {
         "allow_empty": allow_empty, "min_coverage": min_coverage, "limits": Limits(virtual_limit, real_limit),
+        "http_allow": http_allow_entries(http_allow, http_allow_private),
     }
     providers = list(PROVIDERS) if provider == "all" else [provider]
     try:

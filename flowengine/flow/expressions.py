@@ -33,8 +33,8 @@ from flowengine.flow.costs import add, limit_chars, measure, multiply
 from flowengine.flow.sandbox import budgeted, check_nesting, environment
 
 __all__ = [
-    "Analysis", "Compiled", "analyse", "compile_guard", "compile_value", "environment", "guard_source",
-    "has_template", "references", "template_sources",
+    "Analysis", "Compiled", "analyse", "compile_expression", "compile_guard", "compile_value", "environment",
+    "guard_source", "has_template", "references", "template_sources",
 ]
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.DOTALL)
 Context = Mapping[str, Any]
@@ -110,6 +110,14 @@ def _defined(result: Any) -> Any:
     if isinstance(result, Undefined):
         result._fail_with_undefined_error()
     return result
+
+
+@lru_cache(maxsize=1024)
+def compile_expression(expression: str) -> Compiled:
+    """Compile a bare expression (an ``http`` action's ``save`` entry) to its value over the context;
+    cached, since these are compiled when first evaluated rather than with the flow."""
+    compiled = _expression(expression)
+    return Compiled(expression, lambda ctx: _defined(compiled(ctx)))
 
 
 def compile_guard(expression: str) -> Compiled:

@@ -22,6 +22,8 @@ def _party_properties() -> dict[str, Any]:
         "busy": {"type": "boolean", "description": "Is busy (the call fails with busy)."},
         "reject": {"type": "boolean", "description": "Rejects the call."},
         "unreachable": {"type": "boolean", "description": "Cannot be reached (unreachable)."},
+        "machine": {"type": "boolean", "description": "An answering machine answers: a dial with "
+                    "`machine_detection` hears `call.answered` with reason `machine` (else `human`)."},
         "press": {
             "type": "array",
             "description": "Keys pressed after answering: a list of [seconds, digits] or {after, digits}.",
@@ -33,6 +35,31 @@ def _party_properties() -> dict[str, Any]:
 def _party(description: str, **extra: Any) -> dict[str, Any]:
     return {"type": "object", "additionalProperties": False, "description": description,
             "properties": {**_party_properties(), **extra}}
+
+
+def _http_mocks() -> dict[str, Any]:
+    return {
+        "type": "array",
+        "description": "Answers for the flow's `http` actions (a request no mock matches fails the "
+        "action and the scenario, unless its host is on the run's --http-allow). The first mock "
+        "whose method and url match answers.",
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["url"],
+            "properties": {
+                "method": {"enum": ["GET", "POST", "PUT", "PATCH", "DELETE"],
+                           "description": "The request's method (any, when left out)."},
+                "url": {"type": "string", "minLength": 1,
+                        "description": "The request's URL; `*` stands for any run of characters."},
+                "status": {"type": "integer", "minimum": 100, "maximum": 599, "default": 200,
+                           "description": "The answer's status; not 2xx fails the action."},
+                "body": {"description": "The answer's body: JSON, or text."},
+                "delay": {**_SECONDS, "description": "Answer after this long (virtual time); past "
+                          "the action's timeout, the request times out."},
+            },
+        },
+    }
 
 
 def scenarios_schema() -> dict[str, Any]:
@@ -51,6 +78,7 @@ def scenarios_schema() -> dict[str, Any]:
                 "description": "How dialled numbers behave: number (or `default`) -> party script.",
                 "additionalProperties": _party("A dialled party's behaviour."),
             },
+            "http": _http_mocks(),
             "expect": {
                 "type": "object",
                 "additionalProperties": False,

@@ -25,6 +25,7 @@ from flowengine.flow.vocabulary import (
     ENDPOINT_KINDS,
     EVENT_SPECS,
     FLOW_NAME_PATTERN,
+    HEADER_NAME_PATTERN,
     IDENTIFIER_PATTERN,
     IF_OPTION,
     ON_ERROR_CHOICES,
@@ -95,6 +96,12 @@ def _param_schema(param: Param) -> Schema:
         body = {"type": "boolean"}
     elif kind == "enum":
         body = {"type": "string", "enum": list(param.choices)}
+    elif kind == "headers":
+        body = {"type": "object", "propertyNames": {"pattern": HEADER_NAME_PATTERN},
+                "additionalProperties": {"type": "string"}}
+    elif kind == "expressions":
+        body = {"type": "object", "minProperties": 1, "propertyNames": {"pattern": IDENTIFIER_PATTERN},
+                "additionalProperties": {"type": "string", "minLength": 1}}
     else:  # mapping
         body = {"type": "object", "additionalProperties": {"$ref": "#/$defs/value"}}
     body["description"] = param.description + _KIND_NOTES.get(kind, "")

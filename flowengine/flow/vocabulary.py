@@ -24,6 +24,8 @@ ParamKind = Literal[
     "boolean",
     "enum",
     "mapping",  # free-form name -> value (``set``, ``http.body``)
+    "headers",  # HTTP header name -> literal text whose ``${VAR}`` the service fills from its environment
+    "expressions",  # variable name -> bare expression, evaluated after the action (``http.save``)
 ]
 
 
@@ -77,7 +79,9 @@ REASONS: dict[str, str] = {
     "api_hangup": "the call was hung up by a command (this flow or the platform API)",
     "cancelled": "the attempt was cancelled before it was answered",
     "kicked": "the participant was removed from the conference",
-    "machine": "an answering machine was detected",
+    "machine": "an answering machine answered (a dial with `machine_detection`), or the platform ended "
+               "the call on detecting one",
+    "human": "a person answered (a dial with `machine_detection`)",
     "completed": "the media finished playing to the end",
     "stopped": "the media was stopped before the end",
     "error": "the platform reported an error",
@@ -103,6 +107,12 @@ _TO = Param("to", "endpoint", "Who to call: a phone number, or {phone|sip|user|w
 _FROM = Param("from", "text", "Caller id shown to the called party.")
 _TIMEOUT = Param(
     "timeout", "duration", "How long to ring before giving up (at most 60s on Infobip).", default="60s"
+)
+_MACHINE = Param(
+    "machine_detection", "boolean", "Detect whether a person or an answering machine answers: the call's "
+    "`call.answered` then comes once that is known, with `reason` `human` or `machine` (`answered` when "
+    "the platform could not tell). Infobip: dial and conference_dial; Sinch: dial without `connect`.",
+    default=False,
 )
 _MUSIC = Param(
     "music", "enum", "Music on hold.", default="music1", choices=("ring", "music1", "music2", "music3")
@@ -162,7 +172,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
         "dial",
         "Place an outbound call; with `connect`, bridge it to an existing call once answered.",
         (_TO, _FROM, _TIMEOUT, Param("as", "new_call", "Role name for the new call.", True),
-         Param("connect", "call", "Role of an existing call to connect the new call with.")),
+         Param("connect", "call", "Role of an existing call to connect the new call with."), _MACHINE),
         outcomes=("call.answered", "call.failed"),
     ),
     ActionSpec(
@@ -176,7 +186,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "conference_dial",
         "Dial a new party straight into a conference, with a ring timeout.",
-        (_CONF, _TO, _FROM, _TIMEOUT, Param("as", "new_call", "Role name for the new call.", True)),
+        (_CONF, _TO, _FROM, _TIMEOUT, Param("as", "new_call", "Role name for the new call.", True), _MACHINE),
         outcomes=("participant.joined", "participant.join_failed"),
     ),
     ActionSpec("conference_say", "Speak text to everyone in a conference.",
@@ -214,13 +224,24 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         "http",
-        "Call an HTTP endpoint (hosts must be on the service's allow-list).",
+        "Call an HTTP endpoint (hosts must be on the service's `http_allow` list). A refusal, a timeout or "
+        "an answer that is not 2xx fails the action: `action.failed` with `data.status` the answer's status.",
         (
             Param("url", "text", "The URL.", True),
             Param("method", "enum", "HTTP method.", default="POST",
                   choices=("GET", "POST", "PUT", "PATCH", "DELETE")),
+            Param("headers", "headers", "Request headers: name -> literal text, no templates. Write secrets "
+                  "as `${VAR}`: the service puts its environment variable VAR there when it sends the "
+                  "request, so the secret is never in the flow, the session or the logs "
+                  "(`Authorization: \"Bearer ${CRM_TOKEN}\"`)."),
             Param("body", "mapping", "JSON body (values may be templates)."),
-            Param("as", "new_var", "Variable that receives the JSON response."),
+            Param("form", "mapping", "Form body, sent as application/x-www-form-urlencoded (values may be "
+                  "templates); instead of `body`."),
+            Param("timeout", "duration", "Give up after this long (at most the service's `http_timeout`)."),
+            Param("as", "new_var", "Variable that receives the answer's body (decoded JSON, else text)."),
+            Param("save", "expressions", "Variables set from the answer: name -> a bare expression that may "
+                  "read `response` (`response.status`, `response.body`, `response.headers`) besides vars, "
+                  "session, event and the roles, e.g. `tier: response.body.customer.tier`."),
         ),
     ),
 )
@@ -275,6 +296,15 @@ EVENTS: dict[str, EventSpec] = {spec.name: spec for spec in EVENT_SPECS}
 
 # Names an expression may use at top level besides the flow's roles.
 EXPRESSION_GLOBALS: tuple[str, ...] = ("vars", "session", "event")
+# What an ``http`` action's ``save`` expressions may read besides those (the answer, once it is in).
+HTTP_RESPONSE = "response"
+HTTP_RESPONSE_FIELDS: tuple[str, ...] = ("status", "body", "headers")
+# ``${VAR}`` or ``${VAR:-default}``: a reference to an environment variable (the config, http headers).
+ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+# Variables an http header may never carry: the service's own credentials and tokens.
+HTTP_PROTECTED_ENV = ("INFOBIP_", "SINCH_", "FLOWENGINE_")
+# An HTTP header name (RFC 9110 token).
+HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 # The inbound call is always bound to this role.
 CALLER_ROLE = "caller"
 
@@ -296,6 +326,8 @@ ALWAYS = "always"
 # Eventless transitions taken in a row (without an event between) before the session is ended as failed:
 # a guard chain that keeps firing is a loop nothing will stop.
 ALWAYS_LIMIT = 100
+# The actions that create a call on the platform: paced (``server.pacing``), machine detection on offer.
+DIAL_ACTIONS: tuple[str, ...] = ("dial", "conference_dial")
 # Outcomes that mean an attempt failed; a flow that dials should handle them (``unhandled-failure``).
 FAILURE_EVENTS: frozenset[str] = frozenset({"call.failed", "participant.join_failed"})
 # How an ``endpoint`` parameter may name its address besides a bare phone number.

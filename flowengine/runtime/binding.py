@@ -169,6 +169,7 @@ def _converter(param: Param) -> Convert:
         return lambda action, value, session: None if value is None else role_id(action, kind, value, session)
     plains: dict[str, Callable[[Any], Any]] = {
         "endpoint": endpoint, "duration": seconds, "integer": _integer, "boolean": bool, "mapping": _mapping,
+        "headers": _mapping, "expressions": _mapping,
     }
     plain: Callable[[Any], Any] = plains.get(kind, _text)
 

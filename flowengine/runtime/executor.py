@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowengine.errors import ExpressionError, ProviderError, ProviderUnsupported
-from flowengine.flow.vocabulary import ACTIONS, ALWAYS, TEARDOWN_ACTIONS
+from flowengine.flow.vocabulary import ACTIONS, ALWAYS, DIAL_ACTIONS, TEARDOWN_ACTIONS
 from flowengine.redaction import redact
 from flowengine.runtime.binding import bind_result, nothing_to_undo, provider_arguments, still_ringing
 from flowengine.runtime.clock import Clock
@@ -31,8 +31,9 @@ from flowengine.runtime.commands import Command, Plan
 from flowengine.runtime.context import build_context
 from flowengine.runtime.engine import ACTION_FAILED, Engine
 from flowengine.runtime.events import Event
+from flowengine.runtime.http import bind_answer, http_request
 from flowengine.runtime.outbox import advance, pending, reaches_out, write_ahead
-from flowengine.runtime.ports import HttpClient, Provider, ProviderCommand
+from flowengine.runtime.ports import HttpClient, HttpRequest, Pacer, Provider, ProviderCommand
 from flowengine.runtime.program import CLEANUP
 from flowengine.runtime.reconcile import Observation, missed_events, to_observe
 from flowengine.runtime.session import CommandRecord, Session, Step
@@ -44,6 +45,7 @@ Observe = Callable[[list[str], list[str]], Awaitable[Observation]]
 GONE = 404  # the platform no longer knows what a command was for
 # Why a resumed command whose parameters were stored redacted cannot be sent (``outbox.Pending.lost``).
 LOST = "its parameters hold a secret, stored redacted, and the flow no longer has it to take them from"
+SAVE = "save"  # the http action's variables set from the answer: they need the context, as templates do
 RESUME_AFTER = 10.0  # seconds after a write-ahead when any instance may resume a plan left unfinished
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -64,7 +66,7 @@ class Executor:
     def __init__(
         self, engine: Engine, *, clock: Clock | None = None, retry: RetryPolicy | None = None,
         http: HttpClient | None = None, max_failures: int = 3, resume_after: float = RESUME_AFTER,
-        observe: Observe | None = None,
+        observe: Observe | None = None, pacer: Pacer | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock if clock is not None else engine.clock
@@ -77,6 +79,7 @@ class Executor:
         # out): with ``observe`` the platform is asked first and what it shows is handled before the
         # failure, which is dropped if the session has moved on (a flow hears why, not a stale error).
         self.observe = observe
+        self.pacer = pacer  # what creates a call waits for its turn (the platform's rate limit)
 
     async def run(
         self, session: Session, plan: Plan, provider: Provider, *, checkpoint: Checkpoint | None = None
@@ -115,21 +118,21 @@ class Executor:
                                              renew=index == start)
                 written = True
                 await checkpoint(session)
-            if context is None and not command.static:
+            if context is None and not (command.static and SAVE not in command.params):
                 context = build_context(session, plan.event)
             sent = self.clock.now()
             try:
                 if index in lost:
                     raise ExpressionError(f"{command.action}: not resumed: {LOST}")
                 status, detail = await self._execute(
-                    session, command, context or {}, provider, index, resumed=index == start
-                )
+                    session, command, context or {}, provider, index, resumed=index == start,
+                    pace=self._pace(session, command.action, index, provider, checkpoint))
             except (ProviderError, ExpressionError) as exc:
                 # it goes to the trace, the store, the API and the log
                 error, failure = redact(f"{exc.kind}: {exc}"), exc
             else:
                 _note(step, (command.action, status, detail), self.clock.now() - sent)
-                if "as" in command.params:
+                if "as" in command.params or SAVE in command.params:
                     context = None  # a new role or variable: later templates must see it
                 continue
             took = self.clock.now() - sent
@@ -142,7 +145,7 @@ class Executor:
                 if rest.action != ALWAYS:
                     _note(step, (rest.action, "skipped", None))
             session.outbox = None  # the failure's own plan (or what caught up) replaces the one that failed
-            if _gone(failure):
+            if _gone(failure) and command.action != "http":  # an http 404 says nothing of the calls
                 moved_on = await self._catch_up(session, provider, checkpoint)
                 if moved_on is not None:
                     return moved_on
@@ -214,12 +217,31 @@ class Executor:
             session, plan = self.engine.handle(session, event)
         return await self._run(session, plan, provider, failures + 1, checkpoint)
 
+    def _pace(
+        self, session: Session, action: str, index: int, provider: Provider, checkpoint: Checkpoint | None
+    ) -> Callable[[], Awaitable[float]] | None:
+        """Waiting for the provider's next slot before command ``index`` (which creates a call). After a
+        wait the outbox is written again: that renews its resume deadline, and fences, so an instance
+        whose session was taken over meanwhile (its lock lost while it waited) stops before dialling."""
+        pacer = self.pacer
+        if pacer is None or action not in DIAL_ACTIONS:
+            return None
+
+        async def pace() -> float:
+            waited = await pacer.acquire(provider.name)
+            if waited > 0 and checkpoint is not None and session.outbox is not None:
+                session.outbox = advance(session.outbox, index, self.clock.now() + self.resume_after)
+                await checkpoint(session)
+            return waited
+
+        return pace
+
     async def _execute(
         self, session: Session, command: Command, context: Mapping[str, Any], provider: Provider, index: int,
-        *, resumed: bool = False,
+        *, resumed: bool = False, pace: Callable[[], Awaitable[float]] | None = None,
     ) -> tuple[str, str | None]:
         """Carry out one command: its trace status (ok | skipped) and detail. ``resumed``: an interrupted
-        run may have sent it already."""
+        run may have sent it already. ``pace``: waits for the command's turn, once it is sure to go."""
         action = command.action
         if command.condition is not None and not command.condition.render(context):
             return "skipped", f"if {command.condition.source}: false"
@@ -237,15 +259,21 @@ class Executor:
                 return "ok", nothing
             if still_ringing(action, params, session):
                 action, params = "hangup", {"call": params["call"], "reason": None}
-        kwargs = provider_arguments(action, params, session)
         if action == "http":
-            send = self._http_call(kwargs)
+            send = self._http_call(http_request(params, command.params))
         else:
+            kwargs = provider_arguments(action, params, session)
             send = self._provider_call(provider, action, kwargs, f"{session.id}:{session.seq}:{index}")
+        waited = await pace() if pace is not None else 0.0
         result, attempts = await self._attempt(send, resumed)
-        detail = bind_result(action, params, result, session)
+        if action == "http":
+            detail = bind_answer(command.params, result, context, session)
+        else:
+            detail = bind_result(action, params, result, session)
         if action != command.action:
             detail = " ".join(filter(None, ["hung up: it was still being dialled in;", detail])).rstrip(";")
+        if waited > 0:
+            detail = f"{detail or ''} (paced: waited {waited:.3g} s)".lstrip()
         return "ok", detail if attempts == 1 else f"{detail or ''} after {attempts} attempts".lstrip()
 
     @staticmethod
@@ -257,11 +285,11 @@ class Executor:
             raise ProviderUnsupported(provider.name, action)
         return lambda resumed: provider.execute(ProviderCommand(action, kwargs, key, resumed))
 
-    def _http_call(self, kwargs: dict[str, Any]) -> Callable[[bool], Awaitable[Any]]:
+    def _http_call(self, request: HttpRequest) -> Callable[[bool], Awaitable[Any]]:
         http = self.http
         if http is None:
             raise ProviderUnsupported("engine", "http")
-        return lambda _resumed: http.request(kwargs["method"] or "POST", kwargs["url"], kwargs.get("body"))
+        return lambda _resumed: http.request(request)
 
     async def _attempt(self, send: Callable[[bool], Awaitable[Any]], resumed: bool) -> tuple[Any, int]:
         """Retries what the provider left retryable. After an unknown outcome the next attempt goes out

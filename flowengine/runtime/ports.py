@@ -78,8 +78,41 @@ class Provider(Protocol):
     async def execute(self, command: ProviderCommand) -> ActionResult: ...
 
 
-class HttpClient(Protocol):
-    """What the ``http`` action needs. The service's adapter enforces the host allow-list, sends the
-    request and returns the decoded JSON response; failures raise ``ProviderError``."""
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """One ``http`` action's request. ``headers`` are as the flow wrote them: a ``${VAR}`` in a value is
+    the service's to replace from its environment when sending (so no secret lives in the flow, the
+    session or its outbox). At most one of ``json`` and ``form`` is set. ``timeout``: seconds the flow
+    allows (None: the client's own limit; never more than it)."""
 
-    async def request(self, method: str, url: str, body: Mapping[str, Any] | None) -> Any: ...
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    json: Any = None
+    form: Mapping[str, str] | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    """A 2xx answer: ``body`` is the decoded JSON, else the text (None when empty); header names are
+    lower case."""
+
+    status: int
+    body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class HttpClient(Protocol):
+    """What the ``http`` action needs. The service's client enforces the host allow-list, sends the
+    request and returns the answer; a refusal, a failure or an answer that is not 2xx raises
+    ``ProviderError`` (with the status, when there was an answer)."""
+
+    async def request(self, request: HttpRequest) -> HttpAnswer: ...
+
+
+class Pacer(Protocol):
+    """Paces what creates calls (platforms cap how fast): ``acquire`` waits for the provider's next slot
+    and returns the seconds waited; ``ProviderError`` when the slot is too far off to wait for."""
+
+    async def acquire(self, provider: str) -> float: ...

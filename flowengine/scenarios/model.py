@@ -8,6 +8,8 @@ scenarios:
     parties:                                                              # who answers what
       "447415784323": {answer_after: 3s, hangup_after: 30s}
     expect: {state: closing, status: ended, actions: [answer, conference_create, ...]}
+    http:                                                                 # http actions' answers
+      - {method: POST, url: "https://crm.example.com/*", status: 200, body: {ok: true}}
 ```
 
 ``expect.states`` lists every entry into a state, in order: the initial state first, and a state entered
@@ -25,6 +27,7 @@ from typing import Any
 
 from flowengine.errors import FlowEngineError
 from flowengine.flow.source import parse_source
+from flowengine.scenarios.http_mocks import HttpMock, parse_mocks
 from flowengine.simulator.parties import PartyBook, PartyScript
 
 DEFAULT_FROM = "447700900001"
@@ -58,6 +61,7 @@ class Scenario:
     caller: PartyScript
     parties: PartyBook
     expect: Expectation
+    http: tuple[HttpMock, ...] = ()  # what the flow's http actions are answered with
 
 
 def load_scenarios(path: str | Path) -> dict[str, Scenario]:
@@ -84,6 +88,7 @@ def parse_scenario(name: str, body: Any, *, where: str = "scenario") -> Scenario
     try:
         script = PartyScript.from_dict(caller)
         parties = PartyBook.from_dict(dict(body.get("parties") or {}))
+        mocks = parse_mocks(body.get("http"))
     except ValueError as exc:
         raise ScenarioError(f"{where}: {exc}") from exc
     if not isinstance(expect, Mapping):
@@ -103,6 +108,7 @@ def parse_scenario(name: str, body: Any, *, where: str = "scenario") -> Scenario
             tuple(states) if states is not None else None,
             _visits(expect.get("visits"), where),
         ),
+        http=mocks,
     )
 
 

@@ -7,10 +7,12 @@ import asyncio
 import tempfile
 import time
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flowengine.scenarios.http_mocks import MOCKED
 from flowengine.scenarios.model import Scenario
 from flowengine.scenarios.stack import Stack, running_stack
 
@@ -41,6 +43,7 @@ class ScenarioResult:
     real_seconds: float
     failures: list[str] = field(default_factory=list)
     limit: str | None = None  # REAL_TIME or VIRTUAL_TIME when the run was cut short by that limit
+    http_calls: list[dict[str, Any]] = field(default_factory=list)  # the http actions' requests
 
     @property
     def passed(self) -> bool:
@@ -57,17 +60,21 @@ class ScenarioResult:
 
 
 async def run_scenario(
-    provider: str, flow: Path, scenario: Scenario, *, store: str | None = None, limits: Limits | None = None
+    provider: str, flow: Path, scenario: Scenario, *, store: str | None = None, limits: Limits | None = None,
+    http_allow: tuple[str | Mapping[str, Any], ...] = (),
 ) -> ScenarioResult:
     """Play ``scenario`` on a fresh stack. ``store`` defaults to the service's default kind, a SQLite
-    file: a new one in a temporary folder, removed afterwards."""
+    file: a new one in a temporary folder, removed afterwards. The flow's http actions are answered by
+    the scenario's mocks; ``http_allow`` hosts (the service's entries) are reached for real when no
+    mock matches."""
     with tempfile.TemporaryDirectory(prefix="flowengine-") as folder:
         url = store or f"sqlite:///{folder}/sessions.db"
         # Ids are reproducible per scenario and differ between scenarios, so runs sharing a store
         # (--store) never meet each other's sessions.
         seed = zlib.crc32(f"{provider}:{flow.name}:{scenario.name}".encode())
         async with running_stack(
-            provider, flow, store=url, parties=scenario.parties, simulator_options={"seed": seed}
+            provider, flow, store=url, parties=scenario.parties, simulator_options={"seed": seed},
+            http_allow=http_allow, http_mocks=scenario.http,
         ) as stack:
             return await play(stack, scenario, limits)
 
@@ -98,8 +105,10 @@ async def play(stack: Stack, scenario: Scenario, limits: Limits | None = None) -
         real_seconds=time.monotonic() - real_start,
         failures=failures,
         limit=hit,
+        http_calls=[call.to_dict() for call in stack.http.calls] if stack.http is not None else [],
     )
     result.failures.extend(check_expectations(result))
+    result.failures.extend(unexpected_http_failures(result.session))
     return result
 
 
@@ -169,6 +178,17 @@ def check_expectations(result: ScenarioResult) -> list[str]:
     if expect.actions is not None and result.actions() != list(expect.actions):
         problems.append(f"actions were {result.actions()}, expected {list(expect.actions)}")
     return problems
+
+
+def unexpected_http_failures(session: dict[str, Any]) -> list[str]:
+    """Every ``http`` action that failed without a mock's answer meaning it to (an unmocked request, a
+    refusal, a real host's error, a bad URL): a scenario must not pass on a flow whose requests broke."""
+    return [
+        f"http action failed: {command[2]}"
+        for step in session.get("trace", [])
+        for command in step.get("commands", [])
+        if command[0] == "http" and command[1] == "error" and MOCKED not in str(command[2])
+    ]
 
 
 def _times(count: int) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,10 @@ from aiohttp import web
 from flowengine.config import ServiceConfig
 from flowengine.providers.infobip.config import DEFAULT_HMAC_HEADER
 from flowengine.runtime.clock import VirtualClock
+from flowengine.runtime.ports import HttpClient
+from flowengine.scenarios.http_mocks import HttpMock, MockedHttp
 from flowengine.server.app import SERVICE, create_app
+from flowengine.server.http_action import AllowListHttp
 from flowengine.server.service import Service
 from flowengine.server.serving import serving
 from flowengine.simulator.base import Simulator
@@ -40,6 +43,7 @@ class Stack:
     engine_url: str
     simulator_url: str
     api_token: str = ""  # opens the engine's read API, dashboard and /metrics
+    http: MockedHttp | None = None  # the http actions' client, when the run mocks them
 
     @property
     def api_headers(self) -> dict[str, str]:
@@ -99,10 +103,12 @@ async def running_stack(
     simulator_options: Mapping[str, Any] | None = None,
     http_allow: tuple[str | Mapping[str, Any], ...] = (),
     service_options: Mapping[str, Any] | None = None,
+    http_mocks: Sequence[HttpMock] | None = None,
 ) -> AsyncIterator[Stack]:
     """Start simulator and engine on loopback; ``flow`` answers every inbound call. The simulator's
     webhooks are authenticated with a secret of this run's (``webhook_auth``) and the engine checks them.
-    ``service_options``: more ``ServiceConfig`` fields (``http_timeout``, ...)."""
+    ``service_options``: more ``ServiceConfig`` fields (``http_timeout``, ...). ``http_mocks``: the http
+    actions are answered by these (``http_allow`` hosts reached for real when none matches)."""
     clock = clock if clock is not None else VirtualClock()
     clock.start()
     simulator = build_simulator(
@@ -122,11 +128,26 @@ async def running_stack(
                 api_tokens=(api_token := secrets.token_urlsafe(24),),
                 **dict(service_options or {}),
             )
+            mocked: list[MockedHttp] = []
+            wrap = None if http_mocks is None else _mocking(http_mocks, clock, config, mocked)
             # A scenario's timeline is its sessions' traces: keep every step, not just the recent ones.
-            app = create_app(config, clock=clock, timer_poll=None, trace_limit=FULL_TRACE)
+            app = create_app(config, clock=clock, timer_poll=None, trace_limit=FULL_TRACE, wrap_http=wrap)
             async with serving(app) as engine_url:
                 simulator.webhook_url = f"{engine_url}{config.webhook_path}/{provider}"
-                yield Stack(provider, clock, simulator, app, engine_url, simulator_url, api_token)
+                yield Stack(provider, clock, simulator, app, engine_url, simulator_url, api_token,
+                            mocked[0] if mocked else None)
     finally:
         await simulator.close()
         await clock.stop()
+
+
+def _mocking(
+    mocks: Sequence[HttpMock], clock: VirtualClock, config: ServiceConfig, made: list[MockedHttp]
+) -> Callable[[AllowListHttp], HttpClient]:
+    """What ``create_app`` wraps the service's http client with: the mocks first (kept in ``made``)."""
+
+    def wrap(real: AllowListHttp) -> HttpClient:
+        made.append(MockedHttp(mocks, clock, real, real.allowed, config.http_timeout))
+        return made[0]
+
+    return wrap

@@ -3,9 +3,10 @@ lacks (scenarios, a flow that loads, enough coverage), and the verdict. The repo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from flowengine.errors import FlowEngineError
 from flowengine.flow.loader import load_flow
@@ -64,15 +65,17 @@ async def run_files(
     allow_empty: bool = False,
     min_coverage: float | None = None,
     limits: Limits | None = None,
+    http_allow: tuple[str | Mapping[str, Any], ...] = (),
 ) -> TestRun:
     run = TestRun([], min_coverage)
     for path in paths:
-        run.files.append(await _run_file(path, providers, allow_empty, min_coverage, limits))
+        run.files.append(await _run_file(path, providers, allow_empty, min_coverage, limits, http_allow))
     return run
 
 
 async def _run_file(
-    path: Path, providers: Sequence[str], allow_empty: bool, min_coverage: float | None, limits: Limits | None
+    path: Path, providers: Sequence[str], allow_empty: bool, min_coverage: float | None,
+    limits: Limits | None, http_allow: tuple[str | Mapping[str, Any], ...] = (),
 ) -> FileRun:
     file = FileRun(path)
     flow = _load(file)
@@ -90,7 +93,7 @@ async def _run_file(
     for scenario in scenarios.values():
         for provider in (p for p in providers if p not in refused):
             try:
-                result = await run_scenario(provider, path, scenario, limits=limits)
+                result = await run_scenario(provider, path, scenario, limits=limits, http_allow=http_allow)
             except FlowEngineError as exc:  # e.g. the service refuses a flow this platform cannot run
                 refused.add(provider)
                 file.problems.append(f"cannot run on {provider}: {exc}")

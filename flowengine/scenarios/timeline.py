@@ -82,6 +82,7 @@ def result_json(result: ScenarioResult) -> dict[str, Any]:
             {k: r[k] for k in ("method", "path", "status")} | {"at": round(r["at"] - result.started_at, 3)}
             for r in result.requests
         ],
+        "http": [call | {"at": round(call["at"] - result.started_at, 3)} for call in result.http_calls],
     }
 
 

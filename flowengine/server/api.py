@@ -87,6 +87,11 @@ def add_routes(app: web.Application, key: web.AppKey[Service]) -> None:
     app.router.add_get("/api/sessions/{id}", _store_guarded(session))
     app.router.add_get("/api/flows", flows)
 
+    async def pacing(request: web.Request) -> web.Response:
+        return web.json_response(await request.app[key].pacer.view())
+
+    app.router.add_get("/api/pacing", _store_guarded(pacing))
+
 
 def describe_flow(flow: Flow) -> dict[str, Any]:
     """A flow's graph as plain JSON: states, their transitions and timers."""

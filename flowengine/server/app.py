@@ -21,6 +21,7 @@ from flowengine.errors import ConfigError, SessionNotFound, StoreError, WebhookE
 from flowengine.providers.base import Adapter, WebhookRequest
 from flowengine.providers.intake import IntakeLimits
 from flowengine.runtime.clock import Clock, SystemClock
+from flowengine.runtime.ports import HttpClient
 from flowengine.runtime.session import TRACE_LIMIT
 from flowengine.server import api
 from flowengine.server.access import access_guard
@@ -29,6 +30,7 @@ from flowengine.server.flows import load_flows
 from flowengine.server.http_action import AllowListHttp
 from flowengine.server.metrics import Metrics
 from flowengine.server.openapi import openapi_json
+from flowengine.server.pacing import paces
 from flowengine.server.providers import WEBHOOK_AUTH_HELP, build_adapter
 from flowengine.server.service import Service
 from flowengine.stores.base import SessionStore, open_store
@@ -52,8 +54,10 @@ def create_app(
     adapter: Adapter | None = None,
     timer_poll: float | None = 1.0,
     trace_limit: int = TRACE_LIMIT,
+    wrap_http: Callable[[AllowListHttp], HttpClient] | None = None,
 ) -> web.Application:
-    """Build the app; flows are loaded and checked now, so a bad flow fails before binding a port."""
+    """Build the app; flows are loaded and checked now, so a bad flow fails before binding a port.
+    ``wrap_http``: the http actions' client made of the allow-list one (a scenario's mocks)."""
     clock = clock if clock is not None else SystemClock()
     flows, router = load_flows(config)
     store = store if store is not None else open_store(config.store, now=clock.now)
@@ -75,10 +79,11 @@ def create_app(
         metrics=metrics,
         timer_poll=timer_poll,
         trace_limit=trace_limit,
-        http=http,
+        http=http if wrap_http is None else wrap_http(http),
         quiet_after=config.reconcile_after,
         replay_ttl=config.replay_ttl,
         limits=IntakeLimits(max_depth=config.max_depth, max_events=config.max_events),
+        pacing=paces(config.pacing),
     )
     # Probes, webhooks (they authenticate the platform) and the description are open; every other route
     # wants a token. The dashboard's pages also take its sign-in cookie; its sign-in form and style sheet

@@ -1,4 +1,5 @@
-"""The ``http`` action's client: JSON to hosts on the service's ``http_allow`` list, nothing else.
+"""The ``http`` action's client: requests (a JSON or form body, the flow's headers) to hosts on the
+service's ``http_allow`` list, nothing else.
 
 A flow is configuration, not code, so it must not reach arbitrary hosts, nor be turned into a way in
 to the network the service runs in (SSRF). Every check fails the action for good (``action.failed``,
@@ -17,6 +18,12 @@ nothing retried) before a connection is made:
 
 Messages show URLs through ``redact_url``: query values and credentials never reach the trace, the
 store, the API or the log.
+
+Headers: each ``${VAR}`` in a value is filled from the service's environment here, as the request goes
+out, and nowhere else (the service's own ``INFOBIP_*``, ``SINCH_*`` and ``FLOWENGINE_*`` variables are
+refused); messages name a header, never its value. A redirect to another origin drops the flow's
+headers: credentials meant for one host are not handed to the next. An answer that is not 2xx fails the
+action with its status.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import socket
 from collections.abc import Iterable, Mapping
@@ -34,9 +42,12 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from flowengine.errors import ProviderError
+from flowengine.config import env_names, expand_env
+from flowengine.errors import ConfigError, ProviderError
+from flowengine.flow.vocabulary import HEADER_NAME_PATTERN, HTTP_PROTECTED_ENV
 from flowengine.redaction import redact, redact_url
 from flowengine.runtime.clock import Clock
+from flowengine.runtime.ports import HttpAnswer, HttpRequest
 from flowengine.server.allow_list import AllowEntry, AllowList, address_refused, ip_literal
 
 log = logging.getLogger("flowengine.http")
@@ -50,6 +61,8 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
 # Hosts that look like an IPv4 address written some other way (127.1, 0x7f000001, 2130706433).
 _NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*\.?$")
+_HEADER_NAME = re.compile(HEADER_NAME_PATTERN)
+_UNSAFE_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is fine in a header value; CR, LF are not
 
 
 class AddressRefused(OSError):
@@ -94,9 +107,12 @@ class AllowListHttp:
         timeout: float = DEFAULT_TIMEOUT,
         max_bytes: int = DEFAULT_MAX_BYTES,
         resolver: AbstractResolver | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
-        """``resolver``: where names are looked up (aiohttp's default); its answers are checked."""
+        """``resolver``: where names are looked up (aiohttp's default); its answers are checked.
+        ``environ``: where header ``${VAR}``s are read (the process environment)."""
         self.allow = AllowList(allow)  # ConfigError for an entry that does not parse
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.clock = clock
         self.timeout = timeout
         self.max_bytes = max_bytes
@@ -128,32 +144,39 @@ class AllowListHttp:
             await self._session.close()
             self._session = None
 
-    async def request(self, method: str, url: str, body: Mapping[str, Any] | None) -> Any:
+    async def request(self, request: HttpRequest) -> HttpAnswer:
         try:
-            target = self._checked(url)
+            target = self._checked(request.url)
+            headers = request_headers(request.headers, self.environ)
             await self.start()
+            limit = self.timeout if request.timeout is None else min(request.timeout, self.timeout)
             with self.clock.busy(waiting=True):
-                return await self._bounded(method, target, body)
+                return await self._bounded(request, target, headers, limit)
         except ProviderError as exc:
             log.warning("%s", exc)
             raise
 
-    async def _bounded(self, method: str, url: URL, body: Mapping[str, Any] | None) -> Any:
+    async def _bounded(
+        self, request: HttpRequest, url: URL, headers: Mapping[str, str], limit: float
+    ) -> HttpAnswer:
         shown = redact_url(str(url))
         try:
-            async with asyncio.timeout(self.timeout):
-                return await self._exchange(method, url, body)
+            async with asyncio.timeout(limit):
+                return await self._exchange(request, url, headers)
         except TimeoutError as exc:
             raise ProviderError(
-                f"http: {method} {shown}: no answer within {self.timeout:g} s", retryable=True,
+                f"http: {request.method} {shown}: no answer within {limit:g} s", retryable=True,
                 outcome_unknown=True,
             ) from exc
 
-    async def _exchange(self, method: str, url: URL, body: Mapping[str, Any] | None) -> Any:
+    async def _exchange(self, request: HttpRequest, url: URL, headers: Mapping[str, str]) -> HttpAnswer:
         assert self._session is not None
+        method, payload = request.method, _payload(request)
         for hop in range(MAX_REDIRECTS + 1):
             try:
-                async with self._session.request(method, url, json=body, allow_redirects=False) as response:
+                async with self._session.request(
+                    method, url, headers=headers, allow_redirects=False, **payload
+                ) as response:
                     location = response.headers.get("Location")
                     if response.status not in _REDIRECTS or location is None:
                         return await _answer(method, url, response, self.max_bytes)
@@ -161,9 +184,12 @@ class AllowListHttp:
                 if isinstance(exc, TimeoutError):
                     raise  # aiohttp's own deadline: the same answer as ours ("no answer within")
                 raise _transport_error(method, url, exc, redirected=hop > 0) from exc
-            url = self._checked(_joined(url, location), redirected=True)
+            target = self._checked(_joined(url, location), redirected=True)
+            if target.origin() != url.origin():
+                headers = {}  # the flow's headers (credentials among them) were meant for the first host
+            url = target
             if response.status == 303 or (response.status in (301, 302) and method == "POST"):
-                method, body = "GET", None  # what browsers and aiohttp itself do
+                method, payload = "GET", {}  # what browsers and aiohttp itself do
         raise ProviderError(f"http: {method} {redact_url(str(url))}: more than {MAX_REDIRECTS} redirects")
 
     def _checked(self, raw: Any, *, redirected: bool = False) -> URL:
@@ -214,25 +240,59 @@ def _why(exc: BaseException) -> str:
     return redact(str(exc)) or type(exc).__name__  # aiohttp's messages may quote the URL
 
 
-async def _answer(method: str, url: URL, response: aiohttp.ClientResponse, max_bytes: int) -> Any:
+def _payload(request: HttpRequest) -> dict[str, Any]:
+    """aiohttp's keyword for the body: ``json`` or ``data`` (a form), or none."""
+    if request.form is not None:
+        return {"data": dict(request.form)}
+    return {} if request.json is None else {"json": request.json}
+
+
+def request_headers(written: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The flow's headers with each ``${VAR}`` replaced from ``environ``; ``ProviderError`` (final) for a
+    bad name, a variable not set or one of the service's own, or a value that would split the header.
+    Messages name the header and the variable, never a value."""
+    headers: dict[str, str] = {}
+    for name, value in written.items():
+        if not _HEADER_NAME.match(name):
+            raise ProviderError(f'http: "{redact(name)}" is not a header name')
+        for var in env_names(value):
+            if var.startswith(HTTP_PROTECTED_ENV):
+                raise ProviderError(
+                    f'http: header "{name}" refers to ${{{var}}}: the service\'s own variables '
+                    f"({', '.join(p + '*' for p in HTTP_PROTECTED_ENV)}) are never sent"
+                )
+        try:
+            filled = expand_env(value, environ, f'http: the "{name}" header')
+        except ConfigError as exc:
+            raise ProviderError(str(exc)) from None
+        if _UNSAFE_VALUE.search(filled):
+            raise ProviderError(f'http: header "{name}" holds a line break or control character')
+        headers[name] = filled
+    return headers
+
+
+async def _answer(method: str, url: URL, response: aiohttp.ClientResponse, max_bytes: int) -> HttpAnswer:
     shown = redact_url(str(url))
-    if response.status >= 400:
+    if not 200 <= response.status < 300:
         raise ProviderError(
             f"http: {method} {shown} answered {response.status}",
             status=response.status,
             retryable=response.status >= 500 or response.status == 429,
         )
     data = await _read_capped(response, max_bytes, f"http: {method} {shown}")
-    if response.content_type == "application/json":
+    headers = {name.lower(): value for name, value in response.headers.items()}
+    if not data:
+        return HttpAnswer(response.status, None, headers)
+    if response.content_type == "application/json" or response.content_type.endswith("+json"):
         try:
-            return json.loads(data)
+            return HttpAnswer(response.status, json.loads(data), headers)
         except (ValueError, RecursionError):  # RecursionError: nested past what the decoder recurses
             raise ProviderError(f"http: {method} {shown} answered JSON that does not parse") from None
     try:
         text = data.decode(response.charset or "utf-8", "replace")
     except LookupError:
         text = data.decode("utf-8", "replace")
-    return {"status": response.status, "text": text[:MAX_TEXT]}
+    return HttpAnswer(response.status, text[:MAX_TEXT], headers)
 
 
 async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int, what: str) -> bytes:

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_PACING_BUCKETS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
 
 
 @dataclass
@@ -62,6 +63,30 @@ class Metrics:
             "flowengine_event_seconds",
             "Time from a webhook's arrival to its reply.",
             buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+
+        self._pacing(r)
+
+    def _pacing(self, r: CollectorRegistry) -> None:
+        """What waits for the provider's pace (``server.pacing``)."""
+        self.pacing_queue = Gauge(
+            "flowengine_pacing_queue_depth",
+            "Commands creating a call that wait for the provider's pace on this instance.",
+            ["provider"],
+            registry=r,
+        )
+        self.pacing_wait = Histogram(
+            "flowengine_pacing_wait_seconds",
+            "How long each command creating a call waited for the provider's pace.",
+            ["provider"],
+            buckets=_PACING_BUCKETS,
+            registry=r,
+        )
+        self.pacing_refused = Counter(
+            "flowengine_pacing_refused_total",
+            "Commands creating a call refused because their turn was further off than max_wait.",
+            ["provider"],
             registry=r,
         )
 

@@ -171,6 +171,30 @@ _SCHEMAS: Schema = {
             },
         },
     },
+    "Pacing": {
+        "type": "object",
+        "description": "How fast calls are created, per paced provider (config `pacing`).",
+        "required": ["providers"],
+        "properties": {"providers": {"type": "array", "items": {
+            "type": "object",
+            "required": ["provider", "rate", "burst", "max_wait", "queue_depth", "queued_store_wide",
+                         "next_slot_in"],
+            "properties": {
+                "provider": {"type": "string"},
+                "rate": {"type": "number", "description": "Calls created per second, at most."},
+                "burst": {"type": "integer"},
+                "max_wait": {"type": "number", "description": "Seconds a call may wait for its turn."},
+                "queue_depth": {"type": "integer", "description": "Calls waiting on this instance."},
+                "queued_store_wide": {"type": "integer",
+                                      "description": "Turns reserved ahead by all instances of the store."},
+                "next_slot_in": {"type": "number", "description": "Seconds a call asking now would wait."},
+                "paced": {"type": "integer", "description": "Calls this instance let through."},
+                "refused": {"type": "integer", "description": "Calls refused: their turn was past max_wait."},
+                "wait_seconds_total": {"type": "number", "description": "Seconds waited, in all."},
+                "last_wait": {"type": ["number", "null"]},
+            },
+        }}},
+    },
     "Readiness": {
         "type": "object",
         "required": ["status", "store", "flows"],
@@ -276,6 +300,9 @@ def _guarded_routes() -> dict[str, Schema]:
             "200": _json(_ref("Session"), "The session."),
             "404": _text("text/plain", "No session with that id."), **refused},
             parameters=[_SESSION_ID], security=_TOKEN),
+        "/api/pacing": _operation("getPacing", "api", "Call-creation pacing: queue depth and waits", {
+            "200": _json(_ref("Pacing"), "Each paced provider's rule, queue and waits."), **refused},
+            security=_TOKEN),
         "/api/flows": _operation("getFlows", "api", "The loaded flows' graphs", {
             "200": _json(_list_of("flows", "Flow"), "The flows."), "401": _UNAUTHORIZED, "403": _NO_TOKENS},
             security=_TOKEN),

@@ -32,11 +32,12 @@ from flowengine.runtime.ports import HttpClient
 from flowengine.runtime.session import TRACE_LIMIT, Session
 from flowengine.server.metrics import Metrics
 from flowengine.server.orphans import Orphans
+from flowengine.server.pacing import Pacer
 from flowengine.server.recovery import Reconciler
 from flowengine.server.routing import Router
 from flowengine.server.sessions import StoredSessions
 from flowengine.server.timers import TimerLoop
-from flowengine.stores.base import SessionStore
+from flowengine.stores.base import Pace, SessionStore
 
 log = logging.getLogger("flowengine.service")
 
@@ -61,6 +62,7 @@ class Service:
         quiet_after: float = 0.0,  # seconds of silence before reconciling a live session; 0: never
         replay_ttl: float = DEFAULT_REPLAY_TTL,  # seconds a handled webhook event is remembered store-wide
         limits: IntakeLimits | None = None,  # what a webhook body may hold (``providers.intake``)
+        pacing: Mapping[str, Pace] | None = None,  # provider -> how fast calls may be created
     ) -> None:
         self.replay_ttl = replay_ttl
         self.flows = dict(flows)
@@ -73,10 +75,12 @@ class Service:
         self.timers = TimerLoop(store, self.fire_timers, clock, poll=timer_poll)
         # The timer loop is woken only by a save that changed a timer table, not by every event.
         self.sessions = StoredSessions(store, on_timers_changed=self.timers.poke, quiet_after=quiet_after)
+        # Dials wait for the platform's pace here; anything else creating calls uses the same pacer.
+        self.pacer = Pacer(store, clock, pacing or {}, self.metrics)
         executors = {
             name: Executor(
                 Engine(flow, clock, trace_limit=trace_limit), clock=clock, retry=NO_RETRY, http=http,
-                observe=adapter.observe,
+                observe=adapter.observe, pacer=self.pacer if self.pacer.rules else None,
             )
             for name, flow in self.flows.items()
         }

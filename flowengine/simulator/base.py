@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -101,6 +102,8 @@ class Simulator(abc.ABC):
     and call logic; this class owns the app, the logs and the control API."""
 
     provider: ClassVar[str]
+    # "METHOD /path" of the requests that create a call, which the platform's rate limit counts.
+    creates_call: ClassVar[re.Pattern[str] | None] = None
 
     def __init__(
         self,
@@ -231,6 +234,9 @@ class Simulator(abc.ABC):
             raw = await request.read()
             faults = self.faults
             before = faults.before(request.method, request.path)
+            pattern = self.creates_call
+            if before is None and pattern is not None and pattern.match(f"{request.method} {request.path}"):
+                before = "throttle" if faults.over_create_rate(self.clock.now()) else None
             response = await self._respond(request, raw, handler, before)
             after = faults.after(request.method, request.path) if before is None else None
             self.requests.append(

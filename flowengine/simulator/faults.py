@@ -10,6 +10,10 @@ After it was carried out (the platform did it, the client cannot tell):
   ``slow_rate``: the answer comes ``slow_seconds`` late (real seconds: a client's deadline is real time).
 ``latency`` delays every answer. ``match`` (a regular expression searched in ``"METHOD /path"``) limits
 the faults to some requests, and ``times`` to the first so many faults injected (None: no limit).
+
+The platform's own rate limit on creating calls (not random, and not limited by ``match``/``times``):
+``create_rate`` calls a second at most (0: no limit), ``create_burst`` at once after a quiet spell; a
+creation past it is answered 429 with ``Retry-After``, like ``throttle``.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from flowengine.stores.base import Pace, next_slot
+
 Before = Literal["throttle", "error"]
 After = Literal["lost", "slow"]
 _KEYS = ("latency", "error_rate", "error_status", "throttle_rate", "retry_after", "lost_rate", "lost_as",
-         "slow_rate", "slow_seconds", "match", "times", "seed")
+         "slow_rate", "slow_seconds", "match", "times", "seed", "create_rate", "create_burst")
 
 
 @dataclass
@@ -40,7 +46,10 @@ class Faults:
     match: str | None = None
     times: int | None = None
     seed: int = 0
+    create_rate: float = 0.0
+    create_burst: int = 1
     injected: int = field(default=0, compare=False)  # faults injected so far
+    _created: float | None = field(default=None, init=False, repr=False, compare=False)  # its bucket
     _rng: random.Random = field(init=False, repr=False, compare=False)
     _pattern: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
@@ -54,6 +63,8 @@ class Faults:
             raise ValueError('faults: error_status 500 or 503, lost_as "drop" or 500')
         if self.times is not None and self.times < 0:
             raise ValueError("faults: times >= 0")
+        if self.create_rate < 0 or self.create_burst < 1:
+            raise ValueError("faults: create_rate >= 0 (0: no limit), create_burst >= 1")
         try:
             self._pattern = re.compile(self.match) if self.match else None
         except re.error as exc:
@@ -78,6 +89,14 @@ class Faults:
         if self._draw(self.error_rate):  # first: the draws of older seeds stay as they were
             return "error"
         return "throttle" if self._draw(self.throttle_rate) else None
+
+    def over_create_rate(self, now: float) -> bool:
+        """A call creation at ``now``: whether it is past the platform's rate (counted only if not)."""
+        if self.create_rate <= 0:
+            return False
+        pace = Pace(1 / self.create_rate, self.create_burst, 0.0)
+        wait, self._created = next_slot(self._created, pace, now)
+        return wait is None
 
     def after(self, method: str, path: str) -> After | None:
         """A fault that hides the answer of a request the platform carried out."""

@@ -23,7 +23,10 @@ DEFAULT_REJECT_AFTER = 1.0
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _DIGITS = re.compile(r"^[0-9*#A-Da-d]+$")
-_FIELDS = ("answer_after", "busy", "reject", "unreachable", "hangup_after", "press")
+_FIELDS = ("answer_after", "busy", "reject", "unreachable", "hangup_after", "press", "machine")
+# How long a platform's answering machine detection listens after the answer before it says who it was
+# (Infobip's default detectionTime).
+DETECTION_SECONDS = 3.7
 
 
 def parse_duration(value: Any, what: str) -> float:
@@ -49,6 +52,7 @@ class PartyScript:
     ``busy`` / ``reject`` / ``unreachable``: the call fails that way instead (at most one of them).
     ``hangup_after``: seconds after answering at which the party hangs up (None: stays until hung up).
     ``press``: (seconds after answer, digits) pairs the party keys in.
+    ``machine``: an answering machine answers (machine detection, if the dial asked for it, says so).
     For an inbound caller only ``hangup_after`` and ``press`` matter (counted from the app's answer).
     """
 
@@ -58,6 +62,7 @@ class PartyScript:
     unreachable: bool = False
     hangup_after: float | None = None
     press: tuple[tuple[float, str], ...] = ()
+    machine: bool = False
 
     def __post_init__(self) -> None:
         if sum((self.busy, self.reject, self.unreachable)) > 1:
@@ -87,7 +92,7 @@ class PartyScript:
             if name in data:
                 value = data[name]
                 kwargs[name] = None if value is None else parse_duration(value, f"party script: {name}")
-        for name in ("busy", "reject", "unreachable"):
+        for name in ("busy", "reject", "unreachable", "machine"):
             if name in data:
                 if not isinstance(data[name], bool):
                     raise ValueError(f"party script: {name} must be true or false, got {data[name]!r}")
@@ -104,6 +109,7 @@ class PartyScript:
             "unreachable": self.unreachable,
             "hangup_after": self.hangup_after,
             "press": [[at, digits] for at, digits in self.press],
+            "machine": self.machine,
         }
 
 

@@ -111,6 +111,17 @@ class SessionStore(Protocol):
         """Mutual exclusion per session (across engine instances where the store is shared)."""
         ...
 
+    async def take_slot(self, key: str, pace: Pace, now: float) -> float | None:
+        """Reserve the next slot of the token bucket ``key`` (``next_slot``'s arithmetic, one atomic step
+        store-wide, so instances sharing the store share the rate): the seconds from ``now`` until the
+        slot is due (0: at once), or None, reserving nothing, when that is more than ``pace.max_wait``."""
+        ...
+
+    async def slot_horizon(self, key: str) -> float | None:
+        """The bucket's theoretical arrival time (when its next slot would fall with no burst left), or
+        None when it is unused or has drained (a read: nothing is reserved)."""
+        ...
+
     async def delete(self, session_id: str) -> None:
         """Remove the session and its index entries (no error when it does not exist)."""
         ...
@@ -126,6 +137,33 @@ class SessionStore(Protocol):
     async def close(self) -> None:
         """Release connections; the store is unusable afterwards."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """A token bucket: one slot every ``interval`` seconds, up to ``burst`` at once after a quiet spell;
+    a taker that would wait more than ``max_wait`` seconds is refused instead."""
+
+    interval: float
+    burst: int = 1
+    max_wait: float = 20.0
+
+    def __post_init__(self) -> None:
+        if not (self.interval > 0 and math.isfinite(self.interval)) or self.burst < 1 or self.max_wait < 0:
+            raise ValueError(f"a pace needs interval > 0, burst >= 1 and max_wait >= 0, not {self}")
+
+
+def next_slot(horizon: float | None, pace: Pace, now: float) -> tuple[float | None, float | None]:
+    """The generic cell rate algorithm with reservations: (seconds to wait, the bucket's new horizon);
+    (None, the old horizon) when the wait would be over ``pace.max_wait``. ``horizon`` (the theoretical
+    arrival time) moves one interval per slot taken; a slot falls ``burst - 1`` intervals before it, and
+    never before ``now``. Over any span of ``t`` seconds at most ``burst + t / interval`` slots fall."""
+    base = now if horizon is None or horizon < now else horizon
+    slot = max(now, base - (pace.burst - 1) * pace.interval)
+    wait = slot - now
+    if wait > pace.max_wait:
+        return None, horizon
+    return wait, base + pace.interval
 
 
 def open_store(url: str, *, now: Now = time.time) -> SessionStore:

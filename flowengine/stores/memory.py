@@ -19,11 +19,13 @@ from flowengine.stores.base import (
     DueTimer,
     LocalLocks,
     Now,
+    Pace,
     SessionRecord,
     check_paging,
     check_record,
     check_ttl,
     dump_json,
+    next_slot,
 )
 
 
@@ -74,6 +76,7 @@ class MemoryStore:
         self._timers: dict[tuple[str, str], float] = {}
         self._claims: dict[str, float] = {}
         self._claims_high = _CLAIMS_SWEEP  # size at which expired claims are swept out
+        self._slots: dict[str, float] = {}  # token bucket -> its horizon (``take_slot``)
         self._locks = LocalLocks()
         self._closed = False
 
@@ -153,6 +156,17 @@ class MemoryStore:
 
     def lock(self, session_id: str) -> AbstractAsyncContextManager[None]:
         return self._locks.hold(session_id)
+
+    async def take_slot(self, key: str, pace: Pace, now: float) -> float | None:
+        self._check_open()
+        wait, horizon = next_slot(self._slots.get(key), pace, now)
+        if horizon is not None:
+            self._slots[key] = horizon
+        return wait
+
+    async def slot_horizon(self, key: str) -> float | None:
+        self._check_open()
+        return self._slots.get(key)
 
     async def delete(self, session_id: str) -> None:
         self._check_open()

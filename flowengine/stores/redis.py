@@ -8,6 +8,7 @@ Layout under a configurable prefix ``p`` (default ``flowengine:``):
     p sessions           sorted set: session ids by updated_at (also ``p status:<s>``, ``p flow:<f>``)
     p claim:<key>        SET NX PX: a webhook event handled (replay memory)
     p lock:<id>          redis-py Lock token
+    p pace:<key>         string: a token bucket's horizon (``take_slot``), expiring once it has drained
 
 A put or delete runs as one Lua script, so the revision check and every index change are atomic. The
 scripts derive index keys from the prefix, which is fine for one Redis server (not Redis Cluster).
@@ -30,6 +31,7 @@ from flowengine.redaction import redact, redact_url
 from flowengine.stores.base import (
     FINISHED,
     DueTimer,
+    Pace,
     SessionRecord,
     check_paging,
     check_record,
@@ -100,6 +102,25 @@ return 1
 """
 )
 
+# ``base.next_slot`` as one script, so the read, the reckoning and the write are one atomic step for every
+# instance. KEYS[1]: the bucket. ARGV: interval, burst, now, max_wait. Numbers travel as strings (a Lua
+# number returned to Redis is cut to an integer). Returns {taken (0|1), wait}. The key expires once the
+# bucket has drained, so an idle one leaves nothing behind.
+_TAKE_SLOT = """
+local interval, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now, max_wait = tonumber(ARGV[3]), tonumber(ARGV[4])
+local horizon = tonumber(redis.call('GET', KEYS[1]) or '')
+local base = now
+if horizon and horizon > now then base = horizon end
+local slot = math.max(now, base - (burst - 1) * interval)
+local wait = slot - now
+if wait > max_wait then return {0, string.format('%.17g', wait)} end
+local after = base + interval
+local ttl = math.ceil((after - now) * 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%.17g', after), 'PX', ttl)
+return {1, string.format('%.17g', wait)}
+"""
+
 _OUR_QUERY = ("prefix", "lock_timeout", "lock_wait")
 _SCAN_CHUNK = 200
 
@@ -124,6 +145,7 @@ class RedisStore:
         self._lock_poll = lock_poll
         self._put_script = client.register_script(_PUT)
         self._delete_script = client.register_script(_DELETE)
+        self._take_slot_script = client.register_script(_TAKE_SLOT)
         self._closed = False
 
     @classmethod
@@ -239,6 +261,17 @@ class RedisStore:
         finally:
             with self._translated():
                 await lock.release()
+
+    async def take_slot(self, key: str, pace: Pace, now: float) -> float | None:
+        args = [repr(pace.interval), str(pace.burst), repr(float(now)), repr(pace.max_wait)]
+        with self._translated():
+            taken, wait = await self._take_slot_script(keys=[self._key(f"pace:{key}")], args=args)
+        return float(wait) if int(taken) else None
+
+    async def slot_horizon(self, key: str) -> float | None:
+        with self._translated():
+            horizon = await self._client.get(self._key(f"pace:{key}"))
+        return None if horizon is None else float(horizon)
 
     async def delete(self, session_id: str) -> None:
         with self._translated():

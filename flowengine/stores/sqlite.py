@@ -32,11 +32,13 @@ from flowengine.stores.base import (
     DueTimer,
     LocalLocks,
     Now,
+    Pace,
     SessionRecord,
     check_paging,
     check_record,
     check_ttl,
     dump_json,
+    next_slot,
 )
 
 T = TypeVar("T")
@@ -76,6 +78,10 @@ CREATE TABLE IF NOT EXISTS claims (
     expires_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS claims_by_expiry ON claims (expires_at);
+CREATE TABLE IF NOT EXISTS pacing (
+    key TEXT PRIMARY KEY,
+    horizon REAL NOT NULL          -- the token bucket's theoretical arrival time (take_slot)
+);
 """
 
 _BUSY_TIMEOUT = 5.0
@@ -171,6 +177,13 @@ class SqliteStore:
 
     def lock(self, session_id: str) -> AbstractAsyncContextManager[None]:
         return self._locks.hold(session_id)
+
+    async def take_slot(self, key: str, pace: Pace, now: float) -> float | None:
+        return await self._run(lambda db: _take_slot(db, key, pace, now))
+
+    async def slot_horizon(self, key: str) -> float | None:
+        rows = await self._read(lambda db: db.execute(_HORIZON, (key,)).fetchall())
+        return float(rows[0][0]) if rows else None
 
     async def delete(self, session_id: str) -> None:
         await self._run(lambda db: _delete(db, session_id))
@@ -330,6 +343,20 @@ def _claim(db: sqlite3.Connection, key: str, now: float, expires_at: float) -> b
         # so the table holds about one TTL's worth of claims without a housekeeping job.
         db.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
         return db.execute("INSERT OR IGNORE INTO claims VALUES (?, ?)", (key, expires_at)).rowcount == 1
+
+
+_HORIZON = "SELECT horizon FROM pacing WHERE key = ?"
+
+
+def _take_slot(db: sqlite3.Connection, key: str, pace: Pace, now: float) -> float | None:
+    """Read, reckon and write in one immediate transaction: another process taking a slot of the same
+    bucket waits for it."""
+    with _transaction(db):
+        rows = db.execute(_HORIZON, (key,)).fetchall()
+        wait, horizon = next_slot(float(rows[0][0]) if rows else None, pace, now)
+        if wait is not None:
+            db.execute("INSERT OR REPLACE INTO pacing VALUES (?, ?)", (key, horizon))
+    return wait
 
 
 def _delete(db: sqlite3.Connection, session_id: str) -> None:

@@ -14,6 +14,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from flowengine.errors import ProviderError
 from flowengine.runtime.clock import SystemClock
+from flowengine.runtime.ports import HttpRequest
 from flowengine.server.allow_list import AllowList
 from flowengine.server.http_action import AddressRefused, AllowListHttp, GuardedResolver
 from flowengine.server.serving import serving
@@ -58,7 +59,8 @@ async def test_the_connection_goes_to_the_checked_address(server: tuple[int, lis
     http = AllowListHttp([{"host": "crm.internal.test", "ports": [port], "private": True}], SystemClock(),
                          resolver=dns)
     try:
-        assert await http.request("GET", f"http://crm.internal.test:{port}/", None) == {"ok": True}
+        answer = await http.request(HttpRequest("GET", f"http://crm.internal.test:{port}/"))
+        assert (answer.status, answer.body) == (200, {"ok": True})
     finally:
         await http.close()
     assert hosts == [f"crm.internal.test:{port}"] and dns.asked == ["crm.internal.test"]
@@ -72,7 +74,8 @@ async def test_a_public_name_resolving_to_loopback_is_refused_after_one_lookup(
     http = AllowListHttp([f"crm.example.test:{port}"], SystemClock(), resolver=dns)
     try:
         with pytest.raises(ProviderError, match=r"example\.test resolves to 127\.0\.0\.1, a loop") as caught:
-            await http.request("POST", f"http://crm.example.test:{port}/?token=t0k", {"a": 1})
+            url = f"http://crm.example.test:{port}/?token=t0k"
+            await http.request(HttpRequest("POST", url, json={"a": 1}))
     finally:
         await http.close()
     assert not caught.value.retryable and "t0k" not in str(caught.value)

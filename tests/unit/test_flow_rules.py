@@ -150,8 +150,8 @@ states:
         (
             "expression",
             'unknown reason "engaged"; expected "answered", "api_hangup", "busy", "cancelled", '
-            '"completed", "error", "failed", "hangup", "kicked", "machine", "no_answer", "rejected", '
-            '"stopped", "timeout" or "unreachable"',
+            '"completed", "error", "failed", "hangup", "human", "kicked", "machine", "no_answer", '
+            '"rejected", "stopped", "timeout" or "unreachable"',
         )
     ]
 

@@ -44,7 +44,7 @@ CALL = "call 1/x"  # a space and a slash: both must be escaped like the SDK does
 CONF = "conf-7"
 PHONE = Endpoint("phone", "+447415784323")
 # Fields the SDK models fill in with their defaults; we may leave them out.
-SDK_DEFAULTS = {"maxDuration", "connectOnEarlyMedia", "beep"}
+SDK_DEFAULTS = {"maxDuration", "connectOnEarlyMedia", "beep", "detectionTime"}
 
 
 def contains(full: Any, part: Any, where: str = "body") -> None:
@@ -108,6 +108,13 @@ CASES: list[tuple[str, Request, str, tuple[str, ...], Any]] = [
      "create_call", (), CallRequest),
     ("dial connect", commands.dial(PHONE, "4592457976", 45, CALL, calls_configuration_id=CONFIG),
      "connect_with_new_call", (CALL,), CallsConnectWithNewCallRequest),
+    ("dial amd", commands.dial(PHONE, "4592457976", 30, None, calls_configuration_id=CONFIG, key="s:1:0",
+                               machine_detection=True), "create_call", (), CallRequest),
+    ("dial connect amd", commands.dial(PHONE, "4592457976", 45, CALL, calls_configuration_id=CONFIG,
+                                       machine_detection=True),
+     "connect_with_new_call", (CALL,), CallsConnectWithNewCallRequest),
+    ("conference_dial amd", commands.conference_dial(CONF, PHONE, "4592457976", 30, machine_detection=True),
+     "add_new_conference_call", (CONF,), CallsAddNewCallRequest),
     ("conference_create", commands.conference_create("room-1", calls_configuration_id=CONFIG),
      "create_conference", (), CallsConferenceRequest),
     ("conference_create unnamed", commands.conference_create(None, calls_configuration_id=CONFIG),
@@ -182,3 +189,13 @@ def test_capabilities_are_neutral_provider_actions() -> None:
     assert not any(ACTIONS[name].pure for name in CAPABILITIES)
     assert {"hold", "resume"} <= CAPABILITIES  # emulated: muted, deafened, music played to the call
     assert {"conference_info", "conference_join", "conference_dial", "kick", "mute"} <= CAPABILITIES
+
+
+def test_machine_detection_is_asked_for_and_marked_in_the_custom_data() -> None:
+    request = commands.dial(PHONE, None, 30, None, calls_configuration_id=CONFIG, key="s:1:0",
+                            machine_detection=True)
+    assert request.body is not None
+    assert request.body["machineDetection"] == {"enabled": True}
+    assert request.body["customData"] == {commands.KEY_FIELD: "s:1:0", commands.AMD_FIELD: "true"}
+    plain = commands.conference_dial(CONF, PHONE, None, 30)
+    assert plain.body is not None and "machineDetection" not in plain.body["callRequest"]

@@ -277,7 +277,8 @@ def test_error_is_action_failed(action_type: str, conference_id: str | None, cal
     assert event.data == {"action": action, "error": "File not found", "code": "FILE_CANNOT_BE_PLAYED"}
 
 
-@pytest.mark.parametrize("kind", ["CALL_RINGING", "CALL_PRE_ESTABLISHED", "MACHINE_DETECTION_FINISHED",
+@pytest.mark.parametrize("kind", ["CALL_RINGING", "CALL_PRE_ESTABLISHED",
+                                  "MACHINE_MESSAGE_DETECTION_FINISHED",
                                   "PARTICIPANT_MEDIA_CHANGED", "SOMETHING_NEW_IN_2027"])
 def test_unknown_or_unmapped_types_give_no_events(kind: str) -> None:
     assert parse(envelope(kind, {"call": call()})) == []
@@ -288,7 +289,7 @@ def test_every_mapped_type_is_a_real_infobip_event() -> None:
         "CALL_RECEIVED", "CALL_ESTABLISHED", "CALL_FINISHED", "CALL_FAILED", "CONFERENCE_CREATED",
         "CONFERENCE_FINISHED", "PARTICIPANT_JOINING", "PARTICIPANT_JOINED", "PARTICIPANT_JOIN_FAILED",
         "PARTICIPANT_REMOVED", "SAY_FINISHED", "PLAY_FINISHED", "DTMF_CAPTURED", "CALL_RECORDING_READY",
-        "CONFERENCE_RECORDING_READY", "ERROR",
+        "CONFERENCE_RECORDING_READY", "ERROR", "MACHINE_DETECTION_FINISHED", "MACHINE_DETECTION_FAILED",
     }
     assert set(HANDLERS) == reference
 
@@ -321,3 +322,20 @@ def test_malformed_bodies_are_400(body: bytes) -> None:
     with pytest.raises(WebhookError) as caught:
         parse_events(body)
     assert caught.value.status == 400
+
+
+def test_a_call_dialled_with_machine_detection_is_answered_by_the_detection() -> None:
+    custom = {"flowengineKey": "s:2:0", "flowengineAmd": "true"}
+    dialled = {**call("call-7", "ESTABLISHED"), "customData": custom}
+    assert parse(envelope("CALL_ESTABLISHED", {"call": dialled}, call_id="call-7")) == []
+    for result, reason in (("HUMAN", "human"), ("MACHINE", "machine")):
+        props = {"detectionResult": result, "confidenceRating": 0.87}
+        [event] = parse(envelope("MACHINE_DETECTION_FINISHED", props, call_id="call-7"))
+        assert (event.name, event.call_id, event.reason) == ("call.answered", "call-7", reason)
+        assert event.data == {"machine_detection": result.lower(), "confidence": 0.87}
+    [failed] = parse(envelope("MACHINE_DETECTION_FAILED", {}, call_id="call-7"))
+    assert (failed.name, failed.reason) == ("call.answered", "answered")
+    assert failed.data == {"machine_detection": "failed"}
+    # Without the flag, the established call is the answer, as always.
+    [plain] = parse(envelope("CALL_ESTABLISHED", {"call": call("call-8", "ESTABLISHED")}, call_id="call-8"))
+    assert (plain.name, plain.reason) == ("call.answered", "answered")

@@ -5,8 +5,6 @@ with masked values."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
 
 import pytest
 
@@ -17,6 +15,7 @@ from flowengine.runtime.dispatcher import Dispatcher
 from flowengine.runtime.engine import Engine
 from flowengine.runtime.executor import LOST, Executor
 from flowengine.runtime.outbox import pending, write_ahead
+from flowengine.runtime.ports import HttpAnswer, HttpRequest
 from flowengine.runtime.session import Session
 from flowengine.testing import ManualClock, RecordingProvider, event
 
@@ -47,11 +46,11 @@ class Http:
         self.crash = crash
         self.urls: list[str] = []
 
-    async def request(self, method: str, url: str, body: Mapping[str, Any] | None) -> Any:
-        self.urls.append(url)
+    async def request(self, request: HttpRequest) -> HttpAnswer:
+        self.urls.append(request.url)
         if self.crash:
             raise Crash
-        return {"ok": True}
+        return HttpAnswer(200, {"ok": True})
 
 
 class Store:

@@ -12,7 +12,7 @@ from flowengine.flow.build import build_flow
 from flowengine.flow.loader import load_flow_or_raise
 from flowengine.flow.model import Flow
 from flowengine.runtime.executor import Observe, RetryPolicy
-from flowengine.runtime.ports import Endpoint, Media
+from flowengine.runtime.ports import Endpoint, HttpAnswer, HttpRequest, Media
 from flowengine.runtime.reconcile import CallSeen, ConferenceSeen, Observation
 from flowengine.testing import RecordingProvider, drive, event
 
@@ -172,9 +172,9 @@ class JsonHttp:
     def __init__(self) -> None:
         self.requests: list[tuple[str, str, Mapping[str, Any] | None]] = []
 
-    async def request(self, method: str, url: str, body: Mapping[str, Any] | None) -> Any:
-        self.requests.append((method, url, body))
-        return {"ok": True, "echo": dict(body or {})}
+    async def request(self, request: HttpRequest) -> HttpAnswer:
+        self.requests.append((request.method, request.url, request.json))
+        return HttpAnswer(200, {"ok": True, "echo": dict(request.json or {})})
 
 
 async def test_arguments_bindings_and_pure_actions() -> None:
@@ -197,7 +197,7 @@ async def test_arguments_bindings_and_pure_actions() -> None:
     assert driver.provider.calls == [
         ("conference_create", {"name": None}),
         ("dial", {"to": Endpoint("sip", "alice@example.com"), "from_": None, "timeout": 0.5,
-                  "connect_call_id": CALLER}),
+                  "connect_call_id": CALLER, "machine_detection": False}),
         ("conference_join", {"conference_id": "conf-1", "call_id": "call-1"}),
         ("hold", {"conference_id": "conf-1", "call_id": "call-1", "music": "music1", "media": None,
                   "loop": 10}),

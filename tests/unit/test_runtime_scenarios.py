@@ -40,7 +40,7 @@ DIAL = [
     ("hold", {"conference_id": ROOM, "call_id": CALLER, "music": "music1",
               "media": Media(file_id="a8b4cc89-a2d7-4a4c-adaf-c7d921b9f52a"), "loop": 3}),
     ("conference_dial", {"conference_id": ROOM, "to": Endpoint("phone", "447415784323"),
-                         "from_": "4592457976", "timeout": 60.0}),
+                         "from_": "4592457976", "timeout": 60.0, "machine_detection": False}),
 ]
 UNTIL_DIALING = ANSWER + OPEN_ROOM + GREET + DIAL
 STOP_MUSIC = [("resume", {"conference_id": ROOM, "call_id": CALLER})]

@@ -430,3 +430,30 @@ async def test_unplayable_file_gives_an_error_event() -> None:
         assert (error_event["callId"], error_event["properties"]["actionType"]) == (call_id, "PLAY")
         assert error_event["properties"]["errorCode"] == "FILE_NOT_FOUND"
         assert "PLAY_FINISHED" not in h.names()
+
+
+async def test_machine_detection_reports_who_answered_after_listening(h: H) -> None:
+    h.sim.parties.set("447000000010", PartyScript(answer_after=1, machine=True))
+    status, body = await h.client.request("POST", "/calls/1/calls", call_request(
+        "447000000010", machineDetection={"enabled": True, "detectionTime": 2.5}))
+    assert status == 201, body
+    await h.wait_events("MACHINE_DETECTION_FINISHED")
+    delivered = {e["body"]["type"]: e for e in h.sim.events}
+    detected = delivered["MACHINE_DETECTION_FINISHED"]
+    assert detected["body"]["properties"]["detectionResult"] == "MACHINE"
+    assert detected["at"] - delivered["CALL_ESTABLISHED"]["at"] == pytest.approx(2.5, abs=0.1)
+    status, call = await h.client.request("GET", f"/calls/1/calls/{body['id']}")
+    assert call["machineDetection"] == {"detectionResult": "MACHINE"}
+    # A call dialled without it hears nothing of the kind.
+    await dial(h, ANSWERS)
+    await h.until(lambda: h.names().count("CALL_ESTABLISHED") == 2)
+    await h.advance(10)
+    assert h.names().count("MACHINE_DETECTION_FINISHED") == 1
+
+
+async def test_machine_detection_without_enabled_is_a_400(h: H) -> None:
+    status, body = await h.client.request("POST", "/calls/1/calls", call_request(
+        ANSWERS, machineDetection={"detectionTime": 9}))
+    assert status == 400
+    fields = body["requestError"]["serviceException"]["validationErrors"]
+    assert set(fields) == {"machineDetection.enabled", "machineDetection.detectionTime"}

@@ -300,3 +300,30 @@ def test_the_window_is_a_setting() -> None:
 def test_authentication_comes_before_parsing() -> None:
     with pytest.raises(WebhookAuthError):
         adapter().parse_webhook(request(b"{nope", ""))
+
+
+@pytest.mark.parametrize(("machine", "status", "reason"),
+                         [(True, "machine", "machine"), (False, "human", "human")])
+def test_ace_of_a_callout_with_machine_detection_says_who_answered(machine: bool, status: str,
+                                                                   reason: str) -> None:
+    leg = call(CalloutTag(key="s:1:0", amd=True).encode(), amd=True)
+    leg.script = PartyScript(machine=machine)
+    (answered,) = parse(wire.ace(leg, NOW, KEY))
+    assert (answered.name, answered.reason) == ("call.answered", reason)
+    assert answered.data["machine_detection"] == status and answered.data["placed_by"] == "s:1:0"
+
+
+def test_an_unsure_detection_is_a_plain_answer_and_amd_without_our_flag_changes_nothing() -> None:
+    body = wire.ace(call(CalloutTag(amd=True).encode()), NOW, KEY)
+    body["amd"] = {"status": "notsure", "reason": "initialsilence", "duration": 4}
+    (unsure,) = parse(body)
+    assert unsure.reason == "answered" and unsure.data["machine_detection"] == "notsure"
+    body = wire.ace(call(CalloutTag().encode()), NOW, KEY)
+    body["amd"] = {"status": "machine", "reason": "beep", "duration": 4}
+    (plain,) = parse(body)
+    assert plain.reason == "answered"  # the dial did not ask: the flow hears a plain answer
+
+
+def test_the_simulators_ace_carries_amd_only_when_it_was_asked_for() -> None:
+    assert "amd" not in wire.ace(call(CalloutTag().encode()), NOW, KEY)
+    assert wire.ace(call(CalloutTag(amd=True).encode(), amd=True), NOW, KEY)["amd"]["status"] == "human"

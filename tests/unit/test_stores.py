@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from flowengine.errors import ConfigError, ConflictError, StoreError
 from flowengine.stores import DueTimer, SessionRecord, SessionStore, open_store
-from flowengine.stores.base import LocalLocks
+from flowengine.stores.base import LocalLocks, Pace
 from flowengine.stores.memory import MemoryStore
 from flowengine.stores.redis import RedisStore
 from flowengine.stores.sqlite import SqliteStore
@@ -522,3 +522,41 @@ async def test_closed_store_refuses_work(store: SessionStore) -> None:
         await store.get("s1")
     with pytest.raises(StoreError):
         await store.claim("k", 1)
+
+
+# --- pacing: the token bucket ------------------------------------------------------------------------------
+
+
+async def test_slots_fall_at_the_rate_after_the_burst(opener: Opener) -> None:
+    first, second = opener(), opener()  # two instances on one storage share the bucket
+    pace = Pace(interval=0.5, burst=3, max_wait=10.0)
+    waits = [await (first if n % 2 else second).take_slot("infobip", pace, 100.0) for n in range(6)]
+    assert waits == [0.0, 0.0, 0.0, 0.5, 1.0, 1.5]
+    horizon = await first.slot_horizon("infobip")
+    assert horizon == pytest.approx(103.0) and await second.slot_horizon("infobip") == horizon
+    # Later on the bucket has refilled, one slot per interval.
+    assert await first.take_slot("infobip", pace, 104.0) == 0.0
+    assert await first.slot_horizon("sinch") is None
+
+
+async def test_a_slot_past_max_wait_is_refused_and_reserves_nothing(opener: Opener) -> None:
+    store = opener()
+    pace = Pace(interval=1.0, burst=1, max_wait=2.0)
+    assert [await store.take_slot("k", pace, 50.0) for _ in range(3)] == [0.0, 1.0, 2.0]
+    assert await store.take_slot("k", pace, 50.0) is None
+    assert await store.slot_horizon("k") == pytest.approx(53.0)
+    assert await store.take_slot("k", pace, 51.5) == pytest.approx(1.5)
+
+
+async def test_concurrent_takers_get_distinct_slots(opener: Opener) -> None:
+    stores = [opener() for _ in range(3)]
+    pace = Pace(interval=0.25, burst=1, max_wait=100.0)
+    waits = await asyncio.gather(*(stores[n % 3].take_slot("k", pace, 10.0) for n in range(30)))
+    assert sorted(waits) == [n * 0.25 for n in range(30)]
+
+
+def test_a_pace_refuses_nonsense() -> None:
+    for bad in ({"interval": 0.0}, {"interval": 1.0, "burst": 0}, {"interval": 1.0, "max_wait": -1.0},
+                {"interval": float("inf")}):
+        with pytest.raises(ValueError):
+            Pace(**bad)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ flow. ``RULE_DOCS`` is the catalogue ``validate --list-rules`` prints.
 from __future__ import annotations
 
 from flowengine.flow.diagnostics import Diagnostic
-from flowengine.flow.rules import actions, always, costs, expressions, roles, states
+from flowengine.flow.rules import actions, always, costs, expressions, http, roles, states
 from flowengine.flow.rules.context import Rule, RuleContext
 
 RULE_DOCS: dict[str, str] = {
@@ -34,6 +34,8 @@ RULE_DOCS: dict[str, str] = {
     "no-timeout": "(warning) a state that waits for events without an `after` timer",
     "unhandled-failure": "(warning) a dial whose failure event no state after it handles",
     "provider": "an action the chosen provider (validate --provider) cannot perform",
+    "http-secret": "(warning) an `http` header or URL holding what looks like a credential written into the "
+                   "flow (write ${VAR}: the service fills it from its environment)",
     "io": "the file cannot be read",
 }
 
@@ -44,6 +46,7 @@ SEMANTIC_RULES: tuple[Rule, ...] = (
     *expressions.RULES,
     *costs.RULES,
     *actions.RULES,
+    *http.RULES,
 )
 
 

@@ -7,9 +7,7 @@ from collections.abc import Iterator
 from flowengine.flow.diagnostics import Diagnostic, quote, quoted_list
 from flowengine.flow.rules.context import Rule, RuleContext
 from flowengine.flow.rules.sites import ActionSite
-from flowengine.flow.vocabulary import ACTIONS, ENGINE_ACTIONS, FAILURE_EVENTS
-
-DIAL_ACTIONS = ("dial", "conference_dial")
+from flowengine.flow.vocabulary import ACTIONS, DIAL_ACTIONS, ENGINE_ACTIONS, FAILURE_EVENTS
 
 
 def _active_after(ctx: RuleContext, site: ActionSite) -> set[str]:

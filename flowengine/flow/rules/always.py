@@ -26,7 +26,7 @@ from flowengine.flow.expressions import analyse, guard_source
 from flowengine.flow.model import Action
 from flowengine.flow.rules.context import Rule, RuleContext
 from flowengine.flow.rules.roles import role_kinds, role_params
-from flowengine.flow.rules.sites import TransitionSite
+from flowengine.flow.rules.sites import SAVE, TransitionSite
 from flowengine.flow.vocabulary import ACTIONS, ALWAYS, ALWAYS_LIMIT
 
 Name = tuple[str, ...]  # ("vars", "x") for a variable, ("agent",) for a role
@@ -76,6 +76,8 @@ def _writes(actions: Iterable[Action]) -> set[Name]:
         binder = spec.param("as") if spec else None
         if binder is not None and binder.kind == "new_var" and isinstance(action.params.get("as"), str):
             written.add(("vars", action.params["as"]))
+        if action.name == "http" and isinstance(action.params.get(SAVE), dict):
+            written.update(("vars", str(key)) for key in action.params[SAVE])
         written.update((param.name,) for param in role_params(action))
     return written
 

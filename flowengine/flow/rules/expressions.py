@@ -20,7 +20,7 @@ from flowengine.flow.diagnostics import Diagnostic, alternatives, did_you_mean, 
 from flowengine.flow.expressions import analyse, environment, guard_source, has_template
 from flowengine.flow.rules.context import Rule, RuleContext
 from flowengine.flow.rules.roles import role_kinds
-from flowengine.flow.rules.sites import Template
+from flowengine.flow.rules.sites import SAVE, Template
 from flowengine.flow.vocabulary import (
     ACTIONS,
     EVENT_FIELDS,
@@ -58,6 +58,8 @@ def _variables(ctx: RuleContext) -> set[str]:
             declared.update(params["vars"])
         elif binder is not None and binder.kind == "new_var" and isinstance(params.get("as"), str):
             declared.add(params["as"])
+        if site.action.name == "http" and isinstance(params.get(SAVE), Mapping):
+            declared.update(params[SAVE])
     return declared
 
 
@@ -91,6 +93,8 @@ def undefined_names(ctx: RuleContext) -> Iterator[Diagnostic]:
         if template.guard and has_template(template.text):
             continue
         for ref in sorted(analyse(_source(template)).references):
+            if ref[0] in template.scope:
+                continue
             problem = _check_reference(ref, known)
             if problem is not None:
                 needle = ".".join(ref[:2]) if len(ref) > 1 else ref[0]

@@ -9,7 +9,9 @@ from typing import Any, Literal
 from flowengine.flow.expressions import has_template
 from flowengine.flow.model import Action, Flow, Transition
 from flowengine.flow.source import Path
-from flowengine.flow.vocabulary import ALWAYS, IF_OPTION
+from flowengine.flow.vocabulary import ALWAYS, HTTP_RESPONSE, IF_OPTION
+
+SAVE = "save"  # the http action's variables set from its answer
 
 Phase = Literal["entry", "exit", "transition"]
 
@@ -103,6 +105,7 @@ class Template:
     path: Path
     text: str  # as written; a guard is a bare expression
     guard: bool
+    scope: frozenset[str] = frozenset()  # names readable there besides the usual ones (``response``)
 
 
 def templates(
@@ -116,11 +119,22 @@ def templates(
         if isinstance(params, Mapping) and isinstance(params.get(IF_OPTION), str) and params[IF_OPTION]:
             yield Template((*path, IF_OPTION), params[IF_OPTION], True)
             params = {key: value for key, value in params.items() if key != IF_OPTION}
+        if site.action.name == "http" and isinstance(params, Mapping):
+            yield from _saved(params.get(SAVE), (*path, SAVE))
+            params = {key: value for key, value in params.items() if key != SAVE}
         yield from _template_strings(params, path)
     for tsite in transitions:
         when = tsite.transition.when
         if isinstance(when, str):
             yield Template((*tsite.path, "when"), when, True)
+
+
+def _saved(save: Any, path: Path) -> Iterator[Template]:
+    """An ``http`` action's ``save`` entries: bare expressions, like guards, that may read the answer."""
+    if isinstance(save, Mapping):
+        for name, source in save.items():
+            if isinstance(source, str) and source:
+                yield Template((*path, name), source, True, frozenset({HTTP_RESPONSE}))
 
 
 def _template_strings(value: Any, path: Path) -> Iterator[Template]:

@@ -133,14 +133,14 @@ class InfobipChannel:
         return await self._send(commands.send_dtmf(call_id, digits))
 
     async def dial(
-        self, to: Endpoint, from_: str | None, timeout: float, connect_call_id: str | None, *,
-        key: str | None = None,
+        self, to: Endpoint, from_: str | None, timeout: float, connect_call_id: str | None,
+        machine_detection: bool = False, *, key: str | None = None,
     ) -> ActionResult:
         settings = self._settings
         request = commands.dial(
             to, from_, timeout, connect_call_id,
             calls_configuration_id=settings.calls_configuration_id, sip_trunk_id=settings.sip_trunk_id,
-            key=key,
+            key=key, machine_detection=machine_detection,
         )
         answer = await self._request(request)
         if connect_call_id is None:  # 201 Call
@@ -160,10 +160,12 @@ class InfobipChannel:
         return ActionResult()
 
     async def conference_dial(
-        self, conference_id: str, to: Endpoint, from_: str | None, timeout: float, *, key: str | None = None
+        self, conference_id: str, to: Endpoint, from_: str | None, timeout: float,
+        machine_detection: bool = False, *, key: str | None = None,
     ) -> ActionResult:
         trunk = self._settings.sip_trunk_id
-        request = commands.conference_dial(conference_id, to, from_, timeout, sip_trunk_id=trunk, key=key)
+        request = commands.conference_dial(conference_id, to, from_, timeout, sip_trunk_id=trunk, key=key,
+                                           machine_detection=machine_detection)
         answer = await self._request(request)
         return ActionResult(id=_id(answer.get("call"), "call"))
 

@@ -16,6 +16,9 @@ from flowengine.runtime.ports import Endpoint, Media
 
 MAX_CONNECT_TIMEOUT = 60  # seconds; Infobip refuses more
 KEY_FIELD = "flowengineKey"  # the correlation key in a dialled call's customData (a string map)
+# In the customData of a call dialled with machine detection: its CALL_ESTABLISHED is not yet the answer
+# the flow hears; MACHINE_DETECTION_FINISHED (or _FAILED) is, with who answered (``webhooks.py``).
+AMD_FIELD = "flowengineAmd"
 PAGE_SIZE = 100  # Infobip's largest page
 _HANGUP_CODES = {"hangup": "NORMAL_HANGUP", "busy": "BUSY", "rejected": "REJECTED"}
 
@@ -67,13 +70,18 @@ def _say_body(text: str, language: str, voice: str | None, loop: int) -> JSON:
 
 
 def _call_request(
-    to: Endpoint, from_: str | None, timeout: float, sip_trunk_id: str | None, key: str | None
+    to: Endpoint, from_: str | None, timeout: float, sip_trunk_id: str | None, key: str | None,
+    machine_detection: bool = False,
 ) -> JSON:
     request: JSON = {"endpoint": endpoint(to, sip_trunk_id), "connectTimeout": connect_timeout(timeout)}
     if from_:
         request["from"] = from_
-    if key:
-        request["customData"] = {KEY_FIELD: key}
+    custom = {KEY_FIELD: key} if key else {}
+    if machine_detection:
+        request["machineDetection"] = {"enabled": True}
+        custom[AMD_FIELD] = "true"
+    if custom:
+        request["customData"] = custom
     return request
 
 
@@ -131,11 +139,13 @@ def send_dtmf(call_id: str, digits: str) -> Request:
 def dial(
     to: Endpoint, from_: str | None, timeout: float, connect_call_id: str | None, *,
     calls_configuration_id: str, sip_trunk_id: str | None = None, key: str | None = None,
+    machine_detection: bool = False,
 ) -> Request:
     """A new outbound call; with ``connect_call_id``, one bridged to that call once answered (the
     connected call inherits the existing call's configuration: that request has no configuration id).
-    ``key`` goes into the call's ``customData``, where a reconcile finds it."""
-    call_request = _call_request(to, from_, timeout, sip_trunk_id, key)
+    ``key`` goes into the call's ``customData``, where a reconcile finds it; ``machine_detection`` asks
+    for ``machineDetection`` (the answer then says who answered)."""
+    call_request = _call_request(to, from_, timeout, sip_trunk_id, key, machine_detection)
     if connect_call_id is not None:
         return Request("POST", _call(connect_call_id, "/connect"), {"callRequest": call_request})
     return Request("POST", "/calls/1/calls", {**call_request, "callsConfigurationId": calls_configuration_id})
@@ -155,10 +165,10 @@ def conference_join(conference_id: str, call_id: str) -> Request:
 
 def conference_dial(
     conference_id: str, to: Endpoint, from_: str | None, timeout: float, *, sip_trunk_id: str | None = None,
-    key: str | None = None,
+    key: str | None = None, machine_detection: bool = False,
 ) -> Request:
     # The add-new-call model has no callsConfigurationId: the call belongs to the conference's.
-    body = {"callRequest": _call_request(to, from_, timeout, sip_trunk_id, key)}
+    body = {"callRequest": _call_request(to, from_, timeout, sip_trunk_id, key, machine_detection)}
     return Request("POST", _conf(conference_id, "/call"), body)
 
 

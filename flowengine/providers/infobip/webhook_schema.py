@@ -145,6 +145,9 @@ _VARIANTS: tuple[tuple[str, tuple[str, ...], Schema], ...] = (
     ("Recording", ("CALL_RECORDING_READY", "CONFERENCE_RECORDING_READY"), _obj(
         {"recording": _ref("InfobipRecording"), "fileId": _text(), "files": {"type": ["array", "null"]}},
         "A recording is ready (as ``recording``, or its fields inline).")),
+    ("Machine detection", ("MACHINE_DETECTION_FINISHED", "MACHINE_DETECTION_FAILED"), _obj(
+        {"detectionResult": {"enum": ["HUMAN", "MACHINE", None]}, "confidenceRating": _opt("number")},
+        "Who answered a call dialled with machine detection (its answer, for the flow).")),
     ("Error", ("ERROR",), _obj(
         {"actionType": _text("PLAY, SAY, SEND_DTMF, CAPTURE_DTMF, ..."), "errorCode": _text(),
          "errorDetails": _text()}, "An accepted action failed later.")),
@@ -172,7 +175,7 @@ def _envelope(type_schema: Schema, properties: Schema, title: str) -> Schema:
 
 SCHEMAS["InfobipEvent"] = {
     "description": "One Infobip Calls event (``CallsEvent``): ``type`` says what happened; ``properties`` "
-    "depend on it. Events of other types (CALL_RINGING, MACHINE_DETECTION_FINISHED, ...: 65 in all) are "
+    "depend on it. Events of other types (CALL_RINGING, CALL_MEDIA_CHANGED, ...: 65 in all) are "
     "acknowledged with 200 and ignored.",
     "anyOf": [
         *(_envelope({"enum": list(kinds)}, props, title) for title, kinds, props in _VARIANTS),

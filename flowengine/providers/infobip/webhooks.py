@@ -1,10 +1,12 @@
 """Infobip Calls webhook bodies -> neutral events.
 
 One parser serves every URL (the 2022 article's receive/event pair included): the ``type`` field says
-what happened. Types no flow can react to (CALL_RINGING, MACHINE_DETECTION_FINISHED, ...) give no events:
-the service acknowledges them, so Infobip does not retry. Infobip bodies carry no delivery id, so
-``event_id`` stays None and the engine dedupes on the event's ``digest``, a hash of the body's bytes (the
-events of a body holding a list keep the hash of their parsed item).
+what happened. Types no flow can react to (CALL_RINGING, ...) give no events: the service acknowledges
+them, so Infobip does not retry. A call dialled with machine detection (``AMD_FIELD`` in its customData)
+is answered when the detection ends: its CALL_ESTABLISHED gives nothing, its MACHINE_DETECTION_FINISHED
+``call.answered`` with ``reason`` human or machine (FAILED: ``answered``). Infobip bodies carry no
+delivery id, so ``event_id`` stays None and the engine dedupes on the event's ``digest``, a hash of the
+body's bytes (the events of a body holding a list keep the hash of their parsed item).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from flowengine.errors import WebhookError
 from flowengine.providers.base import JSON
+from flowengine.providers.infobip.commands import AMD_FIELD
 from flowengine.providers.intake import load_json
 from flowengine.runtime.events import Event, body_digest
 
@@ -37,6 +40,7 @@ _KICK_WORDS = ("KICK", "REMOVE", "MOVE", "API")
 # Infobip action types (ERROR events) -> neutral action names.
 _ACTIONS = {"PLAY": "play", "SAY": "say", "SEND_DTMF": "send_dtmf", "CAPTURE_DTMF": "capture_dtmf"}
 _RECORDING_FILE_PATH = "/calls/1/recordings/files/"
+_DETECTED = {"HUMAN": "human", "MACHINE": "machine"}  # MACHINE_DETECTION_FINISHED's detectionResult
 
 
 def failure_reason(code: str | None) -> str:
@@ -141,8 +145,25 @@ def _call_received(env: Envelope) -> list[Event]:
 
 
 def _call_answered(env: Envelope) -> list[Event]:
-    call_id = env.call_id or _str(_obj(env.props.get("call")).get("id"))
+    call = _obj(env.props.get("call"))
+    if _obj(call.get("customData")).get(AMD_FIELD):
+        return []  # dialled with machine detection: its answer is the detection's result, still to come
+    call_id = env.call_id or _str(call.get("id"))
     return [env.event("call.answered", call_id=call_id, reason="answered")]
+
+
+def _machine_detected(env: Envelope) -> list[Event]:
+    """The answer of a call dialled with machine detection: who answered, as ``reason``."""
+    result = _str(env.props.get("detectionResult")) or _str(
+        _obj(env.props.get("machineDetection")).get("detectionResult"))
+    reason = _DETECTED.get((result or "").upper(), "answered")
+    confidence = env.props.get("confidenceRating")
+    data = {"machine_detection": (result or "unknown").lower(), "confidence": confidence}
+    return [env.event("call.answered", reason=reason, data=data)]
+
+
+def _machine_detection_failed(env: Envelope) -> list[Event]:
+    return [env.event("call.answered", reason="answered", data={"machine_detection": "failed"})]
 
 
 def _call_log(env: Envelope) -> tuple[JSON, str | None, JSON]:
@@ -240,6 +261,8 @@ def _error(env: Envelope) -> list[Event]:
 HANDLERS: Mapping[str, Handler] = {
     "CALL_RECEIVED": _call_received,
     "CALL_ESTABLISHED": _call_answered,
+    "MACHINE_DETECTION_FINISHED": _machine_detected,
+    "MACHINE_DETECTION_FAILED": _machine_detection_failed,
     "CALL_FINISHED": _call_finished,
     "CALL_FAILED": _call_failed,
     "CONFERENCE_CREATED": _conference_created,

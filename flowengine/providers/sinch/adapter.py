@@ -208,7 +208,6 @@ class SinchChannel:
             await self._to_leg(call_id, [step])
         return ActionResult()
 
-
     async def record(self, call_id: str, max_duration: float | None, beep: bool) -> ActionResult:
         if beep or max_duration is not None:
             raise ProviderError("Sinch records without a beep and without a time limit")
@@ -250,13 +249,14 @@ class SinchChannel:
         return await self._update(call_id, [step], svaml.continue_())
 
     async def dial(
-        self, to: Endpoint, from_: str | None, timeout: float, connect_call_id: str | None, *,
-        key: str | None = None,
+        self, to: Endpoint, from_: str | None, timeout: float, connect_call_id: str | None,
+        machine_detection: bool = False, *, key: str | None = None,
     ) -> ActionResult:
         cli = from_ or self._settings.cli
         if connect_call_id is None:
-            placed = callout_id(await self._send(commands.custom_callout(to, cli, key)))
-            return ActionResult(id=self._ring_for(placed, timeout))
+            request = commands.custom_callout(to, cli, key, machine_detection, max(1, math.ceil(timeout)))
+            return ActionResult(id=self._ring_for(callout_id(await self._send(request)), timeout))
+        commands.refuse_amd(machine_detection, "a dial that bridges a call (connect)")
         if to.kind != "phone":
             raise ProviderError("Sinch bridges a call to phone numbers only (connectPstn)")
         action = svaml.connect_pstn(
@@ -297,16 +297,15 @@ class SinchChannel:
         return any(item["call_id"] == call_id for item in participants(answer))
 
     async def conference_dial(
-        self, conference_id: str, to: Endpoint, from_: str | None, timeout: float, *, key: str | None = None
+        self, conference_id: str, to: Endpoint, from_: str | None, timeout: float,
+        machine_detection: bool = False, *, key: str | None = None,
     ) -> ActionResult:
+        commands.refuse_amd(machine_detection, "conference_dial (a conferenceCallout takes no amd)")
         cli = from_ or self._settings.cli
         request = commands.conference_callout(
             conference_id, to, cli, moh=self._settings.conference_moh, dtmf=self._conference_dtmf(), key=key
         )
         return ActionResult(id=self._ring_for(callout_id(await self._send(request)), timeout, conference_id))
-
-
-
 
     async def conference_hangup(self, conference_id: str) -> ActionResult:
         try:
@@ -332,8 +331,6 @@ class SinchChannel:
 
     async def unmute(self, conference_id: str, call_id: str) -> ActionResult:
         return await self._manage(conference_id, call_id, "unmute")
-
-
 
     async def hold(
         self, conference_id: str, call_id: str, music: Music, media: Media | None, loop: int

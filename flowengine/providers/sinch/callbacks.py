@@ -45,6 +45,8 @@ _FINISHED_REASONS = {
 _OWN_FAILURES = frozenset({"CALLERHANGUP", "CALLBACKERROR"})
 _MENU_REASONS = {"timeout": "timeout", "hangup": "hangup", "error": "error", "invalidinput": "error"}
 _RECORDING_TYPES = frozenset({"recording_finished", "recording_available"})
+# An ACE's amd.status (machine, human, notsure, hangup) -> the answer's reason; the rest say "answered".
+_DETECTED = {"machine": "machine", "human": "human"}
 
 
 def failed_reason(result: str, why: str) -> str:
@@ -75,11 +77,14 @@ class CalloutTag:
 
     conference_id: str | None = None
     key: str | None = None
+    amd: bool = False  # placed with answering machine detection: its ACE says who answered
 
     def encode(self) -> str:
-        mark = {"conference": self.conference_id} if self.conference_id else {}
+        mark: dict[str, Any] = {"conference": self.conference_id} if self.conference_id else {}
         if self.key:
             mark["key"] = self.key
+        if self.amd:
+            mark["amd"] = True
         return json.dumps({_TAG_KEY: mark}, separators=(",", ":"))
 
     @classmethod
@@ -95,7 +100,7 @@ class CalloutTag:
             return None
         conference, key = mark.get("conference"), mark.get("key")
         return cls(conference if isinstance(conference, str) and conference else None,
-                   key if isinstance(key, str) and key else None)
+                   key if isinstance(key, str) and key else None, mark.get("amd") is True)
 
 
 # -- authentication --------------------------------------------------------------------------------
@@ -169,7 +174,12 @@ def _ace(cb: Callback) -> list[Event]:
     data = {"amd": _str(amd.get("status"))}
     if cb.tag is None:  # the dialled party of a connectPstn bridge answered
         return [cb.event("call.answered", call_id=bridge_id(cb.call_id), reason="answered", data=data)]
-    events = [cb.event("call.answered", reason="answered", data=data)]
+    reason = "answered"
+    if cb.tag.amd:  # placed with machine detection: who answered is the answer's reason
+        status = (data["amd"] or "").lower()
+        reason = _DETECTED.get(status, "answered")
+        data = {**data, "machine_detection": status or "unknown", "amd_reason": _str(amd.get("reason"))}
+    events = [cb.event("call.answered", reason=reason, data=data)]
     if cb.conference_id:
         events.append(cb.event("participant.joined", conference_id=cb.conference_id))
     return events

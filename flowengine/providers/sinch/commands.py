@@ -8,12 +8,13 @@ happen only in a callback's SVAML reply (``svaml.ReplyBuilder``), never here.
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 from flowengine.errors import ProviderError
 from flowengine.providers.base import JSON
 from flowengine.providers.sinch.callbacks import CalloutTag
-from flowengine.providers.sinch.svaml import svaml
+from flowengine.providers.sinch.svaml import connect_pstn, svaml
 from flowengine.providers.wire import Request, segment
 from flowengine.runtime.ports import Endpoint, Music
 
@@ -81,10 +82,28 @@ def conference_callout(
     return _callout("conferenceCallout", spec)
 
 
-def custom_callout(to: Endpoint, cli: str | None, key: str | None = None) -> Request:
-    """A plain outbound call whose events (ACE, PIE, DiCE) reach the callback URL like any other."""
-    spec: JSON = {**_caller_id(cli), "destination": destination(to), "custom": CalloutTag(key=key).encode()}
+def custom_callout(
+    to: Endpoint, cli: str | None, key: str | None = None, machine_detection: bool = False,
+    dial_timeout: int = 60,
+) -> Request:
+    """A plain outbound call whose events (ACE, PIE, DiCE) reach the callback URL like any other. With
+    ``machine_detection`` its inline ``ice`` SVAML connects the number with ``amd`` enabled (how Sinch's
+    AMD docs set it up for callouts), and the tag says so: the ACE then reports who answered."""
+    tag = CalloutTag(key=key, amd=machine_detection).encode()
+    spec: JSON = {**_caller_id(cli), "destination": destination(to), "custom": tag}
+    if machine_detection:
+        if to.kind != "phone":
+            raise ProviderError("Sinch detects answering machines on calls to phone numbers only")
+        pstn = connect_pstn(number(to.address), number(cli) if cli else None, dial_timeout, amd=True)
+        spec["ice"] = json.dumps(svaml([], pstn), separators=(",", ":"))
     return _callout("customCallout", spec)
+
+
+def refuse_amd(asked: bool, what: str) -> None:
+    """Sinch's answering machine detection is a ``connectPstn``'s: a call placed otherwise cannot ask."""
+    if asked:
+        raise ProviderError(f"Sinch detects answering machines on a dial of its own (a customCallout "
+                            f"connecting the number), not on {what}")
 
 
 def tts_callout(to: Endpoint, cli: str | None, text: str, locale: str) -> Request:

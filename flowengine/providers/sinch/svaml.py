@@ -99,10 +99,14 @@ def conference_dtmf(max_digits: int, timeout: float) -> JSON:
     return {"mode": "detect", "maxDigits": max(1, max_digits), "timeoutMills": max(1, round(timeout * 1000))}
 
 
-def connect_pstn(number: str, cli: str | None, dial_timeout: int) -> JSON:
+def connect_pstn(number: str, cli: str | None, dial_timeout: int, *, amd: bool = False) -> JSON:
+    """``amd``: answering machine detection, synchronous: the ACE comes once it is known, carrying
+    ``amd{status, reason, duration}``."""
     action: JSON = {"name": "connectPstn", "number": number, "dialTimeout": dial_timeout}
     if cli:
         action["cli"] = cli
+    if amd:
+        action["amd"] = {"enabled": True}
     return action
 
 

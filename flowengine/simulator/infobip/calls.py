@@ -130,6 +130,7 @@ class CallOps(Simulator):
         call.max_duration = dial.max_duration
         call.custom_data = dial.custom_data
         call.external_id = dial.external_id
+        call.machine_detection = dial.machine_detection
         call.start(self.clock, self._play_dial(call))
         return call
 
@@ -197,7 +198,18 @@ class CallOps(Simulator):
             self.end_call(call, state=FINISHED, code="NORMAL_HANGUP", source="PLATFORM")
 
         call.start(self.clock, cap_duration())
+        if call.machine_detection is not None:
+            call.start(self.clock, self._detect_machine(call, call.machine_detection))
         self._on_established(call)
+
+    async def _detect_machine(self, call: InfobipCall, seconds: float) -> None:
+        """Machine detection listens a while after the answer, then says who answered."""
+        await self.clock.sleep(seconds)
+        if call.ended:
+            return
+        call.detection_result = "MACHINE" if call.script.machine else "HUMAN"
+        properties = {"detectionResult": call.detection_result, "confidenceRating": 0.9}
+        self.emit(events.call_event("MACHINE_DETECTION_FINISHED", call, self.clock.now(), properties))
 
     def hangup(self, call: InfobipCall, code: str | None) -> None:
         """POST …/hangup: an established call finishes, an unanswered one is cancelled (or failed with the

@@ -83,6 +83,8 @@ class InfobipCall(Leg):
     custom_data: dict[str, str] | None = None
     parent_call_id: str | None = None
     external_id: str | None = None
+    machine_detection: float | None = None  # dialled with machineDetection: seconds it listens for
+    detection_result: str | None = None  # HUMAN | MACHINE once detected
     conference_id: str | None = None
     conference_ids: list[str] = field(default_factory=list)
     muted: bool = False
@@ -126,6 +128,8 @@ class InfobipCall(Leg):
                 "conferenceId": self.conference_id,
                 "customData": self.custom_data,
                 "externalId": self.external_id,
+                "machineDetection": ({"detectionResult": self.detection_result}
+                                     if self.detection_result else None),
             }
         )
 

@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -44,6 +45,7 @@ class InfobipSimulator(InfobipRoutes):
     """
 
     provider = "infobip"
+    creates_call = re.compile(r"POST /calls/1/(calls|calls/[^/]+/connect|conferences/[^/]+/call|dialogs)$")
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ from typing import Any
 
 from flowengine.simulator.base import ApiError
 from flowengine.simulator.infobip.model import ERROR_CODES
+from flowengine.simulator.parties import DETECTION_SECONDS
 
 # CallsLanguage, as in the official SDK.
 LANGUAGES = frozenset(
@@ -207,6 +208,21 @@ class Dial:
     calls_configuration_id: str | None
     platform: dict[str, Any] | None
     external_id: str | None
+    machine_detection: float | None = None  # seconds detection listens for, when enabled
+
+
+def check_machine_detection(check: Checker) -> float | None:
+    """``machineDetection``: ``{enabled (required), detectionTime? (1-5 s, default 3.7),
+    messageDetectionTimeout? (0-60 s)}``; the seconds detection listens for, None when not enabled."""
+    if check.obj("machineDetection") is None:
+        return None
+    detection = check.nested("machineDetection")
+    enabled = detection.boolean("enabled")
+    if enabled is None and "enabled" not in detection.body:
+        detection.fail("enabled", NULL)
+    seconds = detection.number("detectionTime", 1.0, 5.0)
+    detection.integer("messageDetectionTimeout", low=0, high=60)
+    return (seconds or DETECTION_SECONDS) if enabled else None
 
 
 def check_endpoint(check: Checker) -> tuple[dict[str, Any], str] | None:
@@ -231,6 +247,7 @@ def check_dial(check: Checker, *, needs_configuration: bool) -> Dial | None:
     configuration = check.string("callsConfigurationId", required=needs_configuration)
     platform = check.obj("platform")
     external_id = check.string("externalId")
+    machine_detection = check_machine_detection(check)
     if target is None:
         return None
     return Dial(
@@ -243,6 +260,7 @@ def check_dial(check: Checker, *, needs_configuration: bool) -> Dial | None:
         calls_configuration_id=configuration,
         platform=platform,
         external_id=external_id,
+        machine_detection=machine_detection,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flowengine.simulator.parties import DETECTION_SECONDS
 from flowengine.simulator.sinch.model import FREE, SinchCall, iso
 
 
@@ -36,11 +37,14 @@ def ice(call: SinchCall, now: float, application_key: str, api_base_url: str) ->
 
 
 def ace(call: SinchCall, now: float, application_key: str) -> dict[str, Any]:
-    """Answered call event; the reply may be SVAML (default: continue)."""
-    return {
-        **_common("ace", call, now, application_key),
-        "amd": {"status": "human", "reason": "", "duration": 0},
-    }
+    """Answered call event; the reply may be SVAML (default: continue). With machine detection asked for
+    (and only then, as on Sinch) it carries ``amd{status, reason, duration}``."""
+    body = _common("ace", call, now, application_key)
+    if call.amd:
+        machine = call.script.machine
+        body["amd"] = {"status": "machine" if machine else "human",
+                       "reason": "longgreeting" if machine else "n/a", "duration": int(DETECTION_SECONDS)}
+    return body
 
 
 def dice(call: SinchCall, now: float, application_key: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from flowengine.simulator.base import ApiError
 from flowengine.simulator.legs import run_dial, speech_seconds
-from flowengine.simulator.parties import DialOutcome, plan_dial
+from flowengine.simulator.parties import DETECTION_SECONDS, DialOutcome, plan_dial
 from flowengine.simulator.sinch.conference_dtmf import read_options
 from flowengine.simulator.sinch.model import MANAGERHANGUP, SinchCall
 from flowengine.simulator.sinch.obey import DIAL_RESULTS, SinchObey
@@ -64,10 +64,24 @@ def check_callout(body: Any) -> Callout:
         raise _missing(f"{method}.destination.endpoint")
     if method == "conferenceCallout":
         _check_conference_callout(spec)
+    if method == "customCallout" and spec.get("ice") is not None and not isinstance(spec["ice"], str):
+        raise _illegal(f"{method}.ice", "inline SVAML as a JSON string, or a URL")
     for flag in ("enableAce", "enableDice", "enablePie"):
         if flag in spec and not isinstance(spec[flag], bool):
             raise _illegal(f"{method}.{flag}", "must be a boolean")
     return Callout(method, spec, {"type": destination["type"], "endpoint": destination["endpoint"]})
+
+
+def _asks_amd(ice: Any) -> bool:
+    """Whether a customCallout's inline ``ice`` SVAML connects the number with ``amd`` enabled."""
+    if not isinstance(ice, str) or ice.startswith(("http://", "https://")):
+        return False
+    try:
+        action = json.loads(ice).get("action") or {}
+    except (ValueError, AttributeError):
+        return False
+    amd = action.get("amd") if isinstance(action, dict) and action.get("name") == "connectPstn" else None
+    return isinstance(amd, dict) and amd.get("enabled") is True
 
 
 def _check_conference_callout(spec: dict[str, Any]) -> None:
@@ -99,6 +113,7 @@ class SinchCallouts(SinchObey):
             custom=spec.get("custom") if isinstance(spec.get("custom"), str) else None,
         )
         custom = request.method == "customCallout"
+        call.amd = custom and _asks_amd(spec.get("ice"))
         call.ace = custom or bool(spec.get("enableAce"))
         call.dice = custom or bool(spec.get("enableDice"))
         # Unconfirmed whether Sinch holds back a conference participant's detected keys without
@@ -133,7 +148,12 @@ class SinchCallouts(SinchObey):
             self.hang_up(call, MANAGERHANGUP)
 
     async def _on_answer(self, call: SinchCall, request: Callout) -> Svaml:
-        """The SVAML for the answered callout: the ACE reply, or a customCallout's inline ``ace``."""
+        """The SVAML for the answered callout: the ACE reply, or a customCallout's inline ``ace``. With
+        machine detection the ACE waits until it has listened (synchronous AMD)."""
+        if call.amd:
+            await self.clock.sleep(DETECTION_SECONDS)
+            if call.ended:
+                return CONTINUE
         inline = request.spec.get("ace") if request.method == "customCallout" else None
         if isinstance(inline, str) and not inline.startswith(("http://", "https://")):
             try:

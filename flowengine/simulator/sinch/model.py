@@ -44,6 +44,7 @@ class SinchCall(Leg):
     ace: bool = True
     dice: bool = True
     pie: bool = True  # whether conference key detection may report to the app (enablePie on callouts)
+    amd: bool = False  # answering machine detection asked for (a connectPstn's amd): the ACE says who
     conference_id: str | None = None
     joined_at: float | None = None
     muted: bool = False

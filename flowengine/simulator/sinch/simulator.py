@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
 from typing import Any
 
@@ -31,6 +32,7 @@ class SinchSimulator(SinchRoutes):
     """The Sinch Calling API, its callbacks and its remote parties, on one aiohttp app."""
 
     provider = "sinch"
+    creates_call = re.compile(r"POST /calling/v1/callouts$")
 
     def __init__(
         self,
