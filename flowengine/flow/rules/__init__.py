@@ -8,7 +8,7 @@ flow. ``RULE_DOCS`` is the catalogue ``validate --list-rules`` prints.
 from __future__ import annotations
 
 from flowengine.flow.diagnostics import Diagnostic
-from flowengine.flow.rules import actions, always, costs, expressions, roles, states
+from flowengine.flow.rules import actions, always, costs, expressions, roles, states, variables
 from flowengine.flow.rules.context import Rule, RuleContext
 
 RULE_DOCS: dict[str, str] = {
@@ -29,6 +29,10 @@ RULE_DOCS: dict[str, str] = {
                    "cycle change (or that has no guard): once entered it never ends",
     "role": "a call or conference role that is unknown, of the wrong kind, or not yet bound on any path",
     "expression": "a template or `when` guard with bad syntax, an undefined name, variable or event field",
+    "filter": "an unknown Jinja filter or test (`| uppper`, `is odd2`): Jinja2 refuses it only at run time",
+    "equals": "a single `=` where a comparison (`==`) was meant, in a guard or template",
+    "unset-variable": "a variable read where no path has set it yet (set later, or `set` reading itself "
+                      "without a first value under `vars`)",
     "expression-budget": "an expression that always goes over its run-time budget: a huge constant power, "
     "repetition or format width, or a range or nested loops of more iterations than a render may spend",
     "no-timeout": "(warning) a state that waits for events without an `after` timer",
@@ -42,6 +46,7 @@ SEMANTIC_RULES: tuple[Rule, ...] = (
     *always.RULES,
     *roles.RULES,
     *expressions.RULES,
+    *variables.RULES,
     *costs.RULES,
     *actions.RULES,
 )
