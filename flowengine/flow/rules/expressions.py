@@ -77,11 +77,7 @@ def bad_syntax(ctx: RuleContext) -> Iterator[Diagnostic]:
     for template in ctx.templates:
         key = quote(str(template.path[-1]))
         if template.guard and has_template(template.text):
-            yield ctx.at_value(
-                template.path,
-                f"write {key} as a bare expression, without {{{{ }}}}: for example event.call == 'callee'",
-                "expression",
-            )
+            yield ctx.at_value(template.path, _bare_message(key, template.text), "expression")
             continue
         error = analyse(_source(template)).error
         if error is None:
@@ -102,6 +98,16 @@ def bad_syntax(ctx: RuleContext) -> Iterator[Diagnostic]:
         )
 
 
+def _bare_message(key: str, text: str) -> str:
+    """A guard written as a template: the bare expression inside, when that is all it holds and parses."""
+    single = _SINGLE.match(text)
+    inner = single["expr"].strip() if single else ""
+    if inner and analyse(guard_source(inner)).error is None:
+        return f"write {key} as a bare expression, without {{{{ }}}}: {quote(inner)}"
+    return f"write {key} as a bare expression, without {{{{ }}}}, such as \"event.digits == '1'\""
+
+
+_SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.DOTALL)
 _EQUALS = re.compile(r"(?<![=!<>])=(?!=)")
 
 
@@ -154,8 +160,8 @@ def _check_reference(ref: tuple[str, ...], names: Names) -> str | None:
         hint = f'; did you mean "vars.{head}"?'
     elif head in EVENT_FIELDS:
         hint = f'; did you mean "event.{head}"?'
-    else:
-        hint = did_you_mean(head, names.top)
+    else:  # not "loop": it exists only inside a for loop, where it is never reported
+        hint = did_you_mean(head, names.top - {"loop"})
     return f"undefined name {quote(head)}{hint} (templates read vars, session, event and the roles)"
 
 

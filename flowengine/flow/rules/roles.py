@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from flowengine.flow.diagnostics import Diagnostic, alternatives, quote
+from flowengine.flow.diagnostics import Diagnostic, alternatives, closest, quote
 from flowengine.flow.expressions import analyse, has_template
 from flowengine.flow.model import Action
 from flowengine.flow.rules.context import Rule, RuleContext
@@ -87,11 +87,8 @@ def unknown_roles(ctx: RuleContext) -> Iterator[Diagnostic]:
             known = kinds.get(param.name)
             if known is None:
                 same_kind = [n for n, (k, _) in kinds.items() if k == param.kind]
-                yield ctx.at_value(
-                    path,
-                    f"unknown {param.kind} role {quote(param.name)}{alternatives(param.name, same_kind)}",
-                    "role",
-                )
+                hint = _role_hint(ctx, site, param.name, same_kind)
+                yield ctx.at_value(path, f"unknown {param.kind} role {quote(param.name)}{hint}", "role")
             elif known[0] != param.kind:
                 yield ctx.at_value(
                     path,
@@ -100,6 +97,20 @@ def unknown_roles(ctx: RuleContext) -> Iterator[Diagnostic]:
                     f"{param.kind}",
                     "role",
                 )
+
+
+def _role_hint(ctx: RuleContext, site: ActionSite, name: str, same_kind: list[str]) -> str:
+    """A did-you-mean among the roles some path has bound by the time ``site`` runs: one bound only
+    later would be the next error, so it is named as such instead."""
+    running = states_running(ctx, site) if ctx.graph_known else []
+    if not running:
+        return alternatives(name, same_kind)
+    roles = ctx.shared(role_flow)
+    usable = [r for r in same_kind if any(r in before(ctx, roles, site, state) for state in running)]
+    close = closest(name, same_kind)
+    if close is not None and close not in usable:
+        return f'; "{close}" is close, but no path binds it before this action'
+    return alternatives(name, usable)
 
 
 def role_flow(ctx: RuleContext) -> Facts:
