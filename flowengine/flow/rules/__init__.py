@@ -14,7 +14,8 @@ from flowengine.flow.rules.context import Rule, RuleContext
 RULE_DOCS: dict[str, str] = {
     "syntax": "the file is not valid YAML (or uses tags, anchors or nesting flows do not allow); the message "
               "says where the mistake is and how to fix it (an unclosed `{`, a `: ` in unquoted text, ...)",
-    "flow-comma": "unquoted text inside `{...}` cut at a comma: `{text: Hello, world}` reads `world` as a key",
+    "flow-comma": "unquoted text inside `{...}` cut at a comma: `{text: Hello, world}` reads `world` as a "
+                  "key",
     "limits": "the text nests deeper than 64 levels or holds or expands too many aliases (hostile input)",
     "duplicate-key": "a key appears twice in one mapping (YAML parsers silently keep the last)",
     "schema": "the document does not match the flow schema (missing keys, wrong types, yes/no booleans)",
