@@ -25,11 +25,11 @@ from yaml import events
 from flowengine.flow.budget import MAX_DEPTH, TOO_DEEP, over_budget
 from flowengine.flow.budget import RULE as LIMITS
 from flowengine.flow.diagnostics import Diagnostic, quote
-from flowengine.flow.model import Pos
+from flowengine.flow.positions import Path, SourceMap
 from flowengine.flow.scalars import resolve_plain
 from flowengine.flow.syntax import TextIndex, no_colon_after, syntax_hint, template_at, valueless_key
 
-Path = tuple[str | int, ...]
+__all__ = ["Parsed", "Path", "SourceMap", "parse_source"]
 
 MAX_NODES = 250_000  # values and position entries, counting every alias expansion
 _DISCARDED = "\x00discarded"  # path part for values that are reported and dropped; YAML keys never hold NUL
@@ -37,54 +37,6 @@ _DISCARDED = "\x00discarded"  # path part for values that are reported and dropp
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TAG = "tag:yaml.org,2002:"
 _TAG_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool, "null": type(None)}
-@dataclass(frozen=True, slots=True)
-class SourceMap:
-    """Positions of every node: ``keys[path]`` is where the mapping key is written, ``values[path]``
-    where the value starts (for list items both are the item)."""
-
-    path: str
-    text: str
-    keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
-    values: dict[Path, tuple[int, int]] = field(default_factory=dict)
-
-    def key_pos(self, path: Path) -> Pos:
-        """Where the key naming ``path`` is written; the nearest known ancestor otherwise."""
-        spot = self.keys.get(path) or self.values.get(path)
-        return Pos(*spot) if spot else self._ancestor(path)
-
-    def value_pos(self, path: Path) -> Pos:
-        spot = self.values.get(path) or self.keys.get(path)
-        return Pos(*spot) if spot else self._ancestor(path)
-
-    def locate(self, path: Path) -> Pos | None:
-        """For ``build.build_flow``: the key naming a node, else where its value starts."""
-        spot = self.keys.get(path) or self.values.get(path)
-        return Pos(*spot) if spot else None
-
-    def find(self, path: Path, needle: str, skip: int = 0) -> Pos:
-        """The column of ``needle`` (after ``skip`` earlier occurrences) inside the value at ``path`` when
-        it is on the value's first line (templates and guards), else the value's start."""
-        start = self.value_pos(path)
-        line = self.line(start.line)
-        index = line.find(needle, start.col - 1) if needle else -1
-        for _ in range(skip):
-            if index < 0:
-                break
-            index = line.find(needle, index + len(needle))
-        return Pos(start.line, index + 1) if index >= 0 else start
-
-    def line(self, number: int) -> str:
-        lines = self.text.splitlines()
-        return lines[number - 1] if 0 < number <= len(lines) else ""
-
-    def _ancestor(self, path: Path) -> Pos:
-        for cut in range(len(path) - 1, -1, -1):
-            spot = self.keys.get(path[:cut]) or self.values.get(path[:cut])
-            if spot:
-                return Pos(*spot)
-        return Pos(1, 1)
-
-
 @dataclass(frozen=True, slots=True)
 class Parsed:
     """``doc`` is None when the text is not usable YAML (the diagnostics say why)."""

@@ -23,6 +23,8 @@ RULE_DOCS: dict[str, str] = {
     "action": "an unknown action name, or an action item that is not a one-key mapping",
     "action-params": "bad action parameters: missing, unknown, wrong type, bad duration or endpoint",
     "duration": "an `after` key that is not a duration such as 500ms, 10s, 2m or 1h",
+    "include": "an `include:`d file that cannot be read, holds more than `states`, `on` and `vars`, or "
+               "defines a state, handler or variable the flow (or another included file) defines too",
     "target": "a transition (or `initial`) names a state that does not exist",
     "final": "a final state with `on`, `after` or `always`",
     "unreachable": "a state no path from `initial` leads to",

@@ -86,8 +86,8 @@ def bad_syntax(ctx: RuleContext) -> Iterator[Diagnostic]:
         if equals is not None:
             column, fixed = equals
             start = ctx.source_map.find(template.path, template.text)
-            written = ctx.source_map.line(start.line)[start.col - 1:].startswith(template.text)
-            pos = Pos(start.line, start.col + column) if written else start
+            written = ctx.source_map.line(start.line, start.file)[start.col - 1:].startswith(template.text)
+            pos = Pos(start.line, start.col + column, start.file) if written else start
             yield ctx.at(
                 pos, f'"=" sets a value, it does not compare: write "==", as in {quote(fixed)}', "equals"
             )
@@ -251,3 +251,5 @@ def _filter_hint(name: str, usable: frozenset[str]) -> str:
 
 
 RULES: tuple[Rule, ...] = (bad_syntax, undefined_names, impossible_comparisons, unknown_filter_names)
+# What a file of shared states is checked for on its own (``include``): names need the including flow.
+STATES_FILE_RULES: tuple[Rule, ...] = (bad_syntax, unknown_filter_names)

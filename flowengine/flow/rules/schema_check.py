@@ -51,7 +51,7 @@ def check_schema(doc: Any, source_map: SourceMap) -> tuple[list[Diagnostic], boo
     for error in validator().iter_errors(doc):
         for finding in translate(error):
             pos = source_map.key_pos(finding.path) if finding.at_key else source_map.value_pos(finding.path)
-            diagnostics.append(_diagnostic(source_map.path, pos, finding))
+            diagnostics.append(_diagnostic(pos.file or source_map.path, pos, finding))
         sound = sound and _is_local(error)
     return diagnostics, sound
 
