@@ -86,8 +86,12 @@ def _read(entry: str, index: int, main: SourceMap, base: FsPath | None, seen: se
     if not entry.endswith((".yaml", ".yml")):
         problem(f"an included file is a YAML file (.yaml or .yml): {quote(entry)}")
         return None
+    path = (base or FsPath()) / entry
+    if path.exists() and not path.is_file():
+        problem(f"{quote(entry)} is not a file")
+        return None
     try:
-        text = ((base or FsPath()) / entry).read_bytes().decode("utf-8-sig")
+        text = path.read_bytes().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not valid UTF-8"
         problem(f"cannot read the included file {quote(entry)}: {reason.lower()}")

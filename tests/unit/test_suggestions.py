@@ -65,7 +65,9 @@ def _boolean(d: Diagnostic) -> Edit | None:
 
 
 def _equals(d: Diagnostic) -> Edit | None:
-    return Edit("=", "==") if d.rule == "equals" else None
+    """The message shows the whole fixed text: it replaces the text it came from."""
+    found = re.search(r'write "==", as in "(.+)"$', d.message)
+    return Edit(found[1], found[1]) if found else None
 
 
 def _bare(d: Diagnostic) -> Edit | None:
@@ -93,7 +95,10 @@ def _apply(text: str, d: Diagnostic, edit: Edit) -> str:
     lines = text.split("\n")
     line = lines[d.line - 1]
     at = d.col - 1
-    if edit.old == "":  # the whole quoted value that starts here
+    if edit.old == edit.new:  # the fixed text of a value holding the position: put it in the value's place
+        start, end = line.rindex('"', 0, at) + 1, line.index('"', at)
+        lines[d.line - 1] = line[:start] + edit.new + line[end:]
+    elif edit.old == "":  # the whole quoted value that starts here
         end = line.index('"', at + 1)
         lines[d.line - 1] = line[:at] + f'"{edit.new}"' + line[end + 1:]
     else:

@@ -114,10 +114,15 @@ _EQUALS = re.compile(r"(?<![=!<>])=(?!=)")
 def _lone_equals(template: Template) -> tuple[int, str] | None:
     """Where a single ``=`` stands for ``==`` (its offset in the text, and the text with ``==``): the text
     does not parse, and parses once that ``=`` is doubled. Inside ``{% set x = 1 %}`` it is not tried."""
-    for match in _EQUALS.finditer(template.text):
+    matches = list(_EQUALS.finditer(template.text))
+    for match in matches:
         fixed = template.text[: match.start()] + "==" + template.text[match.end():]
         if analyse(guard_source(fixed) if template.guard else fixed).error is None:
             return match.start(), fixed
+    if len(matches) > 1:  # ``a = 1 or b = 2``: every one of them
+        fixed = _EQUALS.sub("==", template.text)
+        if analyse(guard_source(fixed) if template.guard else fixed).error is None:
+            return matches[0].start(), fixed
     return None
 
 
