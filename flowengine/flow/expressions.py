@@ -362,11 +362,13 @@ def _named(tree: nodes.Template, kind: type[nodes.Filter] | type[nodes.Test]) ->
     return tuple(sorted({node.name for node in tree.find_all(kind)}))
 
 
+@lru_cache(maxsize=1)
 def usable_filters() -> frozenset[str]:
     """The filters a flow may name: the sandbox's own, less its internal ones (``_budget_...``)."""
     return frozenset(name for name in environment().filters if not name.startswith("_"))
 
 
+@lru_cache(maxsize=1)
 def usable_tests() -> frozenset[str]:
     return frozenset(environment().tests)
 

@@ -9,6 +9,7 @@ no path at all has set the variable; a read under ``default(...)`` or ``is defin
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 
 from jinja2 import nodes
 
@@ -38,7 +39,13 @@ def set_by(actions: tuple[Action, ...]) -> set[str]:
 
 
 def variable_flow(ctx: RuleContext) -> Facts:
-    return may_hold(ctx, set_by, set(ctx.flow.vars))
+    """Only the variables that have no first value under ``vars`` are followed: the others always hold."""
+    late = _late(ctx)
+    return may_hold(ctx, lambda actions: set_by(actions) & late, set())
+
+
+def _late(ctx: RuleContext) -> set[str]:
+    return set(ctx.shared(_first_setter)) - set(ctx.flow.vars)
 
 
 def _first_setter(ctx: RuleContext) -> dict[str, ActionSite]:
@@ -51,8 +58,8 @@ def _first_setter(ctx: RuleContext) -> dict[str, ActionSite]:
 
 def unset_variables(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[unset-variable] a variable is read only where some path may already have set it."""
-    if not ctx.graph_known:
-        return
+    if not ctx.graph_known or not _late(ctx):
+        return  # every variable set anywhere has a first value: nothing can be read too early
     facts = ctx.shared(variable_flow)
     setters = ctx.shared(_first_setter)
     for site in ctx.actions:
@@ -81,10 +88,10 @@ def _check(
     if not available:
         return  # runs nowhere reachable: the graph rules say so
     source = guard_source(template.text) if template.guard else template.text
-    for name in sorted(_strict_reads(source)):
-        setter = setters.get(name)
-        if setter is None or any(name in names for names in available):
-            continue  # never set at all: the expression rule reports it
+    for name in sorted(strict_reads(source) & setters.keys() - ctx.flow.vars.keys()):
+        setter = setters[name]  # (never set at all: the expression rule reports it)
+        if any(name in names for names in available):
+            continue
         where = f"state {quote(setter.state)}" if setter.state else "a flow-level handler"
         what = "by the very action that first sets it" if setter is site else \
             f"before any path sets it (it is set in {where})"
@@ -96,18 +103,19 @@ def _check(
         )
 
 
-def _strict_reads(source: str) -> set[str]:
+@lru_cache(maxsize=4096)
+def strict_reads(source: str) -> frozenset[str]:
     """``vars.x`` read where an undefined value fails (not under ``default`` or ``is defined``)."""
     analysis = analyse(source)
     if analysis.tree is None:
-        return set()
+        return frozenset()
     reads = {ref[1] for ref in analysis.references if ref[0] == "vars" and len(ref) > 1}
     tolerant: set[str] = set()
     for node in analysis.tree.find_all((nodes.Filter, nodes.Test)):
         names = _TOLERANT_FILTERS if isinstance(node, nodes.Filter) else _TOLERANT_TESTS
         if node.name in names and node.node is not None:
             tolerant |= _vars_in(node.node)
-    return reads - tolerant
+    return frozenset(reads - tolerant)
 
 
 def _vars_in(node: nodes.Node) -> set[str]:
