@@ -148,6 +148,7 @@ def _validate(files: Sequence[str], options: Options) -> int:
             result = load_flow(Path(name), source=name, capabilities=capabilities, provider=options.provider)
         diagnostics.extend(result.diagnostics)
         sources[result.source] = result.text
+        sources.update(result.included)  # so excerpts show lines of included files too
     ordered = sort_unique(diagnostics)
     output = REPORTERS[options.fmt](ordered, sources, options.color and options.fmt == "text")
     click.echo(output, nl=False, color=options.color)

@@ -34,7 +34,8 @@ from flowengine.flow.sandbox import budgeted, check_nesting, environment
 
 __all__ = [
     "Analysis", "Compiled", "analyse", "compile_expression", "compile_guard", "compile_value", "environment",
-    "guard_source", "has_template", "references", "template_sources",
+    "guard_source", "has_template", "references", "template_sources", "unknown_filters", "unknown_tests",
+    "usable_filters", "usable_tests",
 ]
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.DOTALL)
 Context = Mapping[str, Any]
@@ -338,11 +339,13 @@ def _path(node: nodes.Node) -> tuple[str, ...] | None:
 
 @dataclass(frozen=True, slots=True)
 class Analysis:
-    """What a template reads (``references``), or why it does not parse."""
+    """What a template reads (``references``), the filters and tests it names, or why it does not parse."""
 
     references: frozenset[tuple[str, ...]]
     tree: nodes.Template | None
     error: TemplateSyntaxError | None
+    filters: tuple[str, ...] = ()  # in source order, repeats kept (a message points at each)
+    tests: tuple[str, ...] = ()
 
 
 @lru_cache(maxsize=4096)
@@ -356,4 +359,46 @@ def analyse(source: str) -> Analysis:
     bound = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
     found: set[tuple[str, ...]] = set()
     _collect(tree, bound, found)
-    return Analysis(frozenset(found), tree, None)
+    filters = _named(tree, nodes.Filter)
+    tests = _named(tree, nodes.Test)
+    error = None if unknown_filters(filters) or unknown_tests(tests) else _compile_error(source, tree)
+    return Analysis(frozenset(found), tree, error, filters, tests)
+
+
+def _named(tree: nodes.Template, kind: type[nodes.Filter] | type[nodes.Test]) -> tuple[str, ...]:
+    """The distinct filter (or test) names in ``tree``."""
+    return tuple(sorted({node.name for node in tree.find_all(kind)}))
+
+
+@lru_cache(maxsize=1)
+def usable_filters() -> frozenset[str]:
+    """The filters a flow may name: the sandbox's own, less its internal ones (``_budget_...``)."""
+    return frozenset(name for name in environment().filters if not name.startswith("_"))
+
+
+@lru_cache(maxsize=1)
+def usable_tests() -> frozenset[str]:
+    return frozenset(environment().tests)
+
+
+def unknown_filters(names: tuple[str, ...]) -> tuple[str, ...]:
+    usable = usable_filters()
+    return tuple(name for name in names if name not in usable)
+
+
+def unknown_tests(names: tuple[str, ...]) -> tuple[str, ...]:
+    usable = usable_tests()
+    return tuple(name for name in names if name not in usable)
+
+
+def _compile_error(source: str, tree: nodes.Template) -> TemplateSyntaxError | None:
+    """What Jinja2's compiler alone refuses in statements (a block twice, ``loop`` assigned, a macro's
+    ``caller``): compiled here, once per source, so ``validate`` refuses what the runtime would. Lone
+    expressions, the usual case, can fail only on filter and test names, checked above."""
+    if "{%" not in source:
+        return None
+    try:
+        environment().compile(source)
+    except TemplateSyntaxError as exc:  # TemplateAssertionError is one
+        return exc
+    return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -16,11 +16,13 @@ from flowengine.errors import FlowError
 from flowengine.flow.budget import RULE as LIMITS
 from flowengine.flow.build import build_flow
 from flowengine.flow.diagnostics import Diagnostic, sort_unique
+from flowengine.flow.include import include, is_states_file
 from flowengine.flow.model import Flow
 from flowengine.flow.rules import run_rules
 from flowengine.flow.rules.context import RuleContext
+from flowengine.flow.rules.expressions import STATES_FILE_RULES
 from flowengine.flow.rules.schema_check import check_schema
-from flowengine.flow.source import parse_source
+from flowengine.flow.source import SourceMap, parse_source
 
 Source = str | bytes | os.PathLike[str]
 
@@ -33,6 +35,7 @@ class LoadResult:
     diagnostics: tuple[Diagnostic, ...]
     source: str
     text: str = ""
+    included: Mapping[str, str] = field(default_factory=dict)  # shown path -> text of each included file
 
     @property
     def ok(self) -> bool:
@@ -64,8 +67,10 @@ def load_flow(
     text, shown, problem = _read(path_or_text, source)
     if problem is not None:
         return LoadResult(None, (problem,), shown)
-    diagnostics, flow = check_text(text, shown, capabilities=capabilities, provider=provider)
-    return LoadResult(flow, diagnostics, shown, text)
+    base = FsPath(os.fspath(path_or_text)).parent if not isinstance(path_or_text, bytes) and \
+        _is_path(path_or_text) else None
+    checked = check_text(text, shown, capabilities=capabilities, provider=provider, base=base)
+    return LoadResult(checked.flow, checked.diagnostics, shown, text, checked.included)
 
 
 def load_flow_or_raise(
@@ -82,26 +87,54 @@ def load_flow_or_raise(
     return result.flow
 
 
+@dataclass(frozen=True, slots=True)
+class Checked:
+    diagnostics: tuple[Diagnostic, ...]
+    flow: Flow | None  # when there is no error
+    included: Mapping[str, str] = field(default_factory=dict)
+
+
 def check_text(
-    text: str, source: str, *, capabilities: frozenset[str] | None = None, provider: str | None = None
-) -> tuple[tuple[Diagnostic, ...], Flow | None]:
-    """All diagnostics for a flow's text, and the Flow when there is no error."""
+    text: str, source: str, *, capabilities: frozenset[str] | None = None, provider: str | None = None,
+    base: FsPath | None = None,
+) -> Checked:
+    """All diagnostics for a flow's text, and the Flow when there is no error. ``base``: the folder
+    ``include:`` paths are relative to (the flow file's; None: the working directory)."""
     parsed = parse_source(text, source)
     found = list(parsed.diagnostics)
     doc = parsed.doc
     if doc is None or not isinstance(doc, Mapping):
         if not any(d.rule in ("syntax", LIMITS) for d in found):
             found.append(_not_a_flow(doc, source, parsed.source_map.value_pos(())))
-        return sort_unique(found), None
-    schema_diagnostics, sound = check_schema(doc, parsed.source_map)
+        return Checked(sort_unique(found), None)
+    if is_states_file(doc):
+        return Checked(sort_unique([*found, *check_states_file(doc, parsed.source_map)]), None)
+    merged = include(doc, parsed.source_map, base)
+    found.extend(merged.diagnostics)
+    schema_diagnostics, sound = check_schema(merged.doc, merged.source_map)
     found.extend(schema_diagnostics)
     flow = None
     if sound:
-        flow = build_flow(doc, source=source, locate=parsed.source_map.locate)
-        context = RuleContext(flow, doc, parsed.source_map, capabilities, provider)
+        flow = build_flow(merged.doc, source=source, locate=merged.source_map.locate)
+        context = RuleContext(flow, merged.doc, merged.source_map, capabilities, provider)
         found.extend(run_rules(context))
     diagnostics = sort_unique(found)
-    return diagnostics, flow if not any(d.severity == "error" for d in diagnostics) else None
+    failed = any(d.severity == "error" for d in diagnostics)
+    return Checked(diagnostics, None if failed else flow, merged.texts)
+
+
+def check_states_file(doc: Mapping[str, Any], source_map: SourceMap) -> list[Diagnostic]:
+    """What a file of shared states can be checked for on its own: its shape and its expressions (targets
+    and roles may live in the flows that include it, which check the rest)."""
+    given = doc.get("states")
+    states: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+    wrapped = {**doc, "flow": "included", "initial": next(iter(states), "_"), "states": states or {"_": {}}}
+    found, sound = check_schema(wrapped, source_map)
+    if sound:
+        flow = build_flow(wrapped, source=source_map.path, locate=source_map.locate)
+        context = RuleContext(flow, wrapped, source_map)
+        found.extend(d for rule in STATES_FILE_RULES for d in rule(context))
+    return found
 
 
 def _not_a_flow(doc: Any, source: str, pos: Any) -> Diagnostic:
@@ -135,6 +168,12 @@ def _decode(data: bytes, shown: str) -> tuple[str, str, Diagnostic | None]:
         line = data.count(b"\n", 0, exc.start) + 1
         col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         return "", shown, Diagnostic(shown, line, col, "error", "the file is not valid UTF-8", "syntax")
+
+
+def _is_path(path_or_text: Source) -> bool:
+    if isinstance(path_or_text, bytes):
+        return False
+    return not isinstance(path_or_text, str) or _looks_like_path(path_or_text)
 
 
 def _looks_like_path(text: str) -> bool:

@@ -9,10 +9,12 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True, order=True)
 class Pos:
-    """A 1-based line and column in the flow's source."""
+    """A 1-based line and column in the flow's source; ``file`` names the file when it is not the flow's own
+    (a state from an ``include:``d file). Positions compare by line and column only."""
 
     line: int
     col: int
+    file: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -324,6 +324,13 @@ def _top_level() -> Schema:
             "propertyNames": {"pattern": STATE_NAME_PATTERN},
             "additionalProperties": {"$ref": "#/$defs/state"},
         },
+        "include": {
+            "type": "array",
+            "description": "Files of shared states, flow-level handlers and variables, merged into this flow "
+            "(paths relative to this file): each is a mapping of `states`, `on` and `vars` only. A name "
+            "defined twice is an error; includes do not nest.",
+            "items": {"type": "string", "minLength": 1},
+        },
         "scenarios": scenarios_schema(),
     }
 

@@ -25,10 +25,11 @@ from yaml import events
 from flowengine.flow.budget import MAX_DEPTH, TOO_DEEP, over_budget
 from flowengine.flow.budget import RULE as LIMITS
 from flowengine.flow.diagnostics import Diagnostic, quote
-from flowengine.flow.model import Pos
+from flowengine.flow.positions import Path, SourceMap
 from flowengine.flow.scalars import resolve_plain
+from flowengine.flow.syntax import TextIndex, no_colon_after, syntax_hint, template_at, valueless_key
 
-Path = tuple[str | int, ...]
+__all__ = ["Parsed", "Path", "SourceMap", "parse_source"]
 
 MAX_NODES = 250_000  # values and position entries, counting every alias expansion
 _DISCARDED = "\x00discarded"  # path part for values that are reported and dropped; YAML keys never hold NUL
@@ -36,54 +37,6 @@ _DISCARDED = "\x00discarded"  # path part for values that are reported and dropp
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TAG = "tag:yaml.org,2002:"
 _TAG_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool, "null": type(None)}
-@dataclass(frozen=True, slots=True)
-class SourceMap:
-    """Positions of every node: ``keys[path]`` is where the mapping key is written, ``values[path]``
-    where the value starts (for list items both are the item)."""
-
-    path: str
-    text: str
-    keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
-    values: dict[Path, tuple[int, int]] = field(default_factory=dict)
-
-    def key_pos(self, path: Path) -> Pos:
-        """Where the key naming ``path`` is written; the nearest known ancestor otherwise."""
-        spot = self.keys.get(path) or self.values.get(path)
-        return Pos(*spot) if spot else self._ancestor(path)
-
-    def value_pos(self, path: Path) -> Pos:
-        spot = self.values.get(path) or self.keys.get(path)
-        return Pos(*spot) if spot else self._ancestor(path)
-
-    def locate(self, path: Path) -> Pos | None:
-        """For ``build.build_flow``: the key naming a node, else where its value starts."""
-        spot = self.keys.get(path) or self.values.get(path)
-        return Pos(*spot) if spot else None
-
-    def find(self, path: Path, needle: str, skip: int = 0) -> Pos:
-        """The column of ``needle`` (after ``skip`` earlier occurrences) inside the value at ``path`` when
-        it is on the value's first line (templates and guards), else the value's start."""
-        start = self.value_pos(path)
-        line = self.line(start.line)
-        index = line.find(needle, start.col - 1) if needle else -1
-        for _ in range(skip):
-            if index < 0:
-                break
-            index = line.find(needle, index + len(needle))
-        return Pos(start.line, index + 1) if index >= 0 else start
-
-    def line(self, number: int) -> str:
-        lines = self.text.splitlines()
-        return lines[number - 1] if 0 < number <= len(lines) else ""
-
-    def _ancestor(self, path: Path) -> Pos:
-        for cut in range(len(path) - 1, -1, -1):
-            spot = self.keys.get(path[:cut]) or self.values.get(path[:cut])
-            if spot:
-                return Pos(*spot)
-        return Pos(1, 1)
-
-
 @dataclass(frozen=True, slots=True)
 class Parsed:
     """``doc`` is None when the text is not usable YAML (the diagnostics say why)."""
@@ -109,6 +62,9 @@ class _Frame:
     merged: dict[str, Any] = field(default_factory=dict)
     key: tuple[str, tuple[int, int], bool] | None = None  # pending key, its position, plain?
     skip_value: bool = False  # the pending key was unusable: drop its value
+    flow: bool = False  # written {...} or [...]
+    key_end: int = 0  # where the pending key's text ends (an index into the source)
+    plain_value: tuple[str, int] | None = None  # the last entry, if its value is plain text: key, start
 
 
 @dataclass
@@ -122,8 +78,10 @@ class _Anchor:
 class _Builder:
     """Turns the event stream of one document into plain data and a position list."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, text: str = "") -> None:
         self.source = source
+        self.text = text
+        self.text_index = TextIndex(text)
         self.diagnostics: list[Diagnostic] = []
         self.entries: list[tuple[Path, tuple[int, int], tuple[int, int]]] = []
         self.anchors: dict[str, _Anchor] = {}
@@ -160,7 +118,8 @@ class _Builder:
         self._check_tag(event)
         mapping = isinstance(event, events.MappingStartEvent)
         spot = _spot(event.start_mark)
-        frame = _Frame(self._child_path(), mapping, len(self.entries), event.anchor, spot)
+        frame = _Frame(self._child_path(), mapping, len(self.entries), event.anchor, spot,
+                       flow=bool(event.flow_style))
         self._record_child(event.start_mark)
         self.stack.append(frame)
 
@@ -210,7 +169,7 @@ class _Builder:
         elif parent.key is None:
             self._take_key(parent, value, event, opened)
         else:
-            self._take_value(parent, value, start)
+            self._take_value(parent, value, start, event)
 
     def _is_key_slot(self) -> bool:
         return bool(self.stack) and self.stack[-1].mapping and self.stack[-1].key is None
@@ -220,7 +179,12 @@ class _Builder:
         spot = opened.spot if opened else _spot(mark)
         plain = isinstance(event, events.ScalarEvent) and event.implicit[0]
         if opened is not None or isinstance(value, dict | list):
-            self.error_at(spot, "a mapping key must be a plain string, not a list or mapping")
+            outer = (spot[0], spot[1] - 1)
+            template = template_at(self.text, outer)
+            if template:
+                self.error_at(outer, f"a {{{{ template }}}} must be quoted: write {quote(template)}")
+            else:
+                self.error_at(spot, "a mapping key must be a plain string, not a list or mapping")
             parent.key, parent.skip_value = ("?", spot, False), True
             return
         text = event.value if isinstance(event, events.ScalarEvent) else _key_text(value)
@@ -230,16 +194,32 @@ class _Builder:
                 mark, f"duplicate key {quote(text)}: a key may appear only once in a mapping", "duplicate-key"
             )
         parent.key, parent.skip_value = (text, spot, plain), duplicate
+        parent.key_end = self._index(event.end_mark)
 
-    def _take_value(self, parent: _Frame, value: Any, start: int) -> None:
+    def _take_value(self, parent: _Frame, value: Any, start: int, event: events.Event) -> None:
         assert parent.key is not None
-        name, _, plain = parent.key
+        name, spot, plain = parent.key
         parent.key = None
         if parent.skip_value:
             return
+        if parent.flow and plain and value is None and no_colon_after(self.text, parent.key_end):
+            self._valueless(parent, name, spot)
+            return
+        plain_text = isinstance(event, events.ScalarEvent) and event.implicit[0] and isinstance(value, str)
+        parent.plain_value = (name, self._index(event.start_mark)) if plain_text else None
         if name == "<<" and plain and self._merge(parent, value, start):
             return
         parent.entries[name] = value
+
+    def _index(self, mark: Any) -> int:
+        return self.text_index.at(int(mark.line), int(mark.column))
+
+    def _valueless(self, parent: _Frame, name: str, spot: tuple[int, int]) -> None:
+        """A key without ":" in ``{...}``: most often text cut at a comma. Reported, and dropped (not an
+        "unknown parameter"); the inner braces of an unquoted ``{{ template }}`` are reported as such."""
+        if template_at(self.text, (parent.spot[0], parent.spot[1] - 1)) is None:
+            message, rule = valueless_key(self.text, name, parent.plain_value)
+            self.error_at(spot, message, rule)
 
     def _merge(self, parent: _Frame, value: Any, start: int) -> bool:
         """``<<: *base`` (or a list of them): copy keys not written explicitly; earlier sources win."""
@@ -323,7 +303,7 @@ def parse_source(text: str, path: str = "<flow>") -> Parsed:
     if over is not None:
         line, col, message = over
         return Parsed(None, SourceMap(path, text), (Diagnostic(path, line, col, "error", message, LIMITS),))
-    builder = _Builder(path)
+    builder = _Builder(path, text)
     try:
         for event in _events(text):
             if builder.done:
@@ -333,13 +313,8 @@ def parse_source(text: str, path: str = "<flow>") -> Parsed:
                 continue
             builder.feed(event)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        message = _syntax_message(exc, text)
-        builder.diagnostics.append(
-            Diagnostic(
-                path, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1, "error", message, "syntax"
-            )
-        )
+        hint = syntax_hint(exc, text)
+        builder.diagnostics.append(Diagnostic(path, hint.line, hint.col, "error", hint.message, "syntax"))
     except yaml.reader.ReaderError as exc:  # bad characters: an offset instead of a mark
         line = text.count("\n", 0, exc.position) + 1
         col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
@@ -361,24 +336,6 @@ def parse_source(text: str, path: str = "<flow>") -> Parsed:
         source_map.values[entry_path] = value_spot
     usable = builder.done and not any(d.rule in ("syntax", LIMITS) for d in builder.diagnostics)
     return Parsed(builder.result if usable else None, source_map, tuple(builder.diagnostics))
-
-
-def _syntax_message(exc: yaml.MarkedYAMLError, text: str) -> str:
-    mark = exc.problem_mark
-    lines = text.splitlines()
-    if mark and mark.line < len(lines) and lines[mark.line][mark.column : mark.column + 1] == "\t":
-        return "invalid YAML: a tab character; YAML indents with spaces only"
-    problem = exc.problem or "invalid YAML"
-    if (
-        exc.context
-        and exc.context_mark
-        and exc.problem_mark
-        and exc.context_mark.line != exc.problem_mark.line
-    ):
-        problem = f"{problem} ({exc.context} at line {exc.context_mark.line + 1})"
-    elif exc.context:
-        problem = f"{exc.context}: {problem}"
-    return "invalid YAML: " + _lower(problem)
 
 
 def _lower(text: str) -> str:

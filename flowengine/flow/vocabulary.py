@@ -194,6 +194,12 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("conference_play", "Play an audio file to everyone in a conference.",
                (_CONF, _FILE_ID, _URL, _LOOP), ("file_id", "url"), outcomes=("play.finished",)),
     ActionSpec("conference_stop_play", "Stop what is playing to a conference.", (_CONF,), teardown=True),
+    ActionSpec("conference_record", "Start recording a conference: one file of everyone in it, ready "
+               "(`recording.ready`) when the recording stops or the conference ends. Infobip only: Sinch's "
+               "Calling API v1 records single calls, never a conference.", (_CONF,),
+               outcomes=("recording.ready",)),
+    ActionSpec("conference_stop_record", "Stop recording a conference.", (_CONF,),
+               outcomes=("recording.ready",), teardown=True),
     ActionSpec("conference_hangup", "End a conference and hang up every call in it.", (_CONF,),
                outcomes=("conference.finished",), teardown=True),
     ActionSpec("conference_info", "Read a conference's participants into a variable.",
@@ -285,7 +291,8 @@ EVENT_SPECS: tuple[EventSpec, ...] = (
               ("call", "call_id", "conference", "reason")),
     EventSpec("dtmf.captured", "Digits were collected; `reason` is timeout when none came.",
               ("call", "call_id", "digits", "reason")),
-    EventSpec("recording.ready", "A recording is ready.", ("call", "call_id", "data")),
+    EventSpec("recording.ready", "A recording is ready: a call's (`call`), or a conference's (`conference`, "
+              "after `conference_record`).", ("call", "call_id", "conference", "conference_id", "data")),
     EventSpec("action.failed", "An action failed for good: `data.action` names it, `data.role` its call "
               "or conference role, `data.kind` the neutral error kind (not_found, rejected, unavailable, "
               "timeout, not_allowed, invalid), `data.status` the platform's HTTP status (or null), "

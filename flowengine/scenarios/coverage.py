@@ -38,7 +38,7 @@ class TransitionRef:
         t = self.transition
         guard = f" [when {t.when}]" if t.when else ""
         target = t.target if t.target is not None else "(stays: actions only)"
-        line = f" (line {t.pos.line})" if t.pos is not None else ""
+        line = f" (line {t.pos.line}{f' of {t.pos.file}' if t.pos.file else ''})" if t.pos is not None else ""
         return f"{self.state}: {self.trigger}{guard} -> {target}{line}"
 
 

@@ -16,6 +16,7 @@ from flowengine.scenarios.coverage import Coverage, measure
 from flowengine.scenarios.model import Scenario, load_scenarios
 from flowengine.scenarios.runner import Limits, ScenarioResult, run_scenario
 
+STATES_FILE = "a file of shared states (include:), tested through the flows that include it"
 NO_SCENARIOS = "no scenarios, so nothing was tested: add a `scenarios:` section (or pass --allow-empty)"
 
 
@@ -113,6 +114,9 @@ async def _run_file(
 def _load(file: FileRun) -> Flow | None:
     loaded = load_flow(file.path, source=str(file.path))
     errors = [d for d in loaded.diagnostics if d.severity == "error"]
+    if loaded.flow is None and not errors:  # a file of shared states: played through the flows including it
+        file.notes.append(STATES_FILE)
+        return None
     if loaded.flow is None or errors:
         first = errors[0] if errors else None
         where = f": {first.path}:{first.line}:{first.col}: {first.message}" if first else ""

@@ -189,6 +189,9 @@ class Service:
         try:
             _, session_id = await self._locate(follow_up.event)
             await self.dispatcher.defer(session_id, follow_up.event, self.clock.now() + follow_up.delay)
+        except SessionNotFound as exc:  # derived after its session ended: nothing is left to tell
+            log.info("follow-up %s dropped: %s", follow_up.event.name, exc)
+            return
         except Exception:  # like a delivery: there is no webhook to answer with an error
             log.exception("follow-up %s could not be kept", follow_up.event.name)
             return
@@ -197,6 +200,8 @@ class Service:
     async def _deliver_quietly(self, event: Event, channel: Channel) -> None:
         try:
             await self.deliver(event, channel)
+        except SessionNotFound as exc:  # derived after its session ended: nothing is left to tell
+            log.info("follow-up %s dropped: %s", event.name, exc)
         except Exception:  # a follow-up has no webhook to answer with an error: log it
             log.exception("follow-up %s failed", event.name)
 

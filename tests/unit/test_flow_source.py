@@ -121,7 +121,7 @@ def test_a_quoted_merge_key_is_an_ordinary_key() -> None:
 @pytest.mark.parametrize(
     ("text", "line", "col", "message"),
     [
-        ("a: [1, 2\n", 2, 1, "invalid YAML"),
+        ("a: [1, 2\n", 1, 4, "\"[\" is not closed: add \"]\" at the end of line 1"),
         ("a: *nope\n", 1, 4, 'unknown anchor "nope"'),
         ("a: !custom x\n", 1, 4, 'unsupported tag "!custom"'),
         ("? [1]\n: 2\n", 1, 3, "a mapping key must be a plain string"),

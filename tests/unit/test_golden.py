@@ -115,6 +115,8 @@ def test_bundled_flow_on_a_provider_reports_exactly_what_it_cannot_do(flow: Path
     capabilities = _capabilities(provider)
     if capabilities is None:
         pytest.skip(f"{provider} declares no capabilities yet")
+    if load_flow(flow).flow is None:
+        pytest.skip("a file of shared states: checked through the flows that include it")
     result = load_flow(flow, capabilities=capabilities, provider=provider)
     assert result.flow is not None or result.errors
     used = {action.name for _, action in load_flow(flow).flow.actions()}  # type: ignore[union-attr]

@@ -117,6 +117,8 @@ def test_capabilities_are_neutral_actions_and_leave_out_what_sinch_cannot_do() -
         "conference_say",
         "conference_play",
         "conference_stop_play",
+        "conference_record",
+        "conference_stop_record",
     }
 
 

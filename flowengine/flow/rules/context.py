@@ -114,7 +114,7 @@ class RuleContext:
         return lookup(self.doc, path)
 
     def at(self, pos: Pos, message: str, rule: str, severity: Severity = "error") -> Diagnostic:
-        return Diagnostic(self.source_map.path, pos.line, pos.col, severity, message, rule)
+        return Diagnostic(pos.file or self.source_map.path, pos.line, pos.col, severity, message, rule)
 
     def at_key(self, path: Path, message: str, rule: str, severity: Severity = "error") -> Diagnostic:
         return self.at(self.source_map.key_pos(path), message, rule, severity)

@@ -9,6 +9,7 @@ match.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,7 +18,17 @@ from jinja2 import nodes
 
 from flowengine.errors import ERROR_KINDS
 from flowengine.flow.diagnostics import Diagnostic, alternatives, did_you_mean, quote, quoted_list
-from flowengine.flow.expressions import analyse, environment, guard_source, has_template
+from flowengine.flow.expressions import (
+    analyse,
+    environment,
+    guard_source,
+    has_template,
+    unknown_filters,
+    unknown_tests,
+    usable_filters,
+    usable_tests,
+)
+from flowengine.flow.model import Pos
 from flowengine.flow.rules.context import Rule, RuleContext
 from flowengine.flow.rules.roles import role_kinds
 from flowengine.flow.rules.sites import SAVE, Template
@@ -68,18 +79,53 @@ def bad_syntax(ctx: RuleContext) -> Iterator[Diagnostic]:
     for template in ctx.templates:
         key = quote(str(template.path[-1]))
         if template.guard and has_template(template.text):
-            yield ctx.at_value(
-                template.path,
-                f"write {key} as a bare expression, without {{{{ }}}}: for example event.call == 'callee'",
-                "expression",
-            )
+            yield ctx.at_value(template.path, _bare_message(key, template.text), "expression")
             continue
         error = analyse(_source(template)).error
-        if error is not None:
-            what = f"{key} expression" if template.guard else "template"
-            yield ctx.at_value(
-                template.path, f"invalid {what}: {_lower(error.message or 'syntax error')}", "expression"
+        if error is None:
+            continue
+        equals = _lone_equals(template)
+        if equals is not None:
+            column, fixed = equals
+            start = ctx.source_map.find(template.path, template.text)
+            written = ctx.source_map.line(start.line, start.file)[start.col - 1:].startswith(template.text)
+            pos = Pos(start.line, start.col + column, start.file) if written else start
+            yield ctx.at(
+                pos, f'"=" sets a value, it does not compare: write "==", as in {quote(fixed)}', "equals"
             )
+            continue
+        what = f"{key} expression" if template.guard else "template"
+        yield ctx.at_value(
+            template.path, f"invalid {what}: {_lower(error.message or 'syntax error')}", "expression"
+        )
+
+
+def _bare_message(key: str, text: str) -> str:
+    """A guard written as a template: the bare expression inside, when that is all it holds and parses."""
+    single = _SINGLE.match(text)
+    inner = single["expr"].strip() if single else ""
+    if inner and analyse(guard_source(inner)).error is None:
+        return f"write {key} as a bare expression, without {{{{ }}}}: {quote(inner)}"
+    return f"write {key} as a bare expression, without {{{{ }}}}, such as \"event.digits == '1'\""
+
+
+_SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.DOTALL)
+_EQUALS = re.compile(r"(?<![=!<>])=(?!=)")
+
+
+def _lone_equals(template: Template) -> tuple[int, str] | None:
+    """Where a single ``=`` stands for ``==`` (its offset in the text, and the text with ``==``): the text
+    does not parse, and parses once that ``=`` is doubled. Inside ``{% set x = 1 %}`` it is not tried."""
+    matches = list(_EQUALS.finditer(template.text))
+    for match in matches:
+        fixed = template.text[: match.start()] + "==" + template.text[match.end():]
+        if analyse(guard_source(fixed) if template.guard else fixed).error is None:
+            return match.start(), fixed
+    if len(matches) > 1:  # ``a = 1 or b = 2``: every one of them
+        fixed = _EQUALS.sub("==", template.text)
+        if analyse(guard_source(fixed) if template.guard else fixed).error is None:
+            return matches[0].start(), fixed
+    return None
 
 
 def _source(template: Template) -> str:
@@ -123,8 +169,8 @@ def _check_reference(ref: tuple[str, ...], names: Names) -> str | None:
         hint = f'; did you mean "vars.{head}"?'
     elif head in EVENT_FIELDS:
         hint = f'; did you mean "event.{head}"?'
-    else:
-        hint = did_you_mean(head, names.top)
+    else:  # not "loop": it exists only inside a for loop, where it is never reported
+        hint = did_you_mean(head, names.top - {"loop"})
     return f"undefined name {quote(head)}{hint} (templates read vars, session, event and the roles)"
 
 
@@ -194,4 +240,25 @@ def _lower(text: str) -> str:
     return text[:1].lower() + text[1:]
 
 
-RULES: tuple[Rule, ...] = (bad_syntax, undefined_names, impossible_comparisons)
+def unknown_filter_names(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """[filter] every filter (``| upper``) and test (``is odd``) named exists: Jinja2 refuses the rest
+    only when the template is compiled, which is at run time."""
+    for template in ctx.templates:
+        if template.guard and has_template(template.text):
+            continue
+        analysis = analyse(_source(template))
+        for name in unknown_filters(analysis.filters):
+            pos = ctx.source_map.find(template.path, name)
+            yield ctx.at(pos, f"unknown filter {quote(name)}{_filter_hint(name, usable_filters())}", "filter")
+        for name in unknown_tests(analysis.tests):
+            pos = ctx.source_map.find(template.path, name)
+            yield ctx.at(pos, f"unknown test {quote(name)}{_filter_hint(name, usable_tests())}", "filter")
+
+
+def _filter_hint(name: str, usable: frozenset[str]) -> str:
+    return did_you_mean(name, usable) or " (flows have Jinja2's built-in filters and tests)"
+
+
+RULES: tuple[Rule, ...] = (bad_syntax, undefined_names, impossible_comparisons, unknown_filter_names)
+# What a file of shared states is checked for on its own (``include``): names need the including flow.
+STATES_FILE_RULES: tuple[Rule, ...] = (bad_syntax, unknown_filter_names)

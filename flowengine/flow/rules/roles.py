@@ -1,8 +1,6 @@
 """Rules about roles: the names of calls (``caller``, ``as: callee``) and conferences (``as: room``).
 
-A role must be bound before it is used on at least one path: a may-be-bound dataflow over the state
-graph (entry, exit and transition actions in the order they run; flow-level handlers leave every state
-that does not override them). Flows are small, so a plain worklist to the fixpoint is fast enough.
+A role must be bound before it is used on at least one path (``dataflow.may_hold``).
 """
 
 from __future__ import annotations
@@ -11,10 +9,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from flowengine.flow.diagnostics import Diagnostic, alternatives, quote
+from flowengine.flow.diagnostics import Diagnostic, alternatives, closest, quote
 from flowengine.flow.expressions import analyse, has_template
 from flowengine.flow.model import Action
 from flowengine.flow.rules.context import Rule, RuleContext
+from flowengine.flow.rules.dataflow import Facts, before, may_hold, states_running
 from flowengine.flow.rules.sites import ActionSite
 from flowengine.flow.vocabulary import ACTIONS, CALLER_ROLE, EXPRESSION_GLOBALS
 
@@ -88,11 +87,8 @@ def unknown_roles(ctx: RuleContext) -> Iterator[Diagnostic]:
             known = kinds.get(param.name)
             if known is None:
                 same_kind = [n for n, (k, _) in kinds.items() if k == param.kind]
-                yield ctx.at_value(
-                    path,
-                    f"unknown {param.kind} role {quote(param.name)}{alternatives(param.name, same_kind)}",
-                    "role",
-                )
+                hint = _role_hint(ctx, site, param.name, same_kind)
+                yield ctx.at_value(path, f"unknown {param.kind} role {quote(param.name)}{hint}", "role")
             elif known[0] != param.kind:
                 yield ctx.at_value(
                     path,
@@ -103,77 +99,23 @@ def unknown_roles(ctx: RuleContext) -> Iterator[Diagnostic]:
                 )
 
 
-@dataclass
-class RoleFlow:
-    """Roles possibly bound on entering each state (``entered``) and while it is active (``inside``)."""
-
-    entered: dict[str, set[str]]
-    inside: dict[str, set[str]]
-
-
-def role_flow(ctx: RuleContext) -> RoleFlow:
-    flow = ctx.flow
-    entered: dict[str, set[str]] = {name: set() for name in flow.states}
-    inside: dict[str, set[str]] = {}
-    if flow.initial not in flow.states:
-        return RoleFlow(entered, inside)
-    entered[flow.initial].add(CALLER_ROLE)
-    memo: dict[int, set[str]] = {}
-
-    def bound_once(actions: tuple[Action, ...]) -> set[str]:  # states are revisited until the fixpoint
-        if id(actions) not in memo:
-            memo[id(actions)] = bound(actions)
-        return memo[id(actions)]
-
-    todo, seen = [flow.initial], set[str]()
-    while todo:
-        name = todo.pop()
-        seen.add(name)
-        state = flow.states[name]
-        edges = ctx.edges[name]
-        here = (
-            entered[name]
-            | bound_once(state.entry)
-            | {r for e in edges if e.transition.target is None for r in bound_once(e.transition.actions)}
-        )
-        inside[name] = here
-        leaving = here | bound_once(state.exit)
-        for edge in edges:
-            target = edge.transition.target
-            if target is None or target not in flow.states:
-                continue
-            arriving = leaving | bound_once(edge.transition.actions)
-            if target not in seen or not arriving <= entered[target]:
-                entered[target] |= arriving
-                todo.append(target)
-    return RoleFlow(entered, inside)
+def _role_hint(ctx: RuleContext, site: ActionSite, name: str, same_kind: list[str]) -> str:
+    """A did-you-mean among the roles some path has bound by the time ``site`` runs: one bound only
+    later would be the next error, so it is named as such instead."""
+    running = states_running(ctx, site) if ctx.graph_known else []
+    if not running:
+        return alternatives(name, same_kind)
+    roles = ctx.shared(role_flow)
+    usable = [r for r in same_kind if any(r in before(ctx, roles, site, state) for state in running)]
+    close = closest(name, same_kind)
+    if close is not None and close not in usable:
+        return f'; "{close}" is close, but no path binds it before this action'
+    return alternatives(name, usable)
 
 
-def _available(ctx: RuleContext, roles: RoleFlow, site: ActionSite, state: str) -> set[str]:
-    """Roles possibly bound just before ``site`` runs while in (or leaving) ``state``."""
-    index = site.path[-1]
-    assert isinstance(index, int)
-    st = ctx.flow.states[state]
-    if site.phase == "entry":
-        return roles.entered[state] | bound(st.entry[:index])
-    if site.phase == "exit":
-        return roles.inside.get(state, set()) | bound(st.exit[:index])
-    assert site.via is not None
-    before = roles.inside.get(state, set()) | bound(site.via.transition.actions[:index])
-    return before if site.via.transition.target is None else before | bound(st.exit)
-
-
-def _states_running(ctx: RuleContext, site: ActionSite) -> list[str]:
-    """The reachable states in which ``site`` can run (every one not overriding a flow-level handler)."""
-    if site.state is not None:
-        return [site.state] if site.state in ctx.reachable else []
-    assert site.via is not None
-    event = site.via.event
-    return [
-        name
-        for name in ctx.reachable
-        if not ctx.flow.states[name].final and event not in ctx.flow.states[name].on
-    ]
+def role_flow(ctx: RuleContext) -> Facts:
+    """Roles possibly bound on entering each state and while it is active."""
+    return may_hold(ctx, lambda actions: bound(actions), {CALLER_ROLE})
 
 
 def _uses(
@@ -210,9 +152,9 @@ def unbound_roles(ctx: RuleContext) -> Iterator[Diagnostic]:
     kinds = ctx.shared(role_kinds)
     roles = ctx.shared(role_flow)
     for site in ctx.actions:
-        running = _states_running(ctx, site)
+        running = states_running(ctx, site)
         for role, path in _uses(site, kinds):
-            if running and not any(role in _available(ctx, roles, site, s) for s in running):
+            if running and not any(role in before(ctx, roles, site, s) for s in running):
                 yield ctx.at_value(path, _unbound_message(role, kinds[role]), "role")
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
+from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from flowengine.flow.diagnostics import Diagnostic, alternatives, quote, quoted_list
@@ -26,6 +27,7 @@ from flowengine.flow.vocabulary import (
     IDENTIFIER_PATTERN,
     STATE_NAME_PATTERN,
     TEMPLATE_PATTERN,
+    parse_duration,
 )
 
 # Plain scalars YAML 1.1 read as booleans; YAML 1.2 (and flowengine) reads them as strings.
@@ -49,7 +51,7 @@ def check_schema(doc: Any, source_map: SourceMap) -> tuple[list[Diagnostic], boo
     for error in validator().iter_errors(doc):
         for finding in translate(error):
             pos = source_map.key_pos(finding.path) if finding.at_key else source_map.value_pos(finding.path)
-            diagnostics.append(_diagnostic(source_map.path, pos, finding))
+            diagnostics.append(_diagnostic(pos.file or source_map.path, pos, finding))
         sound = sound and _is_local(error)
     return diagnostics, sound
 
@@ -193,7 +195,8 @@ def _additional(error: ValidationError, place: Place, path: Path) -> Iterator[Fi
 def _property_name(place: Place, path: Path, name: str) -> Finding:
     where = (*path, name)
     if place.kind == "timers":
-        return Finding(where, True, f"invalid duration {quote(name)}: {_DURATION_HINT}", "duration")
+        hint = f'; did you mean "{name.strip()}s"?' if parse_duration(f"{name.strip()}s") is not None else ""
+        return Finding(where, True, f"invalid duration {quote(name)}: {_DURATION_HINT}{hint}", "duration")
     if place.kind == "states":
         return Finding(
             where,
@@ -270,8 +273,23 @@ def _type(error: ValidationError, place: Place, path: Path) -> Iterator[Finding]
         )
         rule = "schema"
     elif "string" in expected and isinstance(value, int | float) and not isinstance(value, bool):
-        message += f'; quote it: "{value}"'
+        message = _number_for_string(error, place, value, message)
     yield Finding(path, False, message, rule)
+
+
+def _number_for_string(error: ValidationError, place: Place, value: float, message: str) -> str:
+    """A number where a string is expected: the duration it likely means (``5`` -> ``5s``), or quoting,
+    but only when the fix is itself valid (``call: 5`` quoted is still no role name)."""
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    if schema.get("pattern") == DURATION_PATTERN:
+        fixed = f"{value}s"
+        hint = f": write {fixed} (a number and a unit: ms, s, m or h)" if _fits(schema, fixed) else ""
+        return f"{_subject(place)} must be a duration; got the number {value}{hint}"
+    return message + f'; quote it: "{value}"' if _fits(schema, str(value)) else message
+
+
+def _fits(schema: Mapping[str, Any], value: Any) -> bool:
+    return bool(Draft202012Validator(schema).is_valid(value))
 
 
 def _pattern(error: ValidationError, place: Place, path: Path) -> Iterator[Finding]:
@@ -282,7 +300,10 @@ def _pattern(error: ValidationError, place: Place, path: Path) -> Iterator[Findi
             path, False, f"invalid duration {quote(value)} for {_subject(place)}: {_DURATION_HINT}", rule
         )
     elif pattern == TEMPLATE_PATTERN:
-        hint = "; write it without quotes" if value.strip().lstrip("-").isdigit() else ""
+        number = value.strip()
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        usable = number.lstrip("-").isdigit() and _fits(schema, int(number))
+        hint = f"; write it without quotes: {int(number)}" if usable else ""
         yield Finding(
             path,
             False,

@@ -178,6 +178,12 @@ class InfobipChannel:
     async def conference_stop_play(self, conference_id: str) -> ActionResult:
         return await self._send(commands.conference_stop_play(conference_id))
 
+    async def conference_record(self, conference_id: str) -> ActionResult:
+        return await self._send(commands.conference_record(conference_id))
+
+    async def conference_stop_record(self, conference_id: str) -> ActionResult:
+        return await self._send(commands.conference_stop_record(conference_id))
+
     async def conference_hangup(self, conference_id: str) -> ActionResult:
         await self._request(commands.conference_hangup(conference_id))
         return ActionResult()

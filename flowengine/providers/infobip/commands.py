@@ -185,6 +185,14 @@ def conference_stop_play(conference_id: str) -> Request:
     return Request("POST", _conf(conference_id, "/stop-play"))
 
 
+def conference_record(conference_id: str) -> Request:
+    return Request("POST", _conf(conference_id, "/start-recording"), {"recordingType": "AUDIO"})
+
+
+def conference_stop_record(conference_id: str) -> Request:
+    return Request("POST", _conf(conference_id, "/stop-recording"))
+
+
 def conference_hangup(conference_id: str) -> Request:
     return Request("POST", _conf(conference_id, "/hangup"))
 

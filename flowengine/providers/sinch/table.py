@@ -56,6 +56,8 @@ TABLE = command_table(
     _unsupported("conference_say"),
     _unsupported("conference_play"),
     _unsupported("conference_stop_play"),
+    _unsupported("conference_record"),
+    _unsupported("conference_stop_record"),
     CommandSpec("conference_hangup", "DELETE /conferences/id/{id}", True, "resend",
                 already_so=(CONFERENCE_GONE,)),
     CommandSpec("conference_info", "GET /conferences/id/{id}", True, "resend"),

@@ -145,10 +145,21 @@ class ConferenceOps(CallOps):
         if not (ever_joined or force):
             return  # an empty new conference waits for its first participant
         conference.finished = True
+        self.stop_conference_recording(conference)
         if conference.playback is not None and conference.playback.task is not None:
             conference.playback.task.cancel()
         conference.playback = None
         self.emit(events.conference_finished_event(conference, self.clock.now()))
+
+    def start_conference_recording(self, conference: InfobipConference) -> None:
+        if not conference.recording:
+            conference.recording, conference.recording_started = True, self.clock.now()
+
+    def stop_conference_recording(self, conference: InfobipConference) -> None:
+        """The mixed file is ready (CONFERENCE_RECORDING_READY) once recording stops or the room ends."""
+        if conference.recording:
+            conference.recording = False
+            self.emit(events.conference_recording_ready_event(conference, self.clock.now(), self.new_id()))
 
     def stop_conference_media(self, conference: InfobipConference) -> None:
         """Conference stop-play silences the conference and whatever plays to its participants (the seed

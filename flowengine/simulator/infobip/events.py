@@ -146,6 +146,29 @@ def conference_created_event(conference: InfobipConference, now: float, api_base
     return conference_event("CONFERENCE_CREATED", conference, now, properties)
 
 
+def conference_recording_ready_event(
+    conference: InfobipConference, now: float, file_id: str
+) -> dict[str, Any]:
+    """CONFERENCE_RECORDING_READY: ``{recording}`` with the mixed file under ``composedFiles``."""
+    started = conference.recording_started or now
+    recording = {
+        "conferenceId": conference.id,
+        "conferenceName": conference.name,
+        "composedFiles": [{
+            "id": file_id, "name": f"{file_id}.wav", "fileFormat": "WAV",
+            "size": int((now - started) * 16000),
+            "creationTime": iso(now), "duration": int(now - started), "startTime": iso(started),
+            "endTime": iso(now), "location": "HOSTED",
+        }],
+        "status": "SUCCESSFUL",
+        "callsConfigurationId": conference.calls_configuration_id,
+        "platform": conference.platform,
+        "startTime": iso(started),
+        "endTime": iso(now),
+    }
+    return conference_event("CONFERENCE_RECORDING_READY", conference, now, {"recording": recording})
+
+
 def conference_finished_event(conference: InfobipConference, now: float) -> dict[str, Any]:
     properties = {"conference": conference.to_json(), "errorCode": error_code("NORMAL_HANGUP")}
     return conference_event("CONFERENCE_FINISHED", conference, now, properties)

@@ -207,6 +207,7 @@ class InfobipConference:
     participants: dict[str, Participant] = field(default_factory=dict)
     finished: bool = False
     recording: bool = False
+    recording_started: float | None = None
     playback: Playback | None = field(default=None, repr=False)
 
     def active(self) -> list[Participant]:

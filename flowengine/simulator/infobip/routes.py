@@ -70,8 +70,8 @@ class InfobipRoutes(ConferenceOps):
         router.add_post(CONFERENCE + "/say", self._conference_say)
         router.add_post(CONFERENCE + "/play", self._conference_play)
         router.add_post(CONFERENCE + "/stop-play", self._conference_stop_play)
-        router.add_post(CONFERENCE + "/start-recording", self._conference_recording)
-        router.add_post(CONFERENCE + "/stop-recording", self._conference_recording)
+        router.add_post(CONFERENCE + "/start-recording", self._conference_start_recording)
+        router.add_post(CONFERENCE + "/stop-recording", self._conference_stop_recording)
 
     # -- configurations and calls ---------------------------------------------------------------
     async def _create_configuration(self, request: web.Request) -> web.Response:
@@ -250,8 +250,18 @@ class InfobipRoutes(ConferenceOps):
         self.stop_conference_media(self.live_conference(request.match_info["conferenceId"]))
         return _action()
 
-    async def _conference_recording(self, request: web.Request) -> web.Response:
-        self.live_conference(request.match_info["conferenceId"])
+    async def _conference_start_recording(self, request: web.Request) -> web.Response:
+        check = Checker(check_object(await json_body(request)))
+        check.choice("recordingType", {"AUDIO", "AUDIO_AND_VIDEO"})
+        check.done()
+        self.start_conference_recording(self.live_conference(request.match_info["conferenceId"]))
+        return _action()
+
+    async def _conference_stop_recording(self, request: web.Request) -> web.Response:
+        conference = self.live_conference(request.match_info["conferenceId"])
+        if not conference.recording:
+            raise ApiError(400, f"Conference {conference.id} is not being recorded.")
+        self.stop_conference_recording(conference)
         return _action()
 
 
