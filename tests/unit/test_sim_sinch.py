@@ -331,8 +331,12 @@ async def test_manage_leg(h: H, replies: Replies) -> None:
     replies.by_event["ice"] = CONF
     call_id = await h.sim.place_inbound_call(CALLER, DID)
     await h.until(lambda: "room" in h.sim.conferences)
-    body = {"instructions": [{"name": "say", "text": "Hi", "locale": "en"}]}
+    body = {"instructions": [{"name": "say", "text": "Hi", "locale": "en"}], "action": {"name": "continue"}}
     assert await h.client.request("PATCH", f"/calling/v1/calls/id/{call_id}/leg/caller", body) == (200, None)
+    # Sinch's SVAML reference: a SVAML object carries exactly one action, a leg's update too.
+    no_action = {"instructions": body["instructions"]}
+    error = await h.client.request("PATCH", f"/calling/v1/calls/id/{call_id}/leg/caller", no_action)
+    sinch_error(400, 40003, "Invalid SVAML: SVAML needs exactly one action with a name", error)
     error = await h.client.request("PATCH", f"/calling/v1/calls/id/{call_id}/leg/nobody", body)
     sinch_error(400, 40001, "Illegal parameter callLeg: must be caller, callee or both", error)
 

@@ -115,11 +115,9 @@ def run_menu(max_digits: int, timeout: float, prompt: str | None, locale: str) -
     return {"name": "runMenu", "locale": locale, "mainMenu": MENU_ID, "menus": [menu]}
 
 
-def svaml(instructions: list[JSON], action: JSON | None) -> JSON:
-    body: JSON = {"instructions": instructions}
-    if action is not None:
-        body["action"] = action
-    return body
+def svaml(instructions: list[JSON], action: JSON) -> JSON:
+    """A SVAML object: any number of instructions and exactly one action (Sinch's SVAML reference)."""
+    return {"instructions": instructions, "action": action}
 
 
 # -- neutral values -> Sinch -----------------------------------------------------------------------

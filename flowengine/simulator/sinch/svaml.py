@@ -42,8 +42,9 @@ ALLOWED: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "update": (frozenset({"hangup", "continue", "park"}), frozenset(_PIE_INSTRUCTIONS)),
     "leg": (frozenset({"continue"}), frozenset({"playFiles", "say"})),
 }
-# Events whose reply may omit the action (it then means "continue").
-_ACTION_OPTIONAL = {"ace", "leg"}
+# Events whose reply may omit the action (it then means "continue"): an ACE needs no reply at all. Any
+# SVAML object sent by PATCH carries exactly one action (Sinch's SVAML reference), the leg's too.
+_ACTION_OPTIONAL = {"ace"}
 MOH_CLASSES = frozenset({"ring", "music1", "music2", "music3"})
 _PROMPT = re.compile(r"^#(tts|ssml|href)\[(.*)\]$", re.DOTALL)
 
