@@ -311,6 +311,20 @@ async def test_connect_pstn_bridges_a_scripted_party(h: H, replies: Replies) -> 
     assert h.bodies("dice")[1]["result"] == "BUSY"
 
 
+async def test_a_pie_reply_may_bridge_with_connect_pstn(h: H, replies: Replies) -> None:
+    """Sinch's SVAML reference, actions table: connectPstn is allowed in the reply to an ICE and to a PIE.
+    A menu's result can therefore be answered by bridging the caller to who they chose."""
+    menu = {"name": "runMenu", "menus": [{"id": "main", "mainPrompt": "#tts[Press 1]", "maxDigits": 1}]}
+    replies.by_event["ice"] = svaml(menu)
+    replies.by_event["pie"] = svaml({"name": "connectPstn", "number": CALLEE, "cli": DID})
+    call_id = await h.sim.place_inbound_call(CALLER, DID)
+    await h.wait_events("dice")
+    assert h.names() == ["ice", "pie", "ace", "dice"]
+    assert h.bodies("pie")[0]["menuResult"]["value"] == "1"
+    call = h.sim.calls[call_id]
+    assert (call.result, call.reason, call.bridge is not None) == ("ANSWERED", "CALLEEHANGUP", True)
+
+
 async def test_patch_call_replaces_park(h: H, replies: Replies) -> None:
     replies.by_event["ice"] = svaml({"name": "park", "introPrompt": "#tts[Please hold]", "maxDuration": 600})
     call_id = await h.sim.place_inbound_call(CALLER, DID, PartyScript())

@@ -294,6 +294,27 @@ async def test_plain_dial_is_a_custom_callout_whose_ace_gets_the_flow_reply(live
     assert finished.reason == "api_hangup"
 
 
+async def test_a_menu_result_is_answered_by_bridging_in_the_pie_reply(live: Live) -> None:
+    """Sinch's SVAML reference allows connectPstn in a PIE reply: an IVR's choice can be bridged there."""
+    async def ivr(events: list[Event], channel: SinchChannel) -> None:
+        event = events[0]
+        assert event.call_id is not None
+        if event.name == "call.received":
+            await channel.answer(event.call_id)
+            await channel.capture_dtmf(event.call_id, 1, 5.0, None, "Press 1 for sales", "en")
+        elif event.name == "dtmf.captured" and event.digits == "1":
+            bridged = await channel.dial(Endpoint("phone", CALLEE), None, 30, event.call_id)
+            assert bridged.id == f"{event.call_id}~callee"
+
+    live.handler = ivr
+    caller = await live.sim.place_inbound_call(CALLER, DID, PartyScript(press=((1.0, "1"),)))
+    answered = await live.until("call.answered", f"{caller}~callee")
+    pie = next(e for e in live.sim.events if e["body"]["event"] == "pie")
+    assert pie["reply"]["action"] == {"name": "connectPstn", "number": "+" + CALLEE, "cli": "+4592457976",
+                                      "dialTimeout": 30}
+    assert answered.reason == "answered"
+
+
 async def test_callbacks_with_bad_credentials_are_refused(live: Live) -> None:
     live.sim.application_secret = "c2VjcmV0LW90aGVy"  # the simulator now signs with another secret
     with live.clock.busy():

@@ -264,7 +264,7 @@ class SinchChannel:
         )
         reply = self._open_reply(connect_call_id)
         if reply is None or not reply.act(action):
-            raise _only_in_reply("bridge a call", "its ICE")
+            raise _only_in_reply("bridge a call", "its ICE or PIE")
         return ActionResult(id=bridge_id(connect_call_id))
 
     # -- conferences -------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ _REGIONS = {
 }
 _TAGS = re.compile(r"<[^>]*>")
 
-# event -> (actions, instructions) a reply to it may hold (reference table, section 6).
+# event -> (actions, instructions) a reply to it may hold: Sinch's SVAML reference (its actions table lets
+# a PIE reply bridge with connectPstn, which the wire reference's section 6 leaves out).
 ALLOWED: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "ice": (
         frozenset({"hangup", "connectPstn", "connectMxp", "connectConf", "connectSip", "connectStream",
@@ -34,7 +35,7 @@ ALLOWED: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"playFiles", "say", "setCookie", "startRecording"}),
     ),
     "pie": (
-        frozenset({"hangup", "continue", "connectConf", "connectSip", "runMenu"}),
+        frozenset({"hangup", "continue", "connectPstn", "connectConf", "connectSip", "runMenu"}),
         frozenset({"playFiles", "say", "sendDtmf", "setCookie", "startRecording", "stopRecording"}),
     ),
 }

@@ -46,7 +46,7 @@ TABLE = command_table(
     CommandSpec("send_dtmf", REPLY_OR + "PATCH /calls/id/{id} `sendDtmf` + `continue`", False, "at_most_once",
                 why="no query; keys sent twice would be dialled twice"),
     CommandSpec("dial", "POST /callouts `customCallout`, `custom` carries the key (with `connect`: SVAML "
-                "`connectPstn` in the ICE reply)", False, "awaited", keyed=True, why=NO_CALL_LIST),
+                "`connectPstn` in the ICE or PIE reply)", False, "awaited", keyed=True, why=NO_CALL_LIST),
     CommandSpec("conference_create", "none: the id is made of the flow's name and the key (Sinch creates "
                 "the conference with its first participant)", True, "local", keyed=True),
     CommandSpec("conference_join", "SVAML `connectConf` in the reply to the call's ICE/ACE/PIE", True,

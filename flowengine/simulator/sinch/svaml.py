@@ -36,7 +36,7 @@ ALLOWED: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"playFiles", "say", "setCookie", "startRecording"}),
     ),
     "pie": (
-        frozenset({"hangup", "continue", "connectConf", "connectSip", "runMenu"}),
+        frozenset({"hangup", "continue", "connectPstn", "connectConf", "connectSip", "runMenu"}),
         frozenset(_PIE_INSTRUCTIONS),
     ),
     "update": (frozenset({"hangup", "continue", "park"}), frozenset(_PIE_INSTRUCTIONS)),
