@@ -82,8 +82,16 @@ def answer(call_id: str) -> Request:
     return Request("POST", _call(call_id, "/answer"), {})
 
 
-def hangup(call_id: str, reason: str | None) -> Request:
-    body: JSON = {"errorCode": _HANGUP_CODES[reason]} if reason in _HANGUP_CODES else {}
+def hangup_code(reason: str | None, established: bool) -> str | None:
+    """The hangup ``errorCode`` for the flow's ``reason``, if it fits the call's state: NORMAL_HANGUP only
+    ends an established call, BUSY and REJECTED only one not yet established (Infobip's hangup
+    reference). A reason that does not fit gives none: the call is hung up plainly."""
+    code = _HANGUP_CODES.get(reason or "")
+    return code if code is not None and (code == "NORMAL_HANGUP") == established else None
+
+
+def hangup(call_id: str, error_code: str | None) -> Request:
+    body: JSON = {"errorCode": error_code} if error_code else {}
     return Request("POST", _call(call_id, "/hangup"), body)
 
 
