@@ -3,6 +3,8 @@ DiCE results, conference management, call updates and the error body."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -323,6 +325,24 @@ async def test_a_pie_reply_may_bridge_with_connect_pstn(h: H, replies: Replies) 
     assert h.bodies("pie")[0]["menuResult"]["value"] == "1"
     call = h.sim.calls[call_id]
     assert (call.result, call.reason, call.bridge is not None) == ("ANSWERED", "CALLEEHANGUP", True)
+
+
+async def test_recording_notifications_name_where_the_file_went(h: H, replies: Replies) -> None:
+    """Sinch's recording page (Notification events): recording_finished when the recording stops, then
+    recording_available whose ``destination`` is where the file is: the destinationUrl with a generated
+    ``yyyyMMddHHmmss_applicationKey_callId.format`` name when it names no file; never a party's number."""
+    start = {"name": "startRecording", "options": {"destinationUrl": "s3://bucket/calls/", "format": "wav"}}
+    replies.by_event["ice"] = svaml({"name": "park"}, {"name": "answer"}, start)
+    call_id = await h.sim.place_inbound_call(CALLER, DID)
+    await h.wait_events("ice")
+    stop = svaml({"name": "hangup"}, {"name": "stopRecording"})
+    assert (await h.client.request("PATCH", f"/calling/v1/calls/id/{call_id}", stop))[0] == 200
+    await h.until(lambda: len(h.bodies("notify")) == 2)
+    finished, available = h.bodies("notify")
+    assert (finished["type"], "destination" in finished) == ("recording_finished", False)
+    assert available["type"] == "recording_available"
+    assert re.fullmatch(rf"s3://bucket/calls/\d{{14}}_{KEY}_{call_id}\.wav", available["destination"])
+    assert CALLER not in json.dumps(h.bodies("notify"))
 
 
 async def test_patch_call_replaces_park(h: H, replies: Replies) -> None:

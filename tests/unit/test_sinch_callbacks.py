@@ -186,15 +186,16 @@ def test_pie_of_keys_detected_in_a_conference_names_the_conference() -> None:
     assert answered.conference_id is None and not from_conference(answered)
 
 
-def test_notify_recording_is_recording_ready_and_others_are_nothing() -> None:
-    [event] = parse(wire.notify(call(), "recording_finished"))
-    assert (event.name, event.call_id, event.data["type"]) == (
-        "recording.ready",
-        "call-1",
-        "recording_finished",
-    )
-    body = {**wire.notify(call(), "recording_available"), "destination": "https://files.example/r.mp3"}
-    assert parse(body)[0].data["urls"] == ["https://files.example/r.mp3"]
+def test_a_recording_is_ready_when_its_file_is_available_at_the_notify_destination() -> None:
+    """Sinch's recording page (Notification events): recording_finished says the recording stopped and
+    carries no file; recording_available says the file is available, ``destination`` naming where it
+    went. That one is recording.ready, its URL the destination."""
+    assert parse(wire.notify(call(), "recording_finished")) == []
+    stored = "https://calling.api.sinch.com/calling/v1/recording/20180101000000_key_call-1.mp3"
+    [event] = parse(wire.notify(call(), "recording_available", stored))
+    assert (event.name, event.call_id) == ("recording.ready", "call-1")
+    assert event.data["type"] == "recording_available"
+    assert event.data["urls"] == [stored] and event.data["destination"] == stored
     assert parse(wire.notify(call(), "callingerror")) == []
 
 

@@ -43,7 +43,9 @@ _FINISHED_REASONS = {
 # Reasons of a failed DiCE that mean the inbound call itself went wrong, not a bridged dial.
 _OWN_FAILURES = frozenset({"CALLERHANGUP", "CALLBACKERROR"})
 _MENU_REASONS = {"timeout": "timeout", "hangup": "hangup", "error": "error", "invalidinput": "error"}
-_RECORDING_TYPES = frozenset({"recording_finished", "recording_available"})
+# Sinch's recording page: recording_finished says a recording stopped (no file yet), recording_available
+# that its file is stored at ``destination``; only that one is a ready recording.
+_RECORDING_READY = "recording_available"
 
 
 def failed_reason(result: str, why: str) -> str:
@@ -218,8 +220,9 @@ def from_conference(event: Event) -> bool:
 
 
 def _notify(cb: Callback) -> list[Event]:
+    """``destination`` is where the recording file went (a URL), never a party's number."""
     kind = str(cb.payload.get("type") or "").lower()
-    if kind not in _RECORDING_TYPES:
+    if kind != _RECORDING_READY:
         return []
     destination = _str(cb.payload.get("destination"))
     urls = [destination] if destination and "://" in destination else []

@@ -58,9 +58,10 @@ class SinchObey(SinchCalls):
             call.cookies[step["key"]] = step["value"]
         elif name == "startRecording":
             call.recording = True
-        elif name == "stopRecording" and call.recording:
-            call.recording = False
-            self.emit(callbacks.notify(call, "recording_finished"))
+            options = step.get("options")
+            call.recording_options = options if isinstance(options, dict) else {}
+        elif name == "stopRecording":
+            self.finish_recording(call)
         seconds = instruction_seconds(step)
         if seconds > 0:
             await self.clock.sleep(seconds)
