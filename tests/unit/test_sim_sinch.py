@@ -453,15 +453,44 @@ async def test_malformed_json_and_unknown_call(h: H) -> None:
     sinch_error(404, 40400, "Call nope not found.", error)
 
 
-async def test_custom_callout_obeys_inline_ace(h: H) -> None:
+async def test_custom_callout_obeys_inline_ice_and_ace(h: H) -> None:
+    """Sinch's callout reference: a customCallout's SVAML for each event may be given inline; the ICE's
+    connects the call (connectPstn), the ACE's serves it once answered. No callback is sent for them."""
+    ice = json.dumps({"action": {"name": "connectPstn", "number": CALLEE, "cli": DID}})
     ace = '{"instructions":[{"name":"say","text":"Hello","locale":"en-US"}],"action":{"name":"hangup"}}'
-    call_id = await callout(
-        h,
-        {
-            "method": "customCallout",
-            "customCallout": {"cli": DID, "destination": {"type": "number", "endpoint": CALLEE}, "ace": ace},
-        },
-    )
+    call_id = await callout(h, {"method": "customCallout", "customCallout": {"ice": ice, "ace": ace}})
     await h.wait_events("dice")
     assert h.names() == ["dice"] and h.sim.calls[call_id].reason == "MANAGERHANGUP"
     assert h.elapsed() == pytest.approx(2.0 + 5 * 0.07 + 0.05)
+
+
+CUSTOM = {"cli": DID, "destination": {"type": "number", "endpoint": CALLEE}, "custom": "tag-1"}
+
+
+async def test_a_custom_callout_without_inline_ice_sends_its_ice_to_the_callback(
+    h: H, replies: Replies
+) -> None:
+    """Sinch's callout reference (Custom callout): "It all starts with the server placing the call which
+    generates an Incoming Call Event"; without inline ``ice`` it goes to the callback URL, and its SVAML
+    must connect the call with connectPstn. The ICE is about the callout: its id, ``custom``, ``to``."""
+    replies.by_event["ice"] = svaml({"name": "connectPstn", "number": CALLEE, "cli": DID})
+    call_id = await callout(h, {"method": "customCallout", "customCallout": CUSTOM})
+    await h.wait_events("dice")
+    assert h.names() == ["ice", "ace", "dice"]
+    [ice] = h.bodies("ice")
+    assert (ice["callid"], ice["custom"], ice["to"], ice["cli"]) == (
+        call_id, "tag-1", {"type": "number", "endpoint": CALLEE}, DID)
+    assert h.sim.calls[call_id].result == "ANSWERED"
+
+
+@pytest.mark.parametrize("reply", [svaml({"name": "park"}), None, svaml({"name": "hangup"})])
+async def test_a_custom_callout_whose_ice_is_not_connected_is_dropped(
+    h: H, replies: Replies, reply: Reply
+) -> None:
+    """Only connectPstn is allowed in the reply to a callout's ICE (Sinch's callout reference)."""
+    replies.by_event["ice"] = reply
+    call_id = await callout(h, {"method": "customCallout", "customCallout": CUSTOM})
+    await h.wait_events("dice")
+    assert h.names() == ["ice", "dice"]
+    assert (h.bodies("dice")[0]["result"], h.bodies("dice")[0]["reason"]) == ("FAILED", "CALLBACKERROR")
+    assert not h.sim.calls[call_id].answered

@@ -14,12 +14,15 @@ from flowengine.flow.vocabulary import EVENTS, REASONS
 from flowengine.providers.base import WebhookRequest
 from flowengine.providers.sinch import SinchAdapter, SinchSettings, signing
 from flowengine.providers.sinch.callbacks import (
+    CALLOUT_ICE,
     CalloutTag,
     bridge_id,
     from_conference,
     parse_callback,
     split_bridge,
 )
+from flowengine.providers.sinch.replies import reply_for
+from flowengine.runtime.binding import PLACED_BY
 from flowengine.runtime.events import Event
 from flowengine.simulator.parties import PartyScript
 from flowengine.simulator.sinch import callbacks as wire
@@ -69,6 +72,22 @@ def test_ice_is_call_received_with_from_and_to() -> None:
     assert (event.name, event.call_id, event.at) == ("call.received", "call-1", NOW)
     assert (event.data["from"], event.data["to"]) == ("+447415784323", "+4592457976")
     assert event.raw["event"] == "ice" and event.event_id
+
+
+def test_the_ice_of_one_of_our_callouts_is_the_callouts_event_not_a_new_call() -> None:
+    """Sinch's callout reference: placing a customCallout raises an ICE (to the callback URL, when the
+    request inlines no ``ice``). Its ``custom`` carries our tag: it is the callout's own event, which names
+    the call to the command that placed it, and is answered with the connection (``replies.reply_for``)."""
+    tag = CalloutTag(key="s-1:3:0").encode()
+    placed = call(tag)
+    placed.to = {"type": "number", "endpoint": "+46700000001"}
+    body = wire.ice(placed, NOW, KEY, "https://calling.api.sinch.com")
+    [event] = parse_callback(json.dumps(body).encode())
+    assert (event.name, event.call_id, event.data[PLACED_BY]) == (CALLOUT_ICE, "call-1", "s-1:3:0")
+    assert event.name not in EVENTS  # no flow handles it, no session starts with it
+    reply = reply_for(event)
+    assert reply is not None and reply.build()["action"] == {
+        "name": "connectPstn", "number": "+46700000001", "cli": "+447415784323"}
 
 
 def test_ace_of_a_conference_leg_is_answered_and_joined() -> None:

@@ -39,7 +39,6 @@ from flowengine.providers.sinch import commands, svaml
 from flowengine.providers.sinch.answers import callout_id, conference_id_for, participants
 from flowengine.providers.sinch.callbacks import (
     bridge_id,
-    from_conference,
     parse_callback,
     split_bridge,
     verify,
@@ -48,6 +47,7 @@ from flowengine.providers.sinch.capabilities import CAPABILITIES
 from flowengine.providers.sinch.client import SinchClient
 from flowengine.providers.sinch.config import SinchSettings
 from flowengine.providers.sinch.observe import observe as ask_platform
+from flowengine.providers.sinch.replies import reply_for
 from flowengine.providers.sinch.svaml import ReplyBuilder
 from flowengine.providers.sinch.table import TABLE
 from flowengine.providers.table import CommandSpec, call_method, carry_out, resend_unknown
@@ -305,9 +305,6 @@ class SinchChannel:
         )
         return ActionResult(id=self._ring_for(callout_id(await self._send(request)), timeout, conference_id))
 
-
-
-
     async def conference_hangup(self, conference_id: str) -> ActionResult:
         try:
             await self._send(commands.kick_all(conference_id))
@@ -332,8 +329,6 @@ class SinchChannel:
 
     async def unmute(self, conference_id: str, call_id: str) -> ActionResult:
         return await self._manage(conference_id, call_id, "unmute")
-
-
 
     async def hold(
         self, conference_id: str, call_id: str, music: Music, media: Media | None, loop: int
@@ -387,13 +382,7 @@ class SinchAdapter:
     def channel(self, trigger: Event | None) -> SinchChannel:
         """Open one channel per callback (``trigger`` = its first event) and run every event's plan,
         and the zero-delay follow-ups, through it before ``reply()``."""
-        kind = str(trigger.raw.get("event") or "").lower() if trigger is not None else ""
-        if trigger is not None and from_conference(trigger):
-            # Sinch's conference DTMF page asks only for a 200 to these PIEs; what it would make of SVAML
-            # there is unconfirmed, so they get an empty 200 and commands go over REST.
-            kind = ""
-        reply = ReplyBuilder(kind) if kind in svaml.REPLY_EVENTS else None
-        return SinchChannel(self._client, self.settings, trigger, reply)
+        return SinchChannel(self._client, self.settings, trigger, reply_for(trigger))
 
     async def observe(self, calls: Iterable[str], conferences: Iterable[str]) -> Observation:
         return await ask_platform(self._client, calls, conferences)

@@ -28,6 +28,10 @@ from flowengine.runtime.binding import PLACED_BY
 from flowengine.runtime.events import Event
 
 BRIDGE_SUFFIX = "~callee"
+# Sinch's callout reference: placing a customCallout raises an ICE asking how to connect it (unless the
+# request inlines that SVAML). It becomes this engine-internal event, which no flow handles: it names
+# the callout to its session (PLACED_BY) and its reply connects the call (the adapter's channel).
+CALLOUT_ICE = "callout"
 _TAG_KEY = "flowengine"
 # DiCE of a call that never came up: result (or, for N/A, reason) -> neutral reason.
 _FAILED_RESULTS = {"NOANSWER": "no_answer", "BUSY": "busy", "FAILED": "failed"}
@@ -160,9 +164,11 @@ class Callback:
 
 
 def _ice(cb: Callback) -> list[Event]:
+    """An inbound call, or the ICE Sinch raises for a customCallout of ours (its ``custom`` carries our
+    tag): that one is the callout's own event, never a new session (``CALLOUT_ICE``)."""
     data = {"from": _str(cb.payload.get("cli")), "to": _str(_obj(cb.payload.get("to")).get("endpoint")),
             "domain": _str(cb.payload.get("domain"))}
-    return [cb.event("call.received", data=data)]
+    return [cb.event(CALLOUT_ICE if cb.tag is not None else "call.received", data=data)]
 
 
 def _ace(cb: Callback) -> list[Event]:

@@ -100,11 +100,26 @@ def conference_dtmf(max_digits: int, timeout: float) -> JSON:
     return {"mode": "detect", "maxDigits": max(1, max_digits), "timeoutMills": max(1, round(timeout * 1000))}
 
 
-def connect_pstn(number: str, cli: str | None, dial_timeout: int) -> JSON:
-    action: JSON = {"name": "connectPstn", "number": number, "dialTimeout": dial_timeout}
+def connect_pstn(number: str, cli: str | None, dial_timeout: int | None) -> JSON:
+    action: JSON = {"name": "connectPstn", "number": number}
+    if dial_timeout is not None:
+        action["dialTimeout"] = dial_timeout
     if cli:
         action["cli"] = cli
     return action
+
+
+def connect_callout(to: JSON, cli: str | None) -> JSON:
+    """The reply to a callout's own ICE: connect it to the destination it was placed to (Sinch's callout
+    reference allows connectPstn there; a user or SIP destination gets connectMxp / connectSip, which
+    is unconfirmed). The dial timeout stays the engine's (``_ring_for``)."""
+    kind, endpoint = str(to.get("type") or "number"), str(to.get("endpoint") or "")
+    if kind == "username":
+        return {"name": "connectMxp", "destination": {"type": "username", "endpoint": endpoint}}
+    if kind == "sip":
+        return {"name": "connectSip", "destination": {"endpoint": endpoint}}
+    number = cli if cli and cli.lstrip("+").isdigit() else None  # "private", "anonymous": none shown
+    return connect_pstn(endpoint, number, None)
 
 
 def run_menu(max_digits: int, timeout: float, prompt: str | None, locale: str) -> JSON:
