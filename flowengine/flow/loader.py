@@ -17,6 +17,7 @@ from flowengine.flow.budget import RULE as LIMITS
 from flowengine.flow.build import build_flow
 from flowengine.flow.diagnostics import Diagnostic, sort_unique
 from flowengine.flow.model import Flow
+from flowengine.flow.platform import Platform
 from flowengine.flow.rules import run_rules
 from flowengine.flow.rules.context import RuleContext
 from flowengine.flow.rules.schema_check import check_schema
@@ -53,18 +54,22 @@ def load_flow(
     source: str | None = None,
     capabilities: frozenset[str] | None = None,
     provider: str | None = None,
+    platform: Platform | None = None,
 ) -> LoadResult:
     """Load and check a flow.
 
     ``path_or_text`` is a path (a ``PathLike``, or a one-line string ending in ``.yaml``/``.yml`` or naming
     an existing file) or the YAML text itself. ``source`` is the name diagnostics show (default: the path,
     or "<flow>"). ``capabilities`` are the action names the target provider can perform (None: all);
-    ``provider`` names it in messages.
+    ``provider`` names it in messages. ``platform`` is its capability table (``flow/platform.py``): with
+    it, where each action may run, the parameters and the timeouts are checked too (and it gives
+    ``capabilities`` and ``provider`` when those are not given).
     """
     text, shown, problem = _read(path_or_text, source)
     if problem is not None:
         return LoadResult(None, (problem,), shown)
-    diagnostics, flow = check_text(text, shown, capabilities=capabilities, provider=provider)
+    diagnostics, flow = check_text(text, shown, capabilities=capabilities, provider=provider,
+                                   platform=platform)
     return LoadResult(flow, diagnostics, shown, text)
 
 
@@ -74,18 +79,24 @@ def load_flow_or_raise(
     source: str | None = None,
     capabilities: frozenset[str] | None = None,
     provider: str | None = None,
+    platform: Platform | None = None,
 ) -> Flow:
     """Like ``load_flow``, but returns the Flow or raises ``FlowError`` carrying the diagnostics."""
-    result = load_flow(path_or_text, source=source, capabilities=capabilities, provider=provider)
+    result = load_flow(path_or_text, source=source, capabilities=capabilities, provider=provider,
+                       platform=platform)
     if result.flow is None:
         raise FlowError(result.errors or result.diagnostics)
     return result.flow
 
 
 def check_text(
-    text: str, source: str, *, capabilities: frozenset[str] | None = None, provider: str | None = None
+    text: str, source: str, *, capabilities: frozenset[str] | None = None, provider: str | None = None,
+    platform: Platform | None = None,
 ) -> tuple[tuple[Diagnostic, ...], Flow | None]:
     """All diagnostics for a flow's text, and the Flow when there is no error."""
+    if platform is not None:
+        capabilities = platform.supported if capabilities is None else capabilities
+        provider = provider or platform.name
     parsed = parse_source(text, source)
     found = list(parsed.diagnostics)
     doc = parsed.doc
@@ -98,7 +109,7 @@ def check_text(
     flow = None
     if sound:
         flow = build_flow(doc, source=source, locate=parsed.source_map.locate)
-        context = RuleContext(flow, doc, parsed.source_map, capabilities, provider)
+        context = RuleContext(flow, doc, parsed.source_map, capabilities, provider, platform)
         found.extend(run_rules(context))
     diagnostics = sort_unique(found)
     return diagnostics, flow if not any(d.severity == "error" for d in diagnostics) else None

@@ -8,7 +8,7 @@ flow. ``RULE_DOCS`` is the catalogue ``validate --list-rules`` prints.
 from __future__ import annotations
 
 from flowengine.flow.diagnostics import Diagnostic
-from flowengine.flow.rules import actions, always, costs, expressions, roles, states
+from flowengine.flow.rules import actions, always, costs, expressions, provider, roles, states
 from flowengine.flow.rules.context import Rule, RuleContext
 
 RULE_DOCS: dict[str, str] = {
@@ -34,6 +34,11 @@ RULE_DOCS: dict[str, str] = {
     "no-timeout": "(warning) a state that waits for events without an `after` timer",
     "unhandled-failure": "(warning) a dial whose failure event no state after it handles",
     "provider": "an action the chosen provider (validate --provider) cannot perform",
+    "provider-place": "an action the chosen provider takes only in the reply to some of its callbacks can "
+                      "run on an event that brings no such reply (the events leading into its state are "
+                      "followed, per path), or after the reply's one action on that call",
+    "provider-param": "a parameter, or a literal value of one, that the chosen provider does not take",
+    "provider-timeout": "(warning) a timeout longer than the chosen provider can hold: it is cut short",
     "io": "the file cannot be read",
 }
 
@@ -44,6 +49,7 @@ SEMANTIC_RULES: tuple[Rule, ...] = (
     *expressions.RULES,
     *costs.RULES,
     *actions.RULES,
+    *provider.RULES,
 )
 
 

@@ -12,7 +12,7 @@ from flowengine.flow.vocabulary import ACTIONS, ENGINE_ACTIONS, FAILURE_EVENTS
 DIAL_ACTIONS = ("dial", "conference_dial")
 
 
-def _active_after(ctx: RuleContext, site: ActionSite) -> set[str]:
+def active_after(ctx: RuleContext, site: ActionSite) -> set[str]:
     """The states that may be active once the action has run (where its outcome events arrive)."""
     if site.phase == "exit" and site.state is not None:
         return ctx.successors(site.state)
@@ -50,7 +50,7 @@ def unhandled_failures(ctx: RuleContext) -> Iterator[Diagnostic]:
         for event in failures:
             if event not in handled:
                 handled[event] = _leading_to_handler(ctx, event)
-        if any(_active_after(ctx, site) & handled[event] for event in failures):
+        if any(active_after(ctx, site) & handled[event] for event in failures):
             continue
         yield ctx.at_key(
             (*site.path, site.action.name),

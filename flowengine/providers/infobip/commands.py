@@ -11,10 +11,10 @@ from urllib.parse import urlencode
 
 from flowengine.errors import ProviderError
 from flowengine.providers.base import JSON
+from flowengine.providers.infobip.capabilities import MAX_CONNECT_TIMEOUT
 from flowengine.providers.wire import Request, segment
 from flowengine.runtime.ports import Endpoint, Media
 
-MAX_CONNECT_TIMEOUT = 60  # seconds; Infobip refuses more
 KEY_FIELD = "flowengineKey"  # the correlation key in a dialled call's customData (a string map)
 PAGE_SIZE = 100  # Infobip's largest page
 _HANGUP_CODES = {"hangup": "NORMAL_HANGUP", "busy": "BUSY", "rejected": "REJECTED"}
