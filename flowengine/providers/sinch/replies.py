@@ -10,7 +10,7 @@ reference: only connectPstn is allowed there), whatever the flow does.
 from __future__ import annotations
 
 from flowengine.providers.sinch import svaml
-from flowengine.providers.sinch.callbacks import CALLOUT_ICE, from_conference
+from flowengine.providers.sinch.callbacks import CALLOUT_ICE, CalloutTag, from_conference
 from flowengine.providers.sinch.svaml import ReplyBuilder
 from flowengine.runtime.events import Event
 
@@ -27,3 +27,12 @@ def reply_for(trigger: Event | None) -> ReplyBuilder | None:
         to = trigger.raw.get("to")
         reply.act(svaml.connect_callout(to if isinstance(to, dict) else {}, trigger.data.get("from")))
     return reply
+
+
+def joins_conference(trigger: Event | None) -> bool:
+    """Whether ``trigger`` is the ACE of a call dialled into a conference: its reply's action must let the
+    call go on into the conference (``continue``), so no menu may take its place."""
+    if trigger is None or str(trigger.raw.get("event") or "").lower() != "ace":
+        return False
+    tag = CalloutTag.decode(trigger.raw.get("custom"))
+    return tag is not None and tag.conference_id is not None

@@ -147,7 +147,7 @@ class SinchObey(SinchCalls):
 
     async def _ask_menu(self, call: SinchCall, menu: dict[str, Any]) -> tuple[str, str]:
         """Prompt and collect, repeating as the menu says: ("option", option action) / ("sequence",
-        digits) / ("invalidinput", digits) / ("timeout", "")."""
+        digits) / ("invalidinput", digits) / ("timeout", ""). ``#`` ends the keys early (and only it)."""
         options = {
             str(o["dtmf"]): str(o.get("action", "return"))
             for o in menu.get("options") or []
@@ -161,7 +161,7 @@ class SinchObey(SinchCalls):
                 menu.get("mainPrompt") if attempt == 0 else menu.get("repeatPrompt", menu.get("mainPrompt"))
             )
             await self.clock.sleep(prompt_seconds(prompt))
-            got = await call.dtmf.collect(self.clock, max_digits=max_digits, timeout=timeout)
+            got = await call.dtmf.collect(self.clock, max_digits=max_digits, timeout=timeout, terminator="#")
             if not got.digits:
                 continue
             if not options:

@@ -98,8 +98,19 @@ def parse_svaml(value: Any, event: str) -> Svaml:
     return Svaml(tuple(steps), action)
 
 
+# SVAML's startRecording options (Sinch's recording page): there is no beep and no time limit.
+RECORDING_OPTIONS = frozenset({"destinationUrl", "credentials", "format", "notificationEvents",
+                               "transcriptionOptions"})
+_E164 = re.compile(r"^\+?[1-9]\d{4,14}$")
+
+
 def _check_instruction(step: dict[str, Any]) -> None:
     name = step["name"]
+    if name == "startRecording":
+        options = step.get("options") or {}
+        unknown = sorted(set(options) - RECORDING_OPTIONS) if isinstance(options, dict) else ["options"]
+        if unknown:
+            raise SvamlError(f"startRecording takes no {', '.join(unknown)}")
     if name == "say" and (not isinstance(step.get("text"), str) or len(step["text"]) > 600):
         raise SvamlError("say needs a text of at most 600 characters")
     if name == "playFiles" and not (isinstance(step.get("ids"), list) and step["ids"]):
@@ -122,8 +133,8 @@ def _check_action(action: dict[str, Any]) -> None:
             read_options(action.get("conferenceDtmfOptions"))
         except ValueError as exc:
             raise SvamlError(f"connectConf conferenceDtmfOptions: {exc}") from None
-    elif name == "connectPstn" and not isinstance(action.get("number"), str):
-        raise SvamlError("connectPstn needs a number")
+    elif name == "connectPstn" and not _E164.match(str(action.get("number") or "")):
+        raise SvamlError("connectPstn needs a phone number in E.164 format")
     elif name == "runMenu":
         menus = action.get("menus")
         if (
