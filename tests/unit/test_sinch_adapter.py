@@ -18,7 +18,7 @@ from flowengine.providers.base import Adapter, Channel, WebhookRequest
 from flowengine.providers.sinch import SinchAdapter, SinchChannel, SinchSettings
 from flowengine.runtime.clock import VirtualClock
 from flowengine.runtime.events import Event
-from flowengine.runtime.ports import Endpoint
+from flowengine.runtime.ports import ALREADY, Endpoint, ProviderCommand
 from flowengine.simulator import PartyBook, PartyScript, SinchSimulator
 from flowengine.simulator.testing import serving
 
@@ -157,6 +157,22 @@ async def test_ice_answered_with_answer_and_connect_conf_puts_the_caller_in_the_
     }
     assert live.sim.calls[caller].answered and live.sim.calls[caller].moh == "music1"
     assert [e.name for e in live.events] == ["call.received"]
+
+
+async def test_a_join_outside_a_reply_of_a_call_already_in_that_conference_is_already_so(live: Live) -> None:
+    """Sinch moves a call into a conference only in a callback's reply; outside one, the platform is asked
+    whether the call is in there already (the command table's ``confirm``): then the join is done."""
+    live.handler = join_room
+    with live.clock.busy():
+        caller = await live.sim.place_inbound_call(CALLER, DID)
+    await live.clock.run_until(lambda: any(live.sim.conferences.values()), limit=5, real_timeout=10)
+    [room] = live.sim.conferences
+    args = {"conference_id": room, "call_id": caller}
+    result = await live.rest().execute(ProviderCommand("conference_join", args, "s:1:0"))
+    assert result.data == ALREADY
+    with pytest.raises(ProviderError, match="only in the reply to an ICE, ACE or PIE"):
+        elsewhere = {**args, "conference_id": "other"}
+        await live.rest().execute(ProviderCommand("conference_join", elsewhere, "s:2:0"))
 
 
 async def test_an_ice_the_flow_does_nothing_with_is_parked_not_dropped(live: Live) -> None:
