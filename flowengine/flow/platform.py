@@ -28,7 +28,7 @@ from flowengine.flow.vocabulary import ACTIONS, PROVIDER_ACTIONS, parse_duration
 Kind = Literal["place", "closed", "param", "timeout"]
 RULE_IDS: Mapping[Kind, str] = {"place": "provider-place", "closed": "provider-place",
                                  "param": "provider-param", "timeout": "provider-timeout"}
-CANNOT_RULE = "provider"
+CANNOT_RULE = "provider"  # an action the platform cannot carry out at all (``flow/rules/actions.py``)
 TIMER, ALWAYS_EVENT = "timer", "always"  # how the analysis names what enters a state without an event
 
 

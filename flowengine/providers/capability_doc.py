@@ -3,7 +3,7 @@ as the command tables are from ``table.py``; a test keeps the README in step."""
 
 from __future__ import annotations
 
-from flowengine.flow.platform import Constraint, Platform
+from flowengine.flow.platform import CANNOT_RULE, Constraint, Platform
 from flowengine.providers import PROVIDERS, platform
 
 README_START, README_END = "<!-- provider-table:start -->", "<!-- provider-table:end -->"
@@ -28,8 +28,8 @@ def _cannot(table: Platform) -> list[str]:
     by_reason: dict[str, list[str]] = {}
     for action, why in table.cannot.items():
         by_reason.setdefault(why, []).append(action)
-    return [f"| {table.title} | {', '.join(f'`{a}`' for a in actions)} | cannot | {why} | error `provider` |"
-            for why, actions in by_reason.items()]
+    return [f"| {table.title} | {', '.join(f'`{a}`' for a in actions)} | cannot | {why} "
+            f"| error `{CANNOT_RULE}` |" for why, actions in by_reason.items()]
 
 
 def render(tables: list[Platform]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from flowengine.flow.diagnostics import Diagnostic, quote, quoted_list
+from flowengine.flow.platform import CANNOT_RULE
 from flowengine.flow.rules.context import Rule, RuleContext
 from flowengine.flow.rules.sites import ActionSite
 from flowengine.flow.vocabulary import ACTIONS, ENGINE_ACTIONS, FAILURE_EVENTS
@@ -71,7 +72,7 @@ def unsupported_actions(ctx: RuleContext) -> Iterator[Diagnostic]:
         if spec is None or spec.name in ENGINE_ACTIONS or spec.name in ctx.capabilities:
             continue
         yield ctx.at_key(
-            (*site.path, spec.name), f"{who} cannot perform action {quote(spec.name)}", "provider"
+            (*site.path, spec.name), f"{who} cannot perform action {quote(spec.name)}", CANNOT_RULE
         )
 
 

@@ -74,5 +74,4 @@ PLATFORM = Platform(
 )
 PLATFORM.check()
 
-UNSUPPORTED: frozenset[str] = frozenset(PLATFORM.cannot)
 CAPABILITIES: frozenset[str] = PLATFORM.supported
