@@ -15,7 +15,7 @@ from flowengine.flow.diagnostics import Diagnostic, sort_unique
 from flowengine.flow.loader import load_flow
 from flowengine.flow.reporters import REPORTERS
 from flowengine.flow.rules import RULE_DOCS
-from flowengine.providers import PROVIDERS, capabilities
+from flowengine.providers import PROVIDERS, platform
 
 STDIN = "<stdin>"
 
@@ -130,22 +130,15 @@ def _expand(given: str) -> Iterator[str]:
     yield from (str(p) for p in sorted(matches))
 
 
-def _capabilities(provider: str | None) -> frozenset[str] | None:
-    """The provider's declared actions, or None (every action) when no provider is named."""
-    return None if provider is None else capabilities(provider)
-
-
 def _validate(files: Sequence[str], options: Options) -> int:
-    capabilities = _capabilities(options.provider)
+    table = None if options.provider is None else platform(options.provider)  # None: no provider checks
     diagnostics: list[Diagnostic] = []
     sources: dict[str, str] = {}
     for name in files:
         if name == "-":
-            result = load_flow(
-                sys.stdin.read(), source=STDIN, capabilities=capabilities, provider=options.provider
-            )
+            result = load_flow(sys.stdin.read(), source=STDIN, platform=table)
         else:
-            result = load_flow(Path(name), source=name, capabilities=capabilities, provider=options.provider)
+            result = load_flow(Path(name), source=name, platform=table)
         diagnostics.extend(result.diagnostics)
         sources[result.source] = result.text
         sources.update(result.included)  # so excerpts show lines of included files too

@@ -18,6 +18,7 @@ from flowengine.flow.build import build_flow
 from flowengine.flow.diagnostics import Diagnostic, sort_unique
 from flowengine.flow.include import include, is_states_file
 from flowengine.flow.model import Flow
+from flowengine.flow.platform import Platform
 from flowengine.flow.rules import run_rules
 from flowengine.flow.rules.context import RuleContext
 from flowengine.flow.rules.expressions import STATES_FILE_RULES
@@ -56,20 +57,24 @@ def load_flow(
     source: str | None = None,
     capabilities: frozenset[str] | None = None,
     provider: str | None = None,
+    platform: Platform | None = None,
 ) -> LoadResult:
     """Load and check a flow.
 
     ``path_or_text`` is a path (a ``PathLike``, or a one-line string ending in ``.yaml``/``.yml`` or naming
     an existing file) or the YAML text itself. ``source`` is the name diagnostics show (default: the path,
     or "<flow>"). ``capabilities`` are the action names the target provider can perform (None: all);
-    ``provider`` names it in messages.
+    ``provider`` names it in messages. ``platform`` is its capability table (``flow/platform.py``): with
+    it, where each action may run, the parameters and the timeouts are checked too (and it gives
+    ``capabilities`` and ``provider`` when those are not given).
     """
     text, shown, problem = _read(path_or_text, source)
     if problem is not None:
         return LoadResult(None, (problem,), shown)
     base = FsPath(os.fspath(path_or_text)).parent if not isinstance(path_or_text, bytes) and \
         _is_path(path_or_text) else None
-    checked = check_text(text, shown, capabilities=capabilities, provider=provider, base=base)
+    checked = check_text(text, shown, capabilities=capabilities, provider=provider, base=base,
+                         platform=platform)
     return LoadResult(checked.flow, checked.diagnostics, shown, text, checked.included)
 
 
@@ -79,9 +84,11 @@ def load_flow_or_raise(
     source: str | None = None,
     capabilities: frozenset[str] | None = None,
     provider: str | None = None,
+    platform: Platform | None = None,
 ) -> Flow:
     """Like ``load_flow``, but returns the Flow or raises ``FlowError`` carrying the diagnostics."""
-    result = load_flow(path_or_text, source=source, capabilities=capabilities, provider=provider)
+    result = load_flow(path_or_text, source=source, capabilities=capabilities, provider=provider,
+                       platform=platform)
     if result.flow is None:
         raise FlowError(result.errors or result.diagnostics)
     return result.flow
@@ -96,10 +103,14 @@ class Checked:
 
 def check_text(
     text: str, source: str, *, capabilities: frozenset[str] | None = None, provider: str | None = None,
-    base: FsPath | None = None,
+    base: FsPath | None = None, platform: Platform | None = None,
 ) -> Checked:
     """All diagnostics for a flow's text, and the Flow when there is no error. ``base``: the folder
-    ``include:`` paths are relative to (the flow file's; None: the working directory)."""
+    ``include:`` paths are relative to (the flow file's; None: the working directory). ``platform``: the
+    provider's capability table (it gives ``capabilities`` and ``provider`` when those are not given)."""
+    if platform is not None:
+        capabilities = platform.supported if capabilities is None else capabilities
+        provider = provider or platform.name
     parsed = parse_source(text, source)
     found = list(parsed.diagnostics)
     doc = parsed.doc
@@ -116,7 +127,7 @@ def check_text(
     flow = None
     if sound:
         flow = build_flow(merged.doc, source=source, locate=merged.source_map.locate)
-        context = RuleContext(flow, merged.doc, merged.source_map, capabilities, provider)
+        context = RuleContext(flow, merged.doc, merged.source_map, capabilities, provider, platform)
         found.extend(run_rules(context))
     diagnostics = sort_unique(found)
     failed = any(d.severity == "error" for d in diagnostics)

@@ -7,13 +7,22 @@ names and the capability lists.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flowengine.flow.platform import Platform
 
 PROVIDERS: tuple[str, ...] = ("infobip", "sinch")
 
 
-def capabilities(provider: str) -> frozenset[str]:
-    """The neutral actions ``provider`` can carry out (its pure-data ``capabilities`` module)."""
+def platform(provider: str) -> Platform:
+    """What ``provider`` can run, and where: its capability table (the pure-data ``capabilities`` module)."""
     if provider not in PROVIDERS:
         raise ValueError(f'unknown provider "{provider}" (expected one of {", ".join(PROVIDERS)})')
-    module = importlib.import_module(f"flowengine.providers.{provider}.capabilities")
-    return frozenset(module.CAPABILITIES)
+    table: Platform = importlib.import_module(f"flowengine.providers.{provider}.capabilities").PLATFORM
+    return table
+
+
+def capabilities(provider: str) -> frozenset[str]:
+    """The neutral actions ``provider`` can carry out."""
+    return platform(provider).supported

@@ -8,18 +8,18 @@ from flowengine.config import ServiceConfig
 from flowengine.errors import ConfigError, FlowError
 from flowengine.flow.loader import load_flow_or_raise
 from flowengine.flow.model import Flow
-from flowengine.providers import capabilities
+from flowengine.providers import platform
 from flowengine.server.routing import FlowRoute, Router
 
 
 def load_flows(config: ServiceConfig) -> tuple[dict[str, Flow], Router]:
     """Every flow the routes name, by flow name, and the router; ``ConfigError`` lists what is wrong."""
-    allowed = capabilities(config.provider)
+    table = platform(config.provider)  # serve refuses a flow its platform cannot run
     by_path: dict[Path, Flow] = {}
     problems: list[str] = []
     for path in config.flow_paths():
         try:
-            by_path[path] = load_flow_or_raise(path, capabilities=allowed, provider=config.provider)
+            by_path[path] = load_flow_or_raise(path, platform=table)
         except FlowError as exc:
             problems.extend(d.format() for d in exc.diagnostics)
     if not config.flow_paths():

@@ -242,13 +242,19 @@ states:
 @pytest.mark.parametrize("provider", ["infobip", "sinch"])
 async def test_already_so_answers_are_success_and_the_session_goes_on(provider: str, tmp_path: Path) -> None:
     flow = tmp_path / "again.yaml"
-    flow.write_text(AGAIN)
+    # Sinch takes a join only in a callback's reply, and no callback about the caller takes one once it
+    # is in the room: validate (and serve) refuse the second join there. Its "already so" on Sinch is the
+    # adapter's test (a join outside a reply, of a call already in that conference).
+    again = AGAIN if provider == "infobip" else AGAIN.replace(
+        "entry: [{conference_join: {conference: room, call: caller}}]   # in that conference already\n", "")
+    flow.write_text(again)
     scenario = {"caller": {"hangup_after": "60s"}, "expect": {"state": "done", "status": "ended"}}
     done = await run(provider, Faults(), flow=flow, scenario=scenario)
     assert done.result.passed, done.result.failures
+    joins = [("conference_join", "ok")] * (2 if provider == "infobip" else 1)
     assert [c[:2] for c in done.commands] == [
-        ("answer", "ok"), ("answer", "ok"), ("conference_create", "ok"), ("conference_join", "ok"),
-        ("conference_join", "ok"), ("conference_hangup", "ok"), ("hangup", "ok"), ("hangup", "ok")]
+        ("answer", "ok"), ("answer", "ok"), ("conference_create", "ok"), *joins,
+        ("conference_hangup", "ok"), ("hangup", "ok"), ("hangup", "ok")]
     assert done.commands[-2][2] == "already so"
     assert done.commands[-1][2] == 'nothing to do: call "caller" has already ended'
     if provider == "infobip":  # the platform did refuse them: 400, 400, 404

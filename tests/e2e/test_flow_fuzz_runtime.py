@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from flowengine.flow.loader import load_flow
+from flowengine.providers import platform
 from flowengine.scenarios.model import load_scenarios
 from flowengine.scenarios.runner import Limits, run_scenario
 
@@ -169,6 +170,9 @@ async def test_no_flow_crashes_validate_or_a_run(tmp_path: Path, flow: dict[str,
     loaded = load_flow(path)  # no exception, whatever the flow holds
     SEEN["flows"] += 1
     if loaded.flow is None:
+        return
+    # What the platform cannot run (an answer outside Sinch's ICE reply) serve refuses too: not played.
+    if load_flow(path, platform=platform(provider)).flow is None:
         return
     SEEN["played"] += 1
     caught = _Tracebacks()

@@ -155,6 +155,28 @@ def test_provider_capabilities_are_checked() -> None:
     assert (code, out) == (0, "")
 
 
+def test_provider_places_parameters_and_timeouts_are_checked() -> None:
+    """validate --provider reads the platform's capability table: where an action may run (Sinch takes
+    a conference join only in a callback's reply), which values it takes, what timeouts it holds."""
+    late = """\
+flow: late
+initial: start
+states:
+  start:
+    entry: [{answer: {call: caller}}, {conference_create: {as: room}}]
+    after: {10s: joining}
+  joining:
+    entry: [{conference_join: {conference: room, call: caller}}]
+    on: {participant.joined: done}
+    after: {5s: done}
+  done: {type: final}
+"""
+    code, out, _ = _run("validate", "--provider", "sinch", "-q", "-", stdin=late)
+    assert code == 1 and '"conference_join" only in the reply' in out and "[provider-place]" in out
+    code, out, _ = _run("validate", "--provider", "infobip", "-q", "-", stdin=late)
+    assert (code, out) == (0, "")
+
+
 def test_list_rules() -> None:
     code, out, _ = _run("validate", "--list-rules")
     assert code == 0

@@ -47,7 +47,7 @@ ANSWERS: dict[tuple[str, str], tuple[int, Any]] = {
 class Canned:
     adapter: InfobipAdapter
     seen: list[tuple[str, str, Any]] = field(default_factory=list)
-    answers: dict[tuple[str, str], tuple[int, Any]] = field(default_factory=lambda: dict(ANSWERS))
+    answers: dict[tuple[str, str], Any] = field(default_factory=lambda: dict(ANSWERS))
 
 
 @pytest.fixture
@@ -57,7 +57,8 @@ async def canned(clock: VirtualClock) -> AsyncIterator[Canned]:
     async def handle(request: web.Request) -> web.Response:
         raw = await request.text()
         state[0].seen.append((request.method, request.path, json.loads(raw) if raw else None))
-        status, body = state[0].answers.get((request.method, request.path), (200, ACTION))
+        answer = state[0].answers.get((request.method, request.path), (200, ACTION))
+        status, body = answer.pop(0) if isinstance(answer, list) else answer  # a list: one answer a request
         return web.json_response(body, status=status)
 
     app = web.Application()
@@ -74,7 +75,7 @@ async def canned(clock: VirtualClock) -> AsyncIterator[Canned]:
 Case = tuple[Callable[[Channel], Any], str, str, Any]
 CASES: list[Case] = [
     (lambda c: c.answer("call-1"), "POST", "/calls/1/calls/call-1/answer", {}),
-    (lambda c: c.hangup("call-1", "busy"), "POST", "/calls/1/calls/call-1/hangup", {"errorCode": "BUSY"}),
+    (lambda c: c.hangup("call-1", None), "POST", "/calls/1/calls/call-1/hangup", {}),
     (lambda c: c.say("call-1", "Hi", "en", "female", 1), "POST", "/calls/1/calls/call-1/say",
      {"text": "Hi", "language": "en", "loopCount": 1, "preferences": {"voiceGender": "FEMALE"}}),
     (lambda c: c.play("call-1", Media(file_id="f"), 3), "POST", "/calls/1/calls/call-1/play",
@@ -111,6 +112,30 @@ async def test_each_action_is_one_request(canned: Canned, act: Any, method: str,
                                          body: Any) -> None:
     await act(canned.adapter.channel(None))
     assert canned.seen == [(method, path, body)]
+
+
+@pytest.mark.parametrize(("state", "reason", "body"), [
+    ("RINGING", "busy", {"errorCode": "BUSY"}),
+    ("RINGING", "hangup", {}),
+    ("ESTABLISHED", "hangup", {"errorCode": "NORMAL_HANGUP"}),
+    ("ESTABLISHED", "rejected", {}),
+])
+async def test_a_hangup_reason_is_sent_as_the_code_that_fits_the_call_state(
+    canned: Canned, state: str, reason: str, body: Any
+) -> None:
+    """Infobip's hangup reference: the errorCode depends on the call's state, so the call is looked at."""
+    canned.answers[("GET", "/calls/1/calls/call-1")] = (200, {"id": "call-1", "state": state})
+    await canned.adapter.channel(None).hangup("call-1", reason)
+    assert canned.seen == [("GET", "/calls/1/calls/call-1", None),
+                           ("POST", "/calls/1/calls/call-1/hangup", body)]
+
+
+async def test_a_coded_hangup_refused_because_the_state_moved_on_is_sent_plainly(canned: Canned) -> None:
+    canned.answers[("GET", "/calls/1/calls/call-1")] = (200, {"id": "call-1", "state": "RINGING"})
+    refused = {"requestError": {"serviceException": {"messageId": "BAD_REQUEST", "text": "not RINGING"}}}
+    canned.answers[("POST", "/calls/1/calls/call-1/hangup")] = [(400, refused), (200, {"id": "call-1"})]
+    await canned.adapter.channel(None).hangup("call-1", "busy")
+    assert [body for method, _, body in canned.seen if method == "POST"] == [{"errorCode": "BUSY"}, {}]
 
 
 async def test_results_carry_new_ids(canned: Canned) -> None:

@@ -78,8 +78,8 @@ def check(request: Request, serializer: str, ids: tuple[str, ...], model: Any | 
 CASES: list[tuple[str, Request, str, tuple[str, ...], Any]] = [
     ("answer", commands.answer(CALL), "answer_call", (CALL,), CallsAnswerRequest),
     ("hangup", commands.hangup(CALL, None), "hangup_call", (CALL,), CallsHangupRequest),
-    ("hangup busy", commands.hangup(CALL, "busy"), "hangup_call", (CALL,), CallsHangupRequest),
-    ("hangup normal", commands.hangup(CALL, "hangup"), "hangup_call", (CALL,), CallsHangupRequest),
+    ("hangup busy", commands.hangup(CALL, "BUSY"), "hangup_call", (CALL,), CallsHangupRequest),
+    ("hangup normal", commands.hangup(CALL, "NORMAL_HANGUP"), "hangup_call", (CALL,), CallsHangupRequest),
     ("say", commands.say(CALL, "Hello <break/>", "en-GB", "female", 2), "call_say_text", (CALL,),
      CallsSayRequest),
     ("say plain", commands.say(CALL, "Hi", "de", None, 1), "call_say_text", (CALL,), CallsSayRequest),
@@ -144,6 +144,18 @@ CASES: list[tuple[str, Request, str, tuple[str, ...], Any]] = [
 def test_request_matches_the_official_sdk(request_: Request, serializer: str, ids: tuple[str, ...],
                                           model: Any) -> None:
     check(request_, serializer, ids, model)
+
+
+@pytest.mark.parametrize(("reason", "established", "code"), [
+    ("hangup", True, "NORMAL_HANGUP"), ("hangup", False, None),
+    ("busy", False, "BUSY"), ("busy", True, None),
+    ("rejected", False, "REJECTED"), ("rejected", True, None),
+    (None, True, None), (None, False, None),
+])
+def test_the_hangup_code_fits_the_call_state(reason: str | None, established: bool, code: str | None) -> None:
+    """Infobip's hangup reference: NORMAL_HANGUP ends an established call; BUSY, REJECTED and the other
+    codes a call not yet established. A reason that does not fit the state is not sent as a code."""
+    assert commands.hangup_code(reason, established) == code
 
 
 def test_say_fields_round_trip() -> None:

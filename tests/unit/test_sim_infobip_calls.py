@@ -320,6 +320,25 @@ async def test_hangup_before_answer(h: H) -> None:
     }
 
 
+async def test_a_hangup_code_must_fit_the_call_state(h: H) -> None:
+    """Infobip's hangup reference: NORMAL_HANGUP needs an established call; BUSY, REJECTED and the other
+    codes a call not yet established. A code that does not fit is refused and the call is left as it was."""
+    ringing = await dial(h, NEVER)
+    status, body = await h.client.request("POST", f"/calls/1/calls/{ringing}/hangup",
+                                          {"errorCode": "NORMAL_HANGUP"})
+    assert status == 400 and "NORMAL_HANGUP needs an established call" in str(body)
+    assert not h.sim.calls[ringing].ended
+    up = await inbound_answered(h)
+    for code in ("BUSY", "REJECTED", "NO_ANSWER"):
+        status, body = await h.client.request("POST", f"/calls/1/calls/{up}/hangup", {"errorCode": code})
+        assert status == 400 and f"{code} needs a call not yet established" in str(body)
+    assert h.sim.calls[up].state == "ESTABLISHED"
+    for call_id, code in ((up, "NORMAL_HANGUP"), (ringing, "BUSY")):
+        status, _ = await h.client.request("POST", f"/calls/1/calls/{call_id}/hangup", {"errorCode": code})
+        assert status == 200
+    assert (h.sim.calls[up].state, h.sim.calls[ringing].state) == ("FINISHED", "BUSY")
+
+
 async def test_dtmf_capture_uses_the_party_script(h: H) -> None:
     call_id = await dial(h, PRESSES)
     await h.wait_events("CALL_ESTABLISHED")

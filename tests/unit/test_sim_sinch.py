@@ -3,6 +3,8 @@ DiCE results, conference management, call updates and the error body."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -311,6 +313,38 @@ async def test_connect_pstn_bridges_a_scripted_party(h: H, replies: Replies) -> 
     assert h.bodies("dice")[1]["result"] == "BUSY"
 
 
+async def test_a_pie_reply_may_bridge_with_connect_pstn(h: H, replies: Replies) -> None:
+    """Sinch's SVAML reference, actions table: connectPstn is allowed in the reply to an ICE and to a PIE.
+    A menu's result can therefore be answered by bridging the caller to who they chose."""
+    menu = {"name": "runMenu", "menus": [{"id": "main", "mainPrompt": "#tts[Press 1]", "maxDigits": 1}]}
+    replies.by_event["ice"] = svaml(menu)
+    replies.by_event["pie"] = svaml({"name": "connectPstn", "number": CALLEE, "cli": DID})
+    call_id = await h.sim.place_inbound_call(CALLER, DID)
+    await h.wait_events("dice")
+    assert h.names() == ["ice", "pie", "ace", "dice"]
+    assert h.bodies("pie")[0]["menuResult"]["value"] == "1"
+    call = h.sim.calls[call_id]
+    assert (call.result, call.reason, call.bridge is not None) == ("ANSWERED", "CALLEEHANGUP", True)
+
+
+async def test_recording_notifications_name_where_the_file_went(h: H, replies: Replies) -> None:
+    """Sinch's recording page (Notification events): recording_finished when the recording stops, then
+    recording_available whose ``destination`` is where the file is: the destinationUrl with a generated
+    ``yyyyMMddHHmmss_applicationKey_callId.format`` name when it names no file; never a party's number."""
+    start = {"name": "startRecording", "options": {"destinationUrl": "s3://bucket/calls/", "format": "wav"}}
+    replies.by_event["ice"] = svaml({"name": "park"}, {"name": "answer"}, start)
+    call_id = await h.sim.place_inbound_call(CALLER, DID)
+    await h.wait_events("ice")
+    stop = svaml({"name": "hangup"}, {"name": "stopRecording"})
+    assert (await h.client.request("PATCH", f"/calling/v1/calls/id/{call_id}", stop))[0] == 200
+    await h.until(lambda: len(h.bodies("notify")) == 2)
+    finished, available = h.bodies("notify")
+    assert (finished["type"], "destination" in finished) == ("recording_finished", False)
+    assert available["type"] == "recording_available"
+    assert re.fullmatch(rf"s3://bucket/calls/\d{{14}}_{KEY}_{call_id}\.wav", available["destination"])
+    assert CALLER not in json.dumps(h.bodies("notify"))
+
+
 async def test_patch_call_replaces_park(h: H, replies: Replies) -> None:
     replies.by_event["ice"] = svaml({"name": "park", "introPrompt": "#tts[Please hold]", "maxDuration": 600})
     call_id = await h.sim.place_inbound_call(CALLER, DID, PartyScript())
@@ -331,8 +365,12 @@ async def test_manage_leg(h: H, replies: Replies) -> None:
     replies.by_event["ice"] = CONF
     call_id = await h.sim.place_inbound_call(CALLER, DID)
     await h.until(lambda: "room" in h.sim.conferences)
-    body = {"instructions": [{"name": "say", "text": "Hi", "locale": "en"}]}
+    body = {"instructions": [{"name": "say", "text": "Hi", "locale": "en"}], "action": {"name": "continue"}}
     assert await h.client.request("PATCH", f"/calling/v1/calls/id/{call_id}/leg/caller", body) == (200, None)
+    # Sinch's SVAML reference: a SVAML object carries exactly one action, a leg's update too.
+    no_action = {"instructions": body["instructions"]}
+    error = await h.client.request("PATCH", f"/calling/v1/calls/id/{call_id}/leg/caller", no_action)
+    sinch_error(400, 40003, "Invalid SVAML: SVAML needs exactly one action with a name", error)
     error = await h.client.request("PATCH", f"/calling/v1/calls/id/{call_id}/leg/nobody", body)
     sinch_error(400, 40001, "Illegal parameter callLeg: must be caller, callee or both", error)
 
@@ -415,15 +453,44 @@ async def test_malformed_json_and_unknown_call(h: H) -> None:
     sinch_error(404, 40400, "Call nope not found.", error)
 
 
-async def test_custom_callout_obeys_inline_ace(h: H) -> None:
+async def test_custom_callout_obeys_inline_ice_and_ace(h: H) -> None:
+    """Sinch's callout reference: a customCallout's SVAML for each event may be given inline; the ICE's
+    connects the call (connectPstn), the ACE's serves it once answered. No callback is sent for them."""
+    ice = json.dumps({"action": {"name": "connectPstn", "number": CALLEE, "cli": DID}})
     ace = '{"instructions":[{"name":"say","text":"Hello","locale":"en-US"}],"action":{"name":"hangup"}}'
-    call_id = await callout(
-        h,
-        {
-            "method": "customCallout",
-            "customCallout": {"cli": DID, "destination": {"type": "number", "endpoint": CALLEE}, "ace": ace},
-        },
-    )
+    call_id = await callout(h, {"method": "customCallout", "customCallout": {"ice": ice, "ace": ace}})
     await h.wait_events("dice")
     assert h.names() == ["dice"] and h.sim.calls[call_id].reason == "MANAGERHANGUP"
     assert h.elapsed() == pytest.approx(2.0 + 5 * 0.07 + 0.05)
+
+
+CUSTOM = {"cli": DID, "destination": {"type": "number", "endpoint": CALLEE}, "custom": "tag-1"}
+
+
+async def test_a_custom_callout_without_inline_ice_sends_its_ice_to_the_callback(
+    h: H, replies: Replies
+) -> None:
+    """Sinch's callout reference (Custom callout): "It all starts with the server placing the call which
+    generates an Incoming Call Event"; without inline ``ice`` it goes to the callback URL, and its SVAML
+    must connect the call with connectPstn. The ICE is about the callout: its id, ``custom``, ``to``."""
+    replies.by_event["ice"] = svaml({"name": "connectPstn", "number": CALLEE, "cli": DID})
+    call_id = await callout(h, {"method": "customCallout", "customCallout": CUSTOM})
+    await h.wait_events("dice")
+    assert h.names() == ["ice", "ace", "dice"]
+    [ice] = h.bodies("ice")
+    assert (ice["callid"], ice["custom"], ice["to"], ice["cli"]) == (
+        call_id, "tag-1", {"type": "number", "endpoint": CALLEE}, DID)
+    assert h.sim.calls[call_id].result == "ANSWERED"
+
+
+@pytest.mark.parametrize("reply", [svaml({"name": "park"}), None, svaml({"name": "hangup"})])
+async def test_a_custom_callout_whose_ice_is_not_connected_is_dropped(
+    h: H, replies: Replies, reply: Reply
+) -> None:
+    """Only connectPstn is allowed in the reply to a callout's ICE (Sinch's callout reference)."""
+    replies.by_event["ice"] = reply
+    call_id = await callout(h, {"method": "customCallout", "customCallout": CUSTOM})
+    await h.wait_events("dice")
+    assert h.names() == ["ice", "dice"]
+    assert (h.bodies("dice")[0]["result"], h.bodies("dice")[0]["reason"]) == ("FAILED", "CALLBACKERROR")
+    assert not h.sim.calls[call_id].answered

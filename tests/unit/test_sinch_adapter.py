@@ -18,7 +18,7 @@ from flowengine.providers.base import Adapter, Channel, WebhookRequest
 from flowengine.providers.sinch import SinchAdapter, SinchChannel, SinchSettings
 from flowengine.runtime.clock import VirtualClock
 from flowengine.runtime.events import Event
-from flowengine.runtime.ports import Endpoint
+from flowengine.runtime.ports import ALREADY, Endpoint, ProviderCommand
 from flowengine.simulator import PartyBook, PartyScript, SinchSimulator
 from flowengine.simulator.testing import serving
 
@@ -159,6 +159,22 @@ async def test_ice_answered_with_answer_and_connect_conf_puts_the_caller_in_the_
     assert [e.name for e in live.events] == ["call.received"]
 
 
+async def test_a_join_outside_a_reply_of_a_call_already_in_that_conference_is_already_so(live: Live) -> None:
+    """Sinch moves a call into a conference only in a callback's reply; outside one, the platform is asked
+    whether the call is in there already (the command table's ``confirm``): then the join is done."""
+    live.handler = join_room
+    with live.clock.busy():
+        caller = await live.sim.place_inbound_call(CALLER, DID)
+    await live.clock.run_until(lambda: any(live.sim.conferences.values()), limit=5, real_timeout=10)
+    [room] = live.sim.conferences
+    args = {"conference_id": room, "call_id": caller}
+    result = await live.rest().execute(ProviderCommand("conference_join", args, "s:1:0"))
+    assert result.data == ALREADY
+    with pytest.raises(ProviderError, match="only in the reply to an ICE, ACE or PIE"):
+        elsewhere = {**args, "conference_id": "other"}
+        await live.rest().execute(ProviderCommand("conference_join", elsewhere, "s:2:0"))
+
+
 async def test_an_ice_the_flow_does_nothing_with_is_parked_not_dropped(live: Live) -> None:
     with live.clock.busy():
         caller = await live.sim.place_inbound_call(CALLER, DID)
@@ -292,6 +308,27 @@ async def test_plain_dial_is_a_custom_callout_whose_ace_gets_the_flow_reply(live
         "action": {"name": "hangup"},
     }
     assert finished.reason == "api_hangup"
+
+
+async def test_a_menu_result_is_answered_by_bridging_in_the_pie_reply(live: Live) -> None:
+    """Sinch's SVAML reference allows connectPstn in a PIE reply: an IVR's choice can be bridged there."""
+    async def ivr(events: list[Event], channel: SinchChannel) -> None:
+        event = events[0]
+        assert event.call_id is not None
+        if event.name == "call.received":
+            await channel.answer(event.call_id)
+            await channel.capture_dtmf(event.call_id, 1, 5.0, None, "Press 1 for sales", "en")
+        elif event.name == "dtmf.captured" and event.digits == "1":
+            bridged = await channel.dial(Endpoint("phone", CALLEE), None, 30, event.call_id)
+            assert bridged.id == f"{event.call_id}~callee"
+
+    live.handler = ivr
+    caller = await live.sim.place_inbound_call(CALLER, DID, PartyScript(press=((1.0, "1"),)))
+    answered = await live.until("call.answered", f"{caller}~callee")
+    pie = next(e for e in live.sim.events if e["body"]["event"] == "pie")
+    assert pie["reply"]["action"] == {"name": "connectPstn", "number": "+" + CALLEE, "cli": "+4592457976",
+                                      "dialTimeout": 30}
+    assert answered.reason == "answered"
 
 
 async def test_callbacks_with_bad_credentials_are_refused(live: Live) -> None:

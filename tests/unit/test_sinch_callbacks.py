@@ -14,12 +14,15 @@ from flowengine.flow.vocabulary import EVENTS, REASONS
 from flowengine.providers.base import WebhookRequest
 from flowengine.providers.sinch import SinchAdapter, SinchSettings, signing
 from flowengine.providers.sinch.callbacks import (
+    CALLOUT_ICE,
     CalloutTag,
     bridge_id,
     from_conference,
     parse_callback,
     split_bridge,
 )
+from flowengine.providers.sinch.replies import reply_for
+from flowengine.runtime.binding import PLACED_BY
 from flowengine.runtime.events import Event
 from flowengine.simulator.parties import PartyScript
 from flowengine.simulator.sinch import callbacks as wire
@@ -69,6 +72,22 @@ def test_ice_is_call_received_with_from_and_to() -> None:
     assert (event.name, event.call_id, event.at) == ("call.received", "call-1", NOW)
     assert (event.data["from"], event.data["to"]) == ("+447415784323", "+4592457976")
     assert event.raw["event"] == "ice" and event.event_id
+
+
+def test_the_ice_of_one_of_our_callouts_is_the_callouts_event_not_a_new_call() -> None:
+    """Sinch's callout reference: placing a customCallout raises an ICE (to the callback URL, when the
+    request inlines no ``ice``). Its ``custom`` carries our tag: it is the callout's own event, which names
+    the call to the command that placed it, and is answered with the connection (``replies.reply_for``)."""
+    tag = CalloutTag(key="s-1:3:0").encode()
+    placed = call(tag)
+    placed.to = {"type": "number", "endpoint": "+46700000001"}
+    body = wire.ice(placed, NOW, KEY, "https://calling.api.sinch.com")
+    [event] = parse_callback(json.dumps(body).encode())
+    assert (event.name, event.call_id, event.data[PLACED_BY]) == (CALLOUT_ICE, "call-1", "s-1:3:0")
+    assert event.name not in EVENTS  # no flow handles it, no session starts with it
+    reply = reply_for(event)
+    assert reply is not None and reply.build()["action"] == {
+        "name": "connectPstn", "number": "+46700000001", "cli": "+447415784323"}
 
 
 def test_ace_of_a_conference_leg_is_answered_and_joined() -> None:
@@ -186,15 +205,16 @@ def test_pie_of_keys_detected_in_a_conference_names_the_conference() -> None:
     assert answered.conference_id is None and not from_conference(answered)
 
 
-def test_notify_recording_is_recording_ready_and_others_are_nothing() -> None:
-    [event] = parse(wire.notify(call(), "recording_finished"))
-    assert (event.name, event.call_id, event.data["type"]) == (
-        "recording.ready",
-        "call-1",
-        "recording_finished",
-    )
-    body = {**wire.notify(call(), "recording_available"), "destination": "https://files.example/r.mp3"}
-    assert parse(body)[0].data["urls"] == ["https://files.example/r.mp3"]
+def test_a_recording_is_ready_when_its_file_is_available_at_the_notify_destination() -> None:
+    """Sinch's recording page (Notification events): recording_finished says the recording stopped and
+    carries no file; recording_available says the file is available, ``destination`` naming where it
+    went. That one is recording.ready, its URL the destination."""
+    assert parse(wire.notify(call(), "recording_finished")) == []
+    stored = "https://calling.api.sinch.com/calling/v1/recording/20180101000000_key_call-1.mp3"
+    [event] = parse(wire.notify(call(), "recording_available", stored))
+    assert (event.name, event.call_id) == ("recording.ready", "call-1")
+    assert event.data["type"] == "recording_available"
+    assert event.data["urls"] == [stored] and event.data["destination"] == stored
     assert parse(wire.notify(call(), "callingerror")) == []
 
 

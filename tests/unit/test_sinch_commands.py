@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from flowengine.errors import ProviderError
@@ -105,9 +103,17 @@ def test_call_requests_quote_ids_into_one_segment() -> None:
     assert leg == Request(
         "PATCH",
         "/calling/v1/calls/id/c-1/leg/caller",
-        {"instructions": [{"name": "playFiles", "ids": ["f"], "locale": "en-US"}]},
+        {"instructions": [{"name": "playFiles", "ids": ["f"], "locale": "en-US"}],
+         "action": {"name": "continue"}},
     )
-    assert "action" not in json.dumps(leg.body)
+
+
+def test_a_leg_update_carries_exactly_one_action() -> None:
+    """Sinch's SVAML reference (developers.sinch.com/docs/voice/api-reference/svaml): "A SVAML object must
+    contain exactly one action"; PATCH …/leg/{leg} takes SVAML (Manage Call with callLeg), so a say on a
+    leg carries ``continue``: the call goes on as it was."""
+    leg = commands.manage_leg("c-1", "callee", [svaml.say("Hi", "en-US")])
+    assert leg.body is not None and leg.body["action"] == {"name": "continue"}
 
 
 def test_conference_requests() -> None:

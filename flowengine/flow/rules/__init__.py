@@ -8,7 +8,17 @@ flow. ``RULE_DOCS`` is the catalogue ``validate --list-rules`` prints.
 from __future__ import annotations
 
 from flowengine.flow.diagnostics import Diagnostic
-from flowengine.flow.rules import actions, always, costs, expressions, http, roles, states, variables
+from flowengine.flow.rules import (
+    actions,
+    always,
+    costs,
+    expressions,
+    http,
+    provider,
+    roles,
+    states,
+    variables,
+)
 from flowengine.flow.rules.context import Rule, RuleContext
 
 RULE_DOCS: dict[str, str] = {
@@ -45,6 +55,11 @@ RULE_DOCS: dict[str, str] = {
     "provider": "an action the chosen provider (validate --provider) cannot perform",
     "http-secret": "(warning) an `http` header or URL holding what looks like a credential written into the "
                    "flow (write ${VAR}: the service fills it from its environment)",
+    "provider-place": "an action the chosen provider takes only in the reply to some of its callbacks can "
+                      "run on an event that brings no such reply (the events leading into its state are "
+                      "followed, per path), or after the reply's one action on that call",
+    "provider-param": "a parameter, or a literal value of one, that the chosen provider does not take",
+    "provider-timeout": "(warning) a timeout longer than the chosen provider can hold: it is cut short",
     "io": "the file cannot be read",
 }
 
@@ -57,6 +72,7 @@ SEMANTIC_RULES: tuple[Rule, ...] = (
     *costs.RULES,
     *actions.RULES,
     *http.RULES,
+    *provider.RULES,
 )
 
 

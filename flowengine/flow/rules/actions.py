@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from flowengine.flow.diagnostics import Diagnostic, quote, quoted_list
+from flowengine.flow.platform import CANNOT_RULE
 from flowengine.flow.rules.context import Rule, RuleContext
 from flowengine.flow.rules.sites import ActionSite
 from flowengine.flow.vocabulary import ACTIONS, DIAL_ACTIONS, ENGINE_ACTIONS, FAILURE_EVENTS
 
 
-def _active_after(ctx: RuleContext, site: ActionSite) -> set[str]:
+def active_after(ctx: RuleContext, site: ActionSite) -> set[str]:
     """The states that may be active once the action has run (where its outcome events arrive)."""
     if site.phase == "exit" and site.state is not None:
         return ctx.successors(site.state)
@@ -48,7 +49,7 @@ def unhandled_failures(ctx: RuleContext) -> Iterator[Diagnostic]:
         for event in failures:
             if event not in handled:
                 handled[event] = _leading_to_handler(ctx, event)
-        if any(_active_after(ctx, site) & handled[event] for event in failures):
+        if any(active_after(ctx, site) & handled[event] for event in failures):
             continue
         yield ctx.at_key(
             (*site.path, site.action.name),
@@ -69,7 +70,7 @@ def unsupported_actions(ctx: RuleContext) -> Iterator[Diagnostic]:
         if spec is None or spec.name in ENGINE_ACTIONS or spec.name in ctx.capabilities:
             continue
         yield ctx.at_key(
-            (*site.path, spec.name), f"{who} cannot perform action {quote(spec.name)}", "provider"
+            (*site.path, spec.name), f"{who} cannot perform action {quote(spec.name)}", CANNOT_RULE
         )
 
 

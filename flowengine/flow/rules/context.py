@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from flowengine.flow.diagnostics import Diagnostic, Severity
 from flowengine.flow.model import Flow, Pos
+from flowengine.flow.platform import Platform
 from flowengine.flow.rules.sites import (
     ActionSite,
     Template,
@@ -31,6 +32,7 @@ class RuleContext:
     source_map: SourceMap
     capabilities: frozenset[str] | None = None
     provider: str | None = None
+    platform: Platform | None = None  # the chosen provider's capability table: where actions may run, ...
     _shared: dict[Callable[..., Any], Any] = field(default_factory=dict, repr=False)
 
     def shared(self, analysis: Callable[[RuleContext], T]) -> T:

@@ -105,7 +105,28 @@ class InfobipChannel:
         return await self._send(commands.answer(call_id))
 
     async def hangup(self, call_id: str, reason: str | None) -> ActionResult:
-        return await self._send(commands.hangup(call_id, reason))
+        """With a ``reason``, the call's state is looked at first: Infobip takes an ``errorCode`` only if it
+        fits the state (``commands.hangup_code``). If the state changed in between, the refused coded
+        hang-up is sent once more without a code, which fits any state."""
+        if reason is None:
+            return await self._send(commands.hangup(call_id, None))
+        code = commands.hangup_code(reason, await self._established(call_id))
+        try:
+            return await self._send(commands.hangup(call_id, code))
+        except ProviderError as exc:
+            if code is None or exc.status != 400:
+                raise
+            log.info("infobip hangup %s: %s refused (%s); hanging up without a code", call_id, code, exc)
+            return await self._send(commands.hangup(call_id, None))
+
+    async def _established(self, call_id: str) -> bool:
+        try:
+            call = await self._request(commands.get_call(call_id))
+        except ProviderError as exc:
+            if exc.status != 404:
+                raise
+            return False  # gone: the hang-up finds it gone too ("already so")
+        return call.get("state") == "ESTABLISHED"
 
     async def say(self, call_id: str, text: str, language: str, voice: str | None, loop: int) -> ActionResult:
         return await self._send(commands.say(call_id, text, language, voice, loop))

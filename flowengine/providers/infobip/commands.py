@@ -11,10 +11,10 @@ from urllib.parse import urlencode
 
 from flowengine.errors import ProviderError
 from flowengine.providers.base import JSON
+from flowengine.providers.infobip.capabilities import MAX_CONNECT_TIMEOUT
 from flowengine.providers.wire import Request, segment
 from flowengine.runtime.ports import Endpoint, Media
 
-MAX_CONNECT_TIMEOUT = 60  # seconds; Infobip refuses more
 KEY_FIELD = "flowengineKey"  # the correlation key in a dialled call's customData (a string map)
 # In the customData of a call dialled with machine detection: its CALL_ESTABLISHED is not yet the answer
 # the flow hears; MACHINE_DETECTION_FINISHED (or _FAILED) is, with who answered (``webhooks.py``).
@@ -90,8 +90,16 @@ def answer(call_id: str) -> Request:
     return Request("POST", _call(call_id, "/answer"), {})
 
 
-def hangup(call_id: str, reason: str | None) -> Request:
-    body: JSON = {"errorCode": _HANGUP_CODES[reason]} if reason in _HANGUP_CODES else {}
+def hangup_code(reason: str | None, established: bool) -> str | None:
+    """The hangup ``errorCode`` for the flow's ``reason``, if it fits the call's state: NORMAL_HANGUP only
+    ends an established call, BUSY and REJECTED only one not yet established (Infobip's hangup
+    reference). A reason that does not fit gives none: the call is hung up plainly."""
+    code = _HANGUP_CODES.get(reason or "")
+    return code if code is not None and (code == "NORMAL_HANGUP") == established else None
+
+
+def hangup(call_id: str, error_code: str | None) -> Request:
+    body: JSON = {"errorCode": error_code} if error_code else {}
     return Request("POST", _call(call_id, "/hangup"), body)
 
 

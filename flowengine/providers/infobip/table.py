@@ -23,7 +23,8 @@ TABLE = command_table(
     CommandSpec("answer", "POST /calls/{id}/answer", False, "query",
                 query="GET /calls/{id}: ESTABLISHED means answered",
                 already_so=(AlreadySo(400, "ESTABLISHED|already answered", "the call is already answered"),)),
-    CommandSpec("hangup", "POST /calls/{id}/hangup", True, "resend", already_so=(CALL_GONE,)),
+    CommandSpec("hangup", "POST /calls/{id}/hangup (with a `reason`: GET /calls/{id} first, as the "
+                "`errorCode` must fit the call's state)", True, "resend", already_so=(CALL_GONE,)),
     CommandSpec("say", "POST /calls/{id}/say", False, "at_most_once", why=NO_QUERY),
     CommandSpec("play", "POST /calls/{id}/play", False, "at_most_once", why=NO_QUERY),
     CommandSpec("stop_play", "POST /calls/{id}/stop-play", True, "resend", already_so=(CALL_GONE,)),

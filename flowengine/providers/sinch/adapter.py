@@ -39,7 +39,6 @@ from flowengine.providers.sinch import commands, svaml
 from flowengine.providers.sinch.answers import callout_id, conference_id_for, participants
 from flowengine.providers.sinch.callbacks import (
     bridge_id,
-    from_conference,
     parse_callback,
     split_bridge,
     verify,
@@ -48,6 +47,7 @@ from flowengine.providers.sinch.capabilities import CAPABILITIES
 from flowengine.providers.sinch.client import SinchClient
 from flowengine.providers.sinch.config import SinchSettings
 from flowengine.providers.sinch.observe import observe as ask_platform
+from flowengine.providers.sinch.replies import joins_conference, reply_for
 from flowengine.providers.sinch.svaml import ReplyBuilder
 from flowengine.providers.sinch.table import TABLE
 from flowengine.providers.table import CommandSpec, call_method, carry_out, resend_unknown
@@ -86,6 +86,7 @@ class SinchChannel:
         self._settings = settings
         self._reply = reply
         self._reply_call = trigger.call_id if reply is not None and trigger is not None else None
+        self._joining = reply is not None and joins_conference(trigger)  # a conference leg's own ACE
         self._pending: list[FollowUp] = []
         self._answered: WebhookReply | None = None
         base = (trigger.event_id or trigger.dedupe_key()) if trigger is not None else uuid.uuid4().hex
@@ -231,14 +232,16 @@ class SinchChannel:
         only speaks ``prompt``: a call in a conference is always listened to, since every join asks for
         key detection (``SinchSettings.conference_dtmf_*``), and its keys come as ``dtmf.captured``.
         There ``max_digits`` and ``timeout`` are the join's, not these, and no timeout is ever reported
-        (a flow's ``after`` is the net). A call in no conference is not listened to at all."""
+        (a flow's ``after`` is the net). A call in no conference is not listened to at all. The ACE of a
+        call dialled into a conference gets no menu either: it would replace the call's way into the
+        conference (it would never join); it joins, and is listened to there."""
         if terminator not in (None, "#"):
             raise ProviderError("Sinch menus end keypad input with # only")
         locale = svaml.locale(language)
-        reply = self._open_reply(call_id)
+        reply = None if self._joining else self._open_reply(call_id)
         if reply is not None and reply.act(svaml.run_menu(max_digits, timeout, prompt, locale)):
             return ActionResult()
-        if prompt:
+        if prompt and self._instruct(call_id, svaml.say(prompt, locale)) is None:
             await self._to_leg(call_id, [svaml.say(prompt, locale)])
         return ActionResult()
 
@@ -264,7 +267,7 @@ class SinchChannel:
         )
         reply = self._open_reply(connect_call_id)
         if reply is None or not reply.act(action):
-            raise _only_in_reply("bridge a call", "its ICE")
+            raise _only_in_reply("bridge a call", "its ICE or PIE")
         return ActionResult(id=bridge_id(connect_call_id))
 
     # -- conferences -------------------------------------------------------------------------------
@@ -384,13 +387,7 @@ class SinchAdapter:
     def channel(self, trigger: Event | None) -> SinchChannel:
         """Open one channel per callback (``trigger`` = its first event) and run every event's plan,
         and the zero-delay follow-ups, through it before ``reply()``."""
-        kind = str(trigger.raw.get("event") or "").lower() if trigger is not None else ""
-        if trigger is not None and from_conference(trigger):
-            # Sinch's conference DTMF page asks only for a 200 to these PIEs; what it would make of SVAML
-            # there is unconfirmed, so they get an empty 200 and commands go over REST.
-            kind = ""
-        reply = ReplyBuilder(kind) if kind in svaml.REPLY_EVENTS else None
-        return SinchChannel(self._client, self.settings, trigger, reply)
+        return SinchChannel(self._client, self.settings, trigger, reply_for(trigger))
 
     async def observe(self, calls: Iterable[str], conferences: Iterable[str]) -> Observation:
         return await ask_platform(self._client, calls, conferences)

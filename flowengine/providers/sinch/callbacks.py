@@ -29,6 +29,10 @@ from flowengine.runtime.binding import PLACED_BY
 from flowengine.runtime.events import Event
 
 BRIDGE_SUFFIX = "~callee"
+# Sinch's callout reference: placing a customCallout raises an ICE asking how to connect it (unless the
+# request inlines that SVAML). It becomes this engine-internal event, which no flow handles: it names
+# the callout to its session (PLACED_BY) and its reply connects the call (the adapter's channel).
+CALLOUT_ICE = "callout"
 _TAG_KEY = "flowengine"
 # DiCE of a call that never came up: result (or, for N/A, reason) -> neutral reason.
 _FAILED_RESULTS = {"NOANSWER": "no_answer", "BUSY": "busy", "FAILED": "failed"}
@@ -44,9 +48,11 @@ _FINISHED_REASONS = {
 # Reasons of a failed DiCE that mean the inbound call itself went wrong, not a bridged dial.
 _OWN_FAILURES = frozenset({"CALLERHANGUP", "CALLBACKERROR"})
 _MENU_REASONS = {"timeout": "timeout", "hangup": "hangup", "error": "error", "invalidinput": "error"}
-_RECORDING_TYPES = frozenset({"recording_finished", "recording_available"})
 # An ACE's amd.status (machine, human, notsure, hangup) -> the answer's reason; the rest say "answered".
 _DETECTED = {"machine": "machine", "human": "human"}
+# Sinch's recording page: recording_finished says a recording stopped (no file yet), recording_available
+# that its file is stored at ``destination``; only that one is a ready recording.
+_RECORDING_READY = "recording_available"
 
 
 def failed_reason(result: str, why: str) -> str:
@@ -164,9 +170,11 @@ class Callback:
 
 
 def _ice(cb: Callback) -> list[Event]:
+    """An inbound call, or the ICE Sinch raises for a customCallout of ours (its ``custom`` carries our
+    tag): that one is the callout's own event, never a new session (``CALLOUT_ICE``)."""
     data = {"from": _str(cb.payload.get("cli")), "to": _str(_obj(cb.payload.get("to")).get("endpoint")),
             "domain": _str(cb.payload.get("domain"))}
-    return [cb.event("call.received", data=data)]
+    return [cb.event(CALLOUT_ICE if cb.tag is not None else "call.received", data=data)]
 
 
 def _ace(cb: Callback) -> list[Event]:
@@ -229,8 +237,9 @@ def from_conference(event: Event) -> bool:
 
 
 def _notify(cb: Callback) -> list[Event]:
+    """``destination`` is where the recording file went (a URL), never a party's number."""
     kind = str(cb.payload.get("type") or "").lower()
-    if kind not in _RECORDING_TYPES:
+    if kind != _RECORDING_READY:
         return []
     destination = _str(cb.payload.get("destination"))
     urls = [destination] if destination and "://" in destination else []

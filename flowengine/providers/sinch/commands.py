@@ -14,7 +14,7 @@ from typing import Literal
 from flowengine.errors import ProviderError
 from flowengine.providers.base import JSON
 from flowengine.providers.sinch.callbacks import CalloutTag
-from flowengine.providers.sinch.svaml import connect_pstn, svaml
+from flowengine.providers.sinch.svaml import connect_pstn, continue_, svaml
 from flowengine.providers.wire import Request, segment
 from flowengine.runtime.ports import Endpoint, Music
 
@@ -126,8 +126,9 @@ def update_call(call_id: str, instructions: list[JSON], action: JSON) -> Request
 
 
 def manage_leg(call_id: str, leg: Leg, instructions: list[JSON]) -> Request:
-    """say / playFiles on one leg, alongside whatever the call is doing."""
-    return Request("PATCH", _call(call_id, f"/leg/{leg}"), svaml(instructions, None))
+    """say / playFiles on one leg, alongside whatever the call is doing. The body is SVAML, and a SVAML
+    object carries exactly one action (Sinch's SVAML reference): ``continue``, so the call carries on."""
+    return Request("PATCH", _call(call_id, f"/leg/{leg}"), svaml(instructions, continue_()))
 
 
 # -- conferences -----------------------------------------------------------------------------------

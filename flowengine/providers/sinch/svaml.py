@@ -22,7 +22,8 @@ _REGIONS = {
 }
 _TAGS = re.compile(r"<[^>]*>")
 
-# event -> (actions, instructions) a reply to it may hold (reference table, section 6).
+# event -> (actions, instructions) a reply to it may hold: Sinch's SVAML reference (its actions table lets
+# a PIE reply bridge with connectPstn, which the wire reference's section 6 leaves out).
 ALLOWED: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "ice": (
         frozenset({"hangup", "connectPstn", "connectMxp", "connectConf", "connectSip", "connectStream",
@@ -34,7 +35,7 @@ ALLOWED: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"playFiles", "say", "setCookie", "startRecording"}),
     ),
     "pie": (
-        frozenset({"hangup", "continue", "connectConf", "connectSip", "runMenu"}),
+        frozenset({"hangup", "continue", "connectPstn", "connectConf", "connectSip", "runMenu"}),
         frozenset({"playFiles", "say", "sendDtmf", "setCookie", "startRecording", "stopRecording"}),
     ),
 }
@@ -99,15 +100,30 @@ def conference_dtmf(max_digits: int, timeout: float) -> JSON:
     return {"mode": "detect", "maxDigits": max(1, max_digits), "timeoutMills": max(1, round(timeout * 1000))}
 
 
-def connect_pstn(number: str, cli: str | None, dial_timeout: int, *, amd: bool = False) -> JSON:
-    """``amd``: answering machine detection, synchronous: the ACE comes once it is known, carrying
-    ``amd{status, reason, duration}``."""
-    action: JSON = {"name": "connectPstn", "number": number, "dialTimeout": dial_timeout}
+def connect_pstn(number: str, cli: str | None, dial_timeout: int | None, *, amd: bool = False) -> JSON:
+    """``dial_timeout`` None: the platform's own. ``amd``: answering machine detection, synchronous: the
+    ACE comes once it is known, carrying ``amd{status, reason, duration}``."""
+    action: JSON = {"name": "connectPstn", "number": number}
+    if dial_timeout is not None:
+        action["dialTimeout"] = dial_timeout
     if cli:
         action["cli"] = cli
     if amd:
         action["amd"] = {"enabled": True}
     return action
+
+
+def connect_callout(to: JSON, cli: str | None) -> JSON:
+    """The reply to a callout's own ICE: connect it to the destination it was placed to (Sinch's callout
+    reference allows connectPstn there; a user or SIP destination gets connectMxp / connectSip, which
+    is unconfirmed). The dial timeout stays the engine's (``_ring_for``)."""
+    kind, endpoint = str(to.get("type") or "number"), str(to.get("endpoint") or "")
+    if kind == "username":
+        return {"name": "connectMxp", "destination": {"type": "username", "endpoint": endpoint}}
+    if kind == "sip":
+        return {"name": "connectSip", "destination": {"endpoint": endpoint}}
+    number = cli if cli and cli.lstrip("+").isdigit() else None  # "private", "anonymous": none shown
+    return connect_pstn(endpoint, number, None)
 
 
 def run_menu(max_digits: int, timeout: float, prompt: str | None, locale: str) -> JSON:
@@ -119,11 +135,9 @@ def run_menu(max_digits: int, timeout: float, prompt: str | None, locale: str) -
     return {"name": "runMenu", "locale": locale, "mainMenu": MENU_ID, "menus": [menu]}
 
 
-def svaml(instructions: list[JSON], action: JSON | None) -> JSON:
-    body: JSON = {"instructions": instructions}
-    if action is not None:
-        body["action"] = action
-    return body
+def svaml(instructions: list[JSON], action: JSON) -> JSON:
+    """A SVAML object: any number of instructions and exactly one action (Sinch's SVAML reference)."""
+    return {"instructions": instructions, "action": action}
 
 
 # -- neutral values -> Sinch -----------------------------------------------------------------------

@@ -45,8 +45,9 @@ TABLE = command_table(
                 "at_most_once", why="no query; the flow's timer covers a capture that never started"),
     CommandSpec("send_dtmf", REPLY_OR + "PATCH /calls/id/{id} `sendDtmf` + `continue`", False, "at_most_once",
                 why="no query; keys sent twice would be dialled twice"),
-    CommandSpec("dial", "POST /callouts `customCallout`, `custom` carries the key (with `connect`: SVAML "
-                "`connectPstn` in the ICE reply)", False, "awaited", keyed=True, why=NO_CALL_LIST),
+    CommandSpec("dial", "POST /callouts `customCallout`, `custom` carries the key; its own ICE is answered "
+                "with `connectPstn` (with `connect`: SVAML `connectPstn` in the ICE or PIE reply)", False,
+                "awaited", keyed=True, why=NO_CALL_LIST),
     CommandSpec("conference_create", "none: the id is made of the flow's name and the key (Sinch creates "
                 "the conference with its first participant)", True, "local", keyed=True),
     CommandSpec("conference_join", "SVAML `connectConf` in the reply to the call's ICE/ACE/PIE", True,

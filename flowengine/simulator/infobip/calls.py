@@ -213,7 +213,12 @@ class CallOps(Simulator):
 
     def hangup(self, call: InfobipCall, code: str | None) -> None:
         """POST …/hangup: an established call finishes, an unanswered one is cancelled (or failed with the
-        requested errorCode, e.g. BUSY to reject an inbound call)."""
+        requested errorCode, e.g. BUSY to reject an inbound call). The code must fit the call's state
+        (Infobip's hangup reference): NORMAL_HANGUP ends an established call, every other code one not yet
+        established; a code that does not fit is refused and the call stays as it was."""
+        if code is not None and (code == "NORMAL_HANGUP") != (call.state == ESTABLISHED):
+            needs = "an established call" if code == "NORMAL_HANGUP" else "a call not yet established"
+            raise ApiError(400, f"errorCode {code} needs {needs}; call {call.id} is {call.state}.")
         if call.state == ESTABLISHED:
             self.end_call(call, state=FINISHED, code=code or "NORMAL_HANGUP", source="API")
         else:

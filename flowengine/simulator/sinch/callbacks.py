@@ -66,14 +66,18 @@ def pie(call: SinchCall, now: float, application_key: str, menu_result: dict[str
     return {**_common("pie", call, now, application_key), "menuResult": menu_result}
 
 
-def notify(call: SinchCall, type_: str) -> dict[str, Any]:
-    """Notification (e.g. ``recording_finished``); no reply expected."""
-    return {
+def notify(call: SinchCall, type_: str, destination: str | None = None) -> dict[str, Any]:
+    """Notification; no reply expected. Sinch's recording page: ``recording_finished`` says a recording
+    stopped, ``recording_available`` that its file is at ``destination`` (where the file went: the
+    recording's destinationUrl, not a party's number)."""
+    body: dict[str, Any] = {
         "event": "notify",
         "callid": call.id,
         "conferenceId": call.conference_id,
         "version": 1,
         "type": type_,
         "custom": call.custom,
-        "destination": call.to.get("endpoint"),
     }
+    if destination is not None:
+        body["destination"] = destination
+    return body

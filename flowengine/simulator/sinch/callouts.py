@@ -10,8 +10,9 @@ from typing import Any
 from flowengine.simulator.base import ApiError
 from flowengine.simulator.legs import run_dial, speech_seconds
 from flowengine.simulator.parties import DETECTION_SECONDS, DialOutcome, plan_dial
+from flowengine.simulator.sinch import callbacks
 from flowengine.simulator.sinch.conference_dtmf import read_options
-from flowengine.simulator.sinch.model import MANAGERHANGUP, SinchCall
+from flowengine.simulator.sinch.model import CALLBACKERROR, FAILED, MANAGERHANGUP, SinchCall
 from flowengine.simulator.sinch.obey import DIAL_RESULTS, SinchObey
 from flowengine.simulator.sinch.svaml import (
     CONTINUE,
@@ -56,6 +57,8 @@ def check_callout(body: Any) -> Callout:
     if not isinstance(spec, dict):
         raise _missing(method)
     destination = spec.get("destination")
+    if destination is None and method == "customCallout" and isinstance(spec.get("ice"), str):
+        destination = {"type": "number", "endpoint": "-"}  # inline ICE SVAML says where it goes
     if not isinstance(destination, dict):
         raise _missing(f"{method}.destination")
     if not one_of(destination.get("type"), DESTINATION_TYPES):
@@ -126,7 +129,18 @@ class SinchCallouts(SinchObey):
         return call
 
     async def _run_callout(self, call: SinchCall, request: Callout) -> None:
-        plan = plan_dial(call.script, self.callout_ring_timeout)
+        timeout = self.callout_ring_timeout
+        if request.method == "customCallout":
+            connect = await self._connect_for(call, request)
+            if connect is None:
+                self.end_call(call, FAILED, CALLBACKERROR)  # as an inbound call whose ICE got no usable SVAML
+                return
+            timeout = float(connect.get("dialTimeout") or timeout)
+            number = str(connect["number"])
+            if number != call.remote:
+                call.remote, call.script = number, self.parties.script_for(number)
+                call.to = {"type": "number", "endpoint": number}
+        plan = plan_dial(call.script, timeout)
         outcome = await run_dial(self.clock, plan, lambda: None)
         if outcome is not DialOutcome.ANSWERED:
             self.dial_failed(call, DIAL_RESULTS[outcome])
@@ -146,6 +160,24 @@ class SinchCallouts(SinchObey):
                 speech_seconds(str(spec.get("text") or "")) + prompt_seconds(spec.get("prompts"))
             )
             self.hang_up(call, MANAGERHANGUP)
+
+    async def _connect_for(self, call: SinchCall, request: Callout) -> dict[str, Any] | None:
+        """How a customCallout is connected: Sinch's callout reference says placing it raises an ICE whose
+        SVAML must connect it to a PSTN destination (connectPstn, the only action allowed there). The SVAML
+        is the request's inline ``ice``; without one the ICE goes to the callback URL (here also for an
+        ``ice`` URL: the simulator has one callback URL). None: no usable connectPstn, the call is dropped."""
+        inline = request.spec.get("ice")
+        if isinstance(inline, str) and inline and not inline.startswith(("http://", "https://")):
+            try:
+                svaml: Svaml | None = parse_svaml(json.loads(inline), "ice")
+            except (ValueError, SvamlError):
+                svaml = None
+        else:
+            body = callbacks.ice(call, self.clock.now(), self.application_key, self.api_base_url)
+            svaml = await self.ask(call, body, "ice")
+        if svaml is None or svaml.action_name != "connectPstn":
+            return None
+        return svaml.action
 
     async def _on_answer(self, call: SinchCall, request: Callout) -> Svaml:
         """The SVAML for the answered callout: the ACE reply, or a customCallout's inline ``ace``. With

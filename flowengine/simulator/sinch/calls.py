@@ -27,8 +27,11 @@ from flowengine.simulator.sinch.model import (
     TIMEOUT,
     SinchCall,
     SinchConference,
+    recording_file,
 )
 from flowengine.simulator.sinch.svaml import CONTINUE, Svaml, SvamlError, parse_svaml
+
+RECORDING_UPLOAD = 1.0  # seconds from a recording's end to its file being available
 
 
 class SinchCalls(Simulator):
@@ -167,11 +170,24 @@ class SinchCalls(Simulator):
         if call.bridge is not None:
             call.bridge.stop_tasks()
         self.leave_conference(call)
-        if call.recording:
-            call.recording = False
-            self.emit(callbacks.notify(call, "recording_finished"))
+        self.finish_recording(call)
         if call.dice:
             self.emit(callbacks.dice(call, now, self.application_key))
+
+    def finish_recording(self, call: SinchCall) -> None:
+        """A recording stops (stopRecording, or its call ended): ``recording_finished`` goes out at once,
+        ``recording_available`` with where the file went once it is stored."""
+        if not call.recording:
+            return
+        call.recording = False
+        self.emit(callbacks.notify(call, "recording_finished"))
+        stored = recording_file(call, self.clock.now(), self.application_key, self.api_base_url)
+
+        async def available() -> None:
+            await self.clock.sleep(RECORDING_UPLOAD)
+            self.emit(callbacks.notify(call, "recording_available", stored))
+
+        self.spawn(available())
 
     def hang_up(self, call: SinchCall, reason: str) -> None:
         """The platform or the app hangs up: ANSWERED if it was, otherwise N/A."""

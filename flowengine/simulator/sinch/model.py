@@ -19,6 +19,19 @@ TIMEOUT, GENERALERROR, CALLBACKERROR = "TIMEOUT", "GENERALERROR", "CALLBACKERROR
 FREE = {"currencyId": "EUR", "amount": 0.0}
 
 
+def recording_file(call: SinchCall, now: float, application_key: str, api_base_url: str) -> str:
+    """Where a call's recording file goes (Sinch's recording page): the ``destinationUrl`` if it names a
+    file; else a name Sinch makes up, ``yyyyMMddHHmmss_applicationKey_callId.format``, in that place (in
+    Sinch's own store when no destination was given)."""
+    options = call.recording_options
+    destination = str(options.get("destinationUrl") or "")
+    if destination and "." in destination.rstrip("/").rsplit("/", 1)[-1] and "://" in destination:
+        return destination
+    folder = destination.rstrip("/") or f"{api_base_url}/calling/v1/recording"
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%d%H%M%S")
+    return f"{folder}/{stamp}_{application_key}_{call.id}.{options.get('format') or 'mp3'}"
+
+
 def iso(ts: float | None) -> str | None:
     """Sinch's timestamp format, e.g. ``2014-09-24T10:59:41Z``."""
     if ts is None:
@@ -51,6 +64,7 @@ class SinchCall(Leg):
     onhold: bool = False
     moh: str | None = None
     recording: bool = False
+    recording_options: dict[str, Any] = field(default_factory=dict)  # the startRecording's ``options``
     cookies: dict[str, str] = field(default_factory=dict)
     activity: asyncio.Task[Any] | None = field(default=None, repr=False)
     detection: asyncio.Task[Any] | None = field(default=None, repr=False)  # conference key detection

@@ -58,9 +58,10 @@ class SinchObey(SinchCalls):
             call.cookies[step["key"]] = step["value"]
         elif name == "startRecording":
             call.recording = True
-        elif name == "stopRecording" and call.recording:
-            call.recording = False
-            self.emit(callbacks.notify(call, "recording_finished"))
+            options = step.get("options")
+            call.recording_options = options if isinstance(options, dict) else {}
+        elif name == "stopRecording":
+            self.finish_recording(call)
         seconds = instruction_seconds(step)
         if seconds > 0:
             await self.clock.sleep(seconds)
@@ -146,7 +147,7 @@ class SinchObey(SinchCalls):
 
     async def _ask_menu(self, call: SinchCall, menu: dict[str, Any]) -> tuple[str, str]:
         """Prompt and collect, repeating as the menu says: ("option", option action) / ("sequence",
-        digits) / ("invalidinput", digits) / ("timeout", "")."""
+        digits) / ("invalidinput", digits) / ("timeout", ""). ``#`` ends the keys early (and only it)."""
         options = {
             str(o["dtmf"]): str(o.get("action", "return"))
             for o in menu.get("options") or []
@@ -160,7 +161,7 @@ class SinchObey(SinchCalls):
                 menu.get("mainPrompt") if attempt == 0 else menu.get("repeatPrompt", menu.get("mainPrompt"))
             )
             await self.clock.sleep(prompt_seconds(prompt))
-            got = await call.dtmf.collect(self.clock, max_digits=max_digits, timeout=timeout)
+            got = await call.dtmf.collect(self.clock, max_digits=max_digits, timeout=timeout, terminator="#")
             if not got.digits:
                 continue
             if not options:

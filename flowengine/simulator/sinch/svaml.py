@@ -36,14 +36,15 @@ ALLOWED: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"playFiles", "say", "setCookie", "startRecording"}),
     ),
     "pie": (
-        frozenset({"hangup", "continue", "connectConf", "connectSip", "runMenu"}),
+        frozenset({"hangup", "continue", "connectPstn", "connectConf", "connectSip", "runMenu"}),
         frozenset(_PIE_INSTRUCTIONS),
     ),
     "update": (frozenset({"hangup", "continue", "park"}), frozenset(_PIE_INSTRUCTIONS)),
     "leg": (frozenset({"continue"}), frozenset({"playFiles", "say"})),
 }
-# Events whose reply may omit the action (it then means "continue").
-_ACTION_OPTIONAL = {"ace", "leg"}
+# Events whose reply may omit the action (it then means "continue"): an ACE needs no reply at all. Any
+# SVAML object sent by PATCH carries exactly one action (Sinch's SVAML reference), the leg's too.
+_ACTION_OPTIONAL = {"ace"}
 MOH_CLASSES = frozenset({"ring", "music1", "music2", "music3"})
 _PROMPT = re.compile(r"^#(tts|ssml|href)\[(.*)\]$", re.DOTALL)
 
@@ -97,8 +98,19 @@ def parse_svaml(value: Any, event: str) -> Svaml:
     return Svaml(tuple(steps), action)
 
 
+# SVAML's startRecording options (Sinch's recording page): there is no beep and no time limit.
+RECORDING_OPTIONS = frozenset({"destinationUrl", "credentials", "format", "notificationEvents",
+                               "transcriptionOptions"})
+_E164 = re.compile(r"^\+?[1-9]\d{4,14}$")
+
+
 def _check_instruction(step: dict[str, Any]) -> None:
     name = step["name"]
+    if name == "startRecording":
+        options = step.get("options") or {}
+        unknown = sorted(set(options) - RECORDING_OPTIONS) if isinstance(options, dict) else ["options"]
+        if unknown:
+            raise SvamlError(f"startRecording takes no {', '.join(unknown)}")
     if name == "say" and (not isinstance(step.get("text"), str) or len(step["text"]) > 600):
         raise SvamlError("say needs a text of at most 600 characters")
     if name == "playFiles" and not (isinstance(step.get("ids"), list) and step["ids"]):
@@ -121,8 +133,8 @@ def _check_action(action: dict[str, Any]) -> None:
             read_options(action.get("conferenceDtmfOptions"))
         except ValueError as exc:
             raise SvamlError(f"connectConf conferenceDtmfOptions: {exc}") from None
-    elif name == "connectPstn" and not isinstance(action.get("number"), str):
-        raise SvamlError("connectPstn needs a number")
+    elif name == "connectPstn" and not _E164.match(str(action.get("number") or "")):
+        raise SvamlError("connectPstn needs a phone number in E.164 format")
     elif name == "runMenu":
         menus = action.get("menus")
         if (
