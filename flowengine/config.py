@@ -83,6 +83,15 @@ CONFIG_SCHEMA: dict[str, Any] = {
             },
         },
         "default_flow": {"type": "string", "description": "Flow for inbound calls that match no route."},
+        "flows": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": (
+                "More flow files to load (paths relative to this file): the outbound flows (`start: "
+                "outbound`) that `POST /api/calls` and `flowengine call` start. Inbound flows go in "
+                "`routes` and `default_flow`."
+            ),
+        },
         "webhook": {
             "type": "object",
             "additionalProperties": False,
@@ -223,6 +232,7 @@ class ServiceConfig:
     store: str = "sqlite:///flowengine.db"
     routes: tuple[Route, ...] = ()
     default_flow: Path | None = None
+    flows: tuple[Path, ...] = ()  # outbound flows: loaded, started through the API, never routed
     webhook_path: str = "/webhooks"
     max_body_bytes: int = 262_144
     http_allow: tuple[str | Mapping[str, Any], ...] = ()
@@ -241,7 +251,7 @@ class ServiceConfig:
         paths = [route.flow for route in self.routes]
         if self.default_flow is not None:
             paths.append(self.default_flow)
-        return list(dict.fromkeys(paths))
+        return list(dict.fromkeys([*paths, *self.flows]))
 
 
 _ENV = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
@@ -303,6 +313,7 @@ def parse_config(
             Route(base / r["flow"], r.get("to"), r.get("configuration")) for r in document.get("routes", [])
         ),
         default_flow=base / default if default else None,
+        flows=tuple(base / flow for flow in document.get("flows", [])),
         webhook_path=webhook.get("path", "/webhooks").rstrip("/") or "/webhooks",
         max_body_bytes=webhook.get("max_body_bytes", 262_144),
         http_allow=tuple(document.get("http_allow", [])),
