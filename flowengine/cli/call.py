@@ -79,8 +79,8 @@ def command(
     except (TimeoutError, OSError, aiohttp.ClientError) as exc:
         click.echo(f"cannot reach the service at {url}: {exc or type(exc).__name__}", err=True)
         sys.exit(EXIT_FATAL)
-    _report(answer, url.rstrip("/"), fmt)
     final = answer.get("final")
+    _report(answer, url.rstrip("/"), fmt)
     sys.exit(EXIT_PROBLEMS if wait and (final is None or final.get("status") != "ended") else EXIT_OK)
 
 

@@ -66,11 +66,15 @@ def parse_event(doc: Any) -> EventRequest:
 
 async def deliver_event(service: Service, session_id: str, request: EventRequest) -> Delivered:
     """Hand ``request`` to the session as an event its flow handles like any other."""
-    session = await _running(service, session_id, "take events")
+    session = await service.sessions.load(session_id)
+    if session is None:
+        raise RequestError(f"no session {quote(session_id)}", 404)
     declared = service.flows[session.flow].events
     if request.name not in declared:
         raise RequestError(f"flow {quote(session.flow)} declares no event {quote(request.name)}"
                            f"{alternatives(request.name, declared)}")
+    if session.status != "active":
+        raise RequestError(_not_running(session), 409)
     mark = f"api-event:{session_id}:{request.id}" if request.id is not None else None
     if mark is not None and await service.store.claimed(mark):
         return Delivered(session, "duplicate")
@@ -107,16 +111,11 @@ async def end_session(service: Service, session_id: str) -> Ended:
     return Ended(session, done, failed)
 
 
-async def _running(service: Service, session_id: str, doing: str) -> Session:
-    session = await service.sessions.load(session_id)
-    if session is None:
-        raise RequestError(f"no session {quote(session_id)}", 404)
+def _not_running(session: Session) -> str:
     if session.status == "new":
-        raise RequestError(f"session {quote(session_id)} has not begun (its call is still being dialled): "
-                           f"it cannot {doing} yet", 409)
-    if session.status != "active":
-        raise RequestError(f"session {quote(session_id)} has {session.status}: it cannot {doing}", 409)
-    return session
+        return (f"session {quote(session.id)} has not begun (its call is still being dialled): it cannot "
+                "take events yet")
+    return f"session {quote(session.id)} has {session.status}: it cannot take events"
 
 
 def _last(session: Session, event: str) -> Step | None:
