@@ -26,12 +26,15 @@ def control_schemas(outbound_flows: Sequence[str] | None = None) -> Schema:
     flow: Schema = {"type": "string", "description": "An outbound flow (`start: outbound`) loaded here."}
     if outbound_flows:
         flow["enum"] = list(outbound_flows)
+    example = {"flow": outbound_flows[0] if outbound_flows else "reminder", "to": "447700900001",
+               "idempotency_key": "reminder-2026-01-05-0930"}
     endpoint = {kind: {"type": "string", "minLength": 1, "maxLength": MAX_ADDRESS, "description": text}
                 for kind, text in ENDPOINT_KINDS.items()}
     return {
         "CallRequest": {
             "type": "object",
             "description": "An outbound call: the flow's session begins on its answer or failure.",
+            "examples": [example],
             "required": ["flow", "to"],
             "additionalProperties": False,
             "properties": {
