@@ -88,6 +88,10 @@ def _obj(value: Any) -> JSON:
     return value if isinstance(value, dict) else {}
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -212,7 +216,7 @@ def _dtmf_captured(env: Envelope) -> list[Event]:
 
 def _recording_ready(env: Envelope) -> list[Event]:
     recording = _obj(env.props.get("recording")) or env.props
-    files = [_obj(f) for key in ("files", "composedFiles") for f in recording.get(key) or []]
+    files = [_obj(f) for key in ("files", "composedFiles") for f in _list(recording.get(key))]
     ids = [str(f["id"]) for f in files if _str(f.get("id"))]
     if not ids and _str(recording.get("fileId")):
         ids = [str(recording["fileId"])]
