@@ -23,8 +23,11 @@ def test_schemathesis_finds_no_server_error_and_nothing_undescribed(provider: st
     assert tally.sent >= 200 and tally.classes["2xx"] > 0 and tally.classes["4xx"] > 0, tally.summary()
     assert tally.classes["5xx"] == 0 and tally.server_errors() == [], tally.summary()
     assert tally.failures == {}
-    webhook = f"POST /webhooks/{provider}"
-    assert tally.statuses[(webhook, 200)] > 0 and tally.statuses[(webhook, 400)] > 0
+    # The two webhook URLs are one handler; which of them the few malformed bodies of a bounded run land
+    # on is chance (hypothesis also draws on constants from the code under test, so any change moves it).
+    webhooks = (f"POST /webhooks/{provider}", f"POST /webhooks/{provider}/{{kind}}")
+    assert all(tally.statuses[(webhook, 200)] > 0 for webhook in webhooks)
+    assert sum(tally.statuses[(webhook, 400)] for webhook in webhooks) > 0
 
 
 def test_a_server_error_does_not_go_unnoticed(tmp_path: Path) -> None:
