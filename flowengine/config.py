@@ -85,6 +85,15 @@ CONFIG_SCHEMA: dict[str, Any] = {
             },
         },
         "default_flow": {"type": "string", "description": "Flow for inbound calls that match no route."},
+        "flows": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": (
+                "More flow files to load (paths relative to this file): the outbound flows (`start: "
+                "outbound`) that `POST /api/calls` and `flowengine call` start. Inbound flows go in "
+                "`routes` and `default_flow`."
+            ),
+        },
         "webhook": {
             "type": "object",
             "additionalProperties": False,
@@ -308,6 +317,7 @@ class ServiceConfig:
     store: str = "sqlite:///flowengine.db"
     routes: tuple[Route, ...] = ()
     default_flow: Path | None = None
+    flows: tuple[Path, ...] = ()  # outbound flows: loaded, started through the API, never routed
     webhook_path: str = "/webhooks"
     max_body_bytes: int = 262_144
     max_depth: int = MAX_DEPTH
@@ -330,7 +340,7 @@ class ServiceConfig:
         paths = [route.flow for route in self.routes]
         if self.default_flow is not None:
             paths.append(self.default_flow)
-        return list(dict.fromkeys(paths))
+        return list(dict.fromkeys([*paths, *self.flows]))
 
 
 _ENV = ENV_REFERENCE
@@ -397,6 +407,7 @@ def parse_config(
             Route(base / r["flow"], r.get("to"), r.get("configuration")) for r in document.get("routes", [])
         ),
         default_flow=base / default if default else None,
+        flows=tuple(base / flow for flow in document.get("flows", [])),
         webhook_path=webhook.get("path", "/webhooks").rstrip("/") or "/webhooks",
         max_body_bytes=webhook.get("max_body_bytes", 262_144),
         max_depth=webhook.get("max_depth", MAX_DEPTH),

@@ -11,6 +11,7 @@
     │   └── ProviderUnsupported     the provider cannot perform this neutral action at all
     ├── WebhookError                an inbound webhook is unusable (``status`` is the 4xx to answer)
     │   └── WebhookAuthError        it failed authentication (401)
+    ├── RequestError                an API request is unusable or refused (``status`` is the 4xx)
     ├── StoreError                  a session store failed (adapters translate driver errors)
     │   └── ConflictError           optimistic concurrency: somebody else wrote the session first
     ├── SessionNotFound             no session for that id or call
@@ -149,6 +150,15 @@ class WebhookAuthError(WebhookError):
 
     def __init__(self, message: str = "webhook authentication failed") -> None:
         super().__init__(message, status=401)
+
+
+class RequestError(FlowEngineError):
+    """An API request cannot be carried out as asked (a bad body, an unknown flow, a session that has
+    ended); ``status`` is the 4xx answered, the message says what is wrong."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class StoreError(FlowEngineError):

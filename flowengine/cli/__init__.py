@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "test": "Check every flow's scenarios against their expectations (for CI).",
     "graph": "Print a flow's state diagram (Mermaid or DOT).",
     "serve": "Serve the platform's webhooks and drive real calls.",
+    "call": "Start an outbound flow's call on a running service.",
     "simulator": "Run a simulated platform on its own.",
 }
 

@@ -44,7 +44,7 @@ def command(config_path: Path, host: str | None, port: int | None, shutdown_time
     flowengine.example.yaml and schemas/config.schema.json.
     The webhooks must be authenticated (INFOBIP_WEBHOOK_HMAC_SECRET or
     INFOBIP_WEBHOOK_USER/_PASSWORD; Sinch signs with the application secret),
-    or serve does not start; the read routes want a bearer token (api_tokens).
+    or serve does not start; the API wants a bearer token (api_tokens).
 
     \b
     Routes:
@@ -52,6 +52,9 @@ def command(config_path: Path, host: str | None, port: int | None, shutdown_time
       GET  /healthz /readyz                liveness, readiness (open)
       GET  /metrics                        Prometheus (token, or metrics_public)
       GET  /api/sessions[/{id}] /api/flows sessions (state, vars, trace), flow graphs (token)
+      POST /api/calls                      start an outbound flow's call (token)
+      POST /api/sessions/{id}/events       deliver a custom event to a session (token)
+      DELETE /api/sessions/{id}            end a session, hanging up its calls (token)
       GET  /                               the dashboard (token)
 
     Exit codes: 0 stopped cleanly, 2 bad configuration (unauthenticated webhooks included).

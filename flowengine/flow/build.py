@@ -9,8 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from flowengine.flow.model import Action, Flow, Pos, State, Timer, Transition
-from flowengine.flow.vocabulary import ACTIONS, ALWAYS, IF_OPTION, ON_ERROR_OPTION, parse_duration
+from flowengine.flow.model import Action, Flow, Outbound, Pos, State, Timer, Transition
+from flowengine.flow.vocabulary import (
+    ACTIONS,
+    ALWAYS,
+    IF_OPTION,
+    ON_ERROR_OPTION,
+    OUTBOUND_ROLE,
+    START_OUTBOUND,
+    parse_duration,
+)
 
 Path = tuple[str | int, ...]
 Locate = Callable[[Path], Pos | None]
@@ -34,7 +42,23 @@ def build_flow(doc: Mapping[str, Any], *, source: str = "<flow>", locate: Locate
         vars=dict(doc.get("vars") or {}),
         on=_build_handlers(doc.get("on") or {}, ("on",), locate),
         source=source,
+        outbound=_build_outbound(doc.get("start"), locate),
+        events=tuple(doc.get("events") or ()),
     )
+
+
+def _build_outbound(start: Any, locate: Locate) -> Outbound | None:
+    """``start: outbound`` or ``start: {outbound: {as, from, timeout}}``; None for an inbound flow."""
+    if start == START_OUTBOUND:
+        spec: Mapping[str, Any] = {}
+    elif isinstance(start, Mapping) and START_OUTBOUND in start:
+        spec = start[START_OUTBOUND] or {}
+    else:
+        return None
+    role = str(spec.get("as") or OUTBOUND_ROLE)
+    params = {**{k: v for k, v in spec.items() if v is not None}, "as": role}
+    dial = Action("dial", _with_defaults("dial", params), locate(("start",)))
+    return Outbound(role, dial)
 
 
 def _build_state(name: str, body: Mapping[str, Any], path: Path, locate: Locate) -> State:

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowengine.flow.vocabulary import CALLER_ROLE
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class Pos:
@@ -63,6 +65,16 @@ class State:
 
 
 @dataclass(frozen=True, slots=True)
+class Outbound:
+    """``start: outbound``: the session is started by dialling (the API), and begins on that call's answer
+    or failure. ``dial`` is the action that places it: its ``to`` (and, when the request gives one, its
+    ``from``) come from the request, the rest from the flow."""
+
+    role: str  # the dialled call's role
+    dial: Action  # ``dial: {to, from, timeout, as: role}`` as the flow declares it (``to`` left out)
+
+
+@dataclass(frozen=True, slots=True)
 class Flow:
     name: str
     version: int
@@ -72,6 +84,13 @@ class Flow:
     vars: Mapping[str, Any] = field(default_factory=dict)
     on: Mapping[str, tuple[Transition, ...]] = field(default_factory=dict)  # flow-level handlers
     source: str = "<flow>"
+    outbound: Outbound | None = None  # None: sessions start on an inbound call (``start: inbound``)
+    events: tuple[str, ...] = ()  # the custom events the flow declares (``events``)
+
+    @property
+    def start_role(self) -> str:
+        """The role of the call a session starts with: the inbound ``caller``, or the dialled one."""
+        return self.outbound.role if self.outbound is not None else CALLER_ROLE
 
     def handlers(self, state: str) -> Mapping[str, tuple[Transition, ...]]:
         """Event -> transitions in ``state``: the state's own ``on`` overrides flow-level ``on``."""

@@ -21,6 +21,7 @@ from flowengine.flow.vocabulary import (
     ACTION_OPTIONS,
     ACTION_SPECS,
     ALWAYS_LIMIT,
+    CUSTOM_EVENT_PATTERN,
     DURATION_PATTERN,
     ENDPOINT_KINDS,
     EVENT_SPECS,
@@ -30,6 +31,9 @@ from flowengine.flow.vocabulary import (
     IF_OPTION,
     ON_ERROR_CHOICES,
     ON_ERROR_OPTION,
+    OUTBOUND_PARAMS,
+    START_INBOUND,
+    START_OUTBOUND,
     STATE_NAME_PATTERN,
     TEMPLATE_PATTERN,
     ActionSpec,
@@ -41,7 +45,8 @@ Schema = dict[str, Any]
 
 _LANGUAGE_DOC = (
     "A flowengine call flow: a state machine driven by neutral call events, the same on Infobip and Sinch. "
-    "A session starts in `initial` when a call arrives. Each state runs its `entry` actions, then waits: an "
+    "A session starts in `initial` when a call arrives (with `start: outbound`, when the call the API had "
+    "it dial is answered or fails). Each state runs its `entry` actions, then waits: an "
     "event under `on` (or a timer under `after`) leads to another state, running the old state's `exit` "
     "actions, the transition's `actions` and the new state's `entry` actions, in that order. A state with "
     "`type: final` ends the session. A state's `always` transitions need no event: they are tried once its "
@@ -181,10 +186,14 @@ def _handlers_schema() -> Schema:
     for event in EVENT_SPECS:
         fields = ", ".join(f"`event.{f}`" for f in event.fields)
         properties[event.name] = _ref("transition", f"{event.description} Fields: {fields}.")
+    custom = _ref("transition", "A custom event, declared under the flow's `events` and delivered through "
+                  "the API (`POST /api/sessions/{id}/events`). Fields: `event.data`.")
     return {
         "type": "object",
-        "description": "Event name -> transition. Events are neutral: the same names on every provider.",
+        "description": "Event name -> transition. Events are neutral: the same names on every provider; "
+        "custom events (dotted names such as `agent.free`) are declared under `events`.",
         "properties": properties,
+        "patternProperties": {CUSTOM_EVENT_PATTERN: custom},
         "additionalProperties": False,
     }
 
@@ -285,6 +294,34 @@ def _defs() -> Schema:
     }
 
 
+START_PATTERN = f"^({START_INBOUND}|{START_OUTBOUND})$"
+
+
+def _start_schema() -> Schema:
+    """``start: inbound`` (the default), ``start: outbound``, or ``start: {outbound: {as, from, timeout}}``
+    (a string or a mapping: each keyword below applies to one of the two types only)."""
+    return {
+        "type": ["string", "object"],
+        "description": "How a session starts: `inbound` (the default: an inbound call arrives and is bound "
+        "to `caller`), or `outbound`: `POST /api/calls` (or `flowengine call`) dials a number and the "
+        "session begins in `initial` on that call's `call.answered` or `call.failed` (with its `reason`); "
+        "the dialled call is bound to `callee`, or to the role named by `{outbound: {as: <role>}}`, "
+        "which may also give the caller id (`from`) and the ring `timeout`.",
+        "default": START_INBOUND,
+        "pattern": START_PATTERN,
+        "properties": {
+            START_OUTBOUND: {
+                "type": "object",
+                "description": "The outbound start's dial.",
+                "properties": {p.name: _param_schema(p) for p in OUTBOUND_PARAMS},
+                "additionalProperties": False,
+            },
+        },
+        "required": [START_OUTBOUND],
+        "additionalProperties": False,
+    }
+
+
 def _top_level() -> Schema:
     return {
         "flow": {
@@ -309,7 +346,17 @@ def _top_level() -> Schema:
         "initial": {
             "type": "string",
             "minLength": 1,
-            "description": "The state a new session starts in (when the inbound call arrives).",
+            "description": "The state a new session starts in (when the inbound call arrives, or, for an "
+            "outbound flow, when the dialled call is answered or fails: that event is then handled there).",
+        },
+        "start": _start_schema(),
+        "events": {
+            "type": "array",
+            "description": "Custom events this flow handles, delivered through the API "
+            "(`POST /api/sessions/{id}/events`, with `data`): dotted lower-case names such as "
+            "`agent.free`, outside the neutral events' namespaces (`call.`, `conference.`, ...).",
+            "uniqueItems": True,
+            "items": {"type": "string", "pattern": CUSTOM_EVENT_PATTERN},
         },
         "on": _ref(
             "handlers",

@@ -314,6 +314,26 @@ HTTP_PROTECTED_ENV = ("INFOBIP_", "SINCH_", "FLOWENGINE_")
 HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 # The inbound call is always bound to this role.
 CALLER_ROLE = "caller"
+# How a session starts (a flow's ``start``): on an inbound call (the default), or by dialling out when
+# the API asks (``POST /api/calls``); then the dialled call is bound to the declared role (``as:``).
+START_INBOUND, START_OUTBOUND = "inbound", "outbound"
+OUTBOUND_ROLE = "callee"  # the dialled call's role when ``start: outbound`` names none
+# What ``start: {outbound: {...}}`` takes: the dialled call's role, its caller id and ring timeout.
+OUTBOUND_PARAMS: tuple[Param, ...] = (
+    Param("as", "new_call", "Role name of the dialled call (default `callee`).", default=OUTBOUND_ROLE),
+    Param("from", "text", "Caller id shown to the called party, unless the request gives one."),
+    _TIMEOUT,
+)
+# The events an outbound session begins on: the dialled call's answer, or its failure (``reason``).
+OUTBOUND_BEGINS: frozenset[str] = frozenset({"call.answered", "call.failed", "call.finished"})
+
+# Custom events, declared under the flow's ``events`` and delivered through the API
+# (``POST /api/sessions/{id}/events``): dotted lower-case names outside the neutral events' namespaces,
+# so a typo of a neutral event (``call.answerd``) is still an unknown event, not a custom one.
+EVENT_NAMESPACES: tuple[str, ...] = tuple(sorted({spec.name.split(".")[0] for spec in EVENT_SPECS}))
+CUSTOM_EVENT_PATTERN = (
+    r"^(?!(?:" + "|".join(EVENT_NAMESPACES) + r")\.)[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+$"
+)
 
 # Actions the engine carries out itself (``pure`` ones and ``http``): no provider ever sees them.
 ENGINE_ACTIONS: frozenset[str] = frozenset({spec.name for spec in ACTION_SPECS if spec.pure} | {"http"})

@@ -21,11 +21,11 @@ from flowengine.flow.vocabulary import ALWAYS, ALWAYS_LIMIT, CALLER_ROLE
 from flowengine.runtime.binding import PLACED_BY, adopt, standin_id
 from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.runtime.commands import Command, Plan
-from flowengine.runtime.events import Event
+from flowengine.runtime.events import ACTION_FAILED, Event
+from flowengine.runtime.outbound import END, REPEATED, START, begins, refused_dial
 from flowengine.runtime.program import TIMER_EVENT, Program, Scratch, timer_trigger
 from flowengine.runtime.session import DIALING, ENDED, RINGING, TRACE_LIMIT, UP, Session, Step
 
-ACTION_FAILED = "action.failed"
 # ``event.data`` flag: an adapter's stand-in for a ring timeout its platform does not enforce (Sinch
 # callouts), due at the dial's ``timeout``. The engine hangs the dialled call up, then lets the flow see
 # the failure; the platform's own report of that hang-up (its echo) is dropped.
@@ -68,10 +68,17 @@ class Engine:
         if key in s.seen:
             s.record(Step(now, event.name, s.state, None, note="duplicate"), self.trace_limit)
             return s, Plan(event=event)
+        if event.name == START and (s.status != "new" or s.seq > 0 or self.flow.outbound is None):
+            # However long ago its key left the short memory: a session is started (dialled) once.
+            note = REPEATED if self.flow.outbound else "not an outbound flow"
+            s.record(Step(now, event.name, s.state, None, note=note), self.trace_limit)
+            return s, Plan(event=event)
         s.remember(key)
         s.seq += 1
+        if event.name == END:
+            return self._end(s, event, now)
         if s.status == "new":
-            return self._start(s, event, now)
+            return self._start(s, event, now) if self.flow.outbound is None else self._outbound(s, event, now)
         if s.status == "active" and PLACED_BY in event.data:
             let_go = self._adopt(s, event, now)
             if let_go is not None:
@@ -138,6 +145,45 @@ class Engine:
         # Any other first event starts the session and is then handled in the initial state.
         s, more = self._handle(s, event, now)
         return s, self._settling(s, Plan([*plan, *more], event), 0)
+
+    def _outbound(self, s: Session, event: Event, now: float) -> tuple[Session, Plan]:
+        """An outbound session not yet begun: ``START`` plans its dial; the dialled call's answer or
+        failure (a refused dial too) begins it; anything else before then is recorded and dropped."""
+        assert self.flow.outbound is not None
+        role = self.flow.outbound.role
+        if event.name == START:
+            s.vars.update(event.data.get("vars") or {})
+            s.origin = {"start": "outbound", "request": event.data.get("request")}
+            s.record(Step(now, START, None, None, note=f"dialling the {role!r} call"), self.trace_limit)
+            return s, Plan([self.program.start_dial(bool(event.data.get("from")))], event)
+        if PLACED_BY in event.data:  # a call bound under a stand-in id is named by its first webhook
+            adopt(s, event)
+        failed = refused_dial(event, role)
+        if failed is None and not begins(s, event, role):
+            note = f"before the {role!r} call was answered or failed: not handled"
+            s.record(Step(now, event.name, None, None, note=note), self.trace_limit)
+            return s, Plan(event=event)
+        event = failed or self._resolve(s, event)
+        if not (event.data.get(RING_TIMEOUT) and s.call_states.get(event.call_id or "") == DIALING):
+            return self._start(s, event, now)
+        s.remember(f"{RING_TIMEOUT}:{event.call_id}")  # the platform's report of the hang-up is an echo
+        s, plan = self._start(s, event, now)
+        return s, Plan([self.program.cleanup_command("hangup", role), *plan], event)
+
+    def _end(self, s: Session, event: Event, now: float) -> tuple[Session, Plan]:
+        """End the session from outside (the API): every call and conference it still owns is hung up,
+        each failure recorded without stopping the rest; its state stays where it was ended."""
+        if s.status in ("ended", "failed"):
+            s.record(Step(now, END, s.state, None, note=f"session {s.status}"), self.trace_limit)
+            return s, Plan(event=event)
+        commands = [self.program.cleanup_command("hangup", r, best_effort=True) for r in s.live_calls()]
+        commands += [self.program.cleanup_command("conference_hangup", r, best_effort=True)
+                     for r in s.live_conferences()]
+        reason = str(event.data.get("reason") or "ended")
+        s.record(Step(now, END, s.state, None, note=reason), self.trace_limit)
+        s.status = "ended"
+        s.timers.clear()
+        return s, Plan(commands, event)
 
     def _handle(self, s: Session, event: Event, now: float) -> tuple[Session, Plan]:
         if s.status != "active":

@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# What a command that failed for good becomes (``executor``): the flow handles it like any event.
+ACTION_FAILED = "action.failed"
+
 
 @dataclass(frozen=True, slots=True)
 class Event:

@@ -29,8 +29,8 @@ from flowengine.runtime.binding import bind_result, nothing_to_undo, provider_ar
 from flowengine.runtime.clock import Clock
 from flowengine.runtime.commands import Command, Plan
 from flowengine.runtime.context import build_context
-from flowengine.runtime.engine import ACTION_FAILED, Engine
-from flowengine.runtime.events import Event
+from flowengine.runtime.engine import Engine
+from flowengine.runtime.events import ACTION_FAILED, Event
 from flowengine.runtime.http import bind_answer, http_request
 from flowengine.runtime.outbox import advance, pending, reaches_out, write_ahead
 from flowengine.runtime.ports import HttpClient, HttpRequest, Pacer, Provider, ProviderCommand

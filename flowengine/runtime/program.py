@@ -33,6 +33,8 @@ TIMER_EVENT = "timer"  # a fired timer: Event(TIMER_EVENT, data={"timer": timer 
 # Origin of the engine's own hang-ups (a failed session's clean-up, a ring timeout): sent even where the
 # session counts the call as ended, since it is the engine that knows better (a stand-in failure).
 CLEANUP = "cleanup."
+# Origin of an outbound start's dial (``start: outbound``); ``[from]``: the request gave the caller id.
+START_DIAL = "start.dial"
 
 
 def timer_trigger(state: str, key: str) -> str:
@@ -114,9 +116,11 @@ class Program:
         # States with ``always`` transitions: a plan that enters one (or runs an internal transition in
         # it) ends with ``settle_command``, so they are tried once its actions have run.
         self.settles = frozenset(n for n, s in flow.states.items() if s.always and not s.final)
-        self._cleanup: dict[tuple[str, str], Command] = {}
+        self._cleanup: dict[tuple[str, str, bool], Command] = {}
         self._markers: dict[int, Command] = {}
         self._shared: dict[int, tuple[Compiled | None, tuple[Command, ...]]] = {}
+        # An outbound flow's start: its dial with the flow's caller id, and with the request's.
+        self.start = self._start_dials(flow)
         self.machine = Machine(
             model=[], states=[MachineState(n, final=s.final) for n, s in flow.states.items()],
             initial=flow.initial, auto_transitions=False, send_event=True, name=flow.name,
@@ -130,14 +134,24 @@ class Program:
             self.machine.events[trigger].trigger(session, scratch)
         return scratch.fired
 
-    def cleanup_command(self, action: str, role: str) -> Command:
-        """``hangup``/``conference_hangup`` of one role, for ending a failed session (cached per role)."""
-        key = (action, role)
+    def cleanup_command(self, action: str, role: str, *, best_effort: bool = False) -> Command:
+        """``hangup``/``conference_hangup`` of one role, for ending a failed session (cached per role);
+        ``best_effort``: its failure is recorded and the next command still runs (``on_error: continue``)."""
+        key = (action, role, best_effort)
         command = self._cleanup.get(key)
         if command is None:
             param = "call" if action == "hangup" else "conference"
-            command = self._cleanup[key] = Command.build(action, {param: role}, f"{CLEANUP}{role}")
+            command = self._cleanup[key] = Command.build(
+                action, {param: role}, f"{CLEANUP}{role}", on_error="continue" if best_effort else "fail"
+            )
         return command
+
+    def start_dial(self, request_from: bool) -> Command:
+        """An outbound start's dial: to the request's ``to``, from the request's caller id if it gave
+        one (``request_from``), else the flow's."""
+        if self.start is None:
+            raise ValueError(f"flow {self.flow.name!r} starts on inbound calls: it dials nothing to start")
+        return self.start[1] if request_from else self.start[0]
 
     def settle_command(self, step: int) -> Command:
         """The marker that ends a plan leading into (or staying in) a state with ``always`` transitions:
@@ -150,6 +164,15 @@ class Program:
         return command
 
     # -- compiling ---------------------------------------------------------------------------------------
+    def _start_dials(self, flow: Flow) -> tuple[Command, Command] | None:
+        if flow.outbound is None:
+            return None
+        params = {**flow.outbound.dial.params, "to": "{{ event.data.to }}"}
+        declared = Command.build("dial", params, START_DIAL)
+        given = Command.build("dial", {**params, "from": "{{ event.data['from'] }}"}, f"{START_DIAL}[from]")
+        self.by_origin.update({declared.origin: declared, given.origin: given})
+        return declared, given
+
     def _add_routes(self, state: str) -> list[str]:
         if state in self.final:
             return []  # entering a final state ends the session: nothing leaves it

@@ -120,6 +120,9 @@ class Session:
     # follow-ups): event id -> {"due": epoch seconds, "event": ``outbox.event_to_json``}.
     deferred: dict[str, dict[str, Any]] = field(default_factory=dict)
     checked: float = 0.0  # when the platform was last asked about this session's calls (reconcile)
+    # How it was started, when not by an inbound call: an outbound start's request (``engine.START``),
+    # kept so a retried request can be told from another one reusing its idempotency key.
+    origin: dict[str, Any] | None = None
 
     def copy(self) -> Session:
         """A copy whose containers can change without touching this one (values are never mutated)."""
@@ -127,7 +130,7 @@ class Session:
             self.id, self.flow, self.flow_version, self.state, dict(self.vars), dict(self.calls),
             dict(self.conferences), dict(self.call_states), dict(self.conference_states), dict(self.timers),
             dict(self.seen), list(self.trace), self.status, self.created, self.updated, self.revision,
-            self.seq, self.outbox, dict(self.deferred), self.checked,
+            self.seq, self.outbox, dict(self.deferred), self.checked, self.origin,
         )
 
     # -- bounded memories ---------------------------------------------------------------------------
@@ -170,6 +173,7 @@ class Session:
             "seen": list(self.seen), "trace": [step.to_json() for step in self.trace],
             "created": self.created, "updated": self.updated, "revision": self.revision, "seq": self.seq,
             "outbox": self.outbox, "deferred": dict(self.deferred), "checked": self.checked,
+            "origin": self.origin,
         }
 
     @classmethod
@@ -199,6 +203,7 @@ class Session:
             revision=int(doc.get("revision", 0)), seq=int(doc.get("seq", 0)),
             outbox=dict(doc["outbox"]) if doc.get("outbox") else None,
             deferred=dict(doc.get("deferred") or {}), checked=float(doc.get("checked", 0.0)),
+            origin=dict(doc["origin"]) if doc.get("origin") else None,
         )
 
 

@@ -1,4 +1,5 @@
-"""Who may read: the read API (``/api/...``), the dashboard (``/``) and ``/metrics`` need a bearer token
+"""Who may read and drive: the API (``/api/...``: the read routes, and the write routes that start calls,
+deliver events to sessions and end them), the dashboard (``/``) and ``/metrics`` need a bearer token
 from the config's ``api_tokens``; ``/healthz`` and ``/readyz`` (probes) and the webhook routes (they
 authenticate the platform themselves) are open, and ``/metrics`` too with ``metrics_public``.
 

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from flowengine.errors import StoreError
 from flowengine.flow.model import Flow
+from flowengine.flow.variables import declared_types
 
 if TYPE_CHECKING:
     from flowengine.server.service import Service
@@ -38,6 +39,11 @@ def paging(query: Mapping[str, str]) -> tuple[int, int]:
     if offset > MAX_OFFSET:
         raise web.HTTPBadRequest(text=f"offset must be at most {MAX_OFFSET}")
     return min(max(limit, 0), MAX_LIMIT), max(offset, 0)
+
+
+def unknown_fields(doc: Mapping[str, Any], fields: tuple[str, ...]) -> list[str]:
+    """A problem line for each key of a request body that is not one of ``fields``."""
+    return [f'unknown field "{key}" (expected {", ".join(fields)})' for key in doc if key not in fields]
 
 
 def _store_guarded(handler: Handler) -> Handler:
@@ -115,6 +121,9 @@ def describe_flow(flow: Flow) -> dict[str, Any]:
         "description": flow.description,
         "initial": flow.initial,
         "source": flow.source,
+        "start": "outbound" if flow.outbound is not None else "inbound",
+        "vars": declared_types(flow.vars),
+        "events": list(flow.events),
         "states": {
             name: {"final": s.final, "transitions": [] if s.final else edges(name)}
             for name, s in flow.states.items()

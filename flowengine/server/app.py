@@ -23,7 +23,7 @@ from flowengine.providers.intake import IntakeLimits
 from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.runtime.ports import HttpClient
 from flowengine.runtime.session import TRACE_LIMIT
-from flowengine.server import api
+from flowengine.server import api, control
 from flowengine.server.access import access_guard
 from flowengine.server.dashboard import dashboard
 from flowengine.server.flows import load_flows
@@ -100,6 +100,7 @@ def create_app(
     app[OPENAPI] = openapi_json(
         None, providers=(adapter.name,), webhook_path=config.webhook_path,
         metrics_public=config.metrics_public,
+        outbound_flows=sorted(name for name, flow in flows.items() if flow.outbound is not None),
     ).encode()
     app.cleanup_ctx.extend([collector_tuning, _lifecycle])
     base = config.webhook_path
@@ -111,6 +112,7 @@ def create_app(
     app.router.add_get("/openapi.json", _openapi)
     api.add_routes(app, SERVICE)
     board.install(app)
+    control.add_routes(app, SERVICE)  # the write API: outbound calls, events into sessions, ends
     return app
 
 

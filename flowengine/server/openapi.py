@@ -20,6 +20,7 @@ from flowengine.providers import PROVIDERS
 from flowengine.providers.infobip import webhook_schema as infobip
 from flowengine.providers.sinch import callback_schema as sinch
 from flowengine.server.api import MAX_LIMIT, MAX_OFFSET
+from flowengine.server.openapi_control import control_paths, control_schemas
 
 Schema = dict[str, Any]
 OPENAPI_VERSION = "3.1.0"
@@ -123,6 +124,8 @@ _SCHEMAS: Schema = {
             "created": {"type": "number"},
             "updated": {"type": "number"},
             "revision": {"type": "integer"},
+            "origin": {"type": ["object", "null"], "description": "How an outbound session was started "
+                       "(`start`, and the request's fingerprint); null for an inbound one."},
         },
     },
     "Step": {
@@ -149,6 +152,12 @@ _SCHEMAS: Schema = {
             "description": {"type": ["string", "null"]},
             "initial": {"type": "string"},
             "source": {"type": "string"},
+            "start": {"enum": ["inbound", "outbound"], "description": "How its sessions start."},
+            "vars": {"type": "object", "additionalProperties": {"type": "string"},
+                     "description": "Its declared variables and their types (string, integer, number, "
+                     "boolean, list, mapping, or any)."},
+            "events": {"type": "array", "items": {"type": "string"},
+                       "description": "The custom events it declares."},
             "states": {"type": "object", "additionalProperties": {"$ref": _REF + "FlowState"}},
         },
     },
@@ -383,9 +392,11 @@ def openapi_document(
     *,
     webhook_path: str = DEFAULT_WEBHOOK_PATH,
     metrics_public: bool = False,
+    outbound_flows: Sequence[str] | None = None,
 ) -> Schema:
     """The description of an app serving ``providers``' webhooks under ``webhook_path`` (the published
-    document: both providers, the default path)."""
+    document: both providers, the default path, any flow name); ``outbound_flows``: the flows a served
+    app starts calls with."""
     paths: Schema = {}
     for provider in providers:
         paths.update(_webhook_routes(provider, webhook_path))
@@ -393,17 +404,21 @@ def openapi_document(
         paths[path] = {"get": get, "head": _head(get)}
     for path, item in _dashboard_sign_in().items():
         paths[path] = {**paths.get(path, {}), **item}
+    for path, operations in control_paths({"401": _UNAUTHORIZED, "403": _NO_TOKENS}).items():
+        paths.setdefault(path, {}).update(operations)
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": "flowengine",
             "version": __version__,
             "description": "Declarative YAML call flows on Infobip and Sinch: the platforms' webhooks in, "
-            "health, metrics, a read API and a dashboard out.",
+            "health, metrics, an API (read sessions and flows; start outbound calls, deliver events to "
+            "sessions, end them) and a dashboard out.",
         },
         "tags": [{"name": name} for name in ("webhooks", "health", "metrics", "api", "dashboard", "meta")],
         "paths": paths,
-        "components": {"securitySchemes": _SECURITY_SCHEMES, "schemas": _SCHEMAS},
+        "components": {"securitySchemes": _SECURITY_SCHEMES,
+                       "schemas": {**_SCHEMAS, **control_schemas(outbound_flows)}},
     }
 
 

@@ -139,6 +139,19 @@ class Service:
         self._count("events", event.name, "handled")
         return session
 
+    async def drive(self, session_id: str, event: Event, *, flow: str | None = None) -> Session:
+        """Take the step of an event no webhook brought (the API: an outbound start, a custom event, an
+        end): there is no callback to reply to, so every command goes over REST, and follow-ups are
+        handled or kept as a webhook's are. ``flow`` starts a new session of that flow; without it the
+        session must exist (``SessionNotFound``)."""
+        channel = self.adapter.channel(None)
+        session = await self.dispatcher.dispatch(
+            session_id, event, create=flow is not None, flow=flow, provider=channel
+        )
+        self._count("events", event.name, "handled")
+        await self._follow_up(channel)
+        return session
+
     def _count(self, metric: str, *labels: str) -> None:
         key = (metric, *labels)
         counter = self._counters.get(key)

@@ -38,6 +38,9 @@ from flowengine.simulator.clock import ScaledClock
 from flowengine.simulator.serve import build_simulator
 
 FLOW = Path(__file__).resolve().parents[2] / "flows" / "two_party_conference.yaml"
+# An outbound flow too, so the served description names a flow POST /api/calls can start, and generated
+# requests reach the start (and the platform's dial), not only the refusals.
+OUTBOUND_FLOW = Path(__file__).resolve().parents[2] / "tests" / "testdata" / "outbound" / "reminder.yaml"
 API_TOKEN = "fuzz-token-0123456789abcdef"  # opens the read routes (`api_tokens`)
 WEBHOOK_USER, WEBHOOK_PASSWORD = "platform", "fuzz-password"
 SPEED = 20.0
@@ -80,7 +83,8 @@ def served(provider: str, workdir: Path, store: str | None = None) -> Iterator[S
                 simulator.api_base_url = simulator_url
                 settings, target.credentials = _webhook_auth(provider, simulator)
                 config = ServiceConfig(
-                    provider=provider, port=0, default_flow=FLOW, api_tokens=(API_TOKEN,),
+                    provider=provider, port=0, default_flow=FLOW, flows=(OUTBOUND_FLOW,),
+                    api_tokens=(API_TOKEN,),
                     store=store or f"sqlite:///{workdir / 'fuzz.db'}",
                     provider_settings={**provider_settings(simulator, simulator_url), **settings},
                 )
@@ -178,7 +182,9 @@ def _config(plan: Plan, credentials: dict[str, Any]) -> Any:
         "seed": plan.seed,
         "workers": 1,
         "request-timeout": 10,
-        "generation": {"max-examples": plan.max_examples, "mode": "all"},
+        # No example database: a run replays nothing an earlier one saved, so the same seed sends the same
+        # requests on every machine (with one, what a run found shifted what later runs generated).
+        "generation": {"max-examples": plan.max_examples, "mode": "all", "database": "none"},
         "checks": {"enabled": False, **{name: {"enabled": True} for name in plan.checks}},
         "phases": {name: {"enabled": name in plan.phases} for name in PHASES},
         "auth": {"openapi": {"apiToken": {"bearer": API_TOKEN}, **credentials}},

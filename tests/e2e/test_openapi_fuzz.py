@@ -23,11 +23,14 @@ def test_schemathesis_finds_no_server_error_and_nothing_undescribed(provider: st
     assert tally.sent >= 200 and tally.classes["2xx"] > 0 and tally.classes["4xx"] > 0, tally.summary()
     assert tally.classes["5xx"] == 0 and tally.server_errors() == [], tally.summary()
     assert tally.failures == {}
-    webhook = f"POST /webhooks/{provider}"
-    # The fuzz reached the webhook's handling and its refusals (which refusals a run draws varies with
-    # how far generation gets on a busy machine: any 4xx the route answers counts).
-    refused = sum(tally.statuses[(webhook, status)] for status in (400, 401, 404, 413))
-    assert tally.statuses[(webhook, 200)] > 0 and refused > 0, tally.summary()
+    # The two webhook URLs are one handler; which of them the few malformed bodies of a bounded run land
+    # on is chance (hypothesis also draws on constants from the code under test, so any change moves it):
+    # any refusal the route answers counts.
+    webhooks = (f"POST /webhooks/{provider}", f"POST /webhooks/{provider}/{{kind}}")
+    assert all(tally.statuses[(webhook, 200)] > 0 for webhook in webhooks), tally.summary()
+    refusals = (400, 401, 404, 413)
+    refused = sum(tally.statuses[(webhook, status)] for webhook in webhooks for status in refusals)
+    assert refused > 0, tally.summary()
 
 
 def test_a_server_error_does_not_go_unnoticed(tmp_path: Path) -> None:

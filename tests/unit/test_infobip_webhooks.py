@@ -255,6 +255,14 @@ def test_call_recording_ready() -> None:
                                   f"{BASE}/calls/1/recordings/files/file-2"]
 
 
+@pytest.mark.parametrize("files", [5, "file-1", {"id": "file-1"}, None])
+def test_recording_ready_whose_file_lists_are_not_lists_has_no_files(files: object) -> None:
+    # Found by schemathesis: a number there was a TypeError, answered 500.
+    payload = envelope("CALL_RECORDING_READY", {"recording": {"files": files, "composedFiles": files}})
+    [event] = parse_events(json.dumps(payload).encode())
+    assert (event.data["file_ids"], event.data["files"]) == ([], [])
+
+
 def test_recording_ready_with_a_bare_file_id_and_no_base_url() -> None:
     payload = envelope("CALL_RECORDING_READY", {"fileId": "file-9"})
     [event] = parse_events(json.dumps(payload).encode())

@@ -12,6 +12,7 @@ from flowengine.flow.rules import (
     actions,
     always,
     costs,
+    events,
     expressions,
     http,
     provider,
@@ -29,7 +30,8 @@ RULE_DOCS: dict[str, str] = {
     "limits": "the text nests deeper than 64 levels or holds or expands too many aliases (hostile input)",
     "duplicate-key": "a key appears twice in one mapping (YAML parsers silently keep the last)",
     "schema": "the document does not match the flow schema (missing keys, wrong types, yes/no booleans)",
-    "event": "an unknown event name under `on`",
+    "event": "an unknown event name under `on`, a custom event handled but not declared under `events` "
+             "(or, a warning, declared and never handled)",
     "action": "an unknown action name, or an action item that is not a one-key mapping",
     "action-params": "bad action parameters: missing, unknown, wrong type, bad duration or endpoint",
     "duration": "an `after` key that is not a duration such as 500ms, 10s, 2m or 1h",
@@ -52,6 +54,8 @@ RULE_DOCS: dict[str, str] = {
     "repetition or format width, or a range or nested loops of more iterations than a render may spend",
     "no-timeout": "(warning) a state that waits for events without an `after` timer",
     "unhandled-failure": "(warning) a dial whose failure event no state after it handles",
+    "outbound-start": "(warning) an outbound flow whose initial state does not handle the dialled call's "
+                      "`call.answered` or `call.failed`",
     "provider": "an action the chosen provider (validate --provider) cannot perform",
     "http-secret": "(warning) an `http` header or URL holding what looks like a credential written into the "
                    "flow (write ${VAR}: the service fills it from its environment)",
@@ -73,6 +77,7 @@ SEMANTIC_RULES: tuple[Rule, ...] = (
     *actions.RULES,
     *http.RULES,
     *provider.RULES,
+    *events.RULES,
 )
 
 

@@ -52,11 +52,13 @@ class Names:
     roles: Mapping[str, str]  # role -> "call" | "conference"
     variables: set[str]  # declared in ``vars``, set by ``set``, or bound by ``as:`` (conference_info, http)
     top: set[str]  # every top-level name that exists at run time
+    events: frozenset[str] = frozenset()  # the flow's custom events (``events``)
 
 
 def names(ctx: RuleContext) -> Names:
     roles = {name: kind for name, (kind, _) in ctx.shared(role_kinds).items()}
-    return Names(roles, _variables(ctx), {*EXPRESSION_GLOBALS, *roles, *_JINJA_NAMES})
+    top = {*EXPRESSION_GLOBALS, *roles, *_JINJA_NAMES}
+    return Names(roles, _variables(ctx), top, frozenset(ctx.flow.events))
 
 
 def _variables(ctx: RuleContext) -> set[str]:
@@ -193,8 +195,8 @@ def _check_literal(field: str, literal: str, names: Names) -> str | None:
         return f"unknown error kind {quote(literal)}{alternatives(literal, ERROR_KINDS)}"
     if field == "reason" and literal not in REASONS:
         return f"unknown reason {quote(literal)}{alternatives(literal, REASONS)}"
-    if field == "name" and literal not in EVENTS:
-        return f"unknown event {quote(literal)}{alternatives(literal, EVENTS)}"
+    if field == "name" and literal not in EVENTS and literal not in names.events:
+        return f"unknown event {quote(literal)}{alternatives(literal, [*EVENTS, *names.events])}"
     if field in ("call", "conference"):
         same = [n for n, kind in names.roles.items() if kind == field]
         if literal not in same:

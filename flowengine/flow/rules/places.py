@@ -38,6 +38,8 @@ class Place:
 
 def _step(place: Place, part: str | int) -> Place:
     kind = place.kind
+    if kind in ("field", "value") and place.field == "start":  # ``start: {outbound: {timeout: ...}}``
+        return replace(place, kind="value", param=place.param if part == "outbound" else str(part))
     if kind == "root":
         named = {"states": "states", "on": "handlers", "vars": "vars"}.get(str(part))
         return replace(place, kind=named or "field", field=None if named else str(part))  # type: ignore[arg-type]

@@ -46,8 +46,9 @@ def bound(actions: Iterable[Action]) -> set[str]:
 
 
 def role_kinds(ctx: RuleContext) -> dict[str, tuple[RoleKind, ActionSite | None]]:
-    """Role -> its kind and the first action binding it (None for ``caller``)."""
-    kinds: dict[str, tuple[RoleKind, ActionSite | None]] = {CALLER_ROLE: ("call", None)}
+    """Role -> its kind and the first action binding it (None for the call the session starts with:
+    ``caller``, or an outbound flow's dialled call)."""
+    kinds: dict[str, tuple[RoleKind, ActionSite | None]] = {ctx.flow.start_role: ("call", None)}
     for site in ctx.actions:
         for param in role_params(site.action):
             if param.binds and param.name not in kinds:
@@ -58,13 +59,13 @@ def role_kinds(ctx: RuleContext) -> dict[str, tuple[RoleKind, ActionSite | None]
 def bad_bindings(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[role] ``as:`` picks a fresh name and keeps one kind."""
     kinds = ctx.shared(role_kinds)
+    start = ctx.flow.start_role
+    what = "the inbound call" if start == CALLER_ROLE else "the call the session starts by dialling"
     for site in ctx.actions:
         for param in (p for p in role_params(site.action) if p.binds):
             path = (*site.path, site.action.name, param.param)
-            if param.name == CALLER_ROLE:
-                yield ctx.at_value(
-                    path, f"{quote(CALLER_ROLE)} is always the inbound call; choose another role name", "role"
-                )
+            if param.name == start:
+                yield ctx.at_value(path, f"{quote(start)} is always {what}; choose another role name", "role")
             elif param.name in EXPRESSION_GLOBALS:
                 yield ctx.at_value(
                     path, f"{quote(param.name)} is reserved in templates; choose another role name", "role"
@@ -114,8 +115,9 @@ def _role_hint(ctx: RuleContext, site: ActionSite, name: str, same_kind: list[st
 
 
 def role_flow(ctx: RuleContext) -> Facts:
-    """Roles possibly bound on entering each state and while it is active."""
-    return may_hold(ctx, lambda actions: bound(actions), {CALLER_ROLE})
+    """Roles possibly bound on entering each state and while it is active (the flow's first role: the
+    caller, or an outbound flow's dialled party)."""
+    return may_hold(ctx, lambda actions: bound(actions), {ctx.flow.start_role})
 
 
 def _uses(

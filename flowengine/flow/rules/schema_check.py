@@ -17,11 +17,13 @@ from jsonschema.exceptions import ValidationError
 from flowengine.flow.diagnostics import Diagnostic, alternatives, quote, quoted_list
 from flowengine.flow.model import Pos
 from flowengine.flow.rules.places import Place, place_of
-from flowengine.flow.schema import validator
+from flowengine.flow.schema import START_PATTERN, validator
 from flowengine.flow.source import Path, SourceMap
 from flowengine.flow.vocabulary import (
     ACTIONS,
+    CUSTOM_EVENT_PATTERN,
     DURATION_PATTERN,
+    EVENT_NAMESPACES,
     EVENTS,
     FLOW_NAME_PATTERN,
     IDENTIFIER_PATTERN,
@@ -104,6 +106,8 @@ def _rule(place: Place) -> str:
 
 def _subject(place: Place) -> str:
     """How a message names the node: ``parameter "to" of action "dial"``, ``"initial"``, ..."""
+    if place.field == "start" and place.param:
+        return f'parameter {quote(place.param)} of "start: outbound"'
     if place.kind == "param" and place.param:
         return f"parameter {quote(place.param)} of action {quote(place.action)}"
     if place.kind == "params":
@@ -184,7 +188,7 @@ def _additional(error: ValidationError, place: Place, path: Path) -> Iterator[Fi
                 "action-params",
             )
         else:
-            scope = {
+            scope = ' in "start"' if place.field == "start" else {
                 "root": " at the top of the flow",
                 "state": f" in state {quote(place.state)}",
                 "transition": " in a transition",
@@ -327,6 +331,13 @@ def _pattern(error: ValidationError, place: Place, path: Path) -> Iterator[Findi
         )
     elif pattern == STATE_NAME_PATTERN:
         yield Finding(path, False, f"invalid state name {quote(value)}")
+    elif pattern == START_PATTERN:
+        yield Finding(path, False, f'invalid start {quote(value)}: write "inbound" (the default), '
+                      '"outbound", or "outbound: {as: <role>, from: <caller id>, timeout: <duration>}"')
+    elif pattern == CUSTOM_EVENT_PATTERN:
+        spaces = ", ".join(f"{name}." for name in EVENT_NAMESPACES)
+        yield Finding(path, False, f"invalid custom event name {quote(value)}: dotted lower-case words such "
+                      f'as "agent.free", not in the neutral events\' namespaces ({spaces})', "event")
     else:
         yield Finding(path, False, f"{_subject(place)} does not match {quote(pattern)}", _rule(place))
 
@@ -367,6 +378,13 @@ def _bounds(error: ValidationError, place: Place, path: Path) -> Iterator[Findin
         yield Finding(path, False, f"{_subject(place)} must not be empty", rule)
 
 
+def _unique(error: ValidationError, place: Place, path: Path) -> Iterator[Finding]:
+    items = [item for item in _instance(error) if isinstance(item, str)]
+    twice = sorted({item for item in items if items.count(item) > 1})
+    message = f"{_subject(place)} lists {quoted_list(twice, 'and')} more than once"
+    yield Finding(path, False, message, _rule(place))
+
+
 _TRANSLATORS: dict[str, Callable[[ValidationError, Place, Path], Iterator[Finding]]] = {
     "required": _required,
     "anyOf": _any_of,
@@ -379,6 +397,7 @@ _TRANSLATORS: dict[str, Callable[[ValidationError, Place, Path], Iterator[Findin
     "maxProperties": _bounds,
     "minItems": _bounds,
     "minLength": _bounds,
+    "uniqueItems": _unique,
 }
 
 

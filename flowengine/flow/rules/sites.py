@@ -9,7 +9,7 @@ from typing import Any, Literal
 from flowengine.flow.expressions import has_template
 from flowengine.flow.model import Action, Flow, Transition
 from flowengine.flow.source import Path
-from flowengine.flow.vocabulary import ALWAYS, HTTP_RESPONSE, IF_OPTION
+from flowengine.flow.vocabulary import ALWAYS, HTTP_RESPONSE, IF_OPTION, START_OUTBOUND
 
 SAVE = "save"  # the http action's variables set from its answer
 
@@ -127,6 +127,8 @@ def templates(
         when = tsite.transition.when
         if isinstance(when, str):
             yield Template((*tsite.path, "when"), when, True)
+    start: Path = ("start", START_OUTBOUND)  # an outbound start's dial (its caller id may be a template)
+    yield from _template_strings(lookup(doc, start), start)
 
 
 def _saved(save: Any, path: Path) -> Iterator[Template]:
