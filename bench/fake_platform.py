@@ -425,9 +425,12 @@ class Driver:
         parked = asyncio.Event()
         count = 0
 
-        def ended(_: Call) -> None:  # only a failed call ends before its release
+        def ended(call: Call) -> None:
             run.left -= 1
-            held(_)
+            if run.left == 0:
+                run.ended.set()
+            if call.next_hook < PARK_AT:  # failed before it was held
+                held(call)
 
         def held(_: Call) -> None:
             nonlocal count

@@ -93,7 +93,7 @@ class Service:
         events = self.adapter.parse_webhook(request)
         if not events:
             self._count("webhooks", self.adapter.name, "ignored")
-            log.info("webhook ignored: no event flowengine handles (%s)", _kind(request))
+            log.debug("webhook ignored: no event flowengine handles (%s)", _kind(request))  # e.g. ringing
             return WebhookReply()
         channel = self.adapter.channel(events[0])
         replayed = 0
