@@ -76,6 +76,8 @@ class GroupCommit:
     def _commit(self, jobs: list[Job[Any]]) -> list[Any]:
         """On the store's thread: the jobs in one transaction, each in a savepoint, then one COMMIT."""
         db = self._connection()
+        if len(jobs) == 1:  # the usual case at rest: no savepoint needed
+            return [self._alone(db, jobs[0])]
         outcomes: list[Any] = []
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -94,3 +96,24 @@ class GroupCommit:
                     db.execute("ROLLBACK")
             raise self._error(exc) from exc
         return outcomes
+
+    def _alone(self, db: sqlite3.Connection, job: Job[Any]) -> Any:
+        """One job in its own transaction: rolled back whole if it fails (its exception is its outcome)."""
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        try:
+            outcome = job(db)
+        except Exception as exc:  # the job's own failure: undo it, and its caller gets the exception
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            return self._error(exc) if isinstance(exc, sqlite3.Error) else exc
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            raise self._error(exc) from exc
+        return outcome
