@@ -49,13 +49,13 @@ HERE = Path(__file__).resolve().parent
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 ROUNDS = 1 if QUICK else 3
 WARMUP = 100 if QUICK else 300
-CALLS = 600 if QUICK else 1500
+CALLS = 600 if QUICK else 1000
 CONCURRENCY = 48
-RATE, RATE_SECONDS = 100.0, (3.0 if QUICK else 5.0)
+RATE, RATE_SECONDS = 100.0, (3.0 if QUICK else 4.0)
 # Redis costs several times more per call (a round trip per store operation, and the Redis server shares
 # the two cores): fewer calls, and a pace it can keep, so its latency figures mean something.
 SLOW = {"redis": {"calls": CALLS // 3, "rate": 25.0}}
-IDLE = 500 if QUICK else 2000
+IDLE = 500 if QUICK else 1500
 TARGETS = tuple(os.environ.get("BENCH_TARGETS", "hand,memory,sqlite,redis").split(","))
 REDIS = "redis://127.0.0.1:6379/13"
 APP_CORE, SOURCE_CORE = 0, 1
