@@ -22,7 +22,7 @@ print("differs from the lock:", ", ".join(drift) or "nothing (the lock holds the
 endef
 export LOCK_DRIFT
 
-.PHONY: run test lint typecheck unit bench chaos fuzz validate lock test-latest mutation clean
+.PHONY: run test lint typecheck unit bench bench-quick chaos fuzz validate lock test-latest mutation clean
 
 $(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,9 +47,13 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
-## bench: speed and memory figures with their ratio to the baseline
+## bench: speed and memory figures with their ratio to the baseline (a few minutes; make bench-quick: ~1-2 min,
+## rougher). One benchmark: make bench BENCH_ARGS=wholecall
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick $(BENCH_ARGS)
 
 ## chaos: crash, two-instance and platform-fault runs of 50 concurrent calls with real processes (bounded,
 ## ~10-15 min, not part of test); prints a table of figures. More: make chaos CHAOS_ARGS="--calls 200 --only redis"

@@ -262,7 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", metavar="name", help=f"benchmarks to run (default: all: {known})")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     parser.add_argument("--save-baselines", action="store_true", help="write the values into baselines.json")
+    parser.add_argument("--quick", action="store_true",
+                        help="shorter runs where a benchmark has them (BENCH_QUICK=1): rougher figures")
     args = parser.parse_args(argv)
+    if args.quick:
+        os.environ["BENCH_QUICK"] = "1"  # read by the modules when they are imported, below
     unknown = [name for name in args.names if name not in known]
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(known)}")

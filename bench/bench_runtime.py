@@ -25,7 +25,7 @@ from flowengine.testing import ManualClock, RecordingProvider
 
 FLOW_FILE = Path(__file__).resolve().parent.parent / "flows" / "two_party_conference.yaml"
 GOAL_US_PER_EVENT = 50.0
-GOAL_BYTES_PER_SESSION = 8 * 1024
+GOAL_BYTES_PER_SESSION = 4 * 1024  # issue 15: memory per idle session (was 8 KB)
 
 
 def load_flow() -> Flow:

@@ -189,8 +189,12 @@ class JsonClient:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 return self._transport_error(method, path, exc)
         elapsed_ms = (time.perf_counter() - started) * 1000
-        self._log.info("%s %s %s -> %d in %.1f ms", self.platform.lower(), method, path, status, elapsed_ms)
-        if 200 <= status < 300:
+        # A request that succeeded is logged at debug: at info, a line per command was ~6 % of a whole
+        # call's CPU (issue 15); the commands metric counts them. Any other answer stays at info.
+        ok = 200 <= status < 300
+        self._log.log(logging.DEBUG if ok else logging.INFO, "%s %s %s -> %d in %.1f ms",
+                      self.platform.lower(), method, path, status, elapsed_ms)
+        if ok:
             return parse_success(answer, self.platform)
         return error_from_response(status, answer, platform=self.platform, read=self._read_error,
                                    retry_after=retry_after)

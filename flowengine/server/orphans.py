@@ -39,7 +39,7 @@ class Orphans:
     async def unowned(self, event: Event, channel: Channel, deliver: Deliver) -> None:
         """``event`` found no session: deliver it after all if one turns up, else end what it is about."""
         if event.name not in ALIVE:
-            log.info("%s for %s that no session owns: nothing to end", event.name, _subject(event))
+            log.debug("%s for %s that no session owns: nothing to end", event.name, _subject(event))
             return
         await self.clock.sleep(IN_FLIGHT)
         try:

@@ -102,7 +102,7 @@ class Service:
         check_events(len(events), self.limits.max_events)  # before any of them starts anything
         if not events:
             self._count("webhooks", self.adapter.name, "ignored")
-            log.info("webhook ignored: no event flowengine handles (%s)", _kind(request))
+            log.debug("webhook ignored: no event flowengine handles (%s)", _kind(request))  # e.g. ringing
             return WebhookReply()
         channel = self.adapter.channel(events[0])
         replayed = 0

@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from flowengine.errors import ConfigError, ConflictError, StoreError
@@ -123,6 +123,7 @@ return {1, string.format('%.17g', wait)}
 
 _OUR_QUERY = ("prefix", "lock_timeout", "lock_wait")
 _SCAN_CHUNK = 200
+_MAX_CONNECTIONS = 100  # per engine instance (redis-py's default); ?max_connections= overrides it
 
 
 class RedisStore:
@@ -157,7 +158,12 @@ class RedisStore:
         theirs = urlunsplit(parts._replace(query=urlencode([kv for kv in query if kv[0] not in _OUR_QUERY])))
         try:
             # No command retries: a retried claim or put could report a false loss; the platform redelivers.
-            pool = ConnectionPool.from_url(theirs, socket_connect_timeout=5.0, socket_timeout=10.0)
+            # A blocking pool: past its connections a command waits for one (up to the socket timeout)
+            # instead of failing with "Too many connections", which turned >100 webhooks in flight into 503s.
+            pool = BlockingConnectionPool.from_url(
+                theirs, socket_connect_timeout=5.0, socket_timeout=10.0, timeout=10.0,
+                max_connections=_MAX_CONNECTIONS,
+            )
             return cls(
                 Redis.from_pool(pool),
                 prefix=ours.get("prefix", "flowengine:"),

@@ -1,10 +1,23 @@
 """SQLite session store (the default): one file, WAL mode, a writing and a reading connection.
 
-Writes (and whatever else may wait) are each ONE job on the store's own thread: all their statements,
-and their transaction, run there in a single hop from the event loop (a hop per statement used to cost
-more than the statements). Jobs run one at a time in the order submitted, so no transaction can absorb
-another's statements. Writes use ``BEGIN IMMEDIATE`` so a check-then-write is atomic even if another
-process opens the file.
+Writes go to the store's own thread, all their statements in one hop from the event loop, and are
+committed in groups (``group_commit.py``): writes arriving while a commit is under way share the next
+transaction; a write's caller is answered only after the COMMIT holding it, so a save is committed when
+``put`` returns, which the outbox relies on before it sends a command. Transactions use ``BEGIN
+IMMEDIATE`` so a check-then-write is atomic even if another process opens the file.
+
+Durability: WAL with ``synchronous=NORMAL``. A COMMIT appends to the WAL file without waiting for fsync;
+the WAL is synced at each checkpoint. A crash of the engine process (kill -9, an exception, OOM) loses
+nothing committed: the WAL is in the OS's page cache and the next open replays it. An OS crash or power
+cut can lose the last commits since the last checkpoint (the file stays consistent, it goes back in
+time): then a command may already have gone out whose save is lost, and the session resumes from the
+state before it, so that command may be sent again, or the platform's later webhooks may find a session
+that does not know the call yet. ``synchronous=FULL`` would close that window at an fsync per commit.
+
+Sessions written recently are kept (the record as handed to ``put``, when ``sealed``: immutable by the
+writer's promise), and ``get`` reads only the revision and update time when it has the session, instead
+of the row and its JSON: the service asks for a session on every event, and most are the one it saved
+last.
 
 The per-event point reads (a session, an index entry, the timers due) run on the event loop itself,
 through a second connection: a read of a few indexed rows costs a few microseconds, a hop to the thread
@@ -16,10 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -40,9 +53,9 @@ from flowengine.stores.base import (
     dump_json,
     next_slot,
 )
+from flowengine.stores.group_commit import GroupCommit, Job
 
 T = TypeVar("T")
-Job = Callable[[sqlite3.Connection], T]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -85,6 +98,7 @@ CREATE TABLE IF NOT EXISTS pacing (
 """
 
 _BUSY_TIMEOUT = 5.0
+RECENT = 2_048  # sessions whose last written record is kept, for ``get``
 _WAL_ATTEMPTS = 20
 _COLUMNS = "id, flow, state, status, data, timers, call_ids, conference_ids, updated_at, revision"
 _FINISHED_SQL = ", ".join(f"'{status}'" for status in FINISHED)
@@ -106,6 +120,8 @@ class SqliteStore:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowengine-sqlite")
         self._locks = LocalLocks()
         self._closed = False
+        self._writes = GroupCommit(self._thread, self._connection, self._error)
+        self._recent: dict[str, SessionRecord] = {}  # sealed records last written, oldest first
 
     @classmethod
     def from_url(cls, url: str, *, now: Now = time.time) -> SqliteStore:
@@ -116,6 +132,14 @@ class SqliteStore:
         return cls(url[len(prefix) :], now=now)
 
     async def get(self, session_id: str) -> SessionRecord | None:
+        kept = self._recent.get(session_id)
+        if kept is not None:  # still the stored version? Two columns, no JSON.
+            rows = await self._read(lambda db: db.execute(_SELECT_VERSION, (session_id,)).fetchall())
+            if rows and tuple(rows[0]) == (kept.revision, kept.updated_at):
+                return kept
+            self._recent.pop(session_id, None)
+            if not rows:
+                return None
         rows = await self._read(lambda db: db.execute(_SELECT_ONE, (session_id,)).fetchall())
         return _record(rows[0]) if rows else None
 
@@ -131,7 +155,17 @@ class SqliteStore:
             dump_json(sorted(record.conference_ids)),
             record.updated_at,
         )
-        return await self._run(lambda db: _put(db, record, row, expected_revision))
+        self._recent.pop(record.id, None)  # unknown until this write is committed
+        revision = await self._write(lambda db: _put(db, record, row, expected_revision))
+        if record.sealed:
+            self._keep(dataclasses.replace(record, revision=revision))
+        return revision
+
+    def _keep(self, record: SessionRecord) -> None:
+        recent = self._recent
+        if len(recent) >= RECENT:
+            del recent[next(iter(recent))]
+        recent[record.id] = record
 
     async def session_for_call(self, call_id: str) -> str | None:
         return await self._read(lambda db: _owner(db, "call", call_id))
@@ -168,7 +202,7 @@ class SqliteStore:
     async def claim(self, key: str, ttl: float) -> bool:
         check_ttl(ttl)
         now = self._now()
-        return await self._run(lambda db: _claim(db, key, now, now + ttl))
+        return await self._write(lambda db: _claim(db, key, now, now + ttl))
 
     async def claimed(self, key: str) -> bool:
         sql = "SELECT 1 FROM claims WHERE key = ? AND expires_at > ?"
@@ -179,18 +213,19 @@ class SqliteStore:
         return self._locks.hold(session_id)
 
     async def take_slot(self, key: str, pace: Pace, now: float) -> float | None:
-        return await self._run(lambda db: _take_slot(db, key, pace, now))
+        return await self._write(lambda db: _take_slot(db, key, pace, now))
 
     async def slot_horizon(self, key: str) -> float | None:
         rows = await self._read(lambda db: db.execute(_HORIZON, (key,)).fetchall())
         return float(rows[0][0]) if rows else None
 
     async def delete(self, session_id: str) -> None:
-        await self._run(lambda db: _delete(db, session_id))
+        self._recent.pop(session_id, None)
+        await self._write(lambda db: _delete(db, session_id))
 
     async def purge_ended(self, older_than: float) -> int:
         now = self._now()
-        return await self._run(lambda db: _purge(db, older_than, now))
+        return await self._write(lambda db: _purge(db, older_than, now))
 
     async def ping(self) -> bool:
         try:
@@ -203,6 +238,7 @@ class SqliteStore:
         if self._closed:
             return
         self._closed = True
+        await self._writes.drain()  # writes already submitted are committed first
         # Queued after every job already submitted, which still run first.
         await asyncio.get_running_loop().run_in_executor(self._thread, self._disconnect)
         self._thread.shutdown(wait=False)
@@ -226,6 +262,21 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"SQLite store {self._path}: {exc}") from exc
         return await self._run(job)
+
+    async def _write(self, job: Job[T]) -> T:
+        if self._closed:
+            raise StoreError("the SQLite store is closed")
+        return await self._writes.write(job)
+
+    def _connection(self) -> sqlite3.Connection:
+        """The writing connection, on the store's thread; opened on first use."""
+        try:
+            return self._db or self._connect()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        return StoreError(f"SQLite store {self._path}: {exc}")
 
     def _call(self, job: Job[T]) -> T:
         try:
@@ -258,6 +309,7 @@ class SqliteStore:
 
 
 _SELECT_ONE = f"SELECT {_COLUMNS} FROM sessions WHERE id = ?"
+_SELECT_VERSION = "SELECT revision, updated_at FROM sessions WHERE id = ?"
 
 
 def _prepare(db: sqlite3.Connection) -> None:
@@ -279,29 +331,16 @@ def _prepare(db: sqlite3.Connection) -> None:
     db.executescript(_SCHEMA)
 
 
-@contextlib.contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """One immediate transaction, rolled back on any error (a failed COMMIT included)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-
-
 def _put(db: sqlite3.Connection, record: SessionRecord, row: tuple[Any, ...], expected: int | None) -> int:
+    """Inside the group commit's transaction, like every write job below."""
     revision = 1 if expected is None else expected + 1
-    with _transaction(db):
-        if expected is None:
-            cursor = db.execute(_INSERT, (record.id, *row, revision))
-        else:
-            cursor = db.execute(_UPDATE, (*row, revision, record.id, expected))
-        if cursor.rowcount != 1:
-            raise ConflictError(_conflict(record.id, expected))
-        _reindex(db, record)
+    if expected is None:
+        cursor = db.execute(_INSERT, (record.id, *row, revision))
+    else:
+        cursor = db.execute(_UPDATE, (*row, revision, record.id, expected))
+    if cursor.rowcount != 1:
+        raise ConflictError(_conflict(record.id, expected))
+    _reindex(db, record)
     return revision
 
 
@@ -338,40 +377,36 @@ def _owner(db: sqlite3.Connection, kind: str, ref: str) -> str | None:
 
 
 def _claim(db: sqlite3.Connection, key: str, now: float, expires_at: float) -> bool:
-    with _transaction(db):
-        # Every expired claim goes, not just this key's: each row is deleted once (found by the index),
-        # so the table holds about one TTL's worth of claims without a housekeeping job.
-        db.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
-        return db.execute("INSERT OR IGNORE INTO claims VALUES (?, ?)", (key, expires_at)).rowcount == 1
+    # Every expired claim goes, not just this key's: each row is deleted once (found by the index),
+    # so the table holds about one TTL's worth of claims without a housekeeping job.
+    db.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
+    return bool(db.execute("INSERT OR IGNORE INTO claims VALUES (?, ?)", (key, expires_at)).rowcount == 1)
 
 
 _HORIZON = "SELECT horizon FROM pacing WHERE key = ?"
 
 
 def _take_slot(db: sqlite3.Connection, key: str, pace: Pace, now: float) -> float | None:
-    """Read, reckon and write in one immediate transaction: another process taking a slot of the same
-    bucket waits for it."""
-    with _transaction(db):
-        rows = db.execute(_HORIZON, (key,)).fetchall()
-        wait, horizon = next_slot(float(rows[0][0]) if rows else None, pace, now)
-        if wait is not None:
-            db.execute("INSERT OR REPLACE INTO pacing VALUES (?, ?)", (key, horizon))
+    """Read, reckon and write inside the group commit's immediate transaction (a write job): another
+    process taking a slot of the same bucket waits for it; the slot is taken once the COMMIT is done."""
+    rows = db.execute(_HORIZON, (key,)).fetchall()
+    wait, horizon = next_slot(float(rows[0][0]) if rows else None, pace, now)
+    if wait is not None:
+        db.execute("INSERT OR REPLACE INTO pacing VALUES (?, ?)", (key, horizon))
     return wait
 
 
 def _delete(db: sqlite3.Connection, session_id: str) -> None:
-    with _transaction(db):
-        for table, column in (("call_index", "session_id"), ("timers", "session_id"), ("sessions", "id")):
-            db.execute(f"DELETE FROM {table} WHERE {column} = ?", (session_id,))
+    for table, column in (("call_index", "session_id"), ("timers", "session_id"), ("sessions", "id")):
+        db.execute(f"DELETE FROM {table} WHERE {column} = ?", (session_id,))
 
 
 def _purge(db: sqlite3.Connection, older_than: float, now: float) -> int:
     doomed = f"SELECT id FROM sessions WHERE status IN ({_FINISHED_SQL}) AND updated_at < ?"
-    with _transaction(db):
-        for table in ("call_index", "timers"):
-            db.execute(f"DELETE FROM {table} WHERE session_id IN ({doomed})", (older_than,))
-        purged = db.execute(f"DELETE FROM sessions WHERE id IN ({doomed})", (older_than,)).rowcount
-        db.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
+    for table in ("call_index", "timers"):
+        db.execute(f"DELETE FROM {table} WHERE session_id IN ({doomed})", (older_than,))
+    purged: int = db.execute(f"DELETE FROM sessions WHERE id IN ({doomed})", (older_than,)).rowcount
+    db.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
     return purged
 
 

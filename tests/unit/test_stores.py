@@ -412,6 +412,18 @@ async def test_redis_lock_excludes_engine_instances(redis_opener: Callable[..., 
         pass
 
 
+@pytest.mark.redis
+async def test_redis_commands_past_the_pool_size_wait_for_a_connection(
+    redis_opener: Callable[..., SessionStore],
+) -> None:
+    """More commands in flight than the pool has connections (webhooks in a burst) wait their turn: they
+    used to fail at once with "Too many connections", and the webhooks with 503."""
+    store = redis_opener("&max_connections=3")
+    results = await asyncio.gather(*(store.claim(f"burst-{n}", 60) for n in range(40)))
+    assert results == [True] * 40
+    assert await asyncio.gather(*(store.claimed(f"burst-{n}") for n in range(40))) == [True] * 40
+
+
 async def test_local_locks_are_dropped_when_idle() -> None:
     locks = LocalLocks()
     order: list[str] = []
