@@ -155,3 +155,32 @@ async def test_transfer_cleanup_before_anyone_else_was_dialled(provider: str) ->
     assert ("hangup", "ok", 'nothing to do: call role "supervisor" was never bound') in commands(result)
     assert hangups_sent(result) == ["agent"]
     assert not sim.live_calls()
+
+
+# -- hunt group: agents in turn, 20 s each, then voicemail ------------------------------------------------
+def dial_times(result: ScenarioResult) -> list[float]:
+    """When each agent's leg was dialled (seconds after the inbound call): the hunting state's entries."""
+    return [s["at"] - result.started_at for s in result.session["trace"] if s["to"] == "hunting"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_hunt_group_moves_on_after_each_20_s_timeout_and_leaves_no_leg_up(provider: str) -> None:
+    # Agent 1 never answers: its 20 s timeout holds on both platforms (on Sinch the engine hangs the
+    # callout up: Sinch would let it ring); agent 2 answers 3 s into its turn; agent 3 is never dialled.
+    result, sim = await run("hunt_group.yaml", "second-agent-answers", provider)
+    assert result.passed, result.failures
+    first, second = dial_times(result)
+    assert second - first == pytest.approx(20.0, abs=2.5), (first, second)
+    assert life(sim, result, "agent")[0] == pytest.approx(second + 3.0, abs=0.5)  # agent 2, answered
+    assert len(sim.calls) == 3  # the caller and two agents: nobody rang twice, agent 3 never
+    assert not sim.live_calls()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_hunt_group_ends_in_voicemail_with_every_leg_over(provider: str) -> None:
+    result, sim = await run("hunt_group.yaml", "nobody-then-voicemail", provider)
+    assert result.passed, result.failures
+    assert len(dial_times(result)) == 3
+    recorded = [c for step in result.session["trace"] for c in step["commands"] if c[0] == "record"]
+    assert recorded and recorded[0][1] == "ok"
+    assert len(sim.calls) == 4 and not sim.live_calls()
