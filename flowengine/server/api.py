@@ -6,27 +6,22 @@ request was fine.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable, Mapping
-from functools import wraps
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from flowengine.errors import StoreError
 from flowengine.flow.model import Flow
 from flowengine.flow.variables import declared_types
 
 if TYPE_CHECKING:
     from flowengine.server.service import Service
 
-log = logging.getLogger("flowengine.server")
 MAX_LIMIT = 1000
 # Past any store's size, and far inside the 64-bit integers SQLite and Redis page with (a bigger offset
 # overflowed them: a 500).
 MAX_OFFSET = 1_000_000_000
 
-Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def paging(query: Mapping[str, str]) -> tuple[int, int]:
@@ -44,18 +39,6 @@ def paging(query: Mapping[str, str]) -> tuple[int, int]:
 def unknown_fields(doc: Mapping[str, Any], fields: tuple[str, ...]) -> list[str]:
     """A problem line for each key of a request body that is not one of ``fields``."""
     return [f'unknown field "{key}" (expected {", ".join(fields)})' for key in doc if key not in fields]
-
-
-def _store_guarded(handler: Handler) -> Handler:
-    @wraps(handler)
-    async def guarded(request: web.Request) -> web.Response:
-        try:
-            return await handler(request)
-        except StoreError as exc:
-            log.error("store failed while answering %s %s: %s", request.method, request.path, exc)
-            return web.json_response({"error": "session store unavailable", "status": 503}, status=503)
-
-    return guarded
 
 
 def add_routes(app: web.Application, key: web.AppKey[Service]) -> None:
@@ -89,14 +72,14 @@ def add_routes(app: web.Application, key: web.AppKey[Service]) -> None:
     async def flows(request: web.Request) -> web.Response:
         return web.json_response({"flows": [describe_flow(f) for f in request.app[key].flows.values()]})
 
-    app.router.add_get("/api/sessions", _store_guarded(sessions))
-    app.router.add_get("/api/sessions/{id}", _store_guarded(session))
+    app.router.add_get("/api/sessions", sessions)
+    app.router.add_get("/api/sessions/{id}", session)
     app.router.add_get("/api/flows", flows)
 
     async def pacing(request: web.Request) -> web.Response:
         return web.json_response(await request.app[key].pacer.view())
 
-    app.router.add_get("/api/pacing", _store_guarded(pacing))
+    app.router.add_get("/api/pacing", pacing)
 
 
 def describe_flow(flow: Flow) -> dict[str, Any]:

@@ -89,12 +89,10 @@ class GroupCommit:
                     db.execute("ROLLBACK TO job")
                     outcomes.append(self._error(exc) if isinstance(exc, sqlite3.Error) else exc)
                 db.execute("RELEASE job")
-            db.execute("COMMIT")
         except sqlite3.Error as exc:
-            if db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
+            self._roll_back(db)
             raise self._error(exc) from exc
+        self._finish(db)
         return outcomes
 
     def _alone(self, db: sqlite3.Connection, job: Job[Any]) -> Any:
@@ -109,11 +107,19 @@ class GroupCommit:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             return self._error(exc) if isinstance(exc, sqlite3.Error) else exc
+        self._finish(db)
+        return outcome
+
+    def _finish(self, db: sqlite3.Connection) -> None:
+        """COMMIT; a failed one rolls the transaction back and raises the store's error."""
         try:
             db.execute("COMMIT")
         except sqlite3.Error as exc:
-            if db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
+            self._roll_back(db)
             raise self._error(exc) from exc
-        return outcome
+
+    @staticmethod
+    def _roll_back(db: sqlite3.Connection) -> None:
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
