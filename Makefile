@@ -76,6 +76,7 @@ mutation:
 	  && .venv-mutation/bin/pip install --quiet --disable-pip-version-check '$(MUTMUT)'; }
 	rm -rf mutants
 	.venv-mutation/bin/mutmut run --max-children 2
+	.venv-mutation/bin/python tests/mutants_at_import.py
 	.venv-mutation/bin/mutmut results
 
 ## lock: re-resolve requirements.lock from pyproject's ranges (newest allowed releases), with hashes

@@ -110,10 +110,14 @@ def named(name: str, **fields: object) -> Event:
 
 async def test_the_first_callback_names_a_callout_bound_under_a_stand_in(flow: Flow) -> None:
     driver, standin = await dialling_unnamed(flow)
+    sent = len(driver.provider.calls)
     await driver.send(named("call.answered"))
+    # a call still being dialled is adopted, not let go: its answer reaches the flow and nothing hangs it up
+    assert (driver.session.call_states["real-1"], driver.session.trace[-1].note) == ("up", "unmatched")
     await driver.send(named("participant.joined", conference_id="conf-1"))
     assert driver.session.calls["callee"] == "real-1" and standin not in driver.session.call_states
     assert driver.session.state == "connected"
+    assert "hangup" not in driver.provider.actions[sent:]
 
 
 async def test_a_callout_named_after_its_ring_timeout_hung_it_up_is_hung_up(flow: Flow) -> None:
@@ -127,3 +131,4 @@ async def test_a_callout_named_after_its_ring_timeout_hung_it_up_is_hung_up(flow
     assert driver.session.trace[-1].note == "came up after the flow let it go: hung up"
     await driver.send(named("call.failed", reason="hangup"))  # the platform's report of that hang-up
     assert driver.session.state == "callee_unavailable"
+    assert driver.session.trace[-1].note == "echo of a ring-timeout hang-up"  # dropped, as for any id
