@@ -3,9 +3,9 @@
 mutmut chooses the mutant when a mutated function is called, in workers forked after the modules were
 imported. A factory that builds handlers at import (``infobip.webhooks._participant``) has run by then, so
 its mutants never take effect and are reported as surviving whatever the tests check. This runs each such
-survivor in a fresh interpreter with the mutant chosen before the import, against the tests named in
-``[tool.flowengine.mutation]`` of pyproject.toml, and records the verdict where ``mutmut results`` reads
-it (the ``.meta`` file next to the mutated module: exit code 1 is killed, 0 survived).
+survivor in a fresh interpreter with the mutant chosen before the import, against the tests its group
+names in ``[[tool.flowengine.mutation.at_import]]`` of pyproject.toml, and records the verdict where
+``mutmut results`` reads it (the ``.meta`` file next to the mutated module: 1 is killed, 0 survived).
 
     .venv-mutation/bin/python tests/mutants_at_import.py     # after ``mutmut run``, from the project root
 """
@@ -50,21 +50,24 @@ def killed(name: str, tests: list[str]) -> bool:
 
 def main() -> int:
     settings = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["flowengine"]
-    prefixes, tests = settings["mutation"]["at_import"], settings["mutation"]["at_import_tests"]
     if not MUTANTS.is_dir():
         print("no mutants/ directory: run mutmut first", file=sys.stderr)
         return 2
-    if killed("none", tests):  # with no mutant the tests must pass, or every verdict below means nothing
-        print("the tests fail with no mutant switched on: fix that first", file=sys.stderr)
-        return 2
-    for meta, names in survivors(prefixes).items():
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            verdicts = dict(zip(names, pool.map(lambda name: killed(name, tests), names), strict=True))
-        doc = json.loads(meta.read_text(encoding="utf-8"))
-        for name, dead in verdicts.items():
-            doc["exit_code_by_key"][name] = 1 if dead else 0
-            print("killed  " if dead else "SURVIVED", name)
-        meta.write_text(json.dumps(doc, indent=4), encoding="utf-8")
+    for group in settings["mutation"]["at_import"]:
+        found, tests = survivors(group["functions"]), group["tests"]
+        if not found:
+            continue  # nothing of this group was mutated this run (see ``only_mutate``), or all killed
+        if killed("none", tests):  # with no mutant the tests must pass, or every verdict means nothing
+            print(f"{' '.join(tests)} fail with no mutant switched on: fix that first", file=sys.stderr)
+            return 2
+        for meta, names in found.items():
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                verdicts = dict(zip(names, pool.map(killed, names, [tests] * len(names)), strict=True))
+            doc = json.loads(meta.read_text(encoding="utf-8"))
+            for name, dead in verdicts.items():
+                doc["exit_code_by_key"][name] = 1 if dead else 0
+                print("killed  " if dead else "SURVIVED", name)
+            meta.write_text(json.dumps(doc, indent=4), encoding="utf-8")
     return 0
 
 

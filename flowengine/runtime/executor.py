@@ -47,6 +47,8 @@ GONE = 404  # the platform no longer knows what a command was for
 LOST = "its parameters hold a secret, stored redacted, and the flow no longer has it to take them from"
 SAVE = "save"  # the http action's variables set from the answer: they need the context, as templates do
 RESUME_AFTER = 10.0  # seconds after a write-ahead when any instance may resume a plan left unfinished
+# Commands that end what a role names (``bind_result``; a kick of a call still ringing is its hang-up).
+_ENDS = frozenset({"hangup", "conference_hangup", "kick"})
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
@@ -132,8 +134,8 @@ class Executor:
                 error, failure = redact(f"{exc.kind}: {exc}"), exc
             else:
                 _note(step, (command.action, status, detail), self.clock.now() - sent)
-                if "as" in command.params or SAVE in command.params:
-                    context = None  # a new role or variable: later templates must see it
+                if "as" in command.params or SAVE in command.params or command.action in _ENDS:
+                    context = None  # a new role or variable, or one just ended: later templates must see it
                 continue
             took = self.clock.now() - sent
             if best_effort or command.continues:
