@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from flowengine.errors import ProviderError
 from flowengine.flow.build import build_flow
 from flowengine.flow.loader import load_flow_or_raise
 from flowengine.flow.model import Flow
@@ -282,4 +283,20 @@ async def test_other_refusals_are_not_asked_about(conference: Flow) -> None:
     observe = platform_shows({CALLER: CallSeen(ended=True)}, {})
     driver = await drive(conference, TO_DIALING, provider=provider, observe=observe)
     assert observe.asked == []  # type: ignore[attr-defined]
+    assert driver.session.status == "failed"
+
+
+async def test_gone_refusal_stands_when_the_platform_cannot_be_asked(conference: Flow) -> None:
+    # Asking fails too (the platform is down): nothing is made up, the refusal is handled as before.
+    provider = RecordingProvider()
+    provider.fail("conference_dial", status=404)
+    asked: list[int] = []
+
+    async def unreachable(calls: list[str], rooms: list[str]) -> Observation:
+        asked.append(1)
+        raise ProviderError("no answer within the 3 s deadline", retryable=True, outcome_unknown=True)
+
+    driver = await drive(conference, TO_DIALING, provider=provider, observe=unreachable)
+    assert asked == [1]
+    assert driver.session.trace[-1].event == "action.failed"
     assert driver.session.status == "failed"
