@@ -11,6 +11,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from statistics import pvariance
+from typing import Any
 
 import pytest
 
@@ -49,6 +50,18 @@ def chromium() -> Iterator[object]:
         yield driver
     finally:
         driver.quit()
+
+
+def follow(driver: Any, element: Any) -> None:
+    """Click ``element`` and wait until the page it leads to has replaced this one. A click returns
+    before the browser has navigated (a form post especially): reading the URL straight after it races
+    the navigation."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    old = driver.find_element("tag name", "html")
+    element.click()
+    WebDriverWait(driver, PAGE_LOAD_TIMEOUT).until(expected_conditions.staleness_of(old))
 
 
 def png_pixels(png: bytes) -> tuple[int, int, list[int]]:

@@ -18,7 +18,7 @@ from flowengine.scenarios.model import parse_scenario
 from flowengine.scenarios.stack import running_stack
 from flowengine.simulator.base import Faults
 
-from .browser import chromium, looks_blank, needs_chromium
+from .browser import chromium, follow, looks_blank, needs_chromium
 
 BUNDLED = Path(__file__).resolve().parents[2] / "flows" / "two_party_conference.yaml"
 HOSTILE = "<img src=x onerror=alert(1)><script>alert(2)</script>"
@@ -105,7 +105,7 @@ def browse(url: str, token: str, shots: Path) -> dict[str, Any]:
         driver.get(url + "/")
         assert path() == "/login?next=%2F", path()
         driver.find_element(By.NAME, "token").send_keys(token)
-        driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+        follow(driver, driver.find_element(By.CSS_SELECTOR, "form.login button"))
         assert path() == "/" and token not in driver.current_url
         (cookie,) = driver.get_cookies()
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and token not in cookie["value"]
@@ -129,11 +129,11 @@ def browse(url: str, token: str, shots: Path) -> dict[str, Any]:
         shoot("flows")
 
         # flows -> sessions: the live state's box links to its sessions; -> the session's page.
-        driver.find_element(By.CSS_SELECTOR, "g.node.state.live a").click()
+        follow(driver, driver.find_element(By.CSS_SELECTOR, "g.node.state.live a"))
         assert path().startswith("/sessions?") and "state=dialing" in path(), path()
         rows = driver.find_elements(By.CSS_SELECTOR, "tr.session a.session-link")
         seen["live_link_rows"] = [row.text for row in rows]
-        rows[0].click()
+        follow(driver, rows[0])
         assert path() == f"/sessions/{seen['live_link_rows'][0]}"
         assert driver.find_element(By.CSS_SELECTOR, "svg.timeline")
         page = driver.page_source
@@ -141,7 +141,7 @@ def browse(url: str, token: str, shots: Path) -> dict[str, Any]:
         shoot("session")
 
         # The failed session: listed, highlighted, and its page says why, errors marked on the timeline.
-        driver.find_element(By.LINK_TEXT, "Failed").click()
+        follow(driver, driver.find_element(By.LINK_TEXT, "Failed"))
         failed = driver.find_elements(By.CSS_SELECTOR, "tr.session.failed")
         seen["failed_rows"] = [
             (row.find_element(By.CSS_SELECTOR, "a.session-link").text,
@@ -149,7 +149,7 @@ def browse(url: str, token: str, shots: Path) -> dict[str, Any]:
             for row in failed
         ]
         shoot("failed_list")
-        failed[0].find_element(By.CSS_SELECTOR, "a.session-link").click()
+        follow(driver, failed[0].find_element(By.CSS_SELECTOR, "a.session-link"))
         seen["failed_banner"] = driver.find_element(By.CSS_SELECTOR, "p.failed-banner").text
         seen["error_steps"] = len(driver.find_elements(By.CSS_SELECTOR, "tr.step.error"))
         seen["error_ticks"] = len(driver.find_elements(By.CSS_SELECTOR, "svg.timeline g.tick.error"))
@@ -164,7 +164,7 @@ def browse(url: str, token: str, shots: Path) -> dict[str, Any]:
         log = driver.get_log("browser")
         seen["console"] = [e["message"] for e in log if e["level"] in ("SEVERE", "WARNING")]
 
-        driver.find_element(By.CSS_SELECTOR, "form.logout button").click()
+        follow(driver, driver.find_element(By.CSS_SELECTOR, "form.logout button"))
         driver.get(url + "/sessions")
         seen["after_sign_out"] = path()
     return seen
