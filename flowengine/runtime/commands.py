@@ -11,7 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowengine.errors import ExpressionError
 from flowengine.flow.expressions import Compiled, compile_guard, compile_value, template_sources
+from flowengine.flow.vocabulary import ACTIONS
 from flowengine.redaction import redact_json
 from flowengine.runtime.events import Event
 
@@ -58,7 +60,19 @@ class Command:
         # Commands made by hand (tests) compile here; commands of a compiled flow never do.
         template = self.template if self.template is not None else compile_value(dict(self.params))
         rendered: Mapping[str, Any] = template.render(context)
+        missing = _rendered_to_nothing(self.action, rendered)
+        if missing is not None:  # sent as None, the platform would refuse it or do something else
+            written = self.params.get(missing)
+            raise ExpressionError(f'{self.action}: "{missing}" rendered to nothing ({written!r})')
         return rendered
+
+
+def _rendered_to_nothing(action: str, params: Mapping[str, Any]) -> str | None:
+    """The first required parameter a template rendered to None (an unset variable, a missing field)."""
+    spec = ACTIONS.get(action)
+    if spec is None:
+        return None
+    return next((p.name for p in spec.params if p.required and params.get(p.name) is None), None)
 
 
 class Plan(list[Command]):
