@@ -44,7 +44,8 @@ class ServiceObserver:
             self.metrics.count("events", name, outcome)
         if step.target is not None:
             log.info("session %s flow %s: state %s -> %s on event %s", session.id, session.flow,
-                     step.source, step.target, step.event, extra=_fields(session, step, step.target))
+                     step.source or "(start)", step.target, step.event,
+                     extra=_fields(session, step, step.target))
         elif outcome != HANDLED and log.isEnabledFor(logging.DEBUG):
             log.debug("session %s flow %s: event %s in state %s not acted on (%s)", session.id, session.flow,
                       step.event, step.source, step.note, extra=_fields(session, step, step.source))
