@@ -241,7 +241,7 @@ async def test_health_metrics_and_the_read_api(http: aiohttp.ClientSession) -> N
     webhooks = len(result.webhooks)
     assert metric(text, "flowengine_webhooks_total", provider="infobip", outcome="handled") + metric(
         text, "flowengine_webhooks_total", provider="infobip", outcome="ignored") == webhooks
-    assert metric(text, "flowengine_timers_fired_total", kind="flow") == 0  # the platform's events drove it all
+    assert metric(text, "flowengine_timers_fired_total", kind="flow") == 0  # the platform drove it all
     assert [(s["id"], s["flow"], s["state"], s["status"]) for s in listed] == [
         (session_id, "two-party-conference", "closing", "ended")
     ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import uuid
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,8 +23,10 @@ from flowengine.runtime.program import TIMER_PREFIX
 from flowengine.runtime.session import Step
 from flowengine.scenarios.runner import ScenarioResult, play
 from flowengine.scenarios.stack import Stack, running_stack
+from flowengine.server.service import Service
+from flowengine.testing import wipe_redis
 
-from .conftest import FLOW, scenario
+from .conftest import CALLER, CALLER_ID, FLOW, REDIS, engine, platform, scenario, until_over, until_state
 
 BREAKS_TO = "4420700000099"  # the number routed to the flow that fails
 BREAKS = """
@@ -164,3 +167,39 @@ async def test_promtool_finds_nothing_to_say_about_the_exposition(tmp_path: Path
                              check=False)
     assert checked.returncode == 0 and not checked.stdout.strip() and not checked.stderr.strip(), (
         checked.stdout + checked.stderr)
+
+
+async def live_gauges(service: Service) -> tuple[Counter[tuple[str, ...]], Counter[tuple[str, ...]]]:
+    """(live sessions by state, pending timers by kind) as the service's /metrics says them now."""
+    text = (await service.scrape())[0].decode()
+    return by(text, "flowengine_sessions_live", "state"), by(text, "flowengine_timers_pending", "kind")
+
+
+@pytest.mark.redis
+async def test_live_gauges_agree_across_instances_and_after_a_restart() -> None:
+    """Two instances share Redis; the call is taken by the first, which then restarts mid-call: each
+    instance, the restarted one included, shows the one live session in its state, and 0 after the end."""
+    prefix = f"fe-metrics:{uuid.uuid4().hex}:"
+    store = f"{REDIS}?prefix={prefix}"
+    talk = scenario(callee={"answer_after": "3s", "hangup_after": "30s"})
+    try:
+        async with platform(talk.parties) as side, engine(side, store) as b:
+            async with engine(side, store) as a:
+                side.simulator.webhook_url = a.webhook_url
+                call_id = await side.simulator.place_inbound_call(CALLER, CALLER_ID, talk.caller)
+                session_id = a.service.session_id_for(call_id)
+                await until_state(a.service, session_id, "dialing")
+                with side.clock.busy():
+                    for service in (a.service, b.service):
+                        live, timers = await live_gauges(service)
+                        assert live == {("dialing",): 1} and timers[("flow",)] == 1
+                    side.simulator.webhook_url = b.webhook_url
+            async with engine(side, store) as restarted:  # a again, with nothing in memory
+                with side.clock.busy():
+                    assert (await live_gauges(restarted.service))[0] == {("dialing",): 1}
+                await until_over(b.service, side, session_id)
+                for service in (b.service, restarted.service):
+                    live, timers = await live_gauges(service)
+                    assert not live and not timers  # nothing left, and nothing below zero
+    finally:
+        await wipe_redis(REDIS, prefix)
