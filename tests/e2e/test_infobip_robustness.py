@@ -186,6 +186,8 @@ async def test_junk_is_answered_and_logged_and_the_call_next_to_it_is_unharmed(
     assert metric(text, "flowengine_webhooks_total", outcome="replayed") == rounds - 1
     orphans = [r.getMessage() for r in caplog.records if r.name == "flowengine.orphans"]
     assert len(orphans) == 1 and "orphan call" in orphans[0]
+    assert metric(text, "flowengine_orphans_hung_up_total", kind="call") == 1
+    assert metric(text, "flowengine_events_total", outcome="orphan") == 1
 
 
 # -- the platform delivering twice ---------------------------------------------------------------------
