@@ -20,6 +20,7 @@ from jsonschema.exceptions import ValidationError
 
 from flowengine.errors import ConfigError
 from flowengine.flow.vocabulary import ENV_REFERENCE
+from flowengine.logformat import FORMATS
 from flowengine.providers import PROVIDERS
 from flowengine.providers.intake import DEPTH_CEILING, MAX_DEPTH, MAX_EVENTS
 from flowengine.redaction import redact
@@ -274,6 +275,14 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "default": False,
             "description": "Serve /metrics without a token (for a scraper on a private network).",
         },
+        "log_format": {
+            "enum": list(FORMATS),
+            "default": "text",
+            "description": (
+                "Service log lines: text, or json (one object per line with time, level, message and the "
+                "session, call, flow, state, event and action it is about)."
+            ),
+        },
         "log_numbers": {
             "enum": ["masked", "full"],
             "default": "masked",
@@ -333,6 +342,7 @@ class ServiceConfig:
     api_tokens: tuple[str, ...] = field(default=(), repr=False)  # secrets: kept out of repr
     metrics_public: bool = False
     log_numbers: str = "masked"
+    log_format: str = "text"
     replay_ttl: float = DEFAULT_REPLAY_TTL
     pacing: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # provider -> {rate, burst, ...}
 
@@ -423,6 +433,7 @@ def parse_config(
         api_tokens=tuple(document.get("api_tokens", [])),
         metrics_public=document.get("metrics_public", False),
         log_numbers=document.get("log_numbers", "masked"),
+        log_format=document.get("log_format", "text"),
         replay_ttl=float(document.get("replay_ttl", DEFAULT_REPLAY_TTL)),
         pacing=document.get("pacing", {}),
     )

@@ -10,8 +10,8 @@ from typing import IO, Any, TypeVar
 
 import click
 
-from flowengine.masking import mask_handlers
-from flowengine.redaction import RedactingFormatter
+from flowengine.logformat import formatter
+from flowengine.masking import NumberMask, mask_handlers
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,13 +66,21 @@ def use_color(choice: str, stream: IO[str] | None = None) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
-def setup_logging(level: str, *, numbers: str = "masked") -> None:
-    """Log to stderr; every line goes through ``redact`` (tracebacks too), so no secret is echoed, and
-    phone numbers in it are masked unless ``numbers`` is ``full``."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+def setup_logging(level: str, *, numbers: str = "masked", log_format: str = "text") -> None:
+    """Log to stderr as text or JSON lines (``logformat``); every line goes through ``redact`` (tracebacks
+    too), so no secret is echoed, and phone numbers in it are masked unless ``numbers`` is ``full``."""
+    handler = log_handler(sys.stderr, numbers=numbers, log_format=log_format)
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
     if numbers != "full":
         mask_handlers()
     # transitions logs every callback it runs at INFO: per event, not worth a service log line.
     logging.getLogger("transitions").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def log_handler(stream: IO[str], *, numbers: str = "masked", log_format: str = "text") -> logging.Handler:
+    """The service's log handler on ``stream``: ``log_format``, numbers masked unless ``full``."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter(log_format, mask=numbers != "full"))
+    if numbers != "full":
+        handler.addFilter(NumberMask())
+    return handler

@@ -10,6 +10,7 @@ import click
 from flowengine.cli._common import EXIT_USAGE, setup_logging
 from flowengine.config import load_config
 from flowengine.errors import ConfigError
+from flowengine.logformat import FORMATS
 from flowengine.redaction import redact
 from flowengine.server.app import create_app
 from flowengine.server.serving import run_until_stopped
@@ -28,13 +29,21 @@ from flowengine.server.serving import run_until_stopped
 @click.option("--host", help="Override listen.host.")
 @click.option("--port", type=int, help="Override listen.port.")
 @click.option(
+    "--log-format",
+    type=click.Choice(FORMATS),
+    help="Override log_format: text (for people) or json (one object per line, with the session, call, "
+    "flow, state, event and action each line is about).",
+)
+@click.option(
     "--shutdown-timeout",
     type=float,
     default=15.0,
     show_default=True,
     help="Seconds to let in-flight webhooks finish on SIGTERM/SIGINT.",
 )
-def command(config_path: Path, host: str | None, port: int | None, shutdown_timeout: float) -> None:
+def command(
+    config_path: Path, host: str | None, port: int | None, log_format: str | None, shutdown_timeout: float
+) -> None:
     """Serve the platform's webhooks and drive real calls.
 
     The config names the provider (infobip or sinch), which flow answers which
@@ -61,7 +70,8 @@ def command(config_path: Path, host: str | None, port: int | None, shutdown_time
     """
     try:
         config = load_config(config_path)
-        setup_logging(config.log_level, numbers=config.log_numbers)
+        fmt = log_format or config.log_format
+        setup_logging(config.log_level, numbers=config.log_numbers, log_format=fmt)
         app = create_app(config)
     except ConfigError as exc:
         click.echo(redact(f"flowengine: {exc}"), err=True)

@@ -32,6 +32,7 @@ from flowengine.errors import SessionNotFound
 from flowengine.runtime.engine import Engine
 from flowengine.runtime.events import Event
 from flowengine.runtime.executor import Executor
+from flowengine.runtime.observing import SCOPE, scoped
 from flowengine.runtime.outbox import event_from_json, event_to_json
 from flowengine.runtime.ports import Provider
 from flowengine.runtime.session import Session
@@ -180,6 +181,7 @@ class Dispatcher:
         async with AsyncExitStack() as stack:
             with self.engine.clock.aside():
                 await stack.enter_async_context(self.locks.hold(session_id))
+            stack.enter_context(scoped(session_id))  # what the log lines written meanwhile are about
             yield
 
     def _executor_for(self, flow: str | None) -> Executor:
@@ -201,19 +203,27 @@ class Dispatcher:
     async def _resume(self, session: Session, provider: Provider | None) -> Session:
         if session.outbox is None:
             return session
+        _scope(session, None)
         executor = self._executor_for(session.flow)
         return await executor.resume(session, self._provider(provider), checkpoint=self._save)
 
     async def _step(self, session: Session, event: Event, provider: Provider | None) -> Session:
         executor = self._executor_for(session.flow)
-        session, plan = executor.engine.handle(session, event)
-        return await executor.run(session, plan, self._provider(provider), checkpoint=self._save)
+        _scope(session, event)
+        return await executor.step(session, event, self._provider(provider), checkpoint=self._save)
 
     def _provider(self, provider: Provider | None) -> Provider:
         chosen = provider if provider is not None else self.provider
         if chosen is None:
             raise ValueError("no provider given to the dispatcher or to this call")
         return chosen
+
+
+def _scope(session: Session, event: Event | None) -> None:
+    scope = SCOPE.get()
+    if scope is not None:
+        scope.flow, scope.state = session.flow, session.state
+        scope.event, scope.call = (event.name, event.call_id) if event is not None else (None, None)
 
 
 def _due_events(session: Session, timers: list[Event], now: float) -> list[tuple[str | None, Event]]:

@@ -22,6 +22,16 @@ from flowengine.runtime.binding import PLACED_BY, adopt, standin_id
 from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.runtime.commands import Command, Plan
 from flowengine.runtime.events import ACTION_FAILED, Event
+from flowengine.runtime.observing import (
+    DUPLICATE,
+    NOT_BEGUN,
+    NOT_OUTBOUND,
+    RING_ECHO,
+    RING_LATE,
+    STALE,
+    UNMATCHED,
+    late_note,
+)
 from flowengine.runtime.outbound import END, REPEATED, START, begins, refused_dial
 from flowengine.runtime.program import TIMER_EVENT, Program, Scratch, timer_trigger
 from flowengine.runtime.session import DIALING, ENDED, RINGING, TRACE_LIMIT, UP, Session, Step
@@ -66,11 +76,11 @@ class Engine:
         now = s.updated = self.clock.now()
         key = event.dedupe_key()
         if key in s.seen:
-            s.record(Step(now, event.name, s.state, None, note="duplicate"), self.trace_limit)
+            s.record(Step(now, event.name, s.state, None, note=DUPLICATE), self.trace_limit)
             return s, Plan(event=event)
         if event.name == START and (s.status != "new" or s.seq > 0 or self.flow.outbound is None):
             # However long ago its key left the short memory: a session is started (dialled) once.
-            note = REPEATED if self.flow.outbound else "not an outbound flow"
+            note = REPEATED if self.flow.outbound else NOT_OUTBOUND
             s.record(Step(now, event.name, s.state, None, note=note), self.trace_limit)
             return s, Plan(event=event)
         s.remember(key)
@@ -160,7 +170,7 @@ class Engine:
             adopt(s, event)
         failed = refused_dial(event, role)
         if failed is None and not begins(s, event, role):
-            note = f"before the {role!r} call was answered or failed: not handled"
+            note = f"before the {role!r} call was answered or failed{NOT_BEGUN}"
             s.record(Step(now, event.name, None, None, note=note), self.trace_limit)
             return s, Plan(event=event)
         event = failed or self._resolve(s, event)
@@ -174,7 +184,7 @@ class Engine:
         """End the session from outside (the API): every call and conference it still owns is hung up,
         each failure recorded without stopping the rest; its state stays where it was ended."""
         if s.status in ("ended", "failed"):
-            s.record(Step(now, END, s.state, None, note=f"session {s.status}"), self.trace_limit)
+            s.record(Step(now, END, s.state, None, note=late_note(s.status)), self.trace_limit)
             return s, Plan(event=event)
         commands = [self.program.cleanup_command("hangup", r, best_effort=True) for r in s.live_calls()]
         commands += [self.program.cleanup_command("conference_hangup", r, best_effort=True)
@@ -187,14 +197,14 @@ class Engine:
 
     def _handle(self, s: Session, event: Event, now: float) -> tuple[Session, Plan]:
         if s.status != "active":
-            s.record(Step(now, event.name, s.state, None, note=f"session {s.status}"), self.trace_limit)
+            s.record(Step(now, event.name, s.state, None, note=late_note(s.status)), self.trace_limit)
             return s, Plan(event=event)
         _track_calls(s, event)
         trigger = event.name
         if trigger == TIMER_EVENT:
             fired = _take_timer(s, event)
             if fired is None:
-                s.record(Step(now, trigger, s.state, None, note="stale timer"), self.trace_limit)
+                s.record(Step(now, trigger, s.state, None, note=STALE), self.trace_limit)
                 return s, Plan(event=event)
             trigger = fired
         source = s.state
@@ -205,7 +215,8 @@ class Engine:
             if event.name == ACTION_FAILED:
                 return self._abort(s, f"unhandled action.failed: {event.data.get('error')}", event, now)
             s.record(
-                Step(now, trigger, source, None, tuple(scratch.guards), note=note or "unmatched"),
+                Step(now, trigger, source, None, tuple(scratch.guards),
+                     note=f"{UNMATCHED}; {note}" if note else UNMATCHED),
                 self.trace_limit,
             )
             return s, Plan(event=event)
@@ -234,7 +245,7 @@ class Engine:
             return s, Plan([self.program.cleanup_command("hangup", event.call), *plan], event)
         if flagged and _rang_out(s, event.call_id):
             return self._handle(s, event, now)
-        note = "ring timeout: the call had answered or ended" if flagged else "echo of a ring-timeout hang-up"
+        note = RING_LATE if flagged else RING_ECHO
         s.record(Step(now, event.name, s.state, None, note=note), self.trace_limit)
         return s, Plan(event=event)
 

@@ -18,6 +18,7 @@ cleanup plan is then run best-effort: a failing hang-up is recorded and the next
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,8 +33,19 @@ from flowengine.runtime.context import build_context
 from flowengine.runtime.engine import Engine
 from flowengine.runtime.events import ACTION_FAILED, Event
 from flowengine.runtime.http import bind_answer, http_request
+from flowengine.runtime.observing import SCOPE
 from flowengine.runtime.outbox import advance, pending, reaches_out, write_ahead
-from flowengine.runtime.ports import HttpClient, HttpRequest, Pacer, Provider, ProviderCommand
+from flowengine.runtime.ports import (
+    ALREADY,
+    UNKNOWN,
+    ActionResult,
+    HttpClient,
+    HttpRequest,
+    Observer,
+    Pacer,
+    Provider,
+    ProviderCommand,
+)
 from flowengine.runtime.program import CLEANUP
 from flowengine.runtime.reconcile import Observation, missed_events, to_observe
 from flowengine.runtime.session import CommandRecord, Session, Step
@@ -68,7 +80,7 @@ class Executor:
     def __init__(
         self, engine: Engine, *, clock: Clock | None = None, retry: RetryPolicy | None = None,
         http: HttpClient | None = None, max_failures: int = 3, resume_after: float = RESUME_AFTER,
-        observe: Observe | None = None, pacer: Pacer | None = None,
+        observe: Observe | None = None, pacer: Pacer | None = None, observer: Observer | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock if clock is not None else engine.clock
@@ -82,6 +94,7 @@ class Executor:
         # failure, which is dropped if the session has moved on (a flow hears why, not a stale error).
         self.observe = observe
         self.pacer = pacer  # what creates a call waits for its turn (the platform's rate limit)
+        self.observer = observer  # the service's metrics and logs
 
     async def run(
         self, session: Session, plan: Plan, provider: Provider, *, checkpoint: Checkpoint | None = None
@@ -100,6 +113,24 @@ class Executor:
         log.warning("%s: resuming an interrupted plan at command %d of %d (%s)", session.id,
                     left.next + 1, len(left.plan), left.plan[left.next].action if left.plan else "-")
         return await self._run(session, left.plan, provider, left.failures, checkpoint, left.next, left.lost)
+
+    async def step(
+        self, session: Session, event: Event, provider: Provider, *, checkpoint: Checkpoint | None = None
+    ) -> Session:
+        """Let the engine decide ``event`` and carry out its plan (``run``)."""
+        session, plan = self._decided(session, self.engine.handle(session, event))
+        return await self.run(session, plan, provider, checkpoint=checkpoint)
+
+    def _decided(self, before: Session, decision: tuple[Session, Plan]) -> tuple[Session, Plan]:
+        """Every decision of the engine passes here: the observer hears of it before its plan runs, and
+        the log scope follows the session's state."""
+        after = decision[0]
+        if self.observer is not None:
+            self.observer.stepped(before, after)
+        scope = SCOPE.get()
+        if scope is not None:
+            scope.state = after.state
+        return decision
 
     async def _run(
         self, session: Session, plan: Plan, provider: Provider, failures: int,
@@ -161,7 +192,8 @@ class Executor:
     ) -> Session:
         """Let the engine take the state's ``always`` transition, if one holds, and run its plan."""
         step = marker.params.get("step", 0)
-        session, more = self.engine.settle(session, plan.event, step if isinstance(step, int) else 0)
+        session, more = self._decided(
+            session, self.engine.settle(session, plan.event, step if isinstance(step, int) else 0))
         if not more:
             return session
         return await self._run(session, more, provider, failures, checkpoint)
@@ -182,7 +214,7 @@ class Executor:
         before = (session.state, session.status)
         for event in missed_events(session, seen):
             log.warning("%s: %s found on asking after a refusal (no webhook yet)", session.id, event.name)
-            session, plan = self.engine.handle(session, event)
+            session, plan = self._decided(session, self.engine.handle(session, event))
             session = await self._run(session, plan, provider, 0, checkpoint)
         return session if (session.state, session.status) != before else None
 
@@ -214,9 +246,10 @@ class Executor:
             event_id=f"{ACTION_FAILED}:{session.id}:{session.seq}:{index}",
         )
         if failures + 1 >= self.max_failures:
-            session, plan = self.engine.abort(session, f"{failures + 1} failures in a row: {error}", event)
+            decision = self.engine.abort(session, f"{failures + 1} failures in a row: {error}", event)
         else:
-            session, plan = self.engine.handle(session, event)
+            decision = self.engine.handle(session, event)
+        session, plan = self._decided(session, decision)
         return await self._run(session, plan, provider, failures + 1, checkpoint)
 
     def _pace(
@@ -262,12 +295,14 @@ class Executor:
             if still_ringing(action, params, session):
                 action, params = "hangup", {"call": params["call"], "reason": None}
         if action == "http":
-            send = self._http_call(http_request(params, command.params))
+            send, port = self._http_call(http_request(params, command.params)), "http"
         else:
             kwargs = provider_arguments(action, params, session)
-            send = self._provider_call(provider, action, kwargs, f"{session.id}:{session.seq}:{index}")
+            key = f"{session.id}:{session.seq}:{index}"
+            send = self._provider_call(session, provider, action, kwargs, key)
+            port = provider.name
         waited = await pace() if pace is not None else 0.0
-        result, attempts = await self._attempt(send, resumed)
+        result, attempts = await self._attempt(send, resumed, (session, port, action))
         if action == "http":
             detail = bind_answer(command.params, result, context, session)
         else:
@@ -278,12 +313,13 @@ class Executor:
             detail = f"{detail or ''} (paced: waited {waited:.3g} s)".lstrip()
         return "ok", detail if attempts == 1 else f"{detail or ''} after {attempts} attempts".lstrip()
 
-    @staticmethod
     def _provider_call(
-        provider: Provider, action: str, kwargs: dict[str, Any], key: str
+        self, session: Session, provider: Provider, action: str, kwargs: dict[str, Any], key: str
     ) -> Callable[[bool], Awaitable[Any]]:
         """``send(resumed)``: the command, marked resumed when an earlier attempt may have been done."""
         if action not in provider.capabilities:
+            if self.observer is not None:  # refused before it was sent: no time taken
+                self.observer.commanded(session, provider.name, action, "unsupported", 0.0)
             raise ProviderUnsupported(provider.name, action)
         return lambda resumed: provider.execute(ProviderCommand(action, kwargs, key, resumed))
 
@@ -293,21 +329,46 @@ class Executor:
             raise ProviderUnsupported("engine", "http")
         return lambda _resumed: http.request(request)
 
-    async def _attempt(self, send: Callable[[bool], Awaitable[Any]], resumed: bool) -> tuple[Any, int]:
+    async def _attempt(
+        self, send: Callable[[bool], Awaitable[Any]], resumed: bool, about: tuple[Session, str, str]
+    ) -> tuple[Any, int]:
         """Retries what the provider left retryable. After an unknown outcome the next attempt goes out
-        as resumed, so the provider reconciles before it could do a non-idempotent command twice."""
+        as resumed, so the provider reconciles before it could do a non-idempotent command twice. Each
+        attempt's outcome and time go to the observer (``about``: the session, port and action)."""
         delay = self.retry.delay
+        observer = self.observer
         for attempt in range(1, self.retry.attempts + 1):
+            started = time.perf_counter()  # real time, whatever the clock: what the platform took
             try:
-                return await send(resumed), attempt
+                result = await send(resumed)
             except ProviderError as exc:
                 final = not exc.retryable or isinstance(exc, ProviderUnsupported)
-                if final or attempt >= self.retry.attempts:
+                last = final or attempt >= self.retry.attempts
+                if observer is not None:
+                    outcome = "unsupported" if isinstance(exc, ProviderUnsupported) else (
+                        "failed" if last else "retried")
+                    observer.commanded(*about, outcome, time.perf_counter() - started)
+                if last:
                     raise
                 resumed = resumed or exc.outcome_unknown
+            else:
+                if observer is not None:
+                    observer.commanded(*about, _outcome(result), time.perf_counter() - started)
+                return result, attempt
             await self.clock.sleep(delay)
             delay = min(delay * self.retry.factor, self.retry.max_delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _outcome(result: Any) -> str:
+    """A command's outcome as the observer counts it: ok, already (``ALREADY``) or unknown (``UNKNOWN``)."""
+    data = result.data if isinstance(result, ActionResult) else None
+    if data:
+        if data.get("already") == ALREADY["already"]:
+            return "already"
+        if data.get("outcome") == UNKNOWN["outcome"]:
+            return "unknown"
+    return "ok"
 
 
 def _created(command: Command) -> str | None:

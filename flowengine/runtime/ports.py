@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from flowengine.runtime.session import Session
+
 EndpointKind = Literal["phone", "sip", "user", "webrtc"]
 Music = Literal["ring", "music1", "music2", "music3"]
 
@@ -116,3 +118,20 @@ class Pacer(Protocol):
     and returns the seconds waited; ``ProviderError`` when the slot is too far off to wait for."""
 
     async def acquire(self, provider: str) -> float: ...
+
+
+class Observer(Protocol):
+    """Watches what the runtime does, for the service's metrics and logs; it must return at once and never
+    fail (it is called on the hot path, inside the session's lock).
+
+    ``stepped``: the engine has decided one event (or an eventless transition, an abort): ``before`` is the
+    session as it was given, ``after`` as decided, with the decision's steps at the end of its trace
+    (``runtime.observing.new_steps``). ``commanded``: one attempt at a command through the Provider (or
+    ``http``) port ended, with ``outcome`` one of ``observing.COMMAND_OUTCOMES``, after ``seconds``.
+    """
+
+    def stepped(self, before: Session, after: Session) -> None: ...
+
+    def commanded(
+        self, session: Session, provider: str, action: str, outcome: str, seconds: float
+    ) -> None: ...

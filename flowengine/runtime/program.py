@@ -37,8 +37,11 @@ CLEANUP = "cleanup."
 START_DIAL = "start.dial"
 
 
+TIMER_PREFIX = "after:"  # of a timer's trigger, and so of its step's event and its id in the timer table
+
+
 def timer_trigger(state: str, key: str) -> str:
-    return f"after:{state}:{key}"
+    return f"{TIMER_PREFIX}{state}:{key}"
 
 
 @dataclass(frozen=True, slots=True)

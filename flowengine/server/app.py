@@ -215,11 +215,12 @@ async def _webhook(request: web.Request) -> web.StreamResponse:
             return _refuse(service, 413, "webhook body too large", request)
         except ConnectionError as exc:  # the client left, or was cut for sending too slowly (counted there)
             log.debug("webhook body not received: %s (from %s)", exc, request.remote)
+            service.metrics.count("webhooks", service.adapter.name, "abandoned")
             return web.Response(status=400)  # nobody is left to read it
         hook = WebhookRequest(request.method, request.path, dict(request.headers), body, dict(request.query))
         return await _handle(service, hook, request)
     finally:
-        service.metrics.event_seconds.observe(max(time.perf_counter() - started, 0))
+        service.metrics.webhook_seconds.observe(max(time.perf_counter() - started, 0))
 
 
 async def _handle(service: Service, hook: WebhookRequest, request: web.Request) -> web.Response:
@@ -250,7 +251,9 @@ def _refuse(service: Service, status: int, message: str, request: web.Request) -
         request.rel_url.raw_path,  # as sent, still %-encoded: a decoded path could hold a line break
         request.remote,
     )
-    service.metrics.webhooks.labels(service.adapter.name, f"refused_{status}").inc()
+    # 4xx: the sender's fault, refused; 5xx: ours (or the store's), failed, and the platform retries.
+    outcome = f"{'failed' if status >= 500 else 'refused'}_{status}"
+    service.metrics.count("webhooks", service.adapter.name, outcome)
     return web.json_response({"error": message, "status": status}, status=status)
 
 
@@ -275,7 +278,7 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    body, content_type = request.app[SERVICE].metrics.exposition()
+    body, content_type = await request.app[SERVICE].scrape()
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 

@@ -1,13 +1,25 @@
-"""Prometheus metrics, one registry per app so several apps (tests, simulate) never collide."""
+"""Prometheus metrics, one registry per app so several apps (tests, simulate) never collide.
+
+Counters count what this instance did (Prometheus sums instances); the two gauges of what is live
+(``sessions_live``, ``timers_pending``) are read from the store at scrape time (``census``), so they are
+the same on every instance sharing the store and right after a restart. Labelled children are looked up
+once per label set (``Metrics.child``): ``labels()`` costs a lock and a dict lookup on every call.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from flowengine.server.sessions import TIMER_KINDS
+from flowengine.stores.base import Census
+
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_COMMAND_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _PACING_BUCKETS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
 
 
@@ -16,79 +28,128 @@ class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
+        self._children: dict[tuple[str, ...], Any] = {}
         r = self.registry
         self.webhooks = Counter(
-            "flowengine_webhooks_total", "Webhooks received, by outcome.", ["provider", "outcome"], registry=r
+            "flowengine_webhooks_total",
+            "Webhooks received, by outcome: handled, replayed, ignored, refused_<4xx status>, "
+            "failed_<5xx status>, abandoned.",
+            ["provider", "outcome"], registry=r,
+        )
+        self.webhook_seconds = Histogram(
+            "flowengine_webhook_seconds", "Time from a webhook's arrival to its reply.",
+            buckets=_LATENCY_BUCKETS, registry=r,
         )
         self.events = Counter(
             "flowengine_events_total",
-            "Neutral events handled, by name and outcome.",
-            ["event", "outcome"],
-            registry=r,
-        )
-        self.commands = Counter(
-            "flowengine_commands_total",
-            "Commands sent to the provider, by outcome.",
-            ["action", "outcome"],
-            registry=r,
+            "Events taken by sessions or stopped before, by name and outcome: handled, unmatched, duplicate, "
+            "late, stale, replayed, orphan.",
+            ["event", "outcome"], registry=r,
         )
         self.transitions = Counter(
-            "flowengine_transitions_total", "State changes, by flow.", ["flow"], registry=r
+            "flowengine_transitions_total", "Steps that entered a state, by flow.", ["flow"], registry=r
         )
-        self.sessions = Counter(
-            "flowengine_sessions_total",
-            "Sessions started and ended, by status.",
-            ["flow", "status"],
-            registry=r,
+        self._sessions(r)
+        self._commands(r)
+        self._timers(r)
+        self._recovery(r)
+        self._pacing(r)
+
+    def _sessions(self, r: CollectorRegistry) -> None:
+        self.sessions_started = Counter(
+            "flowengine_sessions_started_total", "Sessions started, by flow.", ["flow"], registry=r
         )
-        self.timers = Counter("flowengine_timers_fired_total", "Timers fired.", registry=r)
+        self.sessions_ended = Counter(
+            "flowengine_sessions_ended_total", "Sessions ended, by flow and final status (ended, failed).",
+            ["flow", "status"], registry=r,
+        )
+        self.sessions_live = Gauge(
+            "flowengine_sessions_live", "Live sessions in the store (every instance's), by flow and state.",
+            ["flow", "state"], registry=r,
+        )
+
+    def _commands(self, r: CollectorRegistry) -> None:
+        self.commands = Counter(
+            "flowengine_commands_total",
+            "Command attempts through a provider (or the http action), by outcome: ok, already, unknown, "
+            "retried, failed, unsupported.",
+            ["provider", "action", "outcome"], registry=r,
+        )
+        self.command_seconds = Histogram(
+            "flowengine_command_seconds", "Time from sending a command attempt to its outcome.",
+            ["provider", "action"], buckets=_COMMAND_BUCKETS, registry=r,
+        )
+
+    def _timers(self, r: CollectorRegistry) -> None:
+        kinds = "flow (a flow's after), deferred (an event kept for later), resume, reconcile"
+        self.timers = Counter(
+            "flowengine_timers_fired_total", f"Entries of the store's timer index fired, by kind: {kinds}.",
+            ["kind"], registry=r,
+        )
+        self.timers_pending = Gauge(
+            "flowengine_timers_pending", f"Entries of the store's timer index (every instance's), by kind: "
+            f"{kinds}.", ["kind"], registry=r,
+        )
+
+    def _recovery(self, r: CollectorRegistry) -> None:
         self.orphans = Counter(
             "flowengine_orphans_hung_up_total",
             "Calls and conferences alive on the platform that no live session owned, hung up.",
-            ["kind"],
-            registry=r,
+            ["kind"], registry=r,
         )
         self.reconciled = Counter(
             "flowengine_reconciled_events_total",
             "Events the platform showed that no webhook brought (reconciliation), by event.",
-            ["event"],
-            registry=r,
+            ["event"], registry=r,
         )
         self.insecure_webhooks = Gauge(
             "flowengine_insecure_webhooks",
             "1 while webhooks are served without authentication (insecure_webhooks: true), else 0.",
             registry=r,
         )
-        self.event_seconds = Histogram(
-            "flowengine_event_seconds",
-            "Time from a webhook's arrival to its reply.",
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-
-        self._pacing(r)
 
     def _pacing(self, r: CollectorRegistry) -> None:
         """What waits for the provider's pace (``server.pacing``)."""
         self.pacing_queue = Gauge(
             "flowengine_pacing_queue_depth",
             "Commands creating a call that wait for the provider's pace on this instance.",
-            ["provider"],
-            registry=r,
+            ["provider"], registry=r,
         )
         self.pacing_wait = Histogram(
             "flowengine_pacing_wait_seconds",
             "How long each command creating a call waited for the provider's pace.",
-            ["provider"],
-            buckets=_PACING_BUCKETS,
-            registry=r,
+            ["provider"], buckets=_PACING_BUCKETS, registry=r,
         )
         self.pacing_refused = Counter(
             "flowengine_pacing_refused_total",
             "Commands creating a call refused because their turn was further off than max_wait.",
-            ["provider"],
-            registry=r,
+            ["provider"], registry=r,
         )
+
+    def child(self, metric: str, *labels: str) -> Any:
+        """``metric``'s child for ``labels``, made on first use and kept."""
+        key = (metric, *labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = getattr(self, metric).labels(*labels)
+        return found
+
+    def count(self, metric: str, *labels: str) -> None:
+        self.child(metric, *labels).inc()
+
+    def take_census(self, census: Census | None, states: Mapping[str, Iterable[str]]) -> None:
+        """Set the live gauges from ``census``: every loaded flow's states (0 where none is live) and
+        whatever else the store holds; None (the store did not answer): the gauges are left out."""
+        self.sessions_live.clear()
+        self.timers_pending.clear()
+        if census is None:
+            return
+        live = {(flow, state): 0 for flow, names in states.items() for state in names}
+        live.update(census.live)
+        for (flow, state), n in live.items():
+            self.sessions_live.labels(flow, state).set(n)
+        for kind in {*TIMER_KINDS, *census.timers}:
+            self.timers_pending.labels(kind).set(census.timers.get(kind, 0))
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

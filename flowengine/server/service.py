@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flowengine.config import DEFAULT_REPLAY_TTL
-from flowengine.errors import SessionNotFound, WebhookError
+from flowengine.errors import SessionNotFound, StoreError, WebhookError
 from flowengine.flow.model import Flow
 from flowengine.providers.base import Adapter, Channel, FollowUp, WebhookReply, WebhookRequest
 from flowengine.providers.intake import IntakeLimits, check_depth, check_events
@@ -31,11 +31,12 @@ from flowengine.runtime.executor import Executor, RetryPolicy
 from flowengine.runtime.ports import HttpClient
 from flowengine.runtime.session import TRACE_LIMIT, Session
 from flowengine.server.metrics import Metrics
+from flowengine.server.observer import ServiceObserver
 from flowengine.server.orphans import Orphans
 from flowengine.server.pacing import Pacer
 from flowengine.server.recovery import Reconciler
 from flowengine.server.routing import Router
-from flowengine.server.sessions import StoredSessions
+from flowengine.server.sessions import StoredSessions, timer_kind
 from flowengine.server.timers import TimerLoop
 from flowengine.stores.base import Pace, SessionStore
 
@@ -72,7 +73,8 @@ class Service:
         self.adapter = adapter
         self.clock = clock
         self.metrics = metrics or Metrics()
-        self.timers = TimerLoop(store, self.fire_timers, clock, poll=timer_poll)
+        self.observer = ServiceObserver(self.metrics)
+        self.timers = TimerLoop(store, self.fire_timers, clock, poll=timer_poll, fired=self._timers_fired)
         # The timer loop is woken only by a save that changed a timer table, not by every event.
         self.sessions = StoredSessions(store, on_timers_changed=self.timers.poke, quiet_after=quiet_after)
         # Dials wait for the platform's pace here; anything else creating calls uses the same pacer.
@@ -81,13 +83,13 @@ class Service:
             name: Executor(
                 Engine(flow, clock, trace_limit=trace_limit), clock=clock, retry=NO_RETRY, http=http,
                 observe=adapter.observe, pacer=self.pacer if self.pacer.rules else None,
+                observer=self.observer,
             )
             for name, flow in self.flows.items()
         }
         self.dispatcher = Dispatcher(
             executors, None, self.sessions.load, self.sessions.save, locks=self.sessions
         )
-        self._counters: dict[tuple[str, ...], Any] = {}  # labelled counters, looked up once per label set
         self.orphans = Orphans(clock=clock, metrics=self.metrics)
         self.reconciler = Reconciler(
             sessions=self.sessions, adapter=adapter, dispatcher=self.dispatcher, clock=clock,
@@ -101,7 +103,7 @@ class Service:
         events = self.adapter.parse_webhook(request)
         check_events(len(events), self.limits.max_events)  # before any of them starts anything
         if not events:
-            self._count("webhooks", self.adapter.name, "ignored")
+            self.metrics.count("webhooks", self.adapter.name, "ignored")
             log.debug("webhook ignored: no event flowengine handles (%s)", _kind(request))  # e.g. ringing
             return WebhookReply()
         channel = self.adapter.channel(events[0])
@@ -110,19 +112,21 @@ class Service:
             key = self.replay_key(event)
             if await self.store.claimed(key):
                 replayed += 1
-                self._count("events", event.name, "replayed")
-                log.info("%s event already handled (%s): acknowledged, not acted on", event.name, key)
+                self.metrics.count("events", event.name, "replayed")
+                log.debug("%s event already handled (%s): acknowledged, not acted on", event.name, key)
                 continue
             try:
                 session = await self.deliver(event, channel)
             except SessionNotFound:
+                self.metrics.count("events", event.name, "orphan")
                 await self.orphans.unowned(event, channel, self.deliver)
                 await self.store.claim(key, self.replay_ttl)
                 continue
             await self.store.claim(key, self.replay_ttl)  # the step is saved: from now on a replay
             await self.orphans.after(session, event, channel)
         await self._follow_up(channel)
-        self._count("webhooks", self.adapter.name, "replayed" if replayed == len(events) else "handled")
+        outcome = "replayed" if replayed == len(events) else "handled"
+        self.metrics.count("webhooks", self.adapter.name, outcome)
         return channel.reply()
 
     def replay_key(self, event: Event) -> str:
@@ -133,11 +137,9 @@ class Service:
     async def deliver(self, event: Event, channel: Channel) -> Session:
         """Route ``event`` to its session (starting one for an inbound call) and take the step."""
         flow, session_id = await self._locate(event)
-        session = await self.dispatcher.dispatch(
+        return await self.dispatcher.dispatch(
             session_id, event, create=flow is not None, flow=flow, provider=channel
         )
-        self._count("events", event.name, "handled")
-        return session
 
     async def drive(self, session_id: str, event: Event, *, flow: str | None = None) -> Session:
         """Take the step of an event no webhook brought (the API: an outbound start, a custom event, an
@@ -148,16 +150,8 @@ class Service:
         session = await self.dispatcher.dispatch(
             session_id, event, create=flow is not None, flow=flow, provider=channel
         )
-        self._count("events", event.name, "handled")
         await self._follow_up(channel)
         return session
-
-    def _count(self, metric: str, *labels: str) -> None:
-        key = (metric, *labels)
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = getattr(self.metrics, metric).labels(*labels)
-        counter.inc()
 
     async def _locate(self, event: Event) -> tuple[str | None, str]:
         if event.name == "call.received":
@@ -203,7 +197,7 @@ class Service:
             _, session_id = await self._locate(follow_up.event)
             await self.dispatcher.defer(session_id, follow_up.event, self.clock.now() + follow_up.delay)
         except SessionNotFound as exc:  # derived after its session ended: nothing is left to tell
-            log.info("follow-up %s dropped: %s", follow_up.event.name, exc)
+            log.debug("follow-up %s dropped: %s", follow_up.event.name, exc)
             return
         except Exception:  # like a delivery: there is no webhook to answer with an error
             log.exception("follow-up %s could not be kept", follow_up.event.name)
@@ -214,7 +208,7 @@ class Service:
         try:
             await self.deliver(event, channel)
         except SessionNotFound as exc:  # derived after its session ended: nothing is left to tell
-            log.info("follow-up %s dropped: %s", event.name, exc)
+            log.debug("follow-up %s dropped: %s", event.name, exc)
         except Exception:  # a follow-up has no webhook to answer with an error: log it
             log.exception("follow-up %s failed", event.name)
 
@@ -223,13 +217,28 @@ class Service:
         channel = self.adapter.channel(None)
         session = await self.dispatcher.fire_timers(session_id, provider=channel)
         if session is not None:
-            self.metrics.timers.inc()
             await self._follow_up(channel)
+
+    def _timers_fired(self, timer_ids: list[str]) -> None:
+        for timer_id in timer_ids:
+            self.metrics.count("timers", timer_kind(timer_id))
 
     async def close(self) -> None:
         """Nothing to flush: every pending event and timer is in the store."""
 
     # -- read side -------------------------------------------------------------------------------
+    async def scrape(self) -> tuple[bytes, str]:
+        """The metrics' exposition, the live gauges read from the store now (left out if it fails)."""
+        try:
+            census = await self.store.census(timer_kind)
+        except StoreError as exc:
+            log.warning("metrics without the live gauges: the store did not answer: %s", exc)
+            census = None
+        states = {name: [s for s, state in flow.states.items() if not state.final]
+                  for name, flow in self.flows.items()}
+        self.metrics.take_census(census, states)
+        return self.metrics.exposition()
+
     async def session_view(self, session_id: str) -> dict[str, Any] | None:
         record = await self.store.get(session_id)
         # Redacted: variables and platform payloads may hold URLs with tokens or credentials in them.

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from flowengine.runtime.outbox import OUTBOX_TIMER
+from flowengine.runtime.program import TIMER_PREFIX
 from flowengine.runtime.reconcile import to_observe
 from flowengine.runtime.session import Session
 from flowengine.stores.base import SessionRecord, SessionStore, plain_json
@@ -55,6 +56,18 @@ def _timers(session: Session, quiet_after: float) -> dict[str, float]:
     if quiet_after > 0 and session.status not in FINISHED and any(to_observe(session)):
         timers[QUIET_TIMER] = quiet_due(session, quiet_after)
     return timers
+
+
+def timer_kind(timer_id: str) -> str:
+    """What an entry of the store's timer index stands for (``_timers``): flow (a flow's ``after``), resume
+    (a plan left unfinished), reconcile (a quiet session to ask the platform about) or deferred (an event
+    kept for later)."""
+    if timer_id.startswith(TIMER_PREFIX):
+        return "flow"
+    return {OUTBOX_TIMER: "resume", QUIET_TIMER: "reconcile"}.get(timer_id, "deferred")
+
+
+TIMER_KINDS = ("flow", "deferred", "resume", "reconcile")
 
 
 def quiet_due(session: Session, quiet_after: float) -> float:

@@ -28,11 +28,13 @@ class TimerLoop:
         clock: Clock,
         *,
         poll: float | None = 1.0,
+        fired: Callable[[list[str]], object] | None = None,
     ) -> None:
         self.store = store
         self.fire = fire
         self.clock = clock
         self.poll = poll
+        self.fired = fired  # told the timer ids of each session fired (the metrics)
         self._wake = asyncio.Event()
 
     def poke(self) -> None:
@@ -52,9 +54,14 @@ class TimerLoop:
 
     async def _fire_due(self) -> None:
         due = await self.store.due_timers(self.clock.now(), limit=500)
-        for session_id in dict.fromkeys(timer.session_id for timer in due):
+        by_session: dict[str, list[str]] = {}
+        for timer in due:
+            by_session.setdefault(timer.session_id, []).append(timer.timer_id)
+        for session_id, timer_ids in by_session.items():
             try:
                 await self.fire(session_id)
+                if self.fired is not None:
+                    self.fired(timer_ids)
             except StoreError as exc:  # a lock still leased by a dead instance, a store blip: next round
                 log.warning("timer for session %s waits: %s", session_id, exc)
             except Exception:  # one broken session must not stop every other session's timers

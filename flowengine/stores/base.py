@@ -10,7 +10,8 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -61,6 +62,23 @@ class DueTimer:
     due: float
 
 
+@dataclass(frozen=True)
+class Census:
+    """What a store holds right now, store-wide (every instance sharing it): live sessions by (flow,
+    state) and the timer index's entries by kind (``census``'s ``kind`` of each timer id)."""
+
+    live: Mapping[tuple[str, str], int]
+    timers: Mapping[str, int]
+
+
+TimerKind = Callable[[str], str]
+
+
+def tally(live: Iterable[tuple[str, str]], timer_ids: Iterable[str], kind: TimerKind) -> Census:
+    """A census of the live sessions' (flow, state) pairs and the timer ids, counted."""
+    return Census(Counter(live), Counter(kind(timer_id) for timer_id in timer_ids))
+
+
 class SessionStore(Protocol):
     """Where sessions live between events; shared by every engine instance of a deployment."""
 
@@ -96,6 +114,11 @@ class SessionStore(Protocol):
         self, *, status: str | None = None, flow: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[SessionRecord]:
         """Sessions matching the filters, most recently updated first."""
+        ...
+
+    async def census(self, kind: TimerKind) -> Census:
+        """Live (active) sessions by flow and state, and pending timers by ``kind(timer id)``, read now
+        (the metrics' gauges, at scrape time: right across instances and restarts)."""
         ...
 
     async def claim(self, key: str, ttl: float) -> bool:

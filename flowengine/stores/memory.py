@@ -16,16 +16,19 @@ from dataclasses import dataclass
 from flowengine.errors import ConflictError, StoreError
 from flowengine.stores.base import (
     FINISHED,
+    Census,
     DueTimer,
     LocalLocks,
     Now,
     Pace,
     SessionRecord,
+    TimerKind,
     check_paging,
     check_record,
     check_ttl,
     dump_json,
     next_slot,
+    tally,
 )
 
 
@@ -135,6 +138,12 @@ class MemoryStore:
         ]
         matching.sort(key=lambda entry: (entry.record.updated_at, entry.record.id), reverse=True)
         return [entry.get() for entry in matching[offset : offset + limit]]
+
+    async def census(self, kind: TimerKind) -> Census:
+        self._check_open()
+        records = (entry.record for entry in self._entries.values())
+        live = ((record.flow, record.state) for record in records if record.status == "active")
+        return tally(live, (timer_id for _, timer_id in self._timers), kind)
 
     async def claim(self, key: str, ttl: float) -> bool:
         self._check_open()

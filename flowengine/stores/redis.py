@@ -2,7 +2,7 @@
 
 Layout under a configurable prefix ``p`` (default ``flowengine:``):
 
-    p session:<id>       hash: rev, doc (the record as JSON), status, flow, calls, conferences, timers
+    p session:<id>       hash: rev, doc (the record as JSON), status, flow, state, calls, conferences, timers
     p call:<id>          string: owning session id (likewise ``p conference:<id>``)
     p timers             sorted set: JSON ``[session id, timer id]`` scored by due time
     p sessions           sorted set: session ids by updated_at (also ``p status:<s>``, ``p flow:<f>``)
@@ -30,15 +30,18 @@ from flowengine.errors import ConfigError, ConflictError, StoreError
 from flowengine.redaction import redact, redact_url
 from flowengine.stores.base import (
     FINISHED,
+    Census,
     DueTimer,
     Pace,
     SessionRecord,
+    TimerKind,
     check_paging,
     check_record,
     check_ttl,
     dump_json,
     record_from_doc,
     record_to_doc,
+    tally,
 )
 
 # KEYS: session hash, timer zset, sessions zset. ARGV[1], ARGV[2]: prefix, session id.
@@ -63,7 +66,7 @@ end
 """
 
 # ARGV[3..]: expected revision ('' = must not exist), doc, status, flow, updated_at, call ids, conference ids,
-# timer members, timer dues (JSON arrays; dues as strings because Lua numbers would lose precision).
+# timer members, timer dues (JSON arrays; dues as strings because Lua numbers would lose precision), state.
 _PUT = (
     _PRELUDE
     + """
@@ -77,7 +80,7 @@ for _, ref in ipairs(cjson.decode(ARGV[9])) do redis.call('SET', prefix .. 'conf
 local members, dues = cjson.decode(ARGV[10]), cjson.decode(ARGV[11])
 for i, member in ipairs(members) do redis.call('ZADD', KEYS[2], dues[i], member) end
 redis.call('HSET', KEYS[1], 'rev', rev, 'doc', ARGV[4], 'status', status, 'flow', flow,
-  'calls', ARGV[8], 'conferences', ARGV[9], 'timers', ARGV[10])
+  'calls', ARGV[8], 'conferences', ARGV[9], 'timers', ARGV[10], 'state', ARGV[12])
 redis.call('ZADD', KEYS[3], updated, id)
 redis.call('ZADD', prefix .. 'status:' .. status, updated, id)
 redis.call('ZADD', prefix .. 'flow:' .. flow, updated, id)
@@ -193,6 +196,7 @@ class RedisStore:
             dump_json(sorted(record.conference_ids)),
             dump_json(members),
             dump_json([repr(float(due)) for due in record.timers.values()]),
+            record.state,
         ]
         with self._translated():
             revision = int(await self._put_script(keys=self._script_keys(record.id), args=args))
@@ -237,6 +241,24 @@ class RedisStore:
                 ids: list[Any] = await self._client.zrevrange(index, offset, offset + limit - 1)
                 return await self._load(ids)
             return await self._list_both(status, flow, limit, offset)
+
+    async def census(self, kind: TimerKind) -> Census:
+        with self._translated():
+            ids: list[Any] = await self._client.zrange(self._key("status:active"), 0, -1)
+            members: list[Any] = await self._client.zrange(self._key("timers"), 0, -1)
+            live: list[tuple[str, str]] = []
+            for start in range(0, len(ids), _SCAN_CHUNK):
+                chunk = [self._session_key(_text(raw)) for raw in ids[start:start + _SCAN_CHUNK]]
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for key in chunk:
+                        pipe.hmget(key, ["flow", "state"])
+                    rows: list[Any] = await pipe.execute()
+                for key, (flow, state) in zip(chunk, rows, strict=True):
+                    if flow is not None and state is None:  # written before the hash kept the state
+                        state = json.loads(await self._client.hget(key, "doc") or "{}").get("state", "")
+                    if flow is not None:
+                        live.append((_text(flow), _text(state)))
+        return tally(live, (json.loads(member)[1] for member in members), kind)
 
     async def claim(self, key: str, ttl: float) -> bool:
         check_ttl(ttl)

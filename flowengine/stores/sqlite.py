@@ -33,6 +33,7 @@ import dataclasses
 import json
 import sqlite3
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -42,11 +43,13 @@ from flowengine.errors import ConfigError, ConflictError, StoreError
 from flowengine.redaction import redact_url
 from flowengine.stores.base import (
     FINISHED,
+    Census,
     DueTimer,
     LocalLocks,
     Now,
     Pace,
     SessionRecord,
+    TimerKind,
     check_paging,
     check_record,
     check_ttl,
@@ -198,6 +201,14 @@ class SqliteStore:
         params = (*(value for _, value in filters), limit, offset)
         rows = await self._run(lambda db: db.execute(sql, params).fetchall())
         return [_record(row) for row in rows]
+
+    async def census(self, kind: TimerKind) -> Census:
+        def count(db: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+            live = "SELECT flow, state, COUNT(*) FROM sessions WHERE status = 'active' GROUP BY flow, state"
+            return db.execute(live).fetchall(), db.execute("SELECT timer_id FROM timers").fetchall()
+
+        live, timers = await self._run(count)
+        return Census({(flow, state): n for flow, state, n in live}, Counter(kind(t) for (t,) in timers))
 
     async def claim(self, key: str, ttl: float) -> bool:
         check_ttl(ttl)

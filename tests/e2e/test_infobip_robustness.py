@@ -186,6 +186,8 @@ async def test_junk_is_answered_and_logged_and_the_call_next_to_it_is_unharmed(
     assert metric(text, "flowengine_webhooks_total", outcome="replayed") == rounds - 1
     orphans = [r.getMessage() for r in caplog.records if r.name == "flowengine.orphans"]
     assert len(orphans) == 1 and "orphan call" in orphans[0]
+    assert metric(text, "flowengine_orphans_hung_up_total", kind="call") == 1
+    assert metric(text, "flowengine_events_total", outcome="orphan") == 1
 
 
 # -- the platform delivering twice ---------------------------------------------------------------------
@@ -241,7 +243,7 @@ async def test_health_metrics_and_the_read_api(http: aiohttp.ClientSession) -> N
     webhooks = len(result.webhooks)
     assert metric(text, "flowengine_webhooks_total", provider="infobip", outcome="handled") + metric(
         text, "flowengine_webhooks_total", provider="infobip", outcome="ignored") == webhooks
-    assert metric(text, "flowengine_timers_fired_total") == 0  # the platform's events drove it all
+    assert metric(text, "flowengine_timers_fired_total", kind="flow") == 0  # the platform drove it all
     assert [(s["id"], s["flow"], s["state"], s["status"]) for s in listed] == [
         (session_id, "two-party-conference", "closing", "ended")
     ]

@@ -78,6 +78,12 @@ def test_security_settings_default_to_closed() -> None:
     assert (config.log_numbers, config.replay_ttl) == ("masked", 3600.0)
 
 
+def test_log_format_is_text_unless_the_config_says_json() -> None:
+    assert parse_config({"provider": "infobip"}, environ={}).log_format == "text"
+    assert parse_config({"provider": "infobip", "log_format": "json"}, environ={}).log_format == "json"
+    assert "--log-format [text|json]" in CliRunner().invoke(cli, ["serve", "--help"]).stdout
+
+
 def test_api_tokens_come_from_the_environment_and_stay_out_of_repr() -> None:
     token = "t0ken-from-the-environment"
     config = parse_config({"provider": "infobip", "api_tokens": ["${FE_TOKEN}"], "metrics_public": True,
@@ -93,6 +99,7 @@ def test_api_tokens_come_from_the_environment_and_stay_out_of_repr() -> None:
     {"api_tokens": ["${EMPTY:-}"]},  # an unset variable must not open the API to an empty token
     {"api_tokens": "one-token-not-a-list"},
     {"log_numbers": "some"},
+    {"log_format": "logfmt"},
     {"replay_ttl": 0},
     {"insecure_webhooks": "yes"},
 ])

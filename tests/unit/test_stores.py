@@ -572,3 +572,42 @@ def test_a_pace_refuses_nonsense() -> None:
                 {"interval": float("inf")}):
         with pytest.raises(ValueError):
             Pace(**bad)  # type: ignore[arg-type]
+
+
+# --- census (the metrics' live gauges) -------------------------------------------------------------------
+
+
+def _kind(timer_id: str) -> str:
+    return timer_id.partition(":")[0]
+
+
+async def test_census_counts_live_sessions_and_timers_store_wide(opener: Opener) -> None:
+    one, other = opener(), opener()  # two engine instances on the same storage
+    await one.put(rec("s1", timers={"after:a": 5.0, "reconcile": 9.0}), expected_revision=None)
+    await one.put(rec("s2", state="dialing", timers={"after:b": 6.0}), expected_revision=None)
+    await other.put(rec("s3", state="dialing", flow="other"), expected_revision=None)
+    await other.put(rec("s4", status="ended", state="done"), expected_revision=None)
+    census = await other.census(_kind)
+    flow = "two-party-conference"
+    assert dict(census.live) == {(flow, "answering"): 1, (flow, "dialing"): 1, ("other", "dialing"): 1}
+    assert dict(census.timers) == {"after": 2, "reconcile": 1}
+    # A session moving on moves its count; one that ends or is deleted leaves it, with its timers.
+    await other.put(rec("s1", state="dialing"), expected_revision=1)
+    await one.put(rec("s2", status="failed", state="failed"), expected_revision=1)
+    await one.delete("s3")
+    census = await one.census(_kind)
+    assert dict(census.live) == {(flow, "dialing"): 1} and not census.timers
+
+
+@pytest.mark.redis
+async def test_redis_census_reads_the_state_of_a_session_stored_before_it_was_indexed(
+    redis_opener: Callable[..., SessionStore], prefix: str
+) -> None:
+    store = redis_opener()
+    await store.put(rec("s1", state="dialing"), expected_revision=None)
+    client = Redis.from_url(REDIS)
+    try:
+        await client.hdel(f"{prefix}session:s1", "state")  # as an older version wrote it
+    finally:
+        await client.aclose()
+    assert dict((await store.census(_kind)).live) == {("two-party-conference", "dialing"): 1}
