@@ -303,7 +303,8 @@ async def test_gone_refusal_stands_when_the_platform_cannot_be_asked(conference:
 
 
 async def test_a_required_parameter_rendered_to_nothing_fails_the_action_unsent() -> None:
-    flow = one_state([{"set": {"vars": {"name": None}}}, {"say": {"call": "caller", "text": "{{ vars.name }}"}},
+    flow = one_state([{"set": {"vars": {"name": None}}},
+                      {"say": {"call": "caller", "text": "{{ vars.name }}"}},
                       {"play": {"call": "caller", "url": "http://x/a.wav"}}])
     driver = await drive(flow, [event("call.received", call_id=CALLER)])
     assert driver.provider.actions == ["hangup"]  # no say without text, no play: the failed session ends
