@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from flowengine.config import RecordSettings
 from flowengine.runtime.outbound import START
 from flowengine.scenarios.model import parse_scenario
@@ -23,7 +24,8 @@ from .conftest import FLOW, until
 from .outbound import CUSTOMER, REMINDER, outbound
 
 PROVIDERS = ["infobip", "sinch"]
-CALLER, CALLEE = "447700900001", "447415784323"  # the caller's is nobody's to keep; the callee's is the flow's
+# The caller's number is nobody's to keep; the callee's is written in the flow.
+CALLER, CALLEE = "447700900001", "447415784323"
 TALK = {"caller": {"from": CALLER, "hangup_after": "45s"}, "parties": {CALLEE: {"answer_after": "3s"}}}
 
 

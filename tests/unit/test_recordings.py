@@ -101,7 +101,9 @@ def test_a_file_round_trips_with_one_entry_per_line(tmp_path: Path) -> None:
     (json.dumps(document({"n": 0, "t": -1, "kind": "api", "event": {"name": "x"}})).encode(),
      "entries[0].t"),
 ])
-def test_what_is_not_a_replay_file_is_refused_saying_why(tmp_path: Path, content: bytes, message: str) -> None:
+def test_what_is_not_a_replay_file_is_refused_saying_why(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
     path = tmp_path / "bad.replay.json"
     path.write_bytes(content)
     with pytest.raises(RecordingError) as caught:
@@ -120,8 +122,10 @@ def test_a_recording_whose_flow_is_gone_asks_for_one(tmp_path: Path) -> None:
 
 # -- matching ---------------------------------------------------------------------------------------------
 def test_commands_are_matched_in_order_and_departures_named() -> None:
-    script = Script(document(command(0, "answer", call_id="c1"), command(1, "play", call_id="c1"),
-                             command(2, "say", call_id="c1", text="hello"), command(3, "hangup", call_id="c1")))
+    script = Script(document(
+        command(0, "answer", call_id="c1"), command(1, "play", call_id="c1"),
+        command(2, "say", call_id="c1", text="hello"), command(3, "hangup", call_id="c1"),
+    ))
     assert script.command("answer", {"call_id": "c1"}) is not None
     assert script.command("record", {"call_id": "c1"}) is None  # new: answered as success by the channel
     entry = script.command("say", {"call_id": "c1", "text": "hi"})
