@@ -11,12 +11,14 @@ the flow files (a flow that dials an agent's number must dial the same number wh
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flowengine.masking import NUMBER
 from flowengine.redaction import MASK, redact
 
+_DIGIT_RUN = re.compile(r"\d{7}")  # no phone number without seven digits in a row: most strings skip NUMBER
 PLACEHOLDER_CODE = "999"  # a spare E.164 country code: no subscriber number begins with it
 KEPT_HEADERS = frozenset({"content-type"})  # the rest authenticate or route the request: not kept
 
@@ -33,6 +35,7 @@ class Redactor:
         self._keep = frozenset(keep)
         self._replace_numbers = numbers  # False: secrets and fields only (to compare with a recording)
         self._placeholders: dict[str, str] = {}
+        self._texts: dict[str, str] = {}  # ids, keys and names repeat across a file's entries: once each
         # A rule matches a key path that ends with it: ``pin`` anywhere, ``customer.email`` under customer.
         self._rules = tuple(tuple(part.lower() for part in field.split(".")) for field in fields)
 
@@ -53,23 +56,30 @@ class Redactor:
 
     def text(self, text: str) -> str:
         """``text`` with its numbers replaced and its secrets masked."""
-        if self._replace_numbers and any(c.isdigit() for c in text):
-            text = NUMBER.sub(lambda m: m[1] + self.number(m[2]), text)
-        return redact(text)
+        done = self._texts.get(text)
+        if done is None:
+            done = text
+            if self._replace_numbers and _DIGIT_RUN.search(done):
+                done = NUMBER.sub(lambda m: m[1] + self.number(m[2]), done)
+            done = self._texts[text] = redact(done)
+        return done
 
     def json(self, value: Any, path: tuple[str, ...] = ()) -> Any:
         """A redacted copy of a JSON value (keys are redacted too: a number can be a key)."""
-        if isinstance(value, str):
+        kind = type(value)
+        if kind is str:
             return self.text(value)
-        if isinstance(value, Mapping):
+        if kind is dict or (kind is not list and isinstance(value, Mapping)):
+            if not self._rules:  # the common case: no key path to follow
+                return {self.text(str(k)): self.json(v) for k, v in value.items()}
             copy: dict[str, Any] = {}
             for key, item in value.items():
                 inner = (*path, str(key).lower())
                 copy[self.text(str(key))] = MASK if self._named(inner) else self.json(item, inner)
             return copy
-        if isinstance(value, list | tuple):
+        if kind is list or kind is tuple:
             return [self.json(item, path) for item in value]
-        return value
+        return self.text(value) if isinstance(value, str) else value
 
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         return {k.lower(): self.text(v) for k, v in headers.items() if k.lower() in KEPT_HEADERS}

@@ -127,7 +127,7 @@ class Recorder:
         if entry is None:
             return
         for session_id in dict.fromkeys(sessions):
-            found = self._log(session_id)
+            found = self._logs.get(session_id)
             if found is not None:
                 found.add(entry)
 
@@ -136,7 +136,8 @@ class Recorder:
         entry = self._input("api", {"session": session_id, "flow": flow, "event": event})
         if isinstance(channel, RecordingChannel):
             channel.recorded = entry
-        found = self._log(session_id, flow)
+        # A start opens its session's recording; another event joins one, if its session is recorded here.
+        found = self._log(session_id, flow) if flow is not None else self._logs.get(session_id)
         if found is not None:
             found.add(entry)
 
@@ -162,7 +163,9 @@ class Recorder:
 
     def command(self, during: _Entry | None, command: ProviderCommand, outcome: ActionResult | ProviderError,
                 follow_ups: list[FollowUp]) -> None:
-        found = self._log(command.key.partition(":")[0])
+        # The executor saved the session before sending (write-ahead), so its recording is open; a command
+        # of no session's (an orphan's hang-up) has none.
+        found = self._logs.get(command.key.partition(":")[0])
         if found is not None:
             doc = {"during": during, "command": command, "outcome": outcome, "follow_ups": follow_ups}
             found.add(_Entry(next(self._serial), self.clock.now(), "command", doc))
@@ -170,7 +173,7 @@ class Recorder:
     def other(self, kind: str, doc: dict[str, Any]) -> None:
         """An http exchange or an observation, for the session being worked on in this task."""
         session_id = _SESSION.get()
-        found = self._log(session_id) if session_id is not None else None
+        found = self._logs.get(session_id) if session_id is not None else None
         if found is not None:
             found.add(_Entry(next(self._serial), self.clock.now(), kind, doc))
 
