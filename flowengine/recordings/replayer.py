@@ -227,17 +227,17 @@ async def _input(service: Service, entry: Mapping[str, Any], flow: Flow) -> str 
 
 async def _run_out(service: Service, last: float) -> None:
     """Let the flow's timers run after the last input, until its sessions are over or nothing is due
-    before ``TAIL`` seconds past the recording's last entry."""
-    clock = service.clock
+    before ``TAIL`` seconds past the recording's last entry (a flow that keeps going stops there)."""
+    clock, deadline = service.clock, last + TAIL
+    await clock.sleep(max(0.0, last - clock.now()) + 0.5)  # due work, derived events, first
     while True:
-        await clock.sleep(max(0.0, last - clock.now()) + 0.5)  # due work, derived events, first
-        sessions = (await service.store.list_sessions())
+        sessions = await service.store.list_sessions()
         if all(s.status in FINISHED for s in sessions):
             return
         due = await service.store.next_due()
-        if due is None or due > last + TAIL:
+        if due is None or due > deadline:
             return
-        last = max(last, due)
+        await clock.sleep(max(1.0, due - clock.now() + 0.01))  # the timer loop fires it meanwhile
 
 
 async def _end(store: MemoryStore, document: Mapping[str, Any], script: Script) -> dict[str, Any]:

@@ -169,3 +169,23 @@ async def test_a_session_the_api_started_and_steered_is_recorded_and_replayed(
     assert document["flow"] == {"name": "reminder", "path": str(REMINDER)}
     code, output = await replay(document["path"])
     assert code == 0, output
+
+
+async def test_a_flow_that_never_ends_is_stopped_and_reported(tmp_path: Path) -> None:
+    """The new version stays connected after a hang-up and re-announces every 5 s: the replay runs its
+    timers for a while of virtual time, stops, and says the session did not end as recorded."""
+    path, _ = await record_call("infobip", tmp_path / "recordings")
+    text = FLOW.read_text()
+    closing = "    on:\n      call.finished: closing      # either party hung up: end the conference for the other\n" \
+              "    after:\n      4h: closing\n"
+    assert closing in text
+    looping = tmp_path / "looping.yaml"
+    looping.write_text(text.replace(closing, "    on:\n      call.finished: connected\n"
+                                                  "    after:\n      5s: connected\n      8h: closing\n"))
+    code, output = await replay(str(path), "--flow", str(looping), "--format", "json")
+    assert code == 1, output
+    (report,) = json.loads(output)["files"]
+    kinds = {d["kind"] for d in report["divergences"]}
+    assert {"end", "missing", "added"} <= kinds
+    assert report["end"] == {"recorded": {"state": "closing", "status": "ended"},
+                             "replayed": {"state": "connected", "status": "active"}}
