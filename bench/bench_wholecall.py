@@ -12,9 +12,10 @@ not the app, set the rate).
 Targets, in alternating order each round (forward, then backward): ``hand`` (``handwritten_app.py``, no
 flowengine), and ``flowengine serve`` with the ``memory``, ``sqlite`` (a temporary file) and ``redis``
 (127.0.0.1:6379 db 13, a prefix of its own, removed afterwards) stores; on request (``BENCH_TARGETS``)
-``record``, the memory store with ``record:`` on (every call written as a replay file). ``serve`` runs with its default
-logging (info, to a file) and ``insecure_webhooks: true``: the fake platform does not sign its webhooks
-(an HMAC per webhook would cost the engine a few microseconds the hand-written app does not spend either).
+``record``, the memory store with ``record:`` on (every call written as a replay file). ``serve`` runs
+with its default logging (info, to a file) and ``insecure_webhooks: true``: the fake platform does not sign
+its webhooks (an HMAC per webhook would cost the engine a few microseconds the hand-written app does not
+spend either).
 Per target and round: a warm-up, then
 
 * saturated: ``CALLS`` calls, ``CONCURRENCY`` at a time: calls/s, CPU ms per call of the app process

@@ -176,8 +176,8 @@ async def test_a_flow_that_never_ends_is_stopped_and_reported(tmp_path: Path) ->
     timers for a while of virtual time, stops, and says the session did not end as recorded."""
     path, _ = await record_call("infobip", tmp_path / "recordings")
     text = FLOW.read_text()
-    closing = "    on:\n      call.finished: closing      # either party hung up: end the conference for the other\n" \
-              "    after:\n      4h: closing\n"
+    closing = ("    on:\n      call.finished: closing      # either party hung up: end the conference for "
+               "the other\n    after:\n      4h: closing\n")
     assert closing in text
     looping = tmp_path / "looping.yaml"
     looping.write_text(text.replace(closing, "    on:\n      call.finished: connected\n"
