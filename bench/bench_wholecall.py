@@ -11,9 +11,11 @@ not the app, set the rate).
 
 Targets, in alternating order each round (forward, then backward): ``hand`` (``handwritten_app.py``, no
 flowengine), and ``flowengine serve`` with the ``memory``, ``sqlite`` (a temporary file) and ``redis``
-(127.0.0.1:6379 db 13, a prefix of its own, removed afterwards) stores. ``serve`` runs with its default
-logging (info, to a file) and ``insecure_webhooks: true``: the fake platform does not sign its webhooks
-(an HMAC per webhook would cost the engine a few microseconds the hand-written app does not spend either).
+(127.0.0.1:6379 db 13, a prefix of its own, removed afterwards) stores; on request (``BENCH_TARGETS``)
+``record``, the memory store with ``record:`` on (every call written as a replay file). ``serve`` runs
+with its default logging (info, to a file) and ``insecure_webhooks: true``: the fake platform does not sign
+its webhooks (an HMAC per webhook would cost the engine a few microseconds the hand-written app does not
+spend either).
 Per target and round: a warm-up, then
 
 * saturated: ``CALLS`` calls, ``CONCURRENCY`` at a time: calls/s, CPU ms per call of the app process
@@ -139,12 +141,14 @@ def _command(name: str, port: int, source: Source, workdir: Path, token: str) ->
                 "--base-url", source.url,
                 "--api-key", API_KEY, "--configuration", CONFIGURATION]
     store = {"memory": "memory://", "sqlite": f"sqlite:///{workdir / f'sessions-{port}.db'}",
-             "redis": f"{REDIS}?prefix=bench-wholecall-{port}:"}[name]
+             "redis": f"{REDIS}?prefix=bench-wholecall-{port}:", "record": "memory://"}[name]
     config = {
         "provider": "infobip", "listen": {"host": "127.0.0.1", "port": port}, "store": store,
         "default_flow": str(FLOW), "insecure_webhooks": True, "api_tokens": [token],
         "infobip": {"base_url": source.url, "api_key": API_KEY, "calls_configuration_id": CONFIGURATION},
     }
+    if name == "record":  # the memory store with every session recorded as a replay file
+        config["record"] = {"dir": str(workdir / f"recordings-{port}")}
     path = workdir / f"flowengine-{port}.yaml"
     path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
     return [str(Path(sys.executable).parent / "flowengine"), "serve", "--config", str(path)]
@@ -297,7 +301,7 @@ def summarise(seen: Seen, errors: dict[str, str]) -> dict[str, Any]:
         if hand and f"{name}_cpu_per_call_ms" in out:
             out[f"{name}_cpu_ratio_to_hand"] = out[f"{name}_cpu_per_call_ms"] / hand
             out[f"{name}_capacity_calls_per_s"] = 1000 / out[f"{name}_cpu_per_call_ms"]
-    for name in ("sqlite", "redis"):
+    for name in ("sqlite", "redis", "record"):
         if "memory_cpu_per_call_ms" in out and f"{name}_cpu_per_call_ms" in out:
             ratio = out[f"{name}_cpu_per_call_ms"] / out["memory_cpu_per_call_ms"]
             out[f"{name}_cpu_ratio_to_memory"] = ratio

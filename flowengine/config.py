@@ -288,6 +288,30 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "default": "masked",
             "description": "Phone numbers in log lines: masked (+4479******89) or in full.",
         },
+        "record": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["dir"],
+            "description": (
+                "Record each session's traffic as a replay file in `dir` (relative to this file): the "
+                "webhooks and API events in, the commands and the platform's answers out, phone numbers "
+                "replaced by placeholders and secrets removed. `flowengine replay` plays them against a "
+                "flow and reports where its commands diverge."
+            ),
+            "properties": {
+                "dir": {"type": "string", "minLength": 1, "description": "Folder of the replay files."},
+                "redact": {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": r"^[^.\s]+(\.[^.\s]+)*$"},
+                    "default": [],
+                    "description": (
+                        "More fields to mask wherever they appear (webhook bodies, API events, command "
+                        "arguments and answers): a field name (`pin`) or a dotted path of them "
+                        "(`customer.email`), matched case-insensitively at any depth."
+                    ),
+                },
+            },
+        },
         "replay_ttl": {
             "type": "number",
             "minimum": 1,
@@ -319,6 +343,14 @@ class ServerLimits:
 
 
 @dataclass(frozen=True)
+class RecordSettings:
+    """``record:``: where replay files go and which fields they mask besides numbers and secrets."""
+
+    dir: Path
+    redact: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     provider: str
     host: str = "127.0.0.1"
@@ -345,6 +377,7 @@ class ServiceConfig:
     log_format: str = "text"
     replay_ttl: float = DEFAULT_REPLAY_TTL
     pacing: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # provider -> {rate, burst, ...}
+    record: RecordSettings | None = None  # None: nothing is recorded
 
     def flow_paths(self) -> list[Path]:
         paths = [route.flow for route in self.routes]
@@ -436,7 +469,14 @@ def parse_config(
         log_format=document.get("log_format", "text"),
         replay_ttl=float(document.get("replay_ttl", DEFAULT_REPLAY_TTL)),
         pacing=document.get("pacing", {}),
+        record=_record(document.get("record"), base),
     )
+
+
+def _record(section: Mapping[str, Any] | None, base: Path) -> RecordSettings | None:
+    if section is None:
+        return None
+    return RecordSettings(base / section["dir"], tuple(section.get("redact", ())))
 
 
 def _where(error: ValidationError) -> str:

@@ -15,6 +15,7 @@
     ├── StoreError                  a session store failed (adapters translate driver errors)
     │   └── ConflictError           optimistic concurrency: somebody else wrote the session first
     ├── SessionNotFound             no session for that id or call
+    ├── RecordingError              a replay file cannot be read (not JSON, not this format)
     └── GraphvizError               Graphviz could not draw a flow (not installed, failed, too slow)
 
 Adapters translate foreign errors (aiohttp, redis, sqlite) into these at the edge, so callers only
@@ -171,6 +172,10 @@ class ConflictError(StoreError):
 
 class SessionNotFound(FlowEngineError):
     """No session matches that id or call id."""
+
+
+class RecordingError(FlowEngineError):
+    """A replay file cannot be read: the message names the file and what is wrong with it."""
 
 
 class GraphvizError(FlowEngineError):

@@ -14,7 +14,7 @@ import re
 
 # Not inside a word, id or decimal: no letter, digit, "-", "+" or "<digit>." before it, and no letter,
 # digit, "-" or ".<digit>" after it (a full stop ending a sentence is fine).
-_NUMBER = re.compile(r"(?<![\w+-])(?<!\d\.)(\+?)(\d{7,15})(?![\w-])(?!\.\d)")
+NUMBER = re.compile(r"(?<![\w+-])(?<!\d\.)(\+?)(\d{7,15})(?![\w-])(?!\.\d)")
 KEEP_HEAD, KEEP_TAIL = 4, 2
 
 
@@ -26,7 +26,7 @@ def mask_number(digits: str) -> str:
 
 def mask_numbers(text: str) -> str:
     """``text`` with every phone number in it masked."""
-    return _NUMBER.sub(lambda m: m[1] + mask_number(m[2]), text)
+    return NUMBER.sub(lambda m: m[1] + mask_number(m[2]), text)
 
 
 class NumberMask(logging.Filter):

@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "graph": "Print a flow's state diagram (Mermaid or DOT).",
     "serve": "Serve the platform's webhooks and drive real calls.",
     "call": "Start an outbound flow's call on a running service.",
+    "replay": "Replay recorded sessions against a flow and report where its commands diverge.",
     "simulator": "Run a simulated platform on its own.",
 }
 

@@ -32,6 +32,7 @@ from flowengine.server.metrics import Metrics
 from flowengine.server.openapi import openapi_json
 from flowengine.server.pacing import paces
 from flowengine.server.providers import WEBHOOK_AUTH_HELP, build_adapter
+from flowengine.server.recording import recorder
 from flowengine.server.service import Service
 from flowengine.stores.base import SessionStore, open_store
 
@@ -84,6 +85,7 @@ def create_app(
         replay_ttl=config.replay_ttl,
         limits=IntakeLimits(max_depth=config.max_depth, max_events=config.max_events),
         pacing=paces(config.pacing),
+        recorder=recorder(config, clock, flows) if config.record is not None else None,
     )
     # Probes, webhooks (they authenticate the platform) and the description are open; every other route
     # wants a token. The dashboard's pages also take its sign-in cookie; its sign-in form and style sheet

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowengine.config import DEFAULT_REPLAY_TTL
 from flowengine.errors import SessionNotFound, StoreError, WebhookError
@@ -40,6 +40,9 @@ from flowengine.server.sessions import StoredSessions, timer_kind
 from flowengine.server.timers import TimerLoop
 from flowengine.stores.base import Pace, SessionStore
 
+if TYPE_CHECKING:
+    from flowengine.server.recording import Recorder
+
 log = logging.getLogger("flowengine.service")
 
 # The adapters already retry transport failures (honouring Retry-After); a second layer here would
@@ -64,7 +67,11 @@ class Service:
         replay_ttl: float = DEFAULT_REPLAY_TTL,  # seconds a handled webhook event is remembered store-wide
         limits: IntakeLimits | None = None,  # what a webhook body may hold (``providers.intake``)
         pacing: Mapping[str, Pace] | None = None,  # provider -> how fast calls may be created
+        recorder: Recorder | None = None,  # keeps each session's traffic as a replay file (``record:``)
     ) -> None:
+        self.recorder = recorder
+        if recorder is not None:  # what goes through these ports is what a replay file holds
+            adapter, http = recorder.wrap_adapter(adapter), recorder.wrap_http(http)
         self.replay_ttl = replay_ttl
         self.flows = dict(flows)
         self.limits = limits if limits is not None else IntakeLimits()
@@ -87,9 +94,8 @@ class Service:
             )
             for name, flow in self.flows.items()
         }
-        self.dispatcher = Dispatcher(
-            executors, None, self.sessions.load, self.sessions.save, locks=self.sessions
-        )
+        save = self.sessions.save if recorder is None else recorder.saving(self.sessions.save)
+        self.dispatcher = Dispatcher(executors, None, self.sessions.load, save, locks=self.sessions)
         self.orphans = Orphans(clock=clock, metrics=self.metrics)
         self.reconciler = Reconciler(
             sessions=self.sessions, adapter=adapter, dispatcher=self.dispatcher, clock=clock,
@@ -107,7 +113,7 @@ class Service:
             log.debug("webhook ignored: no event flowengine handles (%s)", _kind(request))  # e.g. ringing
             return WebhookReply()
         channel = self.adapter.channel(events[0])
-        replayed = 0
+        replayed, handled = 0, []
         for event in events:
             key = self.replay_key(event)
             if await self.store.claimed(key):
@@ -124,10 +130,14 @@ class Service:
                 continue
             await self.store.claim(key, self.replay_ttl)  # the step is saved: from now on a replay
             await self.orphans.after(session, event, channel)
+            handled.append(session.id)
         await self._follow_up(channel)
         outcome = "replayed" if replayed == len(events) else "handled"
         self.metrics.count("webhooks", self.adapter.name, outcome)
-        return channel.reply()
+        reply = channel.reply()
+        if self.recorder is not None:
+            self.recorder.webhook_done(channel, handled)
+        return reply
 
     def replay_key(self, event: Event) -> str:
         """The store-wide mark of a handled webhook event: the platform's id for it, or a hash of the
@@ -147,6 +157,8 @@ class Service:
         handled or kept as a webhook's are. ``flow`` starts a new session of that flow; without it the
         session must exist (``SessionNotFound``)."""
         channel = self.adapter.channel(None)
+        if self.recorder is not None:
+            self.recorder.api(channel, session_id, event, flow)
         session = await self.dispatcher.dispatch(
             session_id, event, create=flow is not None, flow=flow, provider=channel
         )
@@ -224,7 +236,9 @@ class Service:
             self.metrics.count("timers", timer_kind(timer_id))
 
     async def close(self) -> None:
-        """Nothing to flush: every pending event and timer is in the store."""
+        """Every pending event and timer is in the store; only the sessions being recorded are written."""
+        if self.recorder is not None:
+            await self.recorder.close()
 
     # -- read side -------------------------------------------------------------------------------
     async def scrape(self) -> tuple[bytes, str]:
