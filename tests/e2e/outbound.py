@@ -95,11 +95,12 @@ class Outbound:
 
 @asynccontextmanager
 async def outbound(provider: str, parties: Mapping[str, Any] | None = None, *,
-                   clock: VirtualClock | None = None, **options: Any) -> AsyncIterator[Outbound]:
-    """The engine serving ``provider``'s simulator with the reminder flow loaded for outbound starts (and
-    the seed flow answering inbound calls); ``parties``: number -> party script."""
+                   clock: VirtualClock | None = None, flows: tuple[Path, ...] = (REMINDER,),
+                   **options: Any) -> AsyncIterator[Outbound]:
+    """The engine serving ``provider``'s simulator with the reminder flow (or ``flows``) loaded for outbound
+    starts (and the seed flow answering inbound calls); ``parties``: number -> party script."""
     book = parse_scenario("outbound", {"parties": dict(parties or {})}).parties
-    service_options = {"flows": (REMINDER,), **options.pop("service_options", {})}
+    service_options = {"flows": flows, **options.pop("service_options", {})}
     async with running_stack(provider, FLOW, parties=book, clock=clock, service_options=service_options,
                              **options) as stack, aiohttp.ClientSession(headers=stack.api_headers) as http:
         yield Outbound(stack, http)
