@@ -114,7 +114,7 @@ async def second_instance(side: Outbound) -> AsyncIterator[Outbound]:
     config = ServiceConfig(
         provider=stack.provider, port=0, store=stack.app[CONFIG].store, default_flow=FLOW, flows=(REMINDER,),
         provider_settings=provider_settings(stack.simulator, stack.simulator_url),
-        api_tokens=(stack.api_token,),
+        api_tokens=(stack.api_token,), pacing=stack.app[CONFIG].pacing,
     )
     async with serving(create_app(config, clock=stack.clock, timer_poll=None)) as url:
         other = Stack(stack.provider, stack.clock, stack.simulator, stack.app, url, stack.simulator_url,
