@@ -62,6 +62,54 @@ def _http_mocks() -> dict[str, Any]:
     }
 
 
+def _outbound_start() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["outbound"],
+        "description": "How the session of an outbound flow (`start: outbound`) starts: the run sends "
+        "`POST /api/calls` with this call, in place of an inbound `caller`.",
+        "properties": {
+            "outbound": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["to"],
+                "description": "The body of the `POST /api/calls` the run sends (the flow is the file's).",
+                "properties": {
+                    "to": {"type": ["string", "object"], "description": "The number dialled (script its "
+                           "party under `parties:`), or {sip|user|webrtc: address}."},
+                    "from": {"type": "string", "description": "Caller id; else the flow's."},
+                    "vars": {"type": "object", "description": "The request's variables (declared by the "
+                             "flow, of their declared types)."},
+                },
+            },
+        },
+    }
+
+
+def _expected_http() -> dict[str, Any]:
+    subset = "a subset of the request's: every key named has this value (mappings compared so at any depth)"
+    return {
+        "type": "array",
+        "description": "Every request the flow's http actions made, in order (`[]`: none).",
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["url"],
+            "properties": {
+                "method": {"enum": ["GET", "POST", "PUT", "PATCH", "DELETE"],
+                           "description": "The request's method (any, when left out)."},
+                "url": {"type": "string", "minLength": 1,
+                        "description": "The request's URL; `*` stands for any run of characters."},
+                "json": {"description": f"The JSON body: {subset}."},
+                "form": {"type": "object", "description": f"The form fields: {subset}."},
+                "headers": {"type": "object", "description": "Headers as the flow wrote them (names in "
+                            "any case; `${VAR}` not filled in): a subset of the request's."},
+            },
+        },
+    }
+
+
 def scenarios_schema() -> dict[str, Any]:
     scenario = {
         "type": "object",
@@ -69,10 +117,12 @@ def scenarios_schema() -> dict[str, Any]:
         "properties": {
             "description": {"type": "string", "description": "What the scenario shows."},
             "caller": _party(
-                "The inbound call that starts the session, and how the caller behaves.",
+                "The inbound call that starts the session, and how the caller behaves (an inbound flow's; "
+                "an outbound flow's scenario gives `start` instead).",
                 **{"from": {"type": "string", "description": "Caller's number."},
                    "to": {"type": "string", "description": "Number called (selects the flow in a service)."}},
             ),
+            "start": _outbound_start(),
             "parties": {
                 "type": "object",
                 "description": "How dialled numbers behave: number (or `default`) -> party script.",
@@ -95,6 +145,7 @@ def scenarios_schema() -> dict[str, Any]:
                     "visits": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0},
                                "description": "State -> how many times the session enters it, re-entries "
                                "included (0: never), e.g. {menu: 3}."},
+                    "http": _expected_http(),
                 },
             },
         },

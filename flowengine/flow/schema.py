@@ -306,7 +306,8 @@ def _start_schema() -> Schema:
         "to `caller`), or `outbound`: `POST /api/calls` (or `flowengine call`) dials a number and the "
         "session begins in `initial` on that call's `call.answered` or `call.failed` (with its `reason`); "
         "the dialled call is bound to `callee`, or to the role named by `{outbound: {as: <role>}}`, "
-        "which may also give the caller id (`from`) and the ring `timeout`.",
+        "which may also give the caller id (`from`), the ring `timeout` and `machine_detection` (the "
+        "answer then comes with `reason` `human` or `machine`).",
         "default": START_INBOUND,
         "pattern": START_PATTERN,
         "properties": {

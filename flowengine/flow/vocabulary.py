@@ -318,11 +318,13 @@ CALLER_ROLE = "caller"
 # the API asks (``POST /api/calls``); then the dialled call is bound to the declared role (``as:``).
 START_INBOUND, START_OUTBOUND = "inbound", "outbound"
 OUTBOUND_ROLE = "callee"  # the dialled call's role when ``start: outbound`` names none
-# What ``start: {outbound: {...}}`` takes: the dialled call's role, its caller id and ring timeout.
+# What ``start: {outbound: {...}}`` takes: the dialled call's role, its caller id, ring timeout and
+# whether the platform tells a person from an answering machine (the begin event's ``reason`` then says).
 OUTBOUND_PARAMS: tuple[Param, ...] = (
     Param("as", "new_call", "Role name of the dialled call (default `callee`).", default=OUTBOUND_ROLE),
     Param("from", "text", "Caller id shown to the called party, unless the request gives one."),
     _TIMEOUT,
+    _MACHINE,
 )
 # The events an outbound session begins on: the dialled call's answer, or its failure (``reason``).
 OUTBOUND_BEGINS: frozenset[str] = frozenset({"call.answered", "call.failed", "call.finished"})

@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowengine.errors import ProviderError
-from flowengine.redaction import redact_url
+from flowengine.redaction import redact_json, redact_url
 from flowengine.runtime.clock import Clock
 from flowengine.runtime.ports import HttpAnswer, HttpClient, HttpRequest
 from flowengine.simulator.parties import parse_duration
 
 MOCKED = "(mock)"  # ends the message of a failure a mock answered: meant by the scenario
 _FIELDS = ("method", "url", "status", "body", "delay")
-_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,14 @@ class HttpMock:
     def matches(self, method: str, url: str) -> bool:
         if self.method is not None and self.method != method.upper():
             return False
-        return _pattern(self.url).fullmatch(url) is not None
+        return url_pattern(self.url).fullmatch(url) is not None
 
     def describe(self) -> str:
         return f"{self.method or '*'} {redact_url(self.url)}"
 
 
-def _pattern(url: str) -> re.Pattern[str]:
+def url_pattern(url: str) -> re.Pattern[str]:
+    """A mock's (or an expectation's) URL as a pattern: ``*`` stands for any run of characters."""
     return re.compile(".*".join(re.escape(part) for part in url.split("*")), re.DOTALL)
 
 
@@ -73,8 +74,8 @@ def _mock(item: Any, index: int) -> HttpMock:
     if unknown:
         raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(_FIELDS)}")
     method = item.get("method")
-    if method is not None and (not isinstance(method, str) or method.upper() not in _METHODS):
-        raise ValueError(f"{where}.method: one of {', '.join(_METHODS)}")
+    if method is not None and (not isinstance(method, str) or method.upper() not in METHODS):
+        raise ValueError(f"{where}.method: one of {', '.join(METHODS)}")
     status = item.get("status", 200)
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
         raise ValueError(f"{where}.status: an HTTP status 100-599, got {status!r}")
@@ -84,7 +85,8 @@ def _mock(item: Any, index: int) -> HttpMock:
 
 @dataclass
 class HttpCall:
-    """One request an http action made during the scenario, and what became of it."""
+    """One request an http action made during the scenario, and what became of it. ``headers`` are as
+    the flow wrote them (no secret filled in); ``sent_url`` is the URL in full, for expectations only."""
 
     method: str
     url: str  # redacted
@@ -92,10 +94,20 @@ class HttpCall:
     at: float
     status: int | None = None
     error: str | None = None
+    json: Any = None
+    form: Mapping[str, str] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    sent_url: str = ""
+
+    @classmethod
+    def of(cls, request: HttpRequest, source: str, at: float, **fields: Any) -> HttpCall:
+        return cls(request.method, redact_url(request.url), source, at, json=request.json, form=request.form,
+                   headers=dict(request.headers), sent_url=request.url, **fields)
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "url": self.url, "source": self.source, "at": self.at,
-                "status": self.status, "error": self.error}
+                "status": self.status, "error": self.error, "json": redact_json(self.json),
+                "form": redact_json(self.form)}
 
 
 @dataclass
@@ -115,7 +127,7 @@ class MockedHttp:
         if mock is not None:
             return await self._mocked(mock, request, shown)
         if self.real is not None and self.allowed is not None and self.allowed(request.url):
-            call = HttpCall(request.method, shown, "real", self.clock.now())
+            call = HttpCall.of(request, "real", self.clock.now())
             self.calls.append(call)
             try:
                 answer = await self.real.request(request)
@@ -126,11 +138,11 @@ class MockedHttp:
             return answer
         message = (f"http: {request.method} {shown} matches no http mock of the scenario (add one under its "
                    "`http:`, or let the request through with --http-allow)")
-        self.calls.append(HttpCall(request.method, shown, "unmocked", self.clock.now(), error=message))
+        self.calls.append(HttpCall.of(request, "unmocked", self.clock.now(), error=message))
         raise ProviderError(message)
 
     async def _mocked(self, mock: HttpMock, request: HttpRequest, shown: str) -> HttpAnswer:
-        call = HttpCall(request.method, shown, "mock", self.clock.now(), mock.status)
+        call = HttpCall.of(request, "mock", self.clock.now(), status=mock.status)
         self.calls.append(call)
         limit = self.timeout if request.timeout is None else min(request.timeout, self.timeout)
         if mock.delay > limit:

@@ -12,6 +12,12 @@ scenarios:
       - {method: POST, url: "https://crm.example.com/*", status: 200, body: {ok: true}}
 ```
 
+A scenario of an outbound flow (``start: outbound``) starts with the call the API starts, instead of an
+inbound ``caller``: ``start: {outbound: {to: "447700900123", from: "...", vars: {time: "9:30"}}}`` is
+the body of the ``POST /api/calls`` the run sends; the dialled party is scripted under ``parties:`` by
+that number (answering, as a machine, busy, never). ``expect.http`` lists the requests the flow's http
+actions made, in order (``scenarios/http_expect.py``).
+
 ``expect.states`` lists every entry into a state, in order: the initial state first, and a state entered
 again (a transition back to it, including one from the state to itself) once more each time. Internal
 transitions (no ``target``) enter nothing. ``expect.visits`` counts the entries of the states it names
@@ -21,12 +27,14 @@ transitions (no ``target``) enter nothing. ``expect.visits`` counts the entries 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from flowengine.errors import FlowEngineError
 from flowengine.flow.source import parse_source
+from flowengine.flow.vocabulary import START_OUTBOUND
+from flowengine.scenarios.http_expect import HttpExpectation, parse_expected_http
 from flowengine.scenarios.http_mocks import HttpMock, parse_mocks
 from flowengine.simulator.parties import PartyBook, PartyScript
 
@@ -45,11 +53,25 @@ class Expectation:
     actions: tuple[str, ...] | None = None  # the session's provider actions, in order
     states: tuple[str, ...] | None = None  # every entry into a state, in order, re-entries included
     visits: Mapping[str, int] | None = None  # state -> how many times it is entered
+    http: tuple[HttpExpectation, ...] | None = None  # every request of the flow's http actions, in order
 
     def states_named(self) -> list[str]:
         """The state names the expectation mentions, for checking them against the flow."""
         named = [self.state] if self.state is not None else []
         return [*named, *(self.states or ()), *(self.visits or {})]
+
+
+@dataclass(frozen=True)
+class OutboundStart:
+    """``start: {outbound: {...}}``: the ``POST /api/calls`` that starts the scenario's session."""
+
+    to: str | Mapping[str, str]
+    from_: str | None = None
+    vars: Mapping[str, Any] = field(default_factory=dict)
+
+    def request(self, flow: str) -> dict[str, Any]:
+        body = {"flow": flow, "to": self.to, "vars": dict(self.vars)}
+        return body if self.from_ is None else {**body, "from": self.from_}
 
 
 @dataclass(frozen=True)
@@ -62,6 +84,7 @@ class Scenario:
     parties: PartyBook
     expect: Expectation
     http: tuple[HttpMock, ...] = ()  # what the flow's http actions are answered with
+    outbound: OutboundStart | None = None  # set: the API starts the session (an outbound flow's)
 
 
 def load_scenarios(path: str | Path) -> dict[str, Scenario]:
@@ -72,15 +95,40 @@ def load_scenarios(path: str | Path) -> dict[str, Scenario]:
     raw = doc.get("scenarios") or {}
     if not isinstance(raw, Mapping):
         raise ScenarioError(f"{path}: scenarios must be a mapping of name -> scenario")
-    return {
+    scenarios = {
         str(name): parse_scenario(str(name), body, where=f'{path}: scenario "{name}"')
         for name, body in raw.items()
     }
+    outbound = starts_outbound(doc.get("start"))
+    for scenario in scenarios.values():
+        _check_start(scenario, outbound, f'{path}: scenario "{scenario.name}"')
+    return scenarios
+
+
+def starts_outbound(start: Any) -> bool:
+    """Whether a flow's ``start`` (as written) makes it an outbound flow."""
+    return start == START_OUTBOUND or (isinstance(start, Mapping) and START_OUTBOUND in start)
+
+
+def _check_start(scenario: Scenario, outbound: bool, where: str) -> None:
+    """A scenario starts its session the way its flow starts: an inbound call, or the API's dial."""
+    if outbound and scenario.outbound is None:
+        raise ScenarioError(
+            f"{where}: the flow starts by dialling (start: outbound), so its scenarios start with the call "
+            'the API places: give it start: {outbound: {to: "<number>", vars: {...}}} in place of caller:')
+    if not outbound and scenario.outbound is not None:
+        raise ScenarioError(
+            f"{where}: start: outbound is for a flow that starts by dialling (start: outbound), and this "
+            "flow answers inbound calls: give the scenario a caller: (or leave both out) instead")
 
 
 def parse_scenario(name: str, body: Any, *, where: str = "scenario") -> Scenario:
     if not isinstance(body, Mapping):
         raise ScenarioError(f"{where}: expected a mapping")
+    if "caller" in body and "start" in body:
+        raise ScenarioError(f"{where}: a scenario starts with an inbound caller: or with start: {{outbound: "
+                            "...}} (a call the API places), not both")
+    outbound = _outbound(body.get("start"), where)
     caller = dict(body.get("caller") or {})
     caller_from = str(caller.pop("from", DEFAULT_FROM))
     caller_to = str(caller.pop("to", DEFAULT_TO))
@@ -89,6 +137,7 @@ def parse_scenario(name: str, body: Any, *, where: str = "scenario") -> Scenario
         script = PartyScript.from_dict(caller)
         parties = PartyBook.from_dict(dict(body.get("parties") or {}))
         mocks = parse_mocks(body.get("http"))
+        expected_http = parse_expected_http(expect.get("http") if isinstance(expect, Mapping) else None)
     except ValueError as exc:
         raise ScenarioError(f"{where}: {exc}") from exc
     if not isinstance(expect, Mapping):
@@ -107,9 +156,35 @@ def parse_scenario(name: str, body: Any, *, where: str = "scenario") -> Scenario
             tuple(actions) if actions is not None else None,
             tuple(states) if states is not None else None,
             _visits(expect.get("visits"), where),
+            expected_http,
         ),
         http=mocks,
+        outbound=outbound,
     )
+
+
+def _outbound(raw: Any, where: str) -> OutboundStart | None:
+    """``start: {outbound: {to, from?, vars?}}``; the API checks ``to`` and ``vars`` against the flow."""
+    if raw is None:
+        return None
+    spec = raw.get(START_OUTBOUND) if isinstance(raw, Mapping) and set(raw) == {START_OUTBOUND} else None
+    if not isinstance(spec, Mapping):
+        raise ScenarioError(f'{where}: start: {{outbound: {{to: "<number>", from?, vars?}}}}: the call '
+                            "the API places to start the session")
+    unknown = sorted(set(spec) - {"to", "from", "vars"})
+    to, from_, variables = spec.get("to"), spec.get("from"), spec.get("vars") or {}
+    if unknown:
+        raise ScenarioError(f"{where}: start.outbound: unknown field(s) {', '.join(map(str, unknown))}; "
+                            "allowed: to, from, vars")
+    if isinstance(to, int) and not isinstance(to, bool):
+        to = str(to)  # YAML reads an unquoted number as one
+    if not (isinstance(to, str) and to) and not isinstance(to, Mapping):
+        raise ScenarioError(f"{where}: start.outbound.to: the number dialled (or "
+                            "{sip|user|webrtc: address})")
+    if not isinstance(variables, Mapping) or (from_ is not None and not isinstance(from_, str)):
+        raise ScenarioError(f"{where}: start.outbound: vars is a mapping of the flow's variables, from a "
+                            "caller id")
+    return OutboundStart(to, from_, dict(variables))
 
 
 def _visits(raw: Any, where: str) -> dict[str, int] | None:

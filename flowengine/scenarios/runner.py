@@ -4,6 +4,7 @@ over, then compare what happened with what the scenario expects."""
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 import time
 import zlib
@@ -12,8 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flowengine.scenarios.http_mocks import MOCKED
-from flowengine.scenarios.model import Scenario
+import aiohttp
+
+from flowengine.scenarios.http_expect import check_http
+from flowengine.scenarios.http_mocks import MOCKED, HttpCall
+from flowengine.scenarios.model import OutboundStart, Scenario
 from flowengine.scenarios.stack import Stack, running_stack
 
 VIRTUAL_LIMIT = 4 * 3600.0  # a scenario that has not finished after 4 virtual hours never will
@@ -44,6 +48,7 @@ class ScenarioResult:
     failures: list[str] = field(default_factory=list)
     limit: str | None = None  # REAL_TIME or VIRTUAL_TIME when the run was cut short by that limit
     http_calls: list[dict[str, Any]] = field(default_factory=list)  # the http actions' requests
+    http_requests: list[HttpCall] = field(default_factory=list)  # the same, with what they sent
 
     @property
     def passed(self) -> bool:
@@ -72,9 +77,12 @@ async def run_scenario(
         # Ids are reproducible per scenario and differ between scenarios, so runs sharing a store
         # (--store) never meet each other's sessions.
         seed = zlib.crc32(f"{provider}:{flow.name}:{scenario.name}".encode())
+        # An outbound flow is loaded for the API to start (``flows``), an inbound one answers the call.
+        outbound = scenario.outbound is not None
         async with running_stack(
-            provider, flow, store=url, parties=scenario.parties, simulator_options={"seed": seed},
-            http_allow=http_allow, http_mocks=scenario.http,
+            provider, None if outbound else flow, store=url, parties=scenario.parties,
+            simulator_options={"seed": seed}, http_allow=http_allow, http_mocks=scenario.http,
+            service_options={"flows": (flow,)} if outbound else None,
         ) as stack:
             return await play(stack, scenario, limits)
 
@@ -82,13 +90,20 @@ async def run_scenario(
 async def play(stack: Stack, scenario: Scenario, limits: Limits | None = None) -> ScenarioResult:
     clock, real_start = stack.clock, time.monotonic()
     started_at = clock.now()
-    call_id = await stack.simulator.place_inbound_call(
-        scenario.caller_from, scenario.caller_to, scenario.caller
-    )
-    session_id = stack.service.session_id_for(call_id)
-    watch = _Watch(stack, session_id, limits or Limits(), started_at, real_start)
-    hit = await watch.until_over()
-    failures = [await watch.explain(hit)] if hit else []
+    failures: list[str] = []
+    hit: str | None = None
+    if scenario.outbound is not None:
+        session_id, refused = await _start_outbound(stack, scenario.outbound)
+        failures += [refused] if refused else []
+    else:
+        call_id = await stack.simulator.place_inbound_call(
+            scenario.caller_from, scenario.caller_to, scenario.caller
+        )
+        session_id = stack.service.session_id_for(call_id)
+    if not failures:
+        watch = _Watch(stack, session_id, limits or Limits(), started_at, real_start)
+        hit = await watch.until_over()
+        failures = [await watch.explain(hit)] if hit else []
     await clock.sleep(1.0)  # trailing events (conference finished, ...) land before we look
     record = await stack.service.store.get(session_id)
     result = ScenarioResult(
@@ -106,10 +121,25 @@ async def play(stack: Stack, scenario: Scenario, limits: Limits | None = None) -
         failures=failures,
         limit=hit,
         http_calls=[call.to_dict() for call in stack.http.calls] if stack.http is not None else [],
+        http_requests=list(stack.http.calls) if stack.http is not None else [],
     )
-    result.failures.extend(check_expectations(result))
+    if session_id:
+        result.failures.extend(check_expectations(result))
     result.failures.extend(unexpected_http_failures(result.session))
     return result
+
+
+async def _start_outbound(stack: Stack, start: OutboundStart) -> tuple[str, str | None]:
+    """Start the scenario's session as a client would: ``POST /api/calls`` to the engine over HTTP. The
+    session's id, or a failure saying why the API refused the request (a variable of the wrong type)."""
+    flow = next(name for name, loaded in stack.service.flows.items() if loaded.outbound is not None)
+    async with aiohttp.ClientSession(headers=stack.api_headers) as http, http.post(
+        f"{stack.engine_url}/api/calls", data=json.dumps(start.request(flow))
+    ) as answer:
+        body = await answer.json(content_type=None)
+    if answer.status != 201:
+        return "", f"POST /api/calls answered {answer.status}: {body.get('error', body)} (start.outbound)"
+    return str(body["id"]), None
 
 
 @dataclass
@@ -177,6 +207,8 @@ def check_expectations(result: ScenarioResult) -> list[str]:
             )
     if expect.actions is not None and result.actions() != list(expect.actions):
         problems.append(f"actions were {result.actions()}, expected {list(expect.actions)}")
+    if expect.http is not None:
+        problems.extend(check_http(expect.http, result.http_requests))
     return problems
 
 

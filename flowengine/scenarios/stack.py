@@ -94,7 +94,7 @@ def webhook_auth(provider: str, options: Mapping[str, Any] | None = None) -> dic
 @asynccontextmanager
 async def running_stack(
     provider: str,
-    flow: Path,
+    flow: Path | None,
     *,
     store: str = "memory://",
     parties: PartyBook | None = None,
@@ -105,7 +105,8 @@ async def running_stack(
     service_options: Mapping[str, Any] | None = None,
     http_mocks: Sequence[HttpMock] | None = None,
 ) -> AsyncIterator[Stack]:
-    """Start simulator and engine on loopback; ``flow`` answers every inbound call. The simulator's
+    """Start simulator and engine on loopback; ``flow`` answers every inbound call (None: none does, as
+    when ``service_options`` gives only outbound ``flows``). The simulator's
     webhooks are authenticated with a secret of this run's (``webhook_auth``) and the engine checks them.
     ``service_options``: more ``ServiceConfig`` fields (``http_timeout``, ...). ``http_mocks``: the http
     actions are answered by these (``http_allow`` hosts reached for real when none matches)."""

@@ -28,6 +28,8 @@ def _step_text(step: dict[str, Any]) -> str:
     source, target = step.get("from"), step.get("to")
     if step.get("note") == "duplicate":
         change = "duplicate, ignored"
+    elif target is None and source is None:  # before the session began: an outbound start, its dial
+        change = f"not begun ({step.get('note') or 'no transition'})"
     elif target is None:
         change = f"in {source}: no transition" + (f" ({step['note']})" if step.get("note") else "")
     elif source == target:
@@ -51,8 +53,9 @@ def format_result(
     mark = paint("PASS", "32", color) if result.passed else paint("FAIL", "31", color)
     header = (
         f"{mark} {result.scenario.name} on {result.provider}: {result.scenario.description}".rstrip(": ")
-        + f"\n  ({result.virtual_seconds:.1f} virtual s in {result.real_seconds * 1000:.0f} ms real;"
-        f' final state "{result.session.get("state")}", {result.session.get("status")})'
+        + f"\n  ({result.virtual_seconds:.1f} virtual s in {result.real_seconds * 1000:.0f} ms real; "
+        + (f'final state "{result.session.get("state")}", {result.session.get("status")})' if result.session
+           else "no session was started)")
     )
     lines = [header]
     rows = [f"  {at:8.3f}s  {text}" for at, text in timeline_rows(result, wire=wire)]

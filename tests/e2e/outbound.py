@@ -95,11 +95,12 @@ class Outbound:
 
 @asynccontextmanager
 async def outbound(provider: str, parties: Mapping[str, Any] | None = None, *,
-                   clock: VirtualClock | None = None, **options: Any) -> AsyncIterator[Outbound]:
-    """The engine serving ``provider``'s simulator with the reminder flow loaded for outbound starts (and
-    the seed flow answering inbound calls); ``parties``: number -> party script."""
+                   clock: VirtualClock | None = None, flows: tuple[Path, ...] = (REMINDER,),
+                   **options: Any) -> AsyncIterator[Outbound]:
+    """The engine serving ``provider``'s simulator with the reminder flow (or ``flows``) loaded for outbound
+    starts (and the seed flow answering inbound calls); ``parties``: number -> party script."""
     book = parse_scenario("outbound", {"parties": dict(parties or {})}).parties
-    service_options = {"flows": (REMINDER,), **options.pop("service_options", {})}
+    service_options = {"flows": flows, **options.pop("service_options", {})}
     async with running_stack(provider, FLOW, parties=book, clock=clock, service_options=service_options,
                              **options) as stack, aiohttp.ClientSession(headers=stack.api_headers) as http:
         yield Outbound(stack, http)
@@ -113,7 +114,7 @@ async def second_instance(side: Outbound) -> AsyncIterator[Outbound]:
     config = ServiceConfig(
         provider=stack.provider, port=0, store=stack.app[CONFIG].store, default_flow=FLOW, flows=(REMINDER,),
         provider_settings=provider_settings(stack.simulator, stack.simulator_url),
-        api_tokens=(stack.api_token,),
+        api_tokens=(stack.api_token,), pacing=stack.app[CONFIG].pacing,
     )
     async with serving(create_app(config, clock=stack.clock, timer_poll=None)) as url:
         other = Stack(stack.provider, stack.clock, stack.simulator, stack.app, url, stack.simulator_url,

@@ -23,6 +23,14 @@ def test_every_bundled_scenario_passes_on_both_platforms() -> None:
         for name in ("callee-answers", "callee-no-answer", "callee-busy", "caller-hangs-up")
         for provider in ("infobip", "sinch")
     }
+    reminder = {(r["scenario"], r["provider"]) for file in json.loads(result.stdout)["files"]
+                if file["path"].endswith("appointment_reminder.yaml") for r in file["scenarios"]}
+    assert reminder == {  # the outbound flow's scenarios, started through the API
+        (name, provider)
+        for name in ("confirms", "cancels", "no-input-then-confirms", "no-input-twice", "hangs-up",
+                     "hangs-up-at-once", "machine", "busy", "no-answer", "crm-fails")
+        for provider in ("infobip", "sinch")
+    }
     assert all(r["passed"] for r in runs), [r for r in runs if not r["passed"]]
 
 
@@ -37,6 +45,55 @@ def test_a_failed_expectation_exits_1(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "  FAIL caller-hangs-up on infobip" in result.stdout
     assert 'ended in state "abandoned", expected "connected"' in result.stdout
+
+
+REMINDER = ROOT / "flows" / "appointment_reminder.yaml"
+
+
+def test_an_outbound_scenario_s_http_request_that_differs_fails_naming_it(tmp_path: Path) -> None:
+    flow = REMINDER.read_text()
+    wrong = flow.replace("json: {result: voicemail, attempts: 0}", "json: {result: confirmed, attempts: 0}")
+    assert wrong != flow
+    (tmp_path / "wrong.yaml").write_text(wrong)
+    result = CliRunner().invoke(cli, ["test", str(tmp_path / "wrong.yaml"), "--color", "never"])
+    assert result.exit_code == 1
+    for provider in ("infobip", "sinch"):
+        assert f"  FAIL machine on {provider}" in result.stdout
+    assert ("http request 1 of 1 (POST https://crm.example.com/reminders/results) is not expect.http[0] "
+            '(POST https://crm.example.com/*): json.result: was "voicemail", expected "confirmed"'
+            ) in result.stdout
+    assert "PASS confirms on sinch" in result.stdout
+
+
+def test_simulate_plays_an_outbound_scenario_through_the_api() -> None:
+    result = CliRunner().invoke(cli, ["simulate", str(REMINDER), "-s", "machine", "-p", "all",
+                                      "--format", "json"])
+    assert result.exit_code == 0, result.output
+    runs = json.loads(result.stdout)
+    assert [(r["provider"], r["passed"], r["state"]) for r in runs] == [
+        ("infobip", True, "done"), ("sinch", True, "done")]
+    for run in runs:
+        assert run["states"] == ["calling", "voicemail", "reporting", "done"]
+        assert run["timeline"][0]["text"].startswith("start")  # POST /api/calls: the start and its dial
+        (call,) = run["http"]
+        assert call["method"] == "POST" and call["json"] == {"appointment": "A-1234", "result": "voicemail",
+                                                              "attempts": 0}
+
+
+def test_a_scenario_that_starts_otherwise_than_its_flow_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "caller.yaml").write_text(_with_caller(REMINDER.read_text()))
+    result = CliRunner().invoke(cli, ["simulate", str(tmp_path / "caller.yaml"), "-s", "busy"])
+    assert result.exit_code == 2
+    assert 'scenario "busy": the flow starts by dialling (start: outbound)' in result.stderr
+    assert "start: {outbound: {to:" in result.stderr
+
+
+def _with_caller(flow: str) -> str:
+    """The reminder with its busy scenario started by an inbound caller instead of the API."""
+    head, busy = flow.split("  busy:\n", 1)
+    body, rest = busy.split("\n  no-answer:", 1)
+    body = body.replace("    start: *start\n", '    caller: {from: "447700900001"}\n')
+    return f"{head}  busy:\n{body}\n  no-answer:{rest}"
 
 
 def test_unknown_scenario_is_a_usage_error() -> None:

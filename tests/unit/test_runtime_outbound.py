@@ -75,6 +75,16 @@ async def test_the_request_s_caller_id_wins_over_the_flow_s(flow: Flow) -> None:
     assert driver.provider.calls[0][1]["from_"] == "441234567890"
 
 
+async def test_a_start_asks_for_machine_detection_and_begins_on_who_answered() -> None:
+    amd = load_flow_or_raise(FLOW.replace("timeout: 25s}", "timeout: 25s, machine_detection: true}"))
+    driver = Driver(amd)
+    await driver.send(start())
+    assert driver.provider.calls[0][1]["machine_detection"] is True
+    session = await driver.send(event("call.answered", call_id="call-1", reason="machine"))
+    assert (session.status, session.state) == ("active", "talking")
+    assert session.trace[-1].event == "call.answered"
+
+
 async def test_the_session_begins_on_the_answer_and_handles_it_in_the_initial_state(flow: Flow) -> None:
     driver = Driver(flow)
     await driver.send(start(name="Ada"))

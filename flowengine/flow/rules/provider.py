@@ -12,6 +12,8 @@ from flowengine.flow.platform import TIMER, Constraint, Platform, breaks, endpoi
 from flowengine.flow.rules.context import Rule, RuleContext
 from flowengine.flow.rules.replies import Arrival, Replies
 from flowengine.flow.rules.sites import ActionSite
+from flowengine.flow.source import Path
+from flowengine.flow.vocabulary import START_OUTBOUND
 
 SHOWN = 3  # arrivals named in one message; more are counted
 
@@ -27,6 +29,17 @@ def _text(row: Constraint) -> str:
 def _params(ctx: RuleContext, site: ActionSite) -> Mapping[str, Any]:
     raw = ctx.raw((*site.path, site.action.name))
     return raw if isinstance(raw, Mapping) else {}
+
+
+def _written(ctx: RuleContext) -> Iterator[tuple[str, Path, Mapping[str, Any]]]:
+    """Every action as written (name, path of its parameters, parameters), an outbound start's dial among
+    them: the platform places that call like any ``dial``, so its parameters and timeout are checked alike."""
+    for site in ctx.actions:
+        yield site.action.name, (*site.path, site.action.name), _params(ctx, site)
+    if ctx.flow.outbound is not None:
+        path: Path = ("start", START_OUTBOUND)
+        raw = ctx.raw(path)
+        yield "dial", path, raw if isinstance(raw, Mapping) else {}
 
 
 def _replies(ctx: RuleContext) -> Replies:
@@ -123,14 +136,13 @@ def untaken_params(ctx: RuleContext) -> Iterator[Diagnostic]:
     platform = ctx.platform
     if platform is None:
         return
-    for site in ctx.actions:
-        params = _params(ctx, site)
-        for row in platform.rows(site.action.name, "param"):
+    for action, path, params in _written(ctx):
+        for row in platform.rows(action, "param"):
             if row.param is None or not row.applies(params) or not breaks(row, params):
                 continue
             yield ctx.at_value(
-                (*site.path, site.action.name, row.param),
-                f"{_who(platform)} cannot run {quote(site.action.name)} with {quote(row.param)} "
+                (*path, row.param),
+                f"{_who(platform)} cannot run {quote(action)} with {quote(row.param)} "
                 f"{_shown(row, params[row.param])}: {_text(row)}", row.rule,
             )
 
@@ -140,11 +152,10 @@ def capped_timeouts(ctx: RuleContext) -> Iterator[Diagnostic]:
     platform = ctx.platform
     if platform is None:
         return
-    for site in ctx.actions:
-        params = _params(ctx, site)
-        for row in platform.rows(site.action.name, "timeout"):
+    for action, path, params in _written(ctx):
+        for row in platform.rows(action, "timeout"):
             if row.reported and row.param is not None and breaks(row, params):
-                yield ctx.at_value((*site.path, site.action.name, row.param),
+                yield ctx.at_value((*path, row.param),
                                    f"{_who(platform)} {_text(row)}", row.rule, "warning")
 
 
