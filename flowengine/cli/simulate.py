@@ -50,7 +50,7 @@ from flowengine.scenarios.timeline import final_state, format_result, result_jso
     "-v", "--verbose", is_flag=True,
     help="Show every run's whole timeline, events without a transition included.",
 )
-@click.option("--wire", is_flag=True, help="Show the timelines with every HTTP request the platform received.")
+@click.option("--wire", is_flag=True, help="Show the timelines with each HTTP request the platform received.")
 @click.option("--store", metavar="URL", help="Session store for the engine (default: a fresh SQLite file).")
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True)

@@ -8,7 +8,6 @@ from typing import Any
 
 from flowengine.scenarios.runner import ScenarioResult, states_entered
 
-
 # Notes of a step that changed nothing and that nobody needs to read: the event had no transition in the
 # state, came after the session ended, or was a duplicate. Guard errors and the like stay visible.
 _QUIET_NOTES = ("unmatched", "duplicate")

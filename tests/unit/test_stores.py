@@ -572,3 +572,15 @@ def test_a_pace_refuses_nonsense() -> None:
                 {"interval": float("inf")}):
         with pytest.raises(ValueError):
             Pace(**bad)  # type: ignore[arg-type]
+
+
+# --- flow versions ----------------------------------------------------------------------------------------
+
+
+async def test_a_flow_version_source_is_kept_once_and_read_by_another_instance(opener: Opener) -> None:
+    first, second = opener(), opener()
+    assert await first.flow_source("0123456789abcdef") is None
+    await first.put_flow_source("0123456789abcdef", '{"flow": "ü"}\n')
+    await first.put_flow_source("0123456789abcdef", "something else")  # a version's source never changes
+    assert await second.flow_source("0123456789abcdef") == '{"flow": "ü"}\n'
+    assert await second.flow_source("fedcba9876543210") is None
