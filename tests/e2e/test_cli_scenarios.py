@@ -121,7 +121,8 @@ def test_simulate_prints_one_summary_line_per_run_and_the_timeline_only_with_v()
 def test_a_failed_run_shows_its_timeline_without_the_unmatched_events(tmp_path: Path) -> None:
     flow = (ROOT / "flows" / "two_party_conference.yaml").read_text()
     wrong = tmp_path / "wrong.yaml"
-    wrong.write_text(flow.replace("    expect:\n      state: abandoned", "    expect:\n      state: connected"))
+    expected = "    expect:\n      state: "
+    wrong.write_text(flow.replace(expected + "abandoned", expected + "connected"))
     result = CliRunner().invoke(cli, ["simulate", str(wrong), "-s", "caller-hangs-up", "--color", "never"])
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
