@@ -5,8 +5,11 @@ A new session starts on its flow's current version and keeps it (``Session.flow_
 store keeps every version's resolved source under its hash (``put_flow_source``), written before any
 session can start on it, so an instance that never loaded that version (another instance, or this one
 after a restart or a reload) compiles it from the store when a session holding it comes by, and keeps
-the executor for the next event. Versions are few (one per reload that changed a flow), so compiled
-ones are kept for the life of the process.
+the executor for the next event. A source holding secret-looking text is stored masked
+(``flows.kept_source``): such a version runs where its files are loaded, or where the loaded version
+differs from it only in what was masked; elsewhere its sessions' events are refused as a store fault
+(503: the platform retries) with a log line saying so. Versions are few (one per reload that changed a
+flow), so compiled ones are kept for the life of the process.
 
 Counting the sessions holding each version reads the live (active) sessions' documents a page at a time
 (``list_sessions``): no index to keep in step on every save, at the cost of a scan per question, which the
@@ -23,6 +26,7 @@ from typing import Any
 from flowengine.errors import FlowError, StoreError
 from flowengine.flow.model import Flow
 from flowengine.flow.platform import Platform
+from flowengine.flow.version import version_of
 from flowengine.runtime.executor import Executor
 from flowengine.server.flows import FlowVersion, LoadedFlows, compile_source
 from flowengine.stores.base import SessionStore
@@ -56,7 +60,7 @@ class Catalog:
         again next time."""
         for loaded in self.versions.values() if versions is None else versions:
             if loaded.version not in self._published:
-                await self.store.put_flow_source(loaded.version, loaded.source)
+                await self.store.put_flow_source(loaded.version, loaded.kept)
                 self._published.add(loaded.version)
 
     async def executor(self, name: str, version: str) -> Executor:
@@ -66,11 +70,17 @@ class Catalog:
             return found
         if self._table is None:
             raise StoreError(f'flow "{name}" version {version} is not loaded here and versions are not kept')
-        source = await self.store.flow_source(version)
-        if source is None:
+        kept = await self.store.flow_source(version)
+        if kept is None:
             raise StoreError(f'flow "{name}" version {version} is held by a session but not in the store')
+        same = self.versions.get(name)
+        if same is not None and same.kept == kept:  # only masked secrets differ: run it with today's
+            return self._compiled.setdefault((name, version), self.current[name])
+        if version_of(kept) != version:
+            raise StoreError(f'flow "{name}" version {version} was stored with its secrets masked and this '
+                             "instance's files hold another version: load it here to run its sessions")
         try:
-            flow = compile_source(name, version, source, self._table)
+            flow = compile_source(name, version, kept, self._table)
         except FlowError as exc:
             raise StoreError(f'flow "{name}" version {version} from the store does not load: {exc}') from exc
         return self._compiled.setdefault((name, version), self._build(flow, version))

@@ -7,6 +7,7 @@ which the store keeps so any instance can run a session on the version it starte
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +17,9 @@ from flowengine.flow.diagnostics import Diagnostic
 from flowengine.flow.loader import check_text, load_flow
 from flowengine.flow.model import Flow
 from flowengine.flow.platform import Platform
-from flowengine.flow.version import version_of
+from flowengine.flow.version import resolved_source, version_of
 from flowengine.providers import platform
+from flowengine.redaction import redact_json
 from flowengine.server.routing import FlowRoute, Router
 
 CONFIG_RULE = "config"  # the rule of a problem with how the config uses a flow, not with the flow itself
@@ -25,11 +27,26 @@ CONFIG_RULE = "config"  # the rule of a problem with how the config uses a flow,
 
 @dataclass(frozen=True, slots=True)
 class FlowVersion:
-    """One version of a flow: the compiled flow, its version (hash) and its resolved source."""
+    """One version of a flow: the compiled flow, its version (hash), its resolved source, and what the
+    store keeps of that source (``kept_source``)."""
 
     flow: Flow
     version: str
     source: str
+
+    @property
+    def kept(self) -> str:
+        return kept_source(self.source)
+
+
+def kept_source(source: str) -> str:
+    """What the store may keep of a resolved source: the source itself, or, when it holds text that reads
+    as a secret (a URL's password or query values, an Authorization value, ``token=...``), a copy with
+    those masked (``redaction``): no secret is written to the store. A masked copy cannot be run; an
+    instance runs that version only from its own files (``server.catalog``)."""
+    doc = json.loads(source)
+    masked = redact_json(doc)
+    return source if masked == doc else resolved_source(masked)
 
 
 @dataclass(frozen=True, slots=True)
