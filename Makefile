@@ -22,12 +22,17 @@ print("differs from the lock:", ", ".join(drift) or "nothing (the lock holds the
 endef
 export LOCK_DRIFT
 
+# setuptools explains every editable install in a box of asterisks ("InformationOnly: Editable
+# installation", a Python warning from the build backend), which some pip versions pass through even
+# with --quiet. This filter silences that one message, by its text, and nothing else.
+EDITABLE_QUIET := PYTHONWARNINGS='ignore:Editable installation'
+
 .PHONY: run test lint typecheck unit bench bench-quick chaos fuzz validate lock test-latest mutation clean
 
 $(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCK)
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(EDITABLE_QUIET) $(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 ## run: the bundled flow's scenarios against the built-in simulators

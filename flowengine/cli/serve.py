@@ -12,7 +12,8 @@ from flowengine.config import load_config
 from flowengine.errors import ConfigError
 from flowengine.logformat import FORMATS
 from flowengine.redaction import redact
-from flowengine.server.app import create_app
+from flowengine.server.app import CONFIG, SERVICE, create_app
+from flowengine.server.reload import reload_on_hangup
 from flowengine.server.serving import run_until_stopped
 
 
@@ -61,6 +62,7 @@ def command(
       GET  /healthz /readyz                liveness, readiness (open)
       GET  /metrics                        Prometheus (token, or metrics_public)
       GET  /api/sessions[/{id}] /api/flows sessions (state, vars, trace), flow graphs (token)
+      POST /api/flows/reload               read the flow files again (token; or SIGHUP)
       POST /api/calls                      start an outbound flow's call (token)
       POST /api/sessions/{id}/events       deliver a custom event to a session (token)
       DELETE /api/sessions/{id}            end a session, hanging up its calls (token)
@@ -73,6 +75,7 @@ def command(
         fmt = log_format or config.log_format
         setup_logging(config.log_level, numbers=config.log_numbers, log_format=fmt)
         app = create_app(config)
+        reload_on_hangup(app, SERVICE, CONFIG)
     except ConfigError as exc:
         click.echo(redact(f"flowengine: {exc}"), err=True)
         sys.exit(EXIT_USAGE)

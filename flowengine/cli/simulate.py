@@ -1,4 +1,5 @@
-"""``flowengine simulate``: play a flow's scenarios against a simulated platform and show the timeline."""
+"""``flowengine simulate``: play a flow's scenarios against a simulated platform: a line per scenario run,
+the timeline of a failed one (every run's, in full, with ``-v``)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from flowengine.errors import FlowEngineError
 from flowengine.providers import PROVIDERS
 from flowengine.scenarios.model import Scenario, load_scenarios
 from flowengine.scenarios.runner import ScenarioResult, run_scenario
-from flowengine.scenarios.timeline import format_result, result_json
+from flowengine.scenarios.timeline import final_state, format_result, result_json, summary_line
 
 
 @click.command("simulate")
@@ -45,7 +46,11 @@ from flowengine.scenarios.timeline import format_result, result_json
     show_default=True,
     help="Which simulated platform to run on.",
 )
-@click.option("--wire", is_flag=True, help="Also show every HTTP request the platform received.")
+@click.option(
+    "-v", "--verbose", is_flag=True,
+    help="Show every run's whole timeline, events without a transition included.",
+)
+@click.option("--wire", is_flag=True, help="Show the timelines with each HTTP request the platform received.")
 @click.option("--store", metavar="URL", help="Session store for the engine (default: a fresh SQLite file).")
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True)
@@ -61,6 +66,7 @@ def command(
     flow: Path,
     names: tuple[str, ...],
     provider: str,
+    verbose: bool,
     wire: bool,
     store: str | None,
     output: str,
@@ -69,7 +75,10 @@ def command(
     http_allow: tuple[str, ...],
     http_allow_private: bool,
 ) -> None:
-    """Play FLOW's scenarios on a simulated platform and print what happened.
+    """Play FLOW's scenarios on a simulated platform and print what happened:
+    a line per scenario and platform (PASS/FAIL, final state and status,
+    virtual duration, commands sent), and the timeline of each failure
+    (-v: every run's whole timeline).
 
     The engine and a wire-faithful copy of the platform run as two real HTTP
     servers on 127.0.0.1; virtual time makes a 60-second timeout take
@@ -79,7 +88,7 @@ def command(
     \b
     Examples:
       flowengine simulate flows/two_party_conference.yaml
-      flowengine simulate flows/two_party_conference.yaml -s callee-busy --wire
+      flowengine simulate flows/two_party_conference.yaml -s callee-busy -v --wire
       flowengine simulate flows/two_party_conference.yaml --provider all --format json
       flowengine simulate flows/crm.yaml --http-allow 127.0.0.1:8081 --http-allow-private
 
@@ -100,11 +109,24 @@ def command(
     if output == "json":
         click.echo(json.dumps([result_json(r) for r in results], indent=2))
     else:
-        painted = use_color(color)
-        click.echo("\n\n".join(format_result(r, wire=wire, color=painted) for r in results))
-        failed = sum(not r.passed for r in results)
-        click.echo(f"\n{len(results) - failed} passed, {failed} failed", err=True)
+        _print_text(results, verbose=verbose or wire, wire=wire, color=use_color(color))
     sys.exit(EXIT_OK if all(r.passed for r in results) else EXIT_PROBLEMS)
+
+
+def _print_text(results: list[ScenarioResult], *, verbose: bool, wire: bool, color: bool) -> None:
+    """Verbose: each run's whole timeline. Else a summary line per run, and a failure's timeline without
+    the events that changed nothing (the failure is what matters there)."""
+    if verbose:
+        click.echo("\n\n".join(format_result(r, wire=wire, color=color) for r in results))
+    else:
+        widths = (max(len(r.scenario.name) for r in results), max(len(final_state(r)) for r in results))
+        for result in results:
+            click.echo(summary_line(result, color=color, widths=widths))
+            if not result.passed:
+                click.echo("\n".join(format_result(result, color=color, full=False).splitlines()[2:]))
+    failed = sum(not r.passed for r in results)
+    hint = "" if verbose else " (-v: every timeline)"
+    click.echo(f"\n{len(results) - failed} passed, {failed} failed{hint}", err=True)
 
 
 def _chosen(flow: Path, names: tuple[str, ...]) -> list[Scenario]:

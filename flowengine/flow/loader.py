@@ -24,6 +24,7 @@ from flowengine.flow.rules.context import RuleContext
 from flowengine.flow.rules.expressions import STATES_FILE_RULES
 from flowengine.flow.rules.schema_check import check_schema
 from flowengine.flow.source import SourceMap, parse_source
+from flowengine.flow.version import resolved_source
 
 Source = str | bytes | os.PathLike[str]
 
@@ -37,6 +38,7 @@ class LoadResult:
     source: str
     text: str = ""
     included: Mapping[str, str] = field(default_factory=dict)  # shown path -> text of each included file
+    resolved: str | None = None  # with ``flow``: its resolved source (``flow.version``), includes merged
 
     @property
     def ok(self) -> bool:
@@ -75,7 +77,7 @@ def load_flow(
         _is_path(path_or_text) else None
     checked = check_text(text, shown, capabilities=capabilities, provider=provider, base=base,
                          platform=platform)
-    return LoadResult(checked.flow, checked.diagnostics, shown, text, checked.included)
+    return LoadResult(checked.flow, checked.diagnostics, shown, text, checked.included, checked.resolved)
 
 
 def load_flow_or_raise(
@@ -99,6 +101,7 @@ class Checked:
     diagnostics: tuple[Diagnostic, ...]
     flow: Flow | None  # when there is no error
     included: Mapping[str, str] = field(default_factory=dict)
+    resolved: str | None = None  # with ``flow``: its resolved source
 
 
 def check_text(
@@ -131,7 +134,9 @@ def check_text(
         found.extend(run_rules(context))
     diagnostics = sort_unique(found)
     failed = any(d.severity == "error" for d in diagnostics)
-    return Checked(diagnostics, None if failed else flow, merged.texts)
+    if failed or flow is None:
+        return Checked(diagnostics, None, merged.texts)
+    return Checked(diagnostics, flow, merged.texts, resolved_source(merged.doc))
 
 
 def check_states_file(doc: Mapping[str, Any], source_map: SourceMap) -> list[Diagnostic]:

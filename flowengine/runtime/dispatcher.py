@@ -17,7 +17,10 @@ engine (``runtime.outbox``). A session loaded with a plan still pending was inte
 lock): its plan is finished first, before the new event or timer is looked at.
 
 One dispatcher serves several flows: a stored session names its flow; a new one runs the flow asked for
-(or the only one). The provider may be given per event, because the service carries out each webhook's
+(or the only one). Versions: ``executors`` are each flow's current version, which new sessions start on
+and keep (``Session.flow_hash``); a session holding another version gets that version's executor from
+``versions`` (injected: the service compiles it from the store), so a reload never changes a session in
+progress. The provider may be given per event, because the service carries out each webhook's
 plan through a channel bound to that webhook.
 """
 
@@ -39,6 +42,9 @@ from flowengine.runtime.session import Session
 
 LoadSession = Callable[[str], Awaitable[Session | None]]
 SaveSession = Callable[[Session], Awaitable[None]]
+# (flow name, version) -> the executor of that version of the flow, for a session holding one that is not
+# the current version (it raises when that version cannot be had: the event is not handled).
+VersionedExecutor = Callable[[str, str], Awaitable[Executor]]
 
 
 class Locks(Protocol):
@@ -74,7 +80,7 @@ class Dispatcher:
 
     def __init__(
         self, executors: Executor | Mapping[str, Executor], provider: Provider | None, load: LoadSession,
-        save: SaveSession, *, locks: Locks | None = None,
+        save: SaveSession, *, locks: Locks | None = None, versions: VersionedExecutor | None = None,
     ) -> None:
         if isinstance(executors, Executor):
             executors = {executors.engine.flow.name: executors}
@@ -85,6 +91,7 @@ class Dispatcher:
         self._load = load
         self._save = save
         self.locks: Locks = locks if locks is not None else SessionLocks()
+        self.versions = versions
 
     @property
     def executor(self) -> Executor:
@@ -141,7 +148,7 @@ class Dispatcher:
                 return None
             resumed = session.outbox is not None
             session = await self._resume(session, provider)
-            engine = self._executor_for(session.flow).engine
+            engine = (await self.executor_of(session)).engine
             now = engine.clock.now()
             due = _due_events(session, engine.due_timers(session, now), now)
             for key, event in due:  # a timer made stale by an earlier one is recorded and dropped
@@ -192,6 +199,14 @@ class Dispatcher:
         except KeyError:
             raise SessionNotFound(f"no flow {flow!r} here (known: {', '.join(self.executors)})") from None
 
+    async def executor_of(self, session: Session) -> Executor:
+        """The executor of the version the session started on: the current one, or ``versions``'."""
+        current = self.executors.get(session.flow)
+        wanted = session.flow_hash
+        if wanted is None or self.versions is None or (current and current.engine.version == wanted):
+            return self._executor_for(session.flow)
+        return await self.versions(session.flow, wanted)
+
     async def _session(self, session_id: str, create: bool, flow: str | None) -> Session:
         found = await self._load(session_id)
         if found is not None:
@@ -204,11 +219,11 @@ class Dispatcher:
         if session.outbox is None:
             return session
         _scope(session, None)
-        executor = self._executor_for(session.flow)
+        executor = await self.executor_of(session)
         return await executor.resume(session, self._provider(provider), checkpoint=self._save)
 
     async def _step(self, session: Session, event: Event, provider: Provider | None) -> Session:
-        executor = self._executor_for(session.flow)
+        executor = await self.executor_of(session)
         _scope(session, event)
         return await executor.step(session, event, self._provider(provider), checkpoint=self._save)
 

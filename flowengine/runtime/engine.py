@@ -51,8 +51,12 @@ FAILED_STATE = "failed"  # where an unhandled action.failed leaves a session (no
 class Engine:
     """One compiled flow. Build it once per flow and share it between all its sessions."""
 
-    def __init__(self, flow: Flow, clock: Clock | None = None, *, trace_limit: int = TRACE_LIMIT) -> None:
+    def __init__(
+        self, flow: Flow, clock: Clock | None = None, *, trace_limit: int = TRACE_LIMIT,
+        version: str | None = None,
+    ) -> None:
         self.flow = flow
+        self.version = version  # the flow's content hash, which each new session keeps (``flow/version.py``)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.program = Program(flow)
         self.trace_limit = trace_limit  # steps kept per session (scenario runs keep them all)
@@ -68,6 +72,7 @@ class Engine:
             dict(self.flow.vars),
             created=now,
             updated=now,
+            flow_hash=self.version,
         )
 
     def handle(self, session: Session, event: Event) -> tuple[Session, Plan]:

@@ -123,6 +123,9 @@ class Session:
     # How it was started, when not by an inbound call: an outbound start's request (``engine.START``),
     # kept so a retried request can be told from another one reusing its idempotency key.
     origin: dict[str, Any] | None = None
+    # The version of the flow it started on (``flow/version.py``: a hash of the resolved source), which it
+    # runs to its end even when a newer one is loaded; None where versions are not kept (scenario runs).
+    flow_hash: str | None = None
 
     def copy(self) -> Session:
         """A copy whose containers can change without touching this one (values are never mutated)."""
@@ -130,7 +133,7 @@ class Session:
             self.id, self.flow, self.flow_version, self.state, dict(self.vars), dict(self.calls),
             dict(self.conferences), dict(self.call_states), dict(self.conference_states), dict(self.timers),
             dict(self.seen), list(self.trace), self.status, self.created, self.updated, self.revision,
-            self.seq, self.outbox, dict(self.deferred), self.checked, self.origin,
+            self.seq, self.outbox, dict(self.deferred), self.checked, self.origin, self.flow_hash,
         )
 
     # -- bounded memories ---------------------------------------------------------------------------
@@ -173,7 +176,7 @@ class Session:
             "seen": list(self.seen), "trace": [step.to_json() for step in self.trace],
             "created": self.created, "updated": self.updated, "revision": self.revision, "seq": self.seq,
             "outbox": self.outbox, "deferred": dict(self.deferred), "checked": self.checked,
-            "origin": self.origin,
+            "origin": self.origin, "flow_hash": self.flow_hash,
         }
 
     @classmethod
@@ -204,6 +207,7 @@ class Session:
             outbox=dict(doc["outbox"]) if doc.get("outbox") else None,
             deferred=dict(doc.get("deferred") or {}), checked=float(doc.get("checked", 0.0)),
             origin=dict(doc["origin"]) if doc.get("origin") else None,
+            flow_hash=str(doc["flow_hash"]) if doc.get("flow_hash") else None,
         )
 
 

@@ -70,7 +70,13 @@ def add_routes(app: web.Application, key: web.AppKey[Service]) -> None:
         return web.json_response(view)
 
     async def flows(request: web.Request) -> web.Response:
-        return web.json_response({"flows": [describe_flow(f) for f in request.app[key].flows.values()]})
+        service = request.app[key]
+        versions = await service.catalog.view()  # scans the live sessions (``server.catalog``)
+        described = [describe_flow(flow) | _versions(versions.get(name, []))
+                     for name, flow in service.flows.items()]
+        retired = [{"name": name, "versions": held}
+                   for name, held in versions.items() if name not in service.flows]
+        return web.json_response({"flows": described, "retired": retired})
 
     app.router.add_get("/api/sessions", sessions)
     app.router.add_get("/api/sessions/{id}", session)
@@ -80,6 +86,11 @@ def add_routes(app: web.Application, key: web.AppKey[Service]) -> None:
         return web.json_response(await request.app[key].pacer.view())
 
     app.router.add_get("/api/pacing", pacing)
+
+
+def _versions(held: list[dict[str, Any]]) -> dict[str, Any]:
+    current = next((v["hash"] for v in held if v["current"]), None)
+    return {"hash": current, "versions": held}
 
 
 def describe_flow(flow: Flow) -> dict[str, Any]:

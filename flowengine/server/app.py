@@ -18,15 +18,16 @@ from aiohttp import web
 
 from flowengine.config import ServiceConfig
 from flowengine.errors import ConfigError, SessionNotFound, StoreError, WebhookError
+from flowengine.providers import platform
 from flowengine.providers.base import Adapter, WebhookRequest
 from flowengine.providers.intake import IntakeLimits
 from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.runtime.ports import HttpClient
 from flowengine.runtime.session import TRACE_LIMIT
-from flowengine.server import api, control
+from flowengine.server import api, control, reload
 from flowengine.server.access import access_guard
 from flowengine.server.dashboard import dashboard
-from flowengine.server.flows import load_flows
+from flowengine.server.flows import start_flows
 from flowengine.server.http_action import AllowListHttp
 from flowengine.server.metrics import Metrics
 from flowengine.server.openapi import openapi_json
@@ -60,7 +61,8 @@ def create_app(
     """Build the app; flows are loaded and checked now, so a bad flow fails before binding a port.
     ``wrap_http``: the http actions' client made of the allow-list one (a scenario's mocks)."""
     clock = clock if clock is not None else SystemClock()
-    flows, router = load_flows(config)
+    loaded = start_flows(config)
+    flows, router = loaded.flows, loaded.router
     store = store if store is not None else open_store(config.store, now=clock.now)
     adapter = (
         adapter if adapter is not None else build_adapter(config.provider, config.provider_settings, clock)
@@ -86,6 +88,8 @@ def create_app(
         limits=IntakeLimits(max_depth=config.max_depth, max_events=config.max_events),
         pacing=paces(config.pacing),
         recorder=recorder(config, clock, flows) if config.record is not None else None,
+        versions=loaded.versions,
+        platform=platform(config.provider),
     )
     # Probes, webhooks (they authenticate the platform) and the description are open; every other route
     # wants a token. The dashboard's pages also take its sign-in cookie; its sign-in form and style sheet
@@ -115,6 +119,7 @@ def create_app(
     api.add_routes(app, SERVICE)
     board.install(app)
     control.add_routes(app, SERVICE)  # the write API: outbound calls, events into sessions, ends
+    reload.add_routes(app, SERVICE, CONFIG)  # new flow versions without a restart
     return app
 
 
@@ -169,6 +174,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                     "" if app[CONFIG].metrics_public else " and /metrics")
     if not await service.store.ping():
         log.warning("session store is not reachable yet; /readyz says so until it is")
+    else:  # else the first session of each version stores it (``Catalog.publish``)
+        await service.catalog.publish()
     loop = asyncio.get_running_loop()
     timers = loop.create_task(service.timers.run())
     recovery = loop.create_task(service.reconciler.recover())  # webhooks lost while the engine was down

@@ -114,6 +114,8 @@ _SCHEMAS: Schema = {
             "id": {"type": "string"},
             "flow": {"type": "string"},
             "flow_version": {"type": "integer"},
+            "flow_hash": {"type": ["string", "null"], "description": "The version (a hash of the flow's "
+                          "resolved source) it started on and runs to its end, across reloads."},
             "state": {"type": "string"},
             "status": {"enum": ["new", "active", "ended", "failed"]},
             "vars": {"type": "object"},
@@ -159,7 +161,28 @@ _SCHEMAS: Schema = {
             "events": {"type": "array", "items": {"type": "string"},
                        "description": "The custom events it declares."},
             "states": {"type": "object", "additionalProperties": {"$ref": _REF + "FlowState"}},
+            "hash": {"type": ["string", "null"], "description": "The version new sessions start on: a hash "
+                     "of the flow's resolved source (`include:` merged)."},
+            "versions": {"type": "array", "items": {"$ref": _REF + "FlowVersion"},
+                         "description": "The current version, then each other one live sessions hold."},
         },
+    },
+    "FlowVersion": {
+        "type": "object",
+        "required": ["hash", "current", "sessions"],
+        "properties": {
+            "hash": {"type": ["string", "null"], "description": "null: sessions started before versions "
+                     "were kept."},
+            "current": {"type": "boolean", "description": "New sessions start on it."},
+            "sessions": {"type": "integer", "minimum": 0, "description": "Live (active) sessions on it."},
+        },
+    },
+    "RetiredFlow": {
+        "type": "object",
+        "description": "A flow no longer loaded (a reload removed or renamed it) that live sessions run.",
+        "required": ["name", "versions"],
+        "properties": {"name": {"type": "string"},
+                       "versions": {"type": "array", "items": {"$ref": _REF + "FlowVersion"}}},
     },
     "FlowState": {
         "type": "object",
@@ -277,6 +300,12 @@ def _list_of(key: str, item: str) -> Schema:
     return {"type": "object", "required": [key], "properties": {key: {"type": "array", "items": _ref(item)}}}
 
 
+def _flows_listing() -> Schema:
+    listing = _list_of("flows", "Flow")
+    listing["properties"]["retired"] = {"type": "array", "items": _ref("RetiredFlow")}
+    return listing
+
+
 def _open_routes(metrics_public: bool) -> dict[str, Schema]:
     """Routes without credentials (and /metrics, open only with ``metrics_public``), as GET operations."""
     alive = {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}}
@@ -312,8 +341,8 @@ def _guarded_routes() -> dict[str, Schema]:
         "/api/pacing": _operation("getPacing", "api", "Call-creation pacing: queue depth and waits", {
             "200": _json(_ref("Pacing"), "Each paced provider's rule, queue and waits."), **refused},
             security=_TOKEN),
-        "/api/flows": _operation("getFlows", "api", "The loaded flows' graphs", {
-            "200": _json(_list_of("flows", "Flow"), "The flows."), "401": _UNAUTHORIZED, "403": _NO_TOKENS},
+        "/api/flows": _operation("getFlows", "api", "The loaded flows' graphs and versions", {
+            "200": _json(_flows_listing(), "The flows, and the versions live sessions hold."), **refused},
             security=_TOKEN),
     }
 

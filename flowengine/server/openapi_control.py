@@ -76,6 +76,21 @@ def control_schemas(outbound_flows: Sequence[str] | None = None) -> Schema:
             **_SUMMARY, "event": {"type": "string"},
             "outcome": {"enum": ["handled", "ignored", "duplicate"], "description": "`ignored`: nothing in "
                         "the session's state handles it; `duplicate`: an event with that id came before."}}),
+        "FlowsReloaded": {"type": "object", "required": ["reloaded", "flows"], "properties": {
+            "reloaded": {"const": True},
+            "flows": {"type": "array", "items": {
+                      "type": "object", "required": ["name", "change", "from", "to"],
+                      "properties": {"name": {"type": "string"},
+                                     "change": {"enum": ["changed", "unchanged", "added", "removed"]},
+                                     "from": {"type": ["string", "null"], "description": "Version before."},
+                                     "to": {"type": ["string", "null"], "description": "Version now."}}}}}},
+        "FlowsRefused": {"type": "object", "required": ["error", "status", "diagnostics"], "properties": {
+            "error": {"type": "string"}, "status": {"const": 422},
+            "diagnostics": {"type": "array", "items": {
+                "type": "object", "required": ["path", "line", "col", "severity", "rule", "message"],
+                "properties": {"path": {"type": "string"}, "line": {"type": "integer"},
+                               "col": {"type": "integer"}, "severity": {"enum": ["error", "warning"]},
+                               "rule": {"type": "string"}, "message": {"type": "string"}}}}}},
         "SessionEnded": _object("The session, ended (or as it was, if it had ended before).", {
             **_SUMMARY,
             "hung_up": {"type": "array", "items": {"type": "string"},
@@ -109,8 +124,13 @@ def control_paths(refused: Schema) -> dict[str, Schema]:
         "200": _body("SessionEnded", "Ended (its record stays readable)."),
         "404": _error("No session with that id."), **refused,
         "503": _error("The session store is unavailable.")}, parameters=[session_id])
+    reload = _operation("postFlowsReload", "Read the flow files again: new calls get the new versions, "
+                        "sessions in progress keep theirs", {
+        "200": _body("FlowsReloaded", "Reloaded: what changed per flow."),
+        "422": _body("FlowsRefused", "A flow has errors: nothing changed, the loaded versions keep serving."),
+        **refused, "503": _error("The session store is unavailable: nothing changed.")})
     return {"/api/calls": {"post": call}, "/api/sessions/{id}/events": {"post": event},
-            "/api/sessions/{id}": {"delete": end}}
+            "/api/sessions/{id}": {"delete": end}, "/api/flows/reload": {"post": reload}}
 
 
 def _operation(op_id: str, summary: str, responses: Schema, body: str | None = None, **more: Any) -> Schema:

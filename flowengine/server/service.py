@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from flowengine.config import DEFAULT_REPLAY_TTL
 from flowengine.errors import SessionNotFound, StoreError, WebhookError
 from flowengine.flow.model import Flow
+from flowengine.flow.platform import Platform
 from flowengine.providers.base import Adapter, Channel, FollowUp, WebhookReply, WebhookRequest
 from flowengine.providers.intake import IntakeLimits, check_depth, check_events
 from flowengine.redaction import redact_json
@@ -30,6 +31,8 @@ from flowengine.runtime.events import Event
 from flowengine.runtime.executor import Executor, RetryPolicy
 from flowengine.runtime.ports import HttpClient
 from flowengine.runtime.session import TRACE_LIMIT, Session
+from flowengine.server.catalog import Catalog
+from flowengine.server.flows import FlowVersion, LoadedFlows
 from flowengine.server.metrics import Metrics
 from flowengine.server.observer import ServiceObserver
 from flowengine.server.orphans import Orphans
@@ -68,6 +71,8 @@ class Service:
         limits: IntakeLimits | None = None,  # what a webhook body may hold (``providers.intake``)
         pacing: Mapping[str, Pace] | None = None,  # provider -> how fast calls may be created
         recorder: Recorder | None = None,  # keeps each session's traffic as a replay file (``record:``)
+        versions: Mapping[str, FlowVersion] | None = None,  # flows' versions, kept per session (``catalog``)
+        platform: Platform | None = None,  # the provider's table, to compile a stored version
     ) -> None:
         self.recorder = recorder
         if recorder is not None:  # what goes through these ports is what a replay file holds
@@ -86,21 +91,40 @@ class Service:
         self.sessions = StoredSessions(store, on_timers_changed=self.timers.poke, quiet_after=quiet_after)
         # Dials wait for the platform's pace here; anything else creating calls uses the same pacer.
         self.pacer = Pacer(store, clock, pacing or {}, self.metrics)
-        executors = {
-            name: Executor(
-                Engine(flow, clock, trace_limit=trace_limit), clock=clock, retry=NO_RETRY, http=http,
-                observe=adapter.observe, pacer=self.pacer if self.pacer.rules else None,
-                observer=self.observer,
-            )
-            for name, flow in self.flows.items()
-        }
+        self._trace_limit, self._http = trace_limit, http
+        self.catalog = Catalog(store, self._executor, self.flows, versions, platform)
         save = self.sessions.save if recorder is None else recorder.saving(self.sessions.save)
-        self.dispatcher = Dispatcher(executors, None, self.sessions.load, save, locks=self.sessions)
+        self.dispatcher = Dispatcher(
+            self.catalog.current, None, self.sessions.load, save, locks=self.sessions,
+            versions=self.catalog.executor if versions else None,
+        )
         self.orphans = Orphans(clock=clock, metrics=self.metrics)
         self.reconciler = Reconciler(
             sessions=self.sessions, adapter=adapter, dispatcher=self.dispatcher, clock=clock,
             metrics=self.metrics, follow_up=self._follow_up,
         )
+
+    def _executor(self, flow: Flow, version: str | None) -> Executor:
+        return Executor(
+            Engine(flow, self.clock, trace_limit=self._trace_limit, version=version), clock=self.clock,
+            retry=NO_RETRY, http=self._http, observe=self.adapter.observe,
+            pacer=self.pacer if self.pacer.rules else None, observer=self.observer,
+        )
+
+    async def reload(self, loaded: LoadedFlows) -> list[dict[str, Any]]:
+        """Serve ``loaded`` from now on: new sessions start on its versions, sessions in progress keep
+        theirs. Its sources are in the store before anything changes (a store that fails raises
+        ``StoreError`` and nothing changes). What changed, per flow."""
+        async with self.catalog.reloading:
+            await self.catalog.publish(loaded.versions.values())
+            changes = self.catalog.replace(loaded)
+            self.flows, self.router = loaded.flows, loaded.router
+            self.dispatcher.executors = dict(self.catalog.current)
+        return changes
+
+    async def flow_of(self, session: Session) -> Flow:
+        """The flow as the version the session holds has it."""
+        return (await self.dispatcher.executor_of(session)).engine.flow
 
     # -- webhooks --------------------------------------------------------------------------------
     async def handle_webhook(self, request: WebhookRequest) -> WebhookReply:
@@ -147,6 +171,8 @@ class Service:
     async def deliver(self, event: Event, channel: Channel) -> Session:
         """Route ``event`` to its session (starting one for an inbound call) and take the step."""
         flow, session_id = await self._locate(event)
+        if flow is not None:
+            await self.catalog.publish()  # a no-op once done: the version a new session keeps is stored
         return await self.dispatcher.dispatch(
             session_id, event, create=flow is not None, flow=flow, provider=channel
         )
@@ -159,6 +185,8 @@ class Service:
         channel = self.adapter.channel(None)
         if self.recorder is not None:
             self.recorder.api(channel, session_id, event, flow)
+        if flow is not None:
+            await self.catalog.publish()
         session = await self.dispatcher.dispatch(
             session_id, event, create=flow is not None, flow=flow, provider=channel
         )

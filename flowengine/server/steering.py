@@ -69,7 +69,7 @@ async def deliver_event(service: Service, session_id: str, request: EventRequest
     session = await service.sessions.load(session_id)
     if session is None:
         raise RequestError(f"no session {quote(session_id)}", 404)
-    declared = service.flows[session.flow].events
+    declared = (await service.flow_of(session)).events  # as the version the session runs declares them
     if request.name not in declared:
         raise RequestError(f"flow {quote(session.flow)} declares no event {quote(request.name)}"
                            f"{alternatives(request.name, declared)}")

@@ -145,6 +145,15 @@ class SessionStore(Protocol):
         None when it is unused or has drained (a read: nothing is reserved)."""
         ...
 
+    async def put_flow_source(self, version: str, source: str) -> None:
+        """Keep a flow version's resolved source under its version (a content hash: writing it again is
+        a no-op), so any instance can run a session on the version it started on (``server.catalog``)."""
+        ...
+
+    async def flow_source(self, version: str) -> str | None:
+        """The resolved source kept under ``version``, or None."""
+        ...
+
     async def delete(self, session_id: str) -> None:
         """Remove the session and its index entries (no error when it does not exist)."""
         ...

@@ -80,6 +80,7 @@ class MemoryStore:
         self._claims: dict[str, float] = {}
         self._claims_high = _CLAIMS_SWEEP  # size at which expired claims are swept out
         self._slots: dict[str, float] = {}  # token bucket -> its horizon (``take_slot``)
+        self._flow_sources: dict[str, str] = {}  # flow version -> resolved source
         self._locks = LocalLocks()
         self._closed = False
 
@@ -176,6 +177,14 @@ class MemoryStore:
     async def slot_horizon(self, key: str) -> float | None:
         self._check_open()
         return self._slots.get(key)
+
+    async def put_flow_source(self, version: str, source: str) -> None:
+        self._check_open()
+        self._flow_sources.setdefault(version, source)
+
+    async def flow_source(self, version: str) -> str | None:
+        self._check_open()
+        return self._flow_sources.get(version)
 
     async def delete(self, session_id: str) -> None:
         self._check_open()

@@ -9,6 +9,7 @@ Layout under a configurable prefix ``p`` (default ``flowengine:``):
     p claim:<key>        SET NX PX: a webhook event handled (replay memory)
     p lock:<id>          redis-py Lock token
     p pace:<key>         string: a token bucket's horizon (``take_slot``), expiring once it has drained
+    p flow-source:<v>    string: a flow version's resolved source (SET NX: a version's source never changes)
 
 A put or delete runs as one Lua script, so the revision check and every index change are atomic. The
 scripts derive index keys from the prefix, which is fine for one Redis server (not Redis Cluster).
@@ -300,6 +301,15 @@ class RedisStore:
         with self._translated():
             horizon = await self._client.get(self._key(f"pace:{key}"))
         return None if horizon is None else float(horizon)
+
+    async def put_flow_source(self, version: str, source: str) -> None:
+        with self._translated():
+            await self._client.set(self._key(f"flow-source:{version}"), source.encode(), nx=True)
+
+    async def flow_source(self, version: str) -> str | None:
+        with self._translated():
+            found = await self._client.get(self._key(f"flow-source:{version}"))
+        return None if found is None else _text(found)
 
     async def delete(self, session_id: str) -> None:
         with self._translated():

@@ -98,6 +98,10 @@ CREATE TABLE IF NOT EXISTS pacing (
     key TEXT PRIMARY KEY,
     horizon REAL NOT NULL          -- the token bucket's theoretical arrival time (take_slot)
 );
+CREATE TABLE IF NOT EXISTS flow_sources (
+    version TEXT PRIMARY KEY,      -- a content hash of the source: rows are written once, never changed
+    source TEXT NOT NULL
+);
 """
 
 _BUSY_TIMEOUT = 5.0
@@ -229,6 +233,15 @@ class SqliteStore:
     async def slot_horizon(self, key: str) -> float | None:
         rows = await self._read(lambda db: db.execute(_HORIZON, (key,)).fetchall())
         return float(rows[0][0]) if rows else None
+
+    async def put_flow_source(self, version: str, source: str) -> None:
+        sql = "INSERT OR IGNORE INTO flow_sources (version, source) VALUES (?, ?)"
+        await self._write(lambda db: db.execute(sql, (version, source)).rowcount)
+
+    async def flow_source(self, version: str) -> str | None:
+        sql = "SELECT source FROM flow_sources WHERE version = ?"
+        rows = await self._read(lambda db: db.execute(sql, (version,)).fetchall())
+        return str(rows[0][0]) if rows else None
 
     async def delete(self, session_id: str) -> None:
         self._recent.pop(session_id, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +143,48 @@ async def test_scenario_runs_keep_every_step_of_the_trace() -> None:
     async with running_stack("infobip", ROOT / "flows" / "moderated_conference.yaml") as stack:
         limits = {e.engine.trace_limit for e in stack.service.dispatcher.executors.values()}
     assert limits == {FULL_TRACE} and FULL_TRACE > TRACE_LIMIT
+
+
+SUMMARY = re.compile(
+    r"^(PASS|FAIL)  (?P<name>[a-z-]+) +(?P<provider>infobip|sinch) +(?P<state>\w+) \((?P<status>\w+)\) +"
+    r"(?P<seconds>\d+\.\d) virtual s  (?P<commands>\d+) commands?( \(\d+ failed\))?$"
+)
+
+
+def test_simulate_prints_one_summary_line_per_run_and_the_timeline_only_with_v() -> None:
+    flow = str(ROOT / "flows" / "two_party_conference.yaml")
+    quiet = CliRunner().invoke(cli, ["simulate", flow, "--provider", "all", "--color", "never"])
+    assert quiet.exit_code == 0, quiet.output
+    lines = quiet.stdout.splitlines()
+    matches = [SUMMARY.match(line) for line in lines]
+    assert all(matches) and len(lines) == 8, lines
+    runs = {(m["name"], m["provider"]): m for m in matches if m}
+    assert set(runs) == {(name, provider) for provider in ("infobip", "sinch")
+                         for name in ("callee-answers", "callee-no-answer", "callee-busy", "caller-hangs-up")}
+    hung_up = runs[("caller-hangs-up", "infobip")]
+    assert (hung_up["state"], hung_up["status"], hung_up["seconds"]) == ("abandoned", "ended", "13.1")
+    # answer, conference_create, conference_join, say, hold, conference_dial, hangup
+    assert hung_up["commands"] == "7"
+    assert "8 passed, 0 failed" in quiet.stderr
+    assert "no transition" not in quiet.output and "unmatched" not in quiet.output
+
+    verbose = CliRunner().invoke(cli, ["simulate", flow, "-s", "callee-busy", "-v", "--color", "never"])
+    assert verbose.exit_code == 0, verbose.output
+    assert verbose.stdout.startswith("PASS callee-busy on infobip: ")
+    assert "in callee_unavailable: no transition (unmatched)" in verbose.stdout
+    assert "dialing -> callee_unavailable" in verbose.stdout
+
+
+def test_a_failed_run_shows_its_timeline_without_the_unmatched_events(tmp_path: Path) -> None:
+    flow = (ROOT / "flows" / "two_party_conference.yaml").read_text()
+    wrong = tmp_path / "wrong.yaml"
+    expected = "    expect:\n      state: "
+    wrong.write_text(flow.replace(expected + "abandoned", expected + "connected"))
+    result = CliRunner().invoke(cli, ["simulate", str(wrong), "-s", "caller-hangs-up", "--color", "never"])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert SUMMARY.match(lines[0]) and lines[0].startswith("FAIL  caller-hangs-up")
+    assert "12.100s  call.finished              dialing -> abandoned" in result.stdout
+    assert "no transition" not in result.stdout
+    assert "events without a transition left out; -v shows them" in result.stdout
+    assert lines[-1] == '  x ended in state "abandoned", expected "connected"'

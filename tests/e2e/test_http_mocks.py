@@ -172,6 +172,7 @@ def test_simulate_takes_http_allow_and_refuses_a_bad_entry(tmp_path: Path) -> No
     runner = CliRunner()
     bad = runner.invoke(cli, ["simulate", str(path), "--http-allow", "crm.example.com:99999"])
     assert bad.exit_code == 2 and "port '99999' is not a number 1-65535" in bad.output
-    good = runner.invoke(cli, ["simulate", str(path), "-s", "gold-customer", "--http-allow", "example.com"])
+    good = runner.invoke(cli, ["simulate", str(path), "-s", "gold-customer", "-v",
+                               "--http-allow", "example.com"])
     assert good.exit_code == 0, good.output
     assert "http ok: 200" in good.output

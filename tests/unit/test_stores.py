@@ -611,3 +611,15 @@ async def test_redis_census_reads_the_state_of_a_session_stored_before_it_was_in
     finally:
         await client.aclose()
     assert dict((await store.census(_kind)).live) == {("two-party-conference", "dialing"): 1}
+
+
+# --- flow versions ----------------------------------------------------------------------------------------
+
+
+async def test_a_flow_version_source_is_kept_once_and_read_by_another_instance(opener: Opener) -> None:
+    first, second = opener(), opener()
+    assert await first.flow_source("0123456789abcdef") is None
+    await first.put_flow_source("0123456789abcdef", '{"flow": "ü"}\n')
+    await first.put_flow_source("0123456789abcdef", "something else")  # a version's source never changes
+    assert await second.flow_source("0123456789abcdef") == '{"flow": "ü"}\n'
+    assert await second.flow_source("fedcba9876543210") is None

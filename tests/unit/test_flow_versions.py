@@ -1,0 +1,85 @@
+"""Flow versions: a hash of the resolved source (includes merged; comments, layout and scenarios do not
+count), what the store keeps of it (secrets masked), and which executor a held version gets."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from flowengine.errors import StoreError
+from flowengine.flow.loader import load_flow
+from flowengine.flow.model import Flow
+from flowengine.flow.version import version_of
+from flowengine.providers import platform
+from flowengine.runtime.engine import Engine
+from flowengine.runtime.executor import Executor
+from flowengine.server.catalog import Catalog
+from flowengine.server.flows import FlowVersion, kept_source
+from flowengine.stores.memory import MemoryStore
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "flows" / "examples"
+
+
+def loaded(path: Path) -> FlowVersion:
+    result = load_flow(path)
+    assert result.flow is not None and result.resolved is not None, result.diagnostics
+    return FlowVersion(result.flow, version_of(result.resolved), result.resolved)
+
+
+def test_the_version_follows_what_runs_and_an_included_file_but_not_comments_or_scenarios(
+    tmp_path: Path,
+) -> None:
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    flow, shared = tmp_path / "examples" / "hours_line.yaml", tmp_path / "examples/shared/closing.yaml"
+    first = loaded(flow).version
+    flow.write_text("# a new comment\n" + flow.read_text().replace("scenarios:", "scenarios:  # tests"))
+    assert loaded(flow).version == first
+    text = shared.read_text()
+    shared.write_text(text.replace("Goodbye", "Bye now", 1))
+    assert text != shared.read_text() and loaded(flow).version != first
+
+
+def test_a_source_with_secrets_is_kept_masked_and_one_without_as_it_is() -> None:
+    plain = loaded(ROOT / "flows" / "two_party_conference.yaml")
+    assert kept_source(plain.source) == plain.source
+    secret = plain.source.replace('"vars": {', '"vars": {"crm": "https://u:hunter2@crm/x?token=t0k",')
+    assert secret != plain.source
+    assert "hunter2" not in kept_source(secret) and "t0k" not in kept_source(secret)
+
+
+async def test_a_held_version_is_compiled_from_the_store_or_refused_when_it_was_masked() -> None:
+    store = MemoryStore()
+    old, new = loaded(ROOT / "flows" / "two_party_conference.yaml"), None
+    table = platform("infobip")
+
+    def build(flow: Flow, version: str | None) -> Executor:
+        return Executor(Engine(flow, version=version))
+
+    source = old.source.replace("Another caller is joining the call now.", "Here they are.")
+    result = load_flow(source, source="changed")
+    assert result.flow is not None and result.resolved is not None
+    new = FlowVersion(result.flow, version_of(result.resolved), result.resolved)
+    await store.put_flow_source(old.version, old.kept)
+    catalog = Catalog(store, build, {new.flow.name: new.flow}, {new.flow.name: new}, table)
+    held = await catalog.executor(old.flow.name, old.version)
+    assert held.engine.version == old.version and held is not catalog.current[new.flow.name]
+    assert await catalog.executor(old.flow.name, old.version) is held  # compiled once
+    with pytest.raises(StoreError, match="not in the store"):
+        await catalog.executor(old.flow.name, "0" * 16)
+    masked = old.source.replace('"vars": {', '"vars": {"crm": "token=s3cret",')
+    await store.put_flow_source(version_of(masked), kept_source(masked))
+    with pytest.raises(StoreError, match="secrets masked"):
+        await catalog.executor(old.flow.name, version_of(masked))
+    # A version whose files differ only in the masked secret (rotated) runs the held version's sessions.
+    rotated = loaded_text(masked.replace("s3cret", "r0tated"))
+    again = Catalog(store, build, {rotated.flow.name: rotated.flow}, {rotated.flow.name: rotated}, table)
+    assert await again.executor(old.flow.name, version_of(masked)) is again.current[rotated.flow.name]
+
+
+def loaded_text(source: str) -> FlowVersion:
+    result = load_flow(source, source="text")
+    assert result.flow is not None and result.resolved is not None, result.diagnostics
+    return FlowVersion(result.flow, version_of(result.resolved), result.resolved)
