@@ -43,7 +43,8 @@ SERVICE = web.AppKey("service", Service)
 CONFIG = web.AppKey("config", ServiceConfig)
 CLOCK = web.AppKey("clock", Clock)
 HTTP = web.AppKey("http", AllowListHttp)
-OPENAPI = web.AppKey("openapi", bytes)  # this app's description, served as is
+# This app's description, served as is, under the outbound flows it was made for (one entry: the latest).
+OPENAPI = web.AppKey("openapi", dict[tuple[str, ...], bytes])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -61,36 +62,16 @@ def create_app(
     """Build the app; flows are loaded and checked now, so a bad flow fails before binding a port.
     ``wrap_http``: the http actions' client made of the allow-list one (a scenario's mocks)."""
     clock = clock if clock is not None else SystemClock()
-    loaded = start_flows(config)
-    flows, router = loaded.flows, loaded.router
     store = store if store is not None else open_store(config.store, now=clock.now)
     adapter = (
         adapter if adapter is not None else build_adapter(config.provider, config.provider_settings, clock)
     )
     check_webhook_auth(config, adapter)
-    metrics = Metrics()
-    metrics.insecure_webhooks.set(0 if adapter.webhook_auth_enabled else 1)
     http = AllowListHttp(
         config.http_allow, clock, timeout=config.http_timeout, max_bytes=config.http_max_bytes
     )
-    service = Service(
-        flows=flows,
-        router=router,
-        store=store,
-        adapter=adapter,
-        clock=clock,
-        metrics=metrics,
-        timer_poll=timer_poll,
-        trace_limit=trace_limit,
-        http=http if wrap_http is None else wrap_http(http),
-        quiet_after=config.reconcile_after,
-        replay_ttl=config.replay_ttl,
-        limits=IntakeLimits(max_depth=config.max_depth, max_events=config.max_events),
-        pacing=paces(config.pacing),
-        recorder=recorder(config, clock, flows) if config.record is not None else None,
-        versions=loaded.versions,
-        platform=platform(config.provider),
-    )
+    service = _service(config, clock, store, adapter, http if wrap_http is None else wrap_http(http),
+                       timer_poll=timer_poll, trace_limit=trace_limit)
     # Probes, webhooks (they authenticate the platform) and the description are open; every other route
     # wants a token. The dashboard's pages also take its sign-in cookie; its sign-in form and style sheet
     # are open.
@@ -103,11 +84,7 @@ def create_app(
     middlewares = [_faults, guard] if type(clock) is SystemClock else [_faults, guard, _on_clock]
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
     app[SERVICE], app[CONFIG], app[CLOCK], app[HTTP] = service, config, clock, http
-    app[OPENAPI] = openapi_json(
-        None, providers=(adapter.name,), webhook_path=config.webhook_path,
-        metrics_public=config.metrics_public,
-        outbound_flows=sorted(name for name, flow in flows.items() if flow.outbound is not None),
-    ).encode()
+    app[OPENAPI] = {}
     app.cleanup_ctx.extend([collector_tuning, _lifecycle])
     base = config.webhook_path
     app.router.add_post(f"{base}/{adapter.name}", _webhook)
@@ -121,6 +98,33 @@ def create_app(
     control.add_routes(app, SERVICE)  # the write API: outbound calls, events into sessions, ends
     reload.add_routes(app, SERVICE, CONFIG)  # new flow versions without a restart
     return app
+
+
+def _service(
+    config: ServiceConfig, clock: Clock, store: SessionStore, adapter: Adapter, http: HttpClient, *,
+    timer_poll: float | None, trace_limit: int,
+) -> Service:
+    loaded = start_flows(config)
+    metrics = Metrics()
+    metrics.insecure_webhooks.set(0 if adapter.webhook_auth_enabled else 1)
+    return Service(
+        flows=loaded.flows,
+        router=loaded.router,
+        store=store,
+        adapter=adapter,
+        clock=clock,
+        metrics=metrics,
+        timer_poll=timer_poll,
+        trace_limit=trace_limit,
+        http=http,
+        quiet_after=config.reconcile_after,
+        replay_ttl=config.replay_ttl,
+        limits=IntakeLimits(max_depth=config.max_depth, max_events=config.max_events),
+        pacing=paces(config.pacing),
+        recorder=recorder(config, clock, loaded.flows) if config.record is not None else None,
+        versions=loaded.versions,
+        platform=platform(config.provider),
+    )
 
 
 def check_webhook_auth(config: ServiceConfig, adapter: Adapter) -> None:
@@ -292,4 +296,20 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 async def _openapi(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+    return web.Response(body=description(request.app), content_type="application/json")
+
+
+def description(app: web.Application) -> bytes:
+    """The app's OpenAPI description; made again only when a reload changed which flows start outbound."""
+    service, config = app[SERVICE], app[CONFIG]
+    outbound = tuple(sorted(name for name, flow in service.flows.items() if flow.outbound is not None))
+    cache = app[OPENAPI]
+    document = cache.get(outbound)
+    if document is None:
+        document = openapi_json(
+            None, providers=(service.adapter.name,), webhook_path=config.webhook_path,
+            metrics_public=config.metrics_public, outbound_flows=list(outbound),
+        ).encode()
+        cache.clear()
+        cache[outbound] = document
+    return document

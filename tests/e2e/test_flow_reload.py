@@ -252,3 +252,25 @@ async def until_logged(log: Path, text: str) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"serve never logged {text!r}")
+
+
+async def test_the_served_description_follows_a_reload_that_renames_an_outbound_flow(tmp_path: Path) -> None:
+    """``/openapi.json`` names the outbound flows ``POST /api/calls`` takes: after a reload, the new ones."""
+    inbound = copy_flow(tmp_path / "flows")
+    outbound = tmp_path / "flows" / "reminder.yaml"
+    outbound.write_text((Path(__file__).parents[1] / "testdata" / "outbound" / "reminder.yaml").read_text())
+    async with platform(TALK.parties) as side, aiohttp.ClientSession() as http:
+        config = ServiceConfig(provider="infobip", port=0, store="memory://", default_flow=inbound,
+                               flows=(outbound,), api_tokens=(TOKEN,),
+                               provider_settings=provider_settings(side.simulator, side.url))
+        async with serving(create_app(config, clock=side.clock, timer_poll=None)) as url:
+            _, before = await get_json(http, f"{url}/openapi.json")
+            outbound.write_text(outbound.read_text().replace("flow: reminder", "flow: reminder-v2"))
+            status, _ = await get_json(http, f"{url}/api/flows/reload", method="POST")
+            assert status == 200
+            _, after = await get_json(http, f"{url}/openapi.json")
+
+    def startable(document: dict[str, Any]) -> Any:
+        return document["components"]["schemas"]["CallRequest"]["properties"]["flow"]["enum"]
+
+    assert (startable(before), startable(after)) == (["reminder"], ["reminder-v2"])
