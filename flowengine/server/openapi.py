@@ -16,17 +16,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from flowengine import __version__
+from flowengine.config_schema import default
 from flowengine.providers import PROVIDERS
-from flowengine.providers.infobip import webhook_schema as infobip
-from flowengine.providers.sinch import callback_schema as sinch
 from flowengine.server.api import MAX_LIMIT, MAX_OFFSET
 from flowengine.server.openapi_control import control_paths, control_schemas
+from flowengine.server.openapi_schemas import JSON, REF, SCHEMAS, Schema
 
-Schema = dict[str, Any]
 OPENAPI_VERSION = "3.1.0"
-DEFAULT_WEBHOOK_PATH = "/webhooks"  # ServiceConfig's default: the published document uses it
-_REF = "#/components/schemas/"
-_JSON = "application/json"
+DEFAULT_WEBHOOK_PATH: str = default("webhook", "path")  # the published document uses the config's default
 
 _SECURITY_SCHEMES: Schema = {
     "apiToken": {
@@ -87,166 +84,12 @@ _BODIES: dict[str, str] = {"infobip": "InfobipWebhookBody", "sinch": "SinchCallb
 _TOKEN: list[Schema] = [{"apiToken": []}]
 _ONCE = "A redelivered event is acknowledged and not handled twice."
 
-_SCHEMAS: Schema = {
-    "Error": {
-        "type": "object",
-        "description": "Why a request was refused (logged once, without a traceback).",
-        "required": ["error", "status"],
-        "properties": {"error": {"type": "string"}, "status": {"type": "integer", "minimum": 400}},
-    },
-    "SessionSummary": {
-        "type": "object",
-        "required": ["id", "flow", "state", "status", "updated_at"],
-        "properties": {
-            "id": {"type": "string"},
-            "flow": {"type": "string"},
-            "state": {"type": "string"},
-            "status": {"enum": ["active", "ended", "failed"]},
-            "updated_at": {"type": "number", "description": "Epoch seconds."},
-        },
-    },
-    "Session": {
-        "type": "object",
-        "description": "A session as stored: state, variables, the calls and conferences it owns (role -> "
-        "platform id), pending timers and the step trace (recent steps).",
-        "required": ["id", "flow", "state", "status", "revision"],
-        "properties": {
-            "id": {"type": "string"},
-            "flow": {"type": "string"},
-            "flow_version": {"type": "integer"},
-            "flow_hash": {"type": ["string", "null"], "description": "The version (a hash of the flow's "
-                          "resolved source) it started on and runs to its end, across reloads."},
-            "state": {"type": "string"},
-            "status": {"enum": ["new", "active", "ended", "failed"]},
-            "vars": {"type": "object"},
-            "calls": {"type": "object", "additionalProperties": {"type": "string"}},
-            "conferences": {"type": "object", "additionalProperties": {"type": "string"}},
-            "timers": {"type": "object"},
-            "trace": {"type": "array", "items": {"$ref": _REF + "Step"}},
-            "created": {"type": "number"},
-            "updated": {"type": "number"},
-            "revision": {"type": "integer"},
-            "origin": {"type": ["object", "null"], "description": "How an outbound session was started "
-                       "(`start`, and the request's fingerprint); null for an inbound one."},
-        },
-    },
-    "Step": {
-        "type": "object",
-        "description": "One step: the event, the states it led from and to, guards and commands sent.",
-        "required": ["at", "event", "from", "to"],
-        "properties": {
-            "at": {"type": "number"},
-            "event": {"type": "string"},
-            "from": {"type": ["string", "null"]},
-            "to": {"type": ["string", "null"]},
-            "guards": {"type": "array"},
-            "commands": {"type": "array"},
-            "note": {"type": ["string", "null"]},
-        },
-    },
-    "Flow": {
-        "type": "object",
-        "description": "A loaded flow's graph: states with their transitions (events, timers, guards).",
-        "required": ["name", "version", "initial", "states"],
-        "properties": {
-            "name": {"type": "string"},
-            "version": {"type": "integer"},
-            "description": {"type": ["string", "null"]},
-            "initial": {"type": "string"},
-            "source": {"type": "string"},
-            "start": {"enum": ["inbound", "outbound"], "description": "How its sessions start."},
-            "vars": {"type": "object", "additionalProperties": {"type": "string"},
-                     "description": "Its declared variables and their types (string, integer, number, "
-                     "boolean, list, mapping, or any)."},
-            "events": {"type": "array", "items": {"type": "string"},
-                       "description": "The custom events it declares."},
-            "states": {"type": "object", "additionalProperties": {"$ref": _REF + "FlowState"}},
-            "hash": {"type": ["string", "null"], "description": "The version new sessions start on: a hash "
-                     "of the flow's resolved source (`include:` merged)."},
-            "versions": {"type": "array", "items": {"$ref": _REF + "FlowVersion"},
-                         "description": "The current version, then each other one live sessions hold."},
-        },
-    },
-    "FlowVersion": {
-        "type": "object",
-        "required": ["hash", "current", "sessions"],
-        "properties": {
-            "hash": {"type": ["string", "null"], "description": "null: sessions started before versions "
-                     "were kept."},
-            "current": {"type": "boolean", "description": "New sessions start on it."},
-            "sessions": {"type": "integer", "minimum": 0, "description": "Live (active) sessions on it."},
-        },
-    },
-    "RetiredFlow": {
-        "type": "object",
-        "description": "A flow no longer loaded (a reload removed or renamed it) that live sessions run.",
-        "required": ["name", "versions"],
-        "properties": {"name": {"type": "string"},
-                       "versions": {"type": "array", "items": {"$ref": _REF + "FlowVersion"}}},
-    },
-    "FlowState": {
-        "type": "object",
-        "required": ["final", "transitions"],
-        "properties": {
-            "final": {"type": "boolean"},
-            "transitions": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["event", "target"],
-                    "properties": {
-                        "event": {"type": "string"},
-                        "target": {"type": ["string", "null"]},
-                        "when": {"type": ["string", "null"]},
-                    },
-                },
-            },
-        },
-    },
-    "Pacing": {
-        "type": "object",
-        "description": "How fast calls are created, per paced provider (config `pacing`).",
-        "required": ["providers"],
-        "properties": {"providers": {"type": "array", "items": {
-            "type": "object",
-            "required": ["provider", "rate", "burst", "max_wait", "queue_depth", "queued_store_wide",
-                         "next_slot_in"],
-            "properties": {
-                "provider": {"type": "string"},
-                "rate": {"type": "number", "description": "Calls created per second, at most."},
-                "burst": {"type": "integer"},
-                "max_wait": {"type": "number", "description": "Seconds a call may wait for its turn."},
-                "queue_depth": {"type": "integer", "description": "Calls waiting on this instance."},
-                "queued_store_wide": {"type": "integer",
-                                      "description": "Turns reserved ahead by all instances of the store."},
-                "next_slot_in": {"type": "number", "description": "Seconds a call asking now would wait."},
-                "paced": {"type": "integer", "description": "Calls this instance let through."},
-                "refused": {"type": "integer", "description": "Calls refused: their turn was past max_wait."},
-                "wait_seconds_total": {"type": "number", "description": "Seconds waited, in all."},
-                "last_wait": {"type": ["number", "null"]},
-            },
-        }}},
-    },
-    "Readiness": {
-        "type": "object",
-        "required": ["status", "store", "flows"],
-        "properties": {
-            "status": {"enum": ["ready", "not ready"]},
-            "store": {"type": "boolean", "description": "Whether the session store answered."},
-            "flows": {"type": "array", "items": {"type": "string"}},
-        },
-    },
-    **infobip.SCHEMAS,
-    **sinch.SCHEMAS,
-}
-
-
 def _json(schema: Schema, description: str) -> Schema:
-    return {"description": description, "content": {_JSON: {"schema": schema}}}
+    return {"description": description, "content": {JSON: {"schema": schema}}}
 
 
 def _ref(name: str) -> Schema:
-    return {"$ref": _REF + name}
+    return {"$ref": REF + name}
 
 
 def _text(media: str, description: str) -> Schema:
@@ -256,10 +99,10 @@ def _text(media: str, description: str) -> Schema:
 _UNAUTHORIZED = {
     "description": "No bearer token, or a wrong one (`Authorization: Bearer <token>`).",
     "headers": {"WWW-Authenticate": {"schema": {"const": 'Bearer realm="flowengine"'}}},
-    "content": {_JSON: {"schema": _ref("Error")}},
+    "content": {JSON: {"schema": _ref("Error")}},
 }
 _NO_TOKENS = _json(_ref("Error"), "No `api_tokens` configured: the error says how to configure one.")
-_WEBHOOK_REFUSALS: Schema = {
+_WEBHOOKREFUSALS: Schema = {
     "400": _json(_ref("Error"), "Unusable body: not JSON, not an event, a required field missing or of "
                  "the wrong type, too deep or too many events."),
     "401": _json(_ref("Error"), "The provider's authentication failed: missing, wrong, or stale (a time "
@@ -400,13 +243,13 @@ def _webhook_routes(provider: str, webhook_path: str) -> dict[str, Schema]:
     answered: Schema = {"description": "Handled or ignored (an event no flow reacts to)."}
     if provider == "sinch":
         answered["description"] += " An ICE, ACE or PIE gets its SVAML; other callbacks an empty body."
-        answered["content"] = {_JSON: {"schema": _ref("Svaml")}}
+        answered["content"] = {JSON: {"schema": _ref("Svaml")}}
     post = _operation(
         f"{provider}Webhook", "webhooks", f"{title} webhook: events in, the flow's steps taken",
-        {"200": answered, **_WEBHOOK_REFUSALS},
+        {"200": answered, **_WEBHOOKREFUSALS},
         description=" ".join(filter(None, (_WEBHOOK_AUTH_NOTE.get(provider), _ONCE))),
         security=_WEBHOOK_SECURITY.get(provider, []),
-        requestBody={"required": True, "content": {_JSON: {"schema": body}}},
+        requestBody={"required": True, "content": {JSON: {"schema": body}}},
     )
     kind = {"name": "kind", "in": "path", "required": True, "schema": {"type": "string"},
             "description": "Any last segment, e.g. Infobip's separate receive and event URLs "
@@ -447,7 +290,7 @@ def openapi_document(
         "tags": [{"name": name} for name in ("webhooks", "health", "metrics", "api", "dashboard", "meta")],
         "paths": paths,
         "components": {"securitySchemes": _SECURITY_SCHEMES,
-                       "schemas": {**_SCHEMAS, **control_schemas(outbound_flows)}},
+                       "schemas": {**SCHEMAS, **control_schemas(outbound_flows)}},
     }
 
 

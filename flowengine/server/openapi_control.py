@@ -10,12 +10,10 @@ from typing import Any
 
 from flowengine.flow.vocabulary import ENDPOINT_KINDS
 from flowengine.server.control import MAX_BODY, MAX_DEPTH, REPLAYED_HEADER
+from flowengine.server.openapi_schemas import JSON, REF, Schema
 from flowengine.server.outbound import IDEMPOTENCY_TTL, MAX_ADDRESS, MAX_KEY
 from flowengine.server.steering import MAX_ID, NAME_PATTERN
 
-Schema = dict[str, Any]
-_REF = "#/components/schemas/"
-_JSON = "application/json"
 _SUMMARY = {"id": {"type": "string"}, "flow": {"type": "string"}, "state": {"type": "string"},
             "status": {"enum": ["new", "active", "ended", "failed"],
                        "description": "`new`: an outbound session whose call is still being dialled."}}
@@ -137,7 +135,7 @@ def _operation(op_id: str, summary: str, responses: Schema, body: str | None = N
     operation = {"operationId": op_id, "tags": ["api"], "summary": summary, "responses": responses,
                  "security": [{"apiToken": []}], **more}
     if body is not None:
-        operation["requestBody"] = {"required": True, "content": {_JSON: {"schema": {"$ref": _REF + body}}}}
+        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": {"$ref": REF + body}}}}
     return operation
 
 
@@ -147,7 +145,7 @@ def _object(description: str, properties: Schema) -> Schema:
 
 
 def _body(name: str, description: str) -> Schema:
-    return {"description": description, "content": {_JSON: {"schema": {"$ref": _REF + name}}}}
+    return {"description": description, "content": {JSON: {"schema": {"$ref": REF + name}}}}
 
 
 def _error(description: str) -> Schema:
