@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from flowengine.errors import ConfigError, ConflictError, StoreError
+from flowengine.plainjson import load_json
 from flowengine.redaction import redact_url
 from flowengine.stores.base import (
     FINISHED,
@@ -51,6 +51,7 @@ from flowengine.stores.base import (
     check_record,
     check_ttl,
     dump_json,
+    dump_sealed,
     next_slot,
 )
 from flowengine.stores.group_commit import GroupCommit, Job
@@ -149,7 +150,7 @@ class SqliteStore:
             record.flow,
             record.state,
             record.status,
-            dump_json(record.data),
+            (dump_sealed if record.sealed else dump_json)(record.data),
             dump_json(dict(record.timers)),
             dump_json(sorted(record.call_ids)),
             dump_json(sorted(record.conference_ids)),
@@ -418,10 +419,10 @@ def _record(row: Any) -> SessionRecord:
             flow=flow,
             state=state,
             status=status,
-            data=json.loads(data),
-            timers=json.loads(timers),
-            call_ids=frozenset(json.loads(call_ids)),
-            conference_ids=frozenset(json.loads(conference_ids)),
+            data=load_json(data),
+            timers=load_json(timers),
+            call_ids=frozenset(load_json(call_ids)),
+            conference_ids=frozenset(load_json(conference_ids)),
             updated_at=updated_at,
             revision=revision,
         )
