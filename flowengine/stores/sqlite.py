@@ -145,15 +145,15 @@ class SqliteStore:
         return _record(rows[0]) if rows else None
 
     async def put(self, record: SessionRecord, *, expected_revision: int | None) -> int:
-        check_record(record)
+        check_record(record)  # timers finite: the index columns go through orjson whatever the record
         row = (
             record.flow,
             record.state,
             record.status,
             (dump_sealed if record.sealed else dump_json)(record.data),
-            dump_json(dict(record.timers)),
-            dump_json(sorted(record.call_ids)),
-            dump_json(sorted(record.conference_ids)),
+            dump_sealed(dict(record.timers)),
+            dump_sealed(sorted(record.call_ids)),
+            dump_sealed(sorted(record.conference_ids)),
             record.updated_at,
         )
         self._recent.pop(record.id, None)  # unknown until this write is committed
