@@ -1,9 +1,11 @@
-"""SQLite session store (the default): one file, WAL mode, a writing and a reading connection.
+"""SQLite session store (the default): one file, WAL mode, connections to write on the event loop, to
+write on the store's thread, and to read.
 
-Writes go to the store's own thread, all their statements in one hop from the event loop, and are
-committed in groups (``group_commit.py``): writes arriving while a commit is under way share the next
-transaction; a write's caller is answered only after the COMMIT holding it, so a save is committed when
-``put`` returns, which the outbox relies on before it sends a command. Transactions use ``BEGIN
+Writes are committed in groups (``group_commit.py``): the writes of one turn of the event loop share a
+transaction, committed on the loop itself (a COMMIT in WAL mode waits for no disk), or on the store's
+thread when another process holds the write lock (waiting is allowed there); a write's caller is
+answered only after the COMMIT holding it, so a save is committed when ``put`` returns, which the outbox
+relies on before it sends a command. Transactions use ``BEGIN
 IMMEDIATE`` so a check-then-write is atomic even if another process opens the file.
 
 Durability: WAL with ``synchronous=NORMAL``. A COMMIT appends to the WAL file without waiting for fsync;
@@ -121,7 +123,8 @@ class SqliteStore:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowengine-sqlite")
         self._locks = LocalLocks()
         self._closed = False
-        self._writes = GroupCommit(self._thread, self._connection, self._error)
+        self._inline: sqlite3.Connection | None = None  # writes on the event loop (``group_commit``)
+        self._writes = GroupCommit(self._thread, self._connection, self._error, lambda: self._inline)
         self._recent: dict[str, SessionRecord] = {}  # sealed records last written, oldest first
 
     @classmethod
@@ -296,17 +299,22 @@ class SqliteStore:
             # query_only: nothing is written through it by mistake.
             reader = sqlite3.connect(self._path, isolation_level=None, timeout=0, check_same_thread=False)
             reader.execute("PRAGMA query_only = ON")
+            # The event loop's writer: never waits (busy goes to this thread) and never checkpoints (a
+            # checkpoint syncs files; the group commit has this thread do it).
+            inline = sqlite3.connect(self._path, isolation_level=None, timeout=0, check_same_thread=False)
+            inline.execute("PRAGMA synchronous = NORMAL")
+            inline.execute("PRAGMA wal_autocheckpoint = 0")
         except BaseException:
             _close_quietly(db)
             raise
-        self._db, self._reader = db, reader
+        self._db, self._reader, self._inline = db, reader, inline
         return db
 
     def _disconnect(self) -> None:
-        for db in (self._reader, self._db):
+        for db in (self._reader, self._inline, self._db):
             if db is not None:
                 _close_quietly(db)
-        self._db = self._reader = None
+        self._db = self._reader = self._inline = None
 
 
 _SELECT_ONE = f"SELECT {_COLUMNS} FROM sessions WHERE id = ?"
