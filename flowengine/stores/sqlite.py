@@ -39,11 +39,11 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from flowengine.errors import ConfigError, ConflictError, StoreError
+from flowengine.errors import ConfigError, StoreError
 from flowengine.plainjson import load_json
 from flowengine.redaction import redact_url
+from flowengine.stores import sqlite_tables as tables
 from flowengine.stores.base import (
-    FINISHED,
     DueTimer,
     LocalLocks,
     Now,
@@ -54,64 +54,14 @@ from flowengine.stores.base import (
     check_ttl,
     dump_json,
     dump_sealed,
-    next_slot,
 )
 from flowengine.stores.group_commit import GroupCommit, Job
 
 T = TypeVar("T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY,
-    flow TEXT NOT NULL,
-    state TEXT NOT NULL,
-    status TEXT NOT NULL,
-    data TEXT NOT NULL,
-    timers TEXT NOT NULL,
-    call_ids TEXT NOT NULL,
-    conference_ids TEXT NOT NULL,
-    updated_at REAL NOT NULL,
-    revision INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions (updated_at, id);
-CREATE INDEX IF NOT EXISTS sessions_by_status ON sessions (status, updated_at);
-CREATE TABLE IF NOT EXISTS call_index (
-    kind TEXT NOT NULL,            -- 'call' or 'conference'
-    ref TEXT NOT NULL,
-    session_id TEXT NOT NULL,
-    PRIMARY KEY (kind, ref)
-);
-CREATE INDEX IF NOT EXISTS call_index_by_session ON call_index (session_id);
-CREATE TABLE IF NOT EXISTS timers (
-    session_id TEXT NOT NULL,
-    timer_id TEXT NOT NULL,
-    due REAL NOT NULL,
-    PRIMARY KEY (session_id, timer_id)
-);
-CREATE INDEX IF NOT EXISTS timers_by_due ON timers (due, session_id, timer_id);
-CREATE TABLE IF NOT EXISTS claims (
-    key TEXT PRIMARY KEY,
-    expires_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS claims_by_expiry ON claims (expires_at);
-CREATE TABLE IF NOT EXISTS pacing (
-    key TEXT PRIMARY KEY,
-    horizon REAL NOT NULL          -- the token bucket's theoretical arrival time (take_slot)
-);
-"""
-
 _BUSY_TIMEOUT = 5.0
 RECENT = 2_048  # sessions whose last written record is kept, for ``get``
 _WAL_ATTEMPTS = 20
-_COLUMNS = "id, flow, state, status, data, timers, call_ids, conference_ids, updated_at, revision"
-_FINISHED_SQL = ", ".join(f"'{status}'" for status in FINISHED)
-_INSERT = f"INSERT OR IGNORE INTO sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_UPDATE = (
-    "UPDATE sessions SET flow = ?, state = ?, status = ?, data = ?, timers = ?, call_ids = ?,"
-    " conference_ids = ?, updated_at = ?, revision = ? WHERE id = ? AND revision = ?"
-)
-
-
 class SqliteStore:
     """``SessionStore`` in one SQLite file; both connections open on first use, on the store's thread."""
 
@@ -159,8 +109,11 @@ class SqliteStore:
             dump_sealed(sorted(record.conference_ids)),
             record.updated_at,
         )
-        self._recent.pop(record.id, None)  # unknown until this write is committed
-        revision = await self._write(lambda db: _put(db, record, row, expected_revision))
+        last = self._recent.pop(record.id, None)  # unknown until this write is committed
+        # Its index rows are those of the version this store wrote last, if that is the one replaced and
+        # the ids and timers are the same: then they need not even be read (most puts).
+        known = last is not None and expected_revision == last.revision and tables.same_index(last, record)
+        revision = await self._write(lambda db: tables.put_row(db, record, row, expected_revision, not known))
         if record.sealed:
             self._keep(dataclasses.replace(record, revision=revision))
         return revision
@@ -197,7 +150,7 @@ class SqliteStore:
             (column, value) for column, value in (("status", status), ("flow", flow)) if value is not None
         ]
         where = " AND ".join(f"{column} = ?" for column, _ in filters) or "1"
-        sql = f"SELECT {_COLUMNS} FROM sessions WHERE {where} ORDER BY updated_at DESC, id DESC"
+        sql = f"SELECT {tables.COLUMNS} FROM sessions WHERE {where} ORDER BY updated_at DESC, id DESC"
         sql += " LIMIT ? OFFSET ?"
         params = (*(value for _, value in filters), limit, offset)
         rows = await self._run(lambda db: db.execute(sql, params).fetchall())
@@ -206,7 +159,7 @@ class SqliteStore:
     async def claim(self, key: str, ttl: float) -> bool:
         check_ttl(ttl)
         now = self._now()
-        return await self._write(lambda db: _claim(db, key, now, now + ttl))
+        return await self._write(lambda db: tables.claim(db, key, now, now + ttl))
 
     async def claimed(self, key: str) -> bool:
         sql = "SELECT 1 FROM claims WHERE key = ? AND expires_at > ?"
@@ -217,19 +170,19 @@ class SqliteStore:
         return self._locks.hold(session_id)
 
     async def take_slot(self, key: str, pace: Pace, now: float) -> float | None:
-        return await self._write(lambda db: _take_slot(db, key, pace, now))
+        return await self._write(lambda db: tables.take_slot(db, key, pace, now))
 
     async def slot_horizon(self, key: str) -> float | None:
-        rows = await self._read(lambda db: db.execute(_HORIZON, (key,)).fetchall())
+        rows = await self._read(lambda db: db.execute(tables.HORIZON, (key,)).fetchall())
         return float(rows[0][0]) if rows else None
 
     async def delete(self, session_id: str) -> None:
         self._recent.pop(session_id, None)
-        await self._write(lambda db: _delete(db, session_id))
+        await self._write(lambda db: tables.delete(db, session_id))
 
     async def purge_ended(self, older_than: float) -> int:
         now = self._now()
-        return await self._write(lambda db: _purge(db, older_than, now))
+        return await self._write(lambda db: tables.purge(db, older_than, now))
 
     async def ping(self) -> bool:
         try:
@@ -317,7 +270,7 @@ class SqliteStore:
         self._db = self._reader = self._inline = None
 
 
-_SELECT_ONE = f"SELECT {_COLUMNS} FROM sessions WHERE id = ?"
+_SELECT_ONE = f"SELECT {tables.COLUMNS} FROM sessions WHERE id = ?"
 _SELECT_VERSION = "SELECT revision, updated_at FROM sessions WHERE id = ?"
 
 
@@ -337,86 +290,13 @@ def _prepare(db: sqlite3.Connection) -> None:
             time.sleep(0.01 * attempt)
     # NORMAL is crash-safe in WAL mode; only an OS crash or power cut can lose the last commits.
     db.execute("PRAGMA synchronous = NORMAL")
-    db.executescript(_SCHEMA)
-
-
-def _put(db: sqlite3.Connection, record: SessionRecord, row: tuple[Any, ...], expected: int | None) -> int:
-    """Inside the group commit's transaction, like every write job below."""
-    revision = 1 if expected is None else expected + 1
-    if expected is None:
-        cursor = db.execute(_INSERT, (record.id, *row, revision))
-    else:
-        cursor = db.execute(_UPDATE, (*row, revision, record.id, expected))
-    if cursor.rowcount != 1:
-        raise ConflictError(_conflict(record.id, expected))
-    _reindex(db, record)
-    return revision
-
-
-def _conflict(session_id: str, expected_revision: int | None) -> str:
-    if expected_revision is None:
-        return f"session {session_id!r} already exists"
-    return f"session {session_id!r} is missing or not at revision {expected_revision}"
-
-
-def _reindex(db: sqlite3.Connection, record: SessionRecord) -> None:
-    """Make the call index and the timer table match ``record``, inside the caller's transaction.
-
-    Rows are rewritten only when they differ from what is there: most events change neither, and a read
-    is cheaper than dirtying index pages. Rows already listing exactly this session's ids mean each id
-    is still this session's (the primary key allows one owner per id).
-    """
-    sid = record.id
-    refs = {("call", ref) for ref in record.call_ids}
-    refs.update(("conference", ref) for ref in record.conference_ids)
-    if set(db.execute("SELECT kind, ref FROM call_index WHERE session_id = ?", (sid,))) != refs:
-        db.execute("DELETE FROM call_index WHERE session_id = ?", (sid,))
-        # REPLACE: an id another session already listed moves to this one (the latest writer owns it).
-        db.executemany("INSERT OR REPLACE INTO call_index VALUES (?, ?, ?)", [(*ref, sid) for ref in refs])
-    if dict(db.execute("SELECT timer_id, due FROM timers WHERE session_id = ?", (sid,))) != record.timers:
-        db.execute("DELETE FROM timers WHERE session_id = ?", (sid,))
-        timers = [(sid, timer_id, due) for timer_id, due in record.timers.items()]
-        db.executemany("INSERT INTO timers VALUES (?, ?, ?)", timers)
+    db.executescript(tables.SCHEMA)
 
 
 def _owner(db: sqlite3.Connection, kind: str, ref: str) -> str | None:
     # fetchall, never fetchone: a statement left unfinished would keep its read snapshot open.
     rows = db.execute("SELECT session_id FROM call_index WHERE kind = ? AND ref = ?", (kind, ref)).fetchall()
     return str(rows[0][0]) if rows else None
-
-
-def _claim(db: sqlite3.Connection, key: str, now: float, expires_at: float) -> bool:
-    # Every expired claim goes, not just this key's: each row is deleted once (found by the index),
-    # so the table holds about one TTL's worth of claims without a housekeeping job.
-    db.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
-    return bool(db.execute("INSERT OR IGNORE INTO claims VALUES (?, ?)", (key, expires_at)).rowcount == 1)
-
-
-_HORIZON = "SELECT horizon FROM pacing WHERE key = ?"
-
-
-def _take_slot(db: sqlite3.Connection, key: str, pace: Pace, now: float) -> float | None:
-    """Read, reckon and write inside the group commit's immediate transaction (a write job): another
-    process taking a slot of the same bucket waits for it; the slot is taken once the COMMIT is done."""
-    rows = db.execute(_HORIZON, (key,)).fetchall()
-    wait, horizon = next_slot(float(rows[0][0]) if rows else None, pace, now)
-    if wait is not None:
-        db.execute("INSERT OR REPLACE INTO pacing VALUES (?, ?)", (key, horizon))
-    return wait
-
-
-def _delete(db: sqlite3.Connection, session_id: str) -> None:
-    for table, column in (("call_index", "session_id"), ("timers", "session_id"), ("sessions", "id")):
-        db.execute(f"DELETE FROM {table} WHERE {column} = ?", (session_id,))
-
-
-def _purge(db: sqlite3.Connection, older_than: float, now: float) -> int:
-    doomed = f"SELECT id FROM sessions WHERE status IN ({_FINISHED_SQL}) AND updated_at < ?"
-    for table in ("call_index", "timers"):
-        db.execute(f"DELETE FROM {table} WHERE session_id IN ({doomed})", (older_than,))
-    purged: int = db.execute(f"DELETE FROM sessions WHERE id IN ({doomed})", (older_than,)).rowcount
-    db.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
-    return purged
 
 
 def _record(row: Any) -> SessionRecord:

@@ -172,3 +172,23 @@ async def test_commits_on_the_loop_are_checkpointed_on_the_thread(tmp_path: Path
     assert checkpoints == ["PASSIVE", "PASSIVE"]  # one per CHECKPOINT_EVERY commits, none on the loop
     assert len(await store.list_sessions(limit=1000)) == 2 * CHECKPOINT_EVERY
     await store.close()
+
+
+async def test_index_rows_follow_sealed_writes_whether_read_or_known(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store, other = SqliteStore(path), SqliteStore(path)
+    await store.put(rec("s1", sealed=True, timers={"t": 50.0}), expected_revision=None)
+    await store.put(rec("s1", sealed=True, timers={"t": 50.0}, state="b"), expected_revision=1)  # known
+    assert await store.session_for_call("call-s1") == "s1"
+    assert [t.timer_id for t in await store.due_timers(60)] == ["t"]
+    moved = rec("s1", sealed=True, call_ids=frozenset({"c2"}), timers={"u": 70.0})
+    await store.put(moved, expected_revision=2)
+    assert await store.session_for_call("call-s1") is None and await store.session_for_call("c2") == "s1"
+    assert [t.timer_id for t in await store.due_timers(100)] == ["u"]
+    # Another instance moves the ids: the next write of this one reads the rows again instead of trusting.
+    await other.put(rec("s1", sealed=True, call_ids=frozenset({"c3"}), timers={}), expected_revision=3)
+    await store.put(replace(moved, updated_at=300.0), expected_revision=4)
+    assert await store.session_for_call("c3") is None and await store.session_for_call("c2") == "s1"
+    assert [t.timer_id for t in await store.due_timers(100)] == ["u"]
+    await store.close()
+    await other.close()
