@@ -9,7 +9,6 @@ the runtime never changes a session it is given (``Engine.handle`` works on a co
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
@@ -23,11 +22,6 @@ from flowengine.stores.base import SessionRecord, SessionStore, plain_json
 CACHE_SIZE = 2_048
 FINISHED = ("ended", "failed")
 QUIET_TIMER = "reconcile"  # timer id: the session has been quiet for ``quiet_after`` seconds
-# The quiet timer is stored rounded up to a step of ``quiet_after / QUIET_STEPS``, so the events of a
-# call moments apart leave the store's timer index as it was (each save moved it, and a store rewrote
-# its index rows every save: issue 15); it fires at most that step late, never early (``when_quiet``
-# checks the exact time).
-QUIET_STEPS = 8
 
 
 def to_record(session: Session, quiet_after: float = 0.0) -> SessionRecord:
@@ -59,8 +53,7 @@ def _timers(session: Session, quiet_after: float) -> dict[str, float]:
     if session.outbox is not None:
         timers[OUTBOX_TIMER] = float(session.outbox["due"])
     if quiet_after > 0 and session.status not in FINISHED and any(to_observe(session)):
-        due, step = quiet_due(session, quiet_after), quiet_after / QUIET_STEPS
-        timers[QUIET_TIMER] = max(due, math.ceil(due / step) * step)
+        timers[QUIET_TIMER] = quiet_due(session, quiet_after)
     return timers
 
 

@@ -108,8 +108,9 @@ class MemoryStore:
         self._calls.update(dict.fromkeys(record.call_ids, record.id))
         self._conferences.update(dict.fromkeys(record.conference_ids, record.id))
         if before is None or before.timers is not kept.record.timers:
-            if before is not None:
-                self._unindex_timers(before)
+            if before is not None:  # the timers it no longer has (most puts only move the quiet timer)
+                for timer_id in before.timers.keys() - record.timers.keys():
+                    self._timers.pop((record.id, timer_id), None)
             self._timers.update({(record.id, tid): due for tid, due in record.timers.items()})
         return revision
 

@@ -110,10 +110,10 @@ class SqliteStore:
             record.updated_at,
         )
         last = self._recent.pop(record.id, None)  # unknown until this write is committed
-        # Its index rows are those of the version this store wrote last, if that is the one replaced and
-        # the ids and timers are the same: then they need not even be read (most puts).
-        known = last is not None and expected_revision == last.revision and tables.same_index(last, record)
-        revision = await self._write(lambda db: tables.put_row(db, record, row, expected_revision, not known))
+        # Its index rows are those of the version this store wrote last, if that is the one replaced:
+        # then they need not be read, and only what changed is written (most puts).
+        known = last if last is not None and expected_revision == last.revision else None
+        revision = await self._write(lambda db: tables.put_row(db, record, row, expected_revision, known))
         if record.sealed:
             self._keep(dataclasses.replace(record, revision=revision))
         return revision
@@ -246,19 +246,23 @@ class SqliteStore:
         # timeout: wait for another connection's write lock instead of failing at once.
         # check_same_thread=False: the executor's one thread is not the thread that made the store.
         db = sqlite3.connect(self._path, isolation_level=None, timeout=_BUSY_TIMEOUT, check_same_thread=False)
+        opened = [db]
         try:
             _prepare(db)
             # timeout=0: a busy reader must not stall the event loop; ``_read`` retries on this thread.
             # query_only: nothing is written through it by mistake.
             reader = sqlite3.connect(self._path, isolation_level=None, timeout=0, check_same_thread=False)
+            opened.append(reader)
             reader.execute("PRAGMA query_only = ON")
             # The event loop's writer: never waits (busy goes to this thread) and never checkpoints (a
             # checkpoint syncs files; the group commit has this thread do it).
             inline = sqlite3.connect(self._path, isolation_level=None, timeout=0, check_same_thread=False)
+            opened.append(inline)
             inline.execute("PRAGMA synchronous = NORMAL")
             inline.execute("PRAGMA wal_autocheckpoint = 0")
         except BaseException:
-            _close_quietly(db)
+            for connection in opened:
+                _close_quietly(connection)
             raise
         self._db, self._reader, self._inline = db, reader, inline
         return db

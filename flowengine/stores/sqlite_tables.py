@@ -58,15 +58,10 @@ UPDATE = (
 )
 
 
-def same_index(last: SessionRecord, record: SessionRecord) -> bool:
-    return (last.call_ids == record.call_ids and last.conference_ids == record.conference_ids
-            and last.timers == record.timers)
-
-
 def put_row(db: sqlite3.Connection, record: SessionRecord, row: tuple[Any, ...], expected: int | None,
-            index: bool = True) -> int:
-    """Inside the group commit's transaction, like every write job below. ``index`` False: the index
-    rows are known to match already (the UPDATE replaced the very version that wrote them)."""
+            known: SessionRecord | None = None) -> int:
+    """Inside the group commit's transaction, like every write job below. ``known``: the version this
+    store wrote last, when it is the one replaced (see ``reindex``)."""
     revision = 1 if expected is None else expected + 1
     if expected is None:
         cursor = db.execute(INSERT, (record.id, *row, revision))
@@ -74,8 +69,7 @@ def put_row(db: sqlite3.Connection, record: SessionRecord, row: tuple[Any, ...],
         cursor = db.execute(UPDATE, (*row, revision, record.id, expected))
     if cursor.rowcount != 1:
         raise ConflictError(conflict(record.id, expected))
-    if index:
-        reindex(db, record)
+    reindex(db, record, known)
     return revision
 
 
@@ -85,12 +79,14 @@ def conflict(session_id: str, expected_revision: int | None) -> str:
     return f"session {session_id!r} is missing or not at revision {expected_revision}"
 
 
-def reindex(db: sqlite3.Connection, record: SessionRecord) -> None:
+def reindex(db: sqlite3.Connection, record: SessionRecord, known: SessionRecord | None = None) -> None:
     """Make the call index and the timer table match ``record``, inside the caller's transaction.
 
     Rows are rewritten only when they differ from what is there: most events change neither, and a read
     is cheaper than dirtying index pages. Rows already listing exactly this session's ids mean each id
-    is still this session's (the primary key allows one owner per id).
+    is still this session's (the primary key allows one owner per id). Timer rows are the session's
+    own: with ``known``, the version whose rows they are, they are not read, and only the timers that
+    changed are written (most saves move one, the quiet timer).
     """
     sid = record.id
     refs = {("call", ref) for ref in record.call_ids}
@@ -99,7 +95,14 @@ def reindex(db: sqlite3.Connection, record: SessionRecord) -> None:
         db.execute("DELETE FROM call_index WHERE session_id = ?", (sid,))
         # REPLACE: an id another session already listed moves to this one (the latest writer owns it).
         db.executemany("INSERT OR REPLACE INTO call_index VALUES (?, ?, ?)", [(*ref, sid) for ref in refs])
-    if dict(db.execute("SELECT timer_id, due FROM timers WHERE session_id = ?", (sid,))) != record.timers:
+    if known is not None:
+        if known.timers != record.timers:
+            gone = [(sid, timer_id) for timer_id in known.timers.keys() - record.timers.keys()]
+            db.executemany("DELETE FROM timers WHERE session_id = ? AND timer_id = ?", gone)
+            db.executemany("INSERT OR REPLACE INTO timers VALUES (?, ?, ?)", [
+                (sid, timer_id, due) for timer_id, due in record.timers.items()
+                if known.timers.get(timer_id) != due])
+    elif dict(db.execute("SELECT timer_id, due FROM timers WHERE session_id = ?", (sid,))) != record.timers:
         db.execute("DELETE FROM timers WHERE session_id = ?", (sid,))
         timers = [(sid, timer_id, due) for timer_id, due in record.timers.items()]
         db.executemany("INSERT INTO timers VALUES (?, ?, ?)", timers)

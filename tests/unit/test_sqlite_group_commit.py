@@ -192,3 +192,13 @@ async def test_index_rows_follow_sealed_writes_whether_read_or_known(tmp_path: P
     assert [t.timer_id for t in await store.due_timers(100)] == ["u"]
     await store.close()
     await other.close()
+
+
+async def test_a_sealed_write_takes_back_an_id_another_session_took_over(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    await store.put(rec("a", sealed=True, call_ids=frozenset({"c"})), expected_revision=None)
+    await store.put(rec("b", sealed=True, call_ids=frozenset({"c"})), expected_revision=None)
+    assert await store.session_for_call("c") == "b"
+    await store.put(rec("a", sealed=True, call_ids=frozenset({"c"}), state="x"), expected_revision=1)
+    assert await store.session_for_call("c") == "a"  # the latest writer owns the id, as unsealed
+    await store.close()
