@@ -14,6 +14,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 
 from flowengine.flow.scenario_schema import scenarios_schema
@@ -429,3 +430,26 @@ def validator() -> Draft202012Validator:
     """The validator ``validate`` uses: the published schema with its references inlined, built once."""
     schema = flow_schema()
     return Draft202012Validator(_inline(schema, schema["$defs"]))
+
+
+@lru_cache(maxsize=1)
+def _fast_validator() -> jsonschema_rs.Validator | None:
+    schema = flow_schema()
+    try:
+        return jsonschema_rs.validator_for(_inline(schema, schema["$defs"]))
+    except (ValueError, TypeError):  # a schema it cannot compile: the Python validator does all the work
+        return None
+
+
+def surely_valid(doc: Any) -> bool:
+    """True when the Rust validator (jsonschema-rs) finds ``doc`` valid against the same schema: a
+    1,000-state flow in milliseconds where ``validator()`` takes a third of a second (issue 15). False
+    when it finds it invalid or cannot read it (a key that is not a string): then ``validator()``
+    says what is wrong, with the paths the diagnostics need."""
+    fast = _fast_validator()
+    if fast is None:
+        return False
+    try:
+        return bool(fast.is_valid(doc))
+    except (ValueError, TypeError, OverflowError):
+        return False

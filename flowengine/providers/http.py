@@ -34,6 +34,7 @@ import aiohttp
 from yarl import URL
 
 from flowengine.errors import ProviderError
+from flowengine.plainjson import load_json
 from flowengine.providers.base import JSON
 from flowengine.providers.retry import Backoff, backoff_delay
 from flowengine.runtime.clock import Clock, SystemClock
@@ -89,7 +90,7 @@ def parse_success(body: bytes, platform: str) -> JSON:
     if not body.strip():
         return {}
     try:
-        payload = json.loads(body)
+        payload = load_json(body)
     except ValueError as exc:
         raise ProviderError(f"{platform} answered with a body that is not JSON") from exc
     return payload if isinstance(payload, dict) else {"items": payload}

@@ -51,6 +51,9 @@ class Clock(Protocol):
         ...
 
 
+_NOTHING: AbstractContextManager[None] = contextlib.nullcontext()  # reusable, reentrant
+
+
 class SystemClock:
     """Wall-clock time; ``busy`` and ``spawn`` only track tasks so they are not garbage-collected."""
 
@@ -63,12 +66,11 @@ class SystemClock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
-    @contextmanager
-    def busy(self, *, waiting: bool = False) -> Iterator[None]:
-        yield
+    def busy(self, *, waiting: bool = False) -> AbstractContextManager[None]:
+        return _NOTHING  # wall-clock time needs no holding: one shared no-op, not a generator per request
 
     def aside(self) -> AbstractContextManager[None]:
-        return contextlib.nullcontext()
+        return _NOTHING
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.get_running_loop().create_task(coro)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any
@@ -70,7 +71,8 @@ async def read_json(request: web.Request) -> Any:
     if len(body) > MAX_BODY:
         raise RequestError(f"the body is over {MAX_BODY} bytes", 413)
     try:
-        doc = json.loads(body, parse_constant=_no_constant)
+        # Numbers out of range (1e999) are refused like NaN: stored sessions hold finite numbers only.
+        doc = json.loads(body, parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, RecursionError) as exc:
         raise RequestError(f"the body is not JSON: {str(exc)[:120]}") from None
     if _depth(doc) > MAX_DEPTH:
@@ -102,6 +104,13 @@ def _summary(session: Session) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text[:20]} is out of range")
+    return number
 
 
 def _depth(value: Any, level: int = 1) -> int:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from flowengine.errors import ConfigError, StoreError
+from flowengine.plainjson import load_json, write_fast
 from flowengine.redaction import redact_url
 
 STATUSES = frozenset({"active", "ended", "failed"})
@@ -223,6 +224,13 @@ def open_store(url: str, *, now: Now = time.time) -> SessionStore:
     )
 
 
+def dump_sealed(value: Any) -> str:
+    """``dump_json`` for data its writer vouches is plain JSON already (``SessionRecord.sealed``), several
+    times faster on a session's document; what orjson refuses goes the standard library's way, strictly."""
+    text = write_fast(value)
+    return dump_json(value) if text is None else text
+
+
 def dump_json(value: Any) -> str:
     """Compact, strict JSON (no NaN/Infinity), so every store keeps exactly what a JSON reader can read."""
     try:
@@ -257,7 +265,7 @@ def check_record(record: SessionRecord) -> None:
 def record_to_doc(record: SessionRecord) -> str:
     """The whole record (bar the revision) as one JSON document."""
     check_record(record)
-    return dump_json(
+    return (dump_sealed if record.sealed else dump_json)(
         {
             "id": record.id,
             "flow": record.flow,
@@ -275,7 +283,7 @@ def record_to_doc(record: SessionRecord) -> str:
 def record_from_doc(doc: str | bytes, revision: int) -> SessionRecord:
     """Inverse of ``record_to_doc``."""
     try:
-        raw = json.loads(doc)
+        raw = load_json(doc)
         return SessionRecord(
             id=raw["id"],
             flow=raw["flow"],

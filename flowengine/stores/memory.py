@@ -99,13 +99,23 @@ class MemoryStore:
             raise ConflictError(
                 f"session {record.id!r} is at revision {current}, not {expected_revision} as expected"
             )
-        if old is not None:
-            self._unindex(old.record)
         revision = (current or 0) + 1
-        self._entries[record.id] = _stored(record, revision, data_json, old.record if old else None)
+        kept = _stored(record, revision, data_json, old.record if old else None)
+        self._entries[record.id] = kept
+        # Most puts change no index: ``_stored`` shares what equals the previous version's, and what is
+        # shared needs no unindexing (the ids are claimed again all the same: the latest writer owns them).
+        before = old.record if old is not None else None
+        if before is not None and before.call_ids is not kept.record.call_ids:
+            self._unindex_ids(self._calls, before.id, before.call_ids)
+        if before is not None and before.conference_ids is not kept.record.conference_ids:
+            self._unindex_ids(self._conferences, before.id, before.conference_ids)
         self._calls.update(dict.fromkeys(record.call_ids, record.id))
         self._conferences.update(dict.fromkeys(record.conference_ids, record.id))
-        self._timers.update({(record.id, tid): due for tid, due in record.timers.items()})
+        if before is None or before.timers is not kept.record.timers:
+            if before is not None:  # the timers it no longer has (most puts only move the quiet timer)
+                for timer_id in before.timers.keys() - record.timers.keys():
+                    self._timers.pop((record.id, timer_id), None)
+            self._timers.update({(record.id, tid): due for tid, due in record.timers.items()})
         return revision
 
     async def session_for_call(self, call_id: str) -> str | None:
@@ -213,11 +223,17 @@ class MemoryStore:
         self._closed = True
 
     def _unindex(self, record: SessionRecord) -> None:
-        # An id another session has since taken over stays with that session.
-        for index, ids in ((self._calls, record.call_ids), (self._conferences, record.conference_ids)):
-            for ref in ids:
-                if index.get(ref) == record.id:
-                    del index[ref]
+        self._unindex_ids(self._calls, record.id, record.call_ids)
+        self._unindex_ids(self._conferences, record.id, record.conference_ids)
+        self._unindex_timers(record)
+
+    @staticmethod
+    def _unindex_ids(index: dict[str, str], session_id: str, ids: frozenset[str]) -> None:
+        for ref in ids:
+            if index.get(ref) == session_id:  # an id another session has since taken over stays with it
+                del index[ref]
+
+    def _unindex_timers(self, record: SessionRecord) -> None:
         for timer_id in record.timers:
             self._timers.pop((record.id, timer_id), None)
 

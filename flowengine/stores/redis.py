@@ -2,7 +2,9 @@
 
 Layout under a configurable prefix ``p`` (default ``flowengine:``):
 
-    p session:<id>       hash: rev, doc (the record as JSON), status, flow, state, calls, conferences, timers
+    p session:<id>       hash: rev, doc (the record as JSON), status, flow, state, calls, conferences,
+                         timers, upd (updated_at as written: with rev, what `get` compares with the
+                         record kept)
     p call:<id>          string: owning session id (likewise ``p conference:<id>``)
     p timers             sorted set: JSON ``[session id, timer id]`` scored by due time
     p sessions           sorted set: session ids by updated_at (also ``p status:<s>``, ``p flow:<f>``)
@@ -17,6 +19,7 @@ scripts derive index keys from the prefix, which is fine for one Redis server (n
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -81,7 +84,7 @@ for _, ref in ipairs(cjson.decode(ARGV[9])) do redis.call('SET', prefix .. 'conf
 local members, dues = cjson.decode(ARGV[10]), cjson.decode(ARGV[11])
 for i, member in ipairs(members) do redis.call('ZADD', KEYS[2], dues[i], member) end
 redis.call('HSET', KEYS[1], 'rev', rev, 'doc', ARGV[4], 'status', status, 'flow', flow,
-  'calls', ARGV[8], 'conferences', ARGV[9], 'timers', ARGV[10], 'state', ARGV[12])
+  'calls', ARGV[8], 'conferences', ARGV[9], 'timers', ARGV[10], 'state', ARGV[12], 'upd', updated)
 redis.call('ZADD', KEYS[3], updated, id)
 redis.call('ZADD', prefix .. 'status:' .. status, updated, id)
 redis.call('ZADD', prefix .. 'flow:' .. flow, updated, id)
@@ -127,6 +130,7 @@ return {1, string.format('%.17g', wait)}
 
 _OUR_QUERY = ("prefix", "lock_timeout", "lock_wait")
 _SCAN_CHUNK = 200
+RECENT = 2_048  # sessions whose last written record is kept, for ``get``
 _MAX_CONNECTIONS = 100  # per engine instance (redis-py's default); ?max_connections= overrides it
 
 
@@ -152,6 +156,10 @@ class RedisStore:
         self._delete_script = client.register_script(_DELETE)
         self._take_slot_script = client.register_script(_TAKE_SLOT)
         self._closed = False
+        # Sealed records this instance wrote last (``SessionRecord.sealed``: immutable by their writer's
+        # promise), handed out again by ``get`` while Redis still holds that very version: the service
+        # asks for a session on every event, and most are the one it saved last.
+        self._recent: dict[str, SessionRecord] = {}
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
@@ -178,8 +186,18 @@ class RedisStore:
             raise ConfigError(redact(f"invalid Redis store URL {redact_url(url)!r}: {exc}")) from exc
 
     async def get(self, session_id: str) -> SessionRecord | None:
+        key = self._session_key(session_id)
+        kept = self._recent.get(session_id)
+        if kept is not None:  # still the stored version? Its revision and update time, not the document.
+            with self._translated():
+                rev, updated = await self._client.hmget(key, ["rev", "upd"])
+            if rev is not None and updated is not None and (int(rev), _text(updated)) == (
+                kept.revision, repr(kept.updated_at)
+            ):
+                return kept
+            self._recent.pop(session_id, None)
         with self._translated():
-            doc, rev = await self._client.hmget(self._session_key(session_id), ["doc", "rev"])
+            doc, rev = await self._client.hmget(key, ["doc", "rev"])
         return None if doc is None or rev is None else record_from_doc(doc, int(rev))
 
     async def put(self, record: SessionRecord, *, expected_revision: int | None) -> int:
@@ -199,8 +217,11 @@ class RedisStore:
             dump_json([repr(float(due)) for due in record.timers.values()]),
             record.state,
         ]
+        self._recent.pop(record.id, None)  # unknown until this write is done
         with self._translated():
             revision = int(await self._put_script(keys=self._script_keys(record.id), args=args))
+        if revision > 0 and record.sealed:
+            self._keep(dataclasses.replace(record, revision=revision))
         if revision < 0:
             if expected_revision is None:
                 raise ConflictError(f"session {record.id!r} already exists")
@@ -311,7 +332,14 @@ class RedisStore:
             found = await self._client.get(self._key(f"flow-source:{version}"))
         return None if found is None else _text(found)
 
+    def _keep(self, record: SessionRecord) -> None:
+        recent = self._recent
+        if len(recent) >= RECENT:
+            del recent[next(iter(recent))]
+        recent[record.id] = record
+
     async def delete(self, session_id: str) -> None:
+        self._recent.pop(session_id, None)
         with self._translated():
             await self._delete_script(keys=self._script_keys(session_id), args=[self._prefix, session_id, ""])
 

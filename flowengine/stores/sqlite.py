@@ -1,9 +1,11 @@
-"""SQLite session store (the default): one file, WAL mode, a writing and a reading connection.
+"""SQLite session store (the default): one file, WAL mode, connections to write on the event loop, to
+write on the store's thread, and to read.
 
-Writes go to the store's own thread, all their statements in one hop from the event loop, and are
-committed in groups (``group_commit.py``): writes arriving while a commit is under way share the next
-transaction; a write's caller is answered only after the COMMIT holding it, so a save is committed when
-``put`` returns, which the outbox relies on before it sends a command. Transactions use ``BEGIN
+Writes are committed in groups (``group_commit.py``): the writes of one turn of the event loop share a
+transaction, committed on the loop itself (a COMMIT in WAL mode waits for no disk), or on the store's
+thread when another process holds the write lock (waiting is allowed there); a write's caller is
+answered only after the COMMIT holding it, so a save is committed when ``put`` returns, which the outbox
+relies on before it sends a command. Transactions use ``BEGIN
 IMMEDIATE`` so a check-then-write is atomic even if another process opens the file.
 
 Durability: WAL with ``synchronous=NORMAL``. A COMMIT appends to the WAL file without waiting for fsync;
@@ -30,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import sqlite3
 import time
 from collections import Counter
@@ -39,10 +40,11 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from flowengine.errors import ConfigError, ConflictError, StoreError
+from flowengine.errors import ConfigError, StoreError
+from flowengine.plainjson import load_json
 from flowengine.redaction import redact_url
+from flowengine.stores import sqlite_tables as tables
 from flowengine.stores.base import (
-    FINISHED,
     Census,
     DueTimer,
     LocalLocks,
@@ -54,68 +56,15 @@ from flowengine.stores.base import (
     check_record,
     check_ttl,
     dump_json,
-    next_slot,
+    dump_sealed,
 )
 from flowengine.stores.group_commit import GroupCommit, Job
 
 T = TypeVar("T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY,
-    flow TEXT NOT NULL,
-    state TEXT NOT NULL,
-    status TEXT NOT NULL,
-    data TEXT NOT NULL,
-    timers TEXT NOT NULL,
-    call_ids TEXT NOT NULL,
-    conference_ids TEXT NOT NULL,
-    updated_at REAL NOT NULL,
-    revision INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions (updated_at, id);
-CREATE INDEX IF NOT EXISTS sessions_by_status ON sessions (status, updated_at);
-CREATE TABLE IF NOT EXISTS call_index (
-    kind TEXT NOT NULL,            -- 'call' or 'conference'
-    ref TEXT NOT NULL,
-    session_id TEXT NOT NULL,
-    PRIMARY KEY (kind, ref)
-);
-CREATE INDEX IF NOT EXISTS call_index_by_session ON call_index (session_id);
-CREATE TABLE IF NOT EXISTS timers (
-    session_id TEXT NOT NULL,
-    timer_id TEXT NOT NULL,
-    due REAL NOT NULL,
-    PRIMARY KEY (session_id, timer_id)
-);
-CREATE INDEX IF NOT EXISTS timers_by_due ON timers (due, session_id, timer_id);
-CREATE TABLE IF NOT EXISTS claims (
-    key TEXT PRIMARY KEY,
-    expires_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS claims_by_expiry ON claims (expires_at);
-CREATE TABLE IF NOT EXISTS pacing (
-    key TEXT PRIMARY KEY,
-    horizon REAL NOT NULL          -- the token bucket's theoretical arrival time (take_slot)
-);
-CREATE TABLE IF NOT EXISTS flow_sources (
-    version TEXT PRIMARY KEY,      -- a content hash of the source: rows are written once, never changed
-    source TEXT NOT NULL
-);
-"""
-
 _BUSY_TIMEOUT = 5.0
 RECENT = 2_048  # sessions whose last written record is kept, for ``get``
 _WAL_ATTEMPTS = 20
-_COLUMNS = "id, flow, state, status, data, timers, call_ids, conference_ids, updated_at, revision"
-_FINISHED_SQL = ", ".join(f"'{status}'" for status in FINISHED)
-_INSERT = f"INSERT OR IGNORE INTO sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_UPDATE = (
-    "UPDATE sessions SET flow = ?, state = ?, status = ?, data = ?, timers = ?, call_ids = ?,"
-    " conference_ids = ?, updated_at = ?, revision = ? WHERE id = ? AND revision = ?"
-)
-
-
 class SqliteStore:
     """``SessionStore`` in one SQLite file; both connections open on first use, on the store's thread."""
 
@@ -127,7 +76,8 @@ class SqliteStore:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowengine-sqlite")
         self._locks = LocalLocks()
         self._closed = False
-        self._writes = GroupCommit(self._thread, self._connection, self._error)
+        self._inline: sqlite3.Connection | None = None  # writes on the event loop (``group_commit``)
+        self._writes = GroupCommit(self._thread, self._connection, self._error, lambda: self._inline)
         self._recent: dict[str, SessionRecord] = {}  # sealed records last written, oldest first
 
     @classmethod
@@ -151,19 +101,22 @@ class SqliteStore:
         return _record(rows[0]) if rows else None
 
     async def put(self, record: SessionRecord, *, expected_revision: int | None) -> int:
-        check_record(record)
+        check_record(record)  # timers finite: the index columns go through orjson whatever the record
         row = (
             record.flow,
             record.state,
             record.status,
-            dump_json(record.data),
-            dump_json(dict(record.timers)),
-            dump_json(sorted(record.call_ids)),
-            dump_json(sorted(record.conference_ids)),
+            (dump_sealed if record.sealed else dump_json)(record.data),
+            dump_sealed(dict(record.timers)),
+            dump_sealed(sorted(record.call_ids)),
+            dump_sealed(sorted(record.conference_ids)),
             record.updated_at,
         )
-        self._recent.pop(record.id, None)  # unknown until this write is committed
-        revision = await self._write(lambda db: _put(db, record, row, expected_revision))
+        last = self._recent.pop(record.id, None)  # unknown until this write is committed
+        # Its index rows are those of the version this store wrote last, if that is the one replaced:
+        # then they need not be read, and only what changed is written (most puts).
+        known = last if last is not None and expected_revision == last.revision else None
+        revision = await self._write(lambda db: tables.put_row(db, record, row, expected_revision, known))
         if record.sealed:
             self._keep(dataclasses.replace(record, revision=revision))
         return revision
@@ -200,7 +153,7 @@ class SqliteStore:
             (column, value) for column, value in (("status", status), ("flow", flow)) if value is not None
         ]
         where = " AND ".join(f"{column} = ?" for column, _ in filters) or "1"
-        sql = f"SELECT {_COLUMNS} FROM sessions WHERE {where} ORDER BY updated_at DESC, id DESC"
+        sql = f"SELECT {tables.COLUMNS} FROM sessions WHERE {where} ORDER BY updated_at DESC, id DESC"
         sql += " LIMIT ? OFFSET ?"
         params = (*(value for _, value in filters), limit, offset)
         rows = await self._run(lambda db: db.execute(sql, params).fetchall())
@@ -217,7 +170,7 @@ class SqliteStore:
     async def claim(self, key: str, ttl: float) -> bool:
         check_ttl(ttl)
         now = self._now()
-        return await self._write(lambda db: _claim(db, key, now, now + ttl))
+        return await self._write(lambda db: tables.claim(db, key, now, now + ttl))
 
     async def claimed(self, key: str) -> bool:
         sql = "SELECT 1 FROM claims WHERE key = ? AND expires_at > ?"
@@ -228,10 +181,10 @@ class SqliteStore:
         return self._locks.hold(session_id)
 
     async def take_slot(self, key: str, pace: Pace, now: float) -> float | None:
-        return await self._write(lambda db: _take_slot(db, key, pace, now))
+        return await self._write(lambda db: tables.take_slot(db, key, pace, now))
 
     async def slot_horizon(self, key: str) -> float | None:
-        rows = await self._read(lambda db: db.execute(_HORIZON, (key,)).fetchall())
+        rows = await self._read(lambda db: db.execute(tables.HORIZON, (key,)).fetchall())
         return float(rows[0][0]) if rows else None
 
     async def put_flow_source(self, version: str, source: str) -> None:
@@ -245,11 +198,11 @@ class SqliteStore:
 
     async def delete(self, session_id: str) -> None:
         self._recent.pop(session_id, None)
-        await self._write(lambda db: _delete(db, session_id))
+        await self._write(lambda db: tables.delete(db, session_id))
 
     async def purge_ended(self, older_than: float) -> int:
         now = self._now()
-        return await self._write(lambda db: _purge(db, older_than, now))
+        return await self._write(lambda db: tables.purge(db, older_than, now))
 
     async def ping(self) -> bool:
         try:
@@ -313,26 +266,35 @@ class SqliteStore:
         # timeout: wait for another connection's write lock instead of failing at once.
         # check_same_thread=False: the executor's one thread is not the thread that made the store.
         db = sqlite3.connect(self._path, isolation_level=None, timeout=_BUSY_TIMEOUT, check_same_thread=False)
+        opened = [db]
         try:
             _prepare(db)
             # timeout=0: a busy reader must not stall the event loop; ``_read`` retries on this thread.
             # query_only: nothing is written through it by mistake.
             reader = sqlite3.connect(self._path, isolation_level=None, timeout=0, check_same_thread=False)
+            opened.append(reader)
             reader.execute("PRAGMA query_only = ON")
+            # The event loop's writer: never waits (busy goes to this thread) and never checkpoints (a
+            # checkpoint syncs files; the group commit has this thread do it).
+            inline = sqlite3.connect(self._path, isolation_level=None, timeout=0, check_same_thread=False)
+            opened.append(inline)
+            inline.execute("PRAGMA synchronous = NORMAL")
+            inline.execute("PRAGMA wal_autocheckpoint = 0")
         except BaseException:
-            _close_quietly(db)
+            for connection in opened:
+                _close_quietly(connection)
             raise
-        self._db, self._reader = db, reader
+        self._db, self._reader, self._inline = db, reader, inline
         return db
 
     def _disconnect(self) -> None:
-        for db in (self._reader, self._db):
+        for db in (self._reader, self._inline, self._db):
             if db is not None:
                 _close_quietly(db)
-        self._db = self._reader = None
+        self._db = self._reader = self._inline = None
 
 
-_SELECT_ONE = f"SELECT {_COLUMNS} FROM sessions WHERE id = ?"
+_SELECT_ONE = f"SELECT {tables.COLUMNS} FROM sessions WHERE id = ?"
 _SELECT_VERSION = "SELECT revision, updated_at FROM sessions WHERE id = ?"
 
 
@@ -352,86 +314,13 @@ def _prepare(db: sqlite3.Connection) -> None:
             time.sleep(0.01 * attempt)
     # NORMAL is crash-safe in WAL mode; only an OS crash or power cut can lose the last commits.
     db.execute("PRAGMA synchronous = NORMAL")
-    db.executescript(_SCHEMA)
-
-
-def _put(db: sqlite3.Connection, record: SessionRecord, row: tuple[Any, ...], expected: int | None) -> int:
-    """Inside the group commit's transaction, like every write job below."""
-    revision = 1 if expected is None else expected + 1
-    if expected is None:
-        cursor = db.execute(_INSERT, (record.id, *row, revision))
-    else:
-        cursor = db.execute(_UPDATE, (*row, revision, record.id, expected))
-    if cursor.rowcount != 1:
-        raise ConflictError(_conflict(record.id, expected))
-    _reindex(db, record)
-    return revision
-
-
-def _conflict(session_id: str, expected_revision: int | None) -> str:
-    if expected_revision is None:
-        return f"session {session_id!r} already exists"
-    return f"session {session_id!r} is missing or not at revision {expected_revision}"
-
-
-def _reindex(db: sqlite3.Connection, record: SessionRecord) -> None:
-    """Make the call index and the timer table match ``record``, inside the caller's transaction.
-
-    Rows are rewritten only when they differ from what is there: most events change neither, and a read
-    is cheaper than dirtying index pages. Rows already listing exactly this session's ids mean each id
-    is still this session's (the primary key allows one owner per id).
-    """
-    sid = record.id
-    refs = {("call", ref) for ref in record.call_ids}
-    refs.update(("conference", ref) for ref in record.conference_ids)
-    if set(db.execute("SELECT kind, ref FROM call_index WHERE session_id = ?", (sid,))) != refs:
-        db.execute("DELETE FROM call_index WHERE session_id = ?", (sid,))
-        # REPLACE: an id another session already listed moves to this one (the latest writer owns it).
-        db.executemany("INSERT OR REPLACE INTO call_index VALUES (?, ?, ?)", [(*ref, sid) for ref in refs])
-    if dict(db.execute("SELECT timer_id, due FROM timers WHERE session_id = ?", (sid,))) != record.timers:
-        db.execute("DELETE FROM timers WHERE session_id = ?", (sid,))
-        timers = [(sid, timer_id, due) for timer_id, due in record.timers.items()]
-        db.executemany("INSERT INTO timers VALUES (?, ?, ?)", timers)
+    db.executescript(tables.SCHEMA)
 
 
 def _owner(db: sqlite3.Connection, kind: str, ref: str) -> str | None:
     # fetchall, never fetchone: a statement left unfinished would keep its read snapshot open.
     rows = db.execute("SELECT session_id FROM call_index WHERE kind = ? AND ref = ?", (kind, ref)).fetchall()
     return str(rows[0][0]) if rows else None
-
-
-def _claim(db: sqlite3.Connection, key: str, now: float, expires_at: float) -> bool:
-    # Every expired claim goes, not just this key's: each row is deleted once (found by the index),
-    # so the table holds about one TTL's worth of claims without a housekeeping job.
-    db.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
-    return bool(db.execute("INSERT OR IGNORE INTO claims VALUES (?, ?)", (key, expires_at)).rowcount == 1)
-
-
-_HORIZON = "SELECT horizon FROM pacing WHERE key = ?"
-
-
-def _take_slot(db: sqlite3.Connection, key: str, pace: Pace, now: float) -> float | None:
-    """Read, reckon and write inside the group commit's immediate transaction (a write job): another
-    process taking a slot of the same bucket waits for it; the slot is taken once the COMMIT is done."""
-    rows = db.execute(_HORIZON, (key,)).fetchall()
-    wait, horizon = next_slot(float(rows[0][0]) if rows else None, pace, now)
-    if wait is not None:
-        db.execute("INSERT OR REPLACE INTO pacing VALUES (?, ?)", (key, horizon))
-    return wait
-
-
-def _delete(db: sqlite3.Connection, session_id: str) -> None:
-    for table, column in (("call_index", "session_id"), ("timers", "session_id"), ("sessions", "id")):
-        db.execute(f"DELETE FROM {table} WHERE {column} = ?", (session_id,))
-
-
-def _purge(db: sqlite3.Connection, older_than: float, now: float) -> int:
-    doomed = f"SELECT id FROM sessions WHERE status IN ({_FINISHED_SQL}) AND updated_at < ?"
-    for table in ("call_index", "timers"):
-        db.execute(f"DELETE FROM {table} WHERE session_id IN ({doomed})", (older_than,))
-    purged: int = db.execute(f"DELETE FROM sessions WHERE id IN ({doomed})", (older_than,)).rowcount
-    db.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
-    return purged
 
 
 def _record(row: Any) -> SessionRecord:
@@ -442,10 +331,10 @@ def _record(row: Any) -> SessionRecord:
             flow=flow,
             state=state,
             status=status,
-            data=json.loads(data),
-            timers=json.loads(timers),
-            call_ids=frozenset(json.loads(call_ids)),
-            conference_ids=frozenset(json.loads(conference_ids)),
+            data=load_json(data),
+            timers=load_json(timers),
+            call_ids=frozenset(load_json(call_ids)),
+            conference_ids=frozenset(load_json(conference_ids)),
             updated_at=updated_at,
             revision=revision,
         )

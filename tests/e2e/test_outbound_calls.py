@@ -134,11 +134,13 @@ async def test_bodies_that_are_no_json_object_or_too_big_are_refused() -> None:
     async with outbound("infobip") as side:
         not_json = await side.send("POST", "/api/calls", raw=b"{flow: reminder}")
         nan = await side.send("POST", "/api/calls", raw=b'{"flow": "reminder", "to": NaN}')
+        huge_number = await side.send("POST", "/api/calls", raw=b'{"flow": "reminder", "vars": {"n": 1e999}}')
         deep = await side.send("POST", "/api/calls", raw=b"[" * 40 + b"]" * 40)
         huge = await side.send("POST", "/api/calls", raw=b'{"flow": "' + b"r" * 70_000 + b'"}')
         dials = side.dials()
     assert not_json[0] == 400 and "not JSON" in not_json[1]["error"]
     assert nan[0] == 400 and "NaN is not a JSON number" in nan[1]["error"]
+    assert huge_number[0] == 400 and "1e999 is out of range" in huge_number[1]["error"]
     assert deep[0] == 400 and "nests deeper" in deep[1]["error"]
     assert huge[0] == 413 and "over 65536 bytes" in huge[1]["error"]
     assert dials == []

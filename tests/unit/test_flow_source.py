@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from flowengine.flow import budget
 from flowengine.flow.budget import MAX_ALIASES, MAX_DEPTH
 from flowengine.flow.model import Pos
 from flowengine.flow.source import parse_source, resolve_plain
@@ -217,3 +221,52 @@ def test_empty_text_is_no_document() -> None:
     parsed = parse_source("# just a comment\n")
     assert parsed.doc is None
     assert parsed.diagnostics == ()
+
+
+# The tokenizer budget.over_budget used before issue 15 made it skip plain text: the new one must stop
+# every text this one stopped, at the same place or earlier (it may over-count, never under-count).
+_PREVIOUS_TOKEN = re.compile(
+    r"""
+    (?P<comment>(?:^|(?<=\s))\#[^\n]*)
+   |(?P<block>(?:^|(?<=\s))[|>][0-9+-]*[ \t]*(?:\#[^\n]*)?$)
+   |(?P<dq>(?:^|(?<=[\s\[{,]))"(?:[^"\\]|\\.)*"?)
+   |(?P<sq>(?:^|(?<=[\s\[{,]))'(?:[^']|'')*'?)
+   |(?P<glued>[^\s\[\]{},]+[\[{]+)
+   |(?P<open>(?:^|(?<=[\s\[{,]))[\[{])
+   |(?P<close>[\]}])
+   |(?P<alias>(?:^|(?<=[\s\[{,]))\*[^\s,\[\]{}]+)
+    """,
+    re.MULTILINE | re.VERBOSE,
+)
+
+
+def _previous_depth_at(text: str, limit: int) -> int | None:
+    """Where the previous tokenizer found the text nested deeper than ``limit`` (offset), else None."""
+    depth, pos = 0, 0
+    while (match := _PREVIOUS_TOKEN.search(text, pos)) is not None:
+        kind, pos = match.lastgroup, match.end()
+        if kind == "open":
+            depth += 1
+            if depth > limit:
+                return match.start()
+        elif kind == "close":
+            depth = max(depth - 1, 0)
+        elif kind == "block":
+            pos = budget._block_end(text, match.start(), pos)
+    return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["[", "{", "]", "}", '"', "'", "*a", "x", " ", ",", "\n", "#", "|", "\\"]),
+                max_size=80))
+def test_the_budget_scan_stops_whatever_the_previous_one_stopped(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    before = _previous_depth_at(text, 3)
+    original = budget.MAX_DEPTH
+    budget.MAX_DEPTH = 3
+    try:
+        now = budget.over_budget(text)
+    finally:
+        budget.MAX_DEPTH = original
+    if before is not None:
+        assert now is not None and (now[0], now[1]) <= budget._spot(text, before)

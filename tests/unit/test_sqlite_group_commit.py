@@ -31,9 +31,9 @@ def count_commits(store: SqliteStore) -> list[int]:
     writes = store._writes
     commit = writes._commit
 
-    def counted(jobs: list[Any]) -> list[Any]:
+    def counted(jobs: list[Any], *where: Any) -> list[Any]:
         sizes.append(len(jobs))
-        return commit(jobs)
+        return commit(jobs, *where)
 
     writes._commit = counted  # type: ignore[method-assign]
     return sizes
@@ -131,4 +131,74 @@ async def test_a_failed_write_forgets_the_kept_record(tmp_path: Path, conflict: 
     assert "s1" not in store._recent
     got = await store.get("s1")
     assert (got is not None and got.state == "answering") if conflict else got is None
+    await store.close()
+
+
+async def test_writes_wait_on_the_thread_while_another_process_holds_the_lock(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    await store.ping()
+    other = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writing: the loop's connection is told busy
+    try:
+        put = asyncio.ensure_future(store.put(rec("s1"), expected_revision=None))
+        await asyncio.sleep(0.2)
+        assert not put.done()  # waiting for the lock on the store's thread, the loop free meanwhile
+        assert await store.get("missing") is None
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    assert await put == 1
+    assert await store.put(rec("s2"), expected_revision=None) == 1  # back on the loop
+    assert await store.session_for_call("call-s1") == "s1"
+    await store.close()
+
+
+async def test_commits_on_the_loop_are_checkpointed_on_the_thread(tmp_path: Path) -> None:
+    from flowengine.stores.group_commit import CHECKPOINT_EVERY
+
+    store = SqliteStore(tmp_path / "s.db")
+    await store.ping()
+    checkpoints: list[str] = []
+    run = store._writes._checkpoint_wal
+
+    def counted() -> None:
+        checkpoints.append("PASSIVE")
+        run()
+
+    store._writes._checkpoint_wal = counted  # type: ignore[method-assign]
+    for n in range(2 * CHECKPOINT_EVERY):
+        await store.put(rec(f"s{n}"), expected_revision=None)
+    await store._writes.drain()
+    assert checkpoints == ["PASSIVE", "PASSIVE"]  # one per CHECKPOINT_EVERY commits, none on the loop
+    assert len(await store.list_sessions(limit=1000)) == 2 * CHECKPOINT_EVERY
+    await store.close()
+
+
+async def test_index_rows_follow_sealed_writes_whether_read_or_known(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store, other = SqliteStore(path), SqliteStore(path)
+    await store.put(rec("s1", sealed=True, timers={"t": 50.0}), expected_revision=None)
+    await store.put(rec("s1", sealed=True, timers={"t": 50.0}, state="b"), expected_revision=1)  # known
+    assert await store.session_for_call("call-s1") == "s1"
+    assert [t.timer_id for t in await store.due_timers(60)] == ["t"]
+    moved = rec("s1", sealed=True, call_ids=frozenset({"c2"}), timers={"u": 70.0})
+    await store.put(moved, expected_revision=2)
+    assert await store.session_for_call("call-s1") is None and await store.session_for_call("c2") == "s1"
+    assert [t.timer_id for t in await store.due_timers(100)] == ["u"]
+    # Another instance moves the ids: the next write of this one reads the rows again instead of trusting.
+    await other.put(rec("s1", sealed=True, call_ids=frozenset({"c3"}), timers={}), expected_revision=3)
+    await store.put(replace(moved, updated_at=300.0), expected_revision=4)
+    assert await store.session_for_call("c3") is None and await store.session_for_call("c2") == "s1"
+    assert [t.timer_id for t in await store.due_timers(100)] == ["u"]
+    await store.close()
+    await other.close()
+
+
+async def test_a_sealed_write_takes_back_an_id_another_session_took_over(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    await store.put(rec("a", sealed=True, call_ids=frozenset({"c"})), expected_revision=None)
+    await store.put(rec("b", sealed=True, call_ids=frozenset({"c"})), expected_revision=None)
+    assert await store.session_for_call("c") == "b"
+    await store.put(rec("a", sealed=True, call_ids=frozenset({"c"}), state="x"), expected_revision=1)
+    assert await store.session_for_call("c") == "a"  # the latest writer owns the id, as unsealed
     await store.close()

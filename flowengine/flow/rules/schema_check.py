@@ -17,7 +17,7 @@ from jsonschema.exceptions import ValidationError
 from flowengine.flow.diagnostics import Diagnostic, alternatives, quote, quoted_list
 from flowengine.flow.model import Pos
 from flowengine.flow.rules.places import Place, place_of
-from flowengine.flow.schema import START_PATTERN, validator
+from flowengine.flow.schema import START_PATTERN, surely_valid, validator
 from flowengine.flow.source import Path, SourceMap
 from flowengine.flow.vocabulary import (
     ACTIONS,
@@ -50,6 +50,8 @@ def check_schema(doc: Any, source_map: SourceMap) -> tuple[list[Diagnostic], boo
     shape for the semantic rules (errors only inside action parameters, event names, timer keys)."""
     diagnostics: list[Diagnostic] = []
     sound = True
+    if surely_valid(doc):  # the usual case, fast; otherwise the Python validator finds each error
+        return diagnostics, sound
     for error in validator().iter_errors(doc):
         for finding in translate(error):
             pos = source_map.key_pos(finding.path) if finding.at_key else source_map.value_pos(finding.path)

@@ -1,0 +1,146 @@
+"""The SQLite store's tables and the statements that write them: each write below is a job of the group
+commit (``group_commit.py``), run inside its transaction on whichever connection it is given."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from flowengine.errors import ConflictError
+from flowengine.stores.base import FINISHED, Pace, SessionRecord, next_slot
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    flow TEXT NOT NULL,
+    state TEXT NOT NULL,
+    status TEXT NOT NULL,
+    data TEXT NOT NULL,
+    timers TEXT NOT NULL,
+    call_ids TEXT NOT NULL,
+    conference_ids TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    revision INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions (updated_at, id);
+CREATE INDEX IF NOT EXISTS sessions_by_status ON sessions (status, updated_at);
+CREATE TABLE IF NOT EXISTS call_index (
+    kind TEXT NOT NULL,            -- 'call' or 'conference'
+    ref TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    PRIMARY KEY (kind, ref)
+);
+CREATE INDEX IF NOT EXISTS call_index_by_session ON call_index (session_id);
+CREATE TABLE IF NOT EXISTS timers (
+    session_id TEXT NOT NULL,
+    timer_id TEXT NOT NULL,
+    due REAL NOT NULL,
+    PRIMARY KEY (session_id, timer_id)
+);
+CREATE INDEX IF NOT EXISTS timers_by_due ON timers (due, session_id, timer_id);
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS claims_by_expiry ON claims (expires_at);
+CREATE TABLE IF NOT EXISTS pacing (
+    key TEXT PRIMARY KEY,
+    horizon REAL NOT NULL          -- the token bucket's theoretical arrival time (take_slot)
+);
+CREATE TABLE IF NOT EXISTS flow_sources (
+    version TEXT PRIMARY KEY,      -- a content hash of the source: rows are written once, never changed
+    source TEXT NOT NULL
+);
+"""
+
+COLUMNS = "id, flow, state, status, data, timers, call_ids, conference_ids, updated_at, revision"
+FINISHED_SQL = ", ".join(f"'{status}'" for status in FINISHED)
+INSERT = f"INSERT OR IGNORE INTO sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+UPDATE = (
+    "UPDATE sessions SET flow = ?, state = ?, status = ?, data = ?, timers = ?, call_ids = ?,"
+    " conference_ids = ?, updated_at = ?, revision = ? WHERE id = ? AND revision = ?"
+)
+
+
+def put_row(db: sqlite3.Connection, record: SessionRecord, row: tuple[Any, ...], expected: int | None,
+            known: SessionRecord | None = None) -> int:
+    """Inside the group commit's transaction, like every write job below. ``known``: the version this
+    store wrote last, when it is the one replaced (see ``reindex``)."""
+    revision = 1 if expected is None else expected + 1
+    if expected is None:
+        cursor = db.execute(INSERT, (record.id, *row, revision))
+    else:
+        cursor = db.execute(UPDATE, (*row, revision, record.id, expected))
+    if cursor.rowcount != 1:
+        raise ConflictError(conflict(record.id, expected))
+    reindex(db, record, known)
+    return revision
+
+
+def conflict(session_id: str, expected_revision: int | None) -> str:
+    if expected_revision is None:
+        return f"session {session_id!r} already exists"
+    return f"session {session_id!r} is missing or not at revision {expected_revision}"
+
+
+def reindex(db: sqlite3.Connection, record: SessionRecord, known: SessionRecord | None = None) -> None:
+    """Make the call index and the timer table match ``record``, inside the caller's transaction.
+
+    Rows are rewritten only when they differ from what is there: most events change neither, and a read
+    is cheaper than dirtying index pages. Rows already listing exactly this session's ids mean each id
+    is still this session's (the primary key allows one owner per id). Timer rows are the session's
+    own: with ``known``, the version whose rows they are, they are not read, and only the timers that
+    changed are written (most saves move one, the quiet timer).
+    """
+    sid = record.id
+    refs = {("call", ref) for ref in record.call_ids}
+    refs.update(("conference", ref) for ref in record.conference_ids)
+    if set(db.execute("SELECT kind, ref FROM call_index WHERE session_id = ?", (sid,))) != refs:
+        db.execute("DELETE FROM call_index WHERE session_id = ?", (sid,))
+        # REPLACE: an id another session already listed moves to this one (the latest writer owns it).
+        db.executemany("INSERT OR REPLACE INTO call_index VALUES (?, ?, ?)", [(*ref, sid) for ref in refs])
+    if known is not None:
+        if known.timers != record.timers:
+            gone = [(sid, timer_id) for timer_id in known.timers.keys() - record.timers.keys()]
+            db.executemany("DELETE FROM timers WHERE session_id = ? AND timer_id = ?", gone)
+            db.executemany("INSERT OR REPLACE INTO timers VALUES (?, ?, ?)", [
+                (sid, timer_id, due) for timer_id, due in record.timers.items()
+                if known.timers.get(timer_id) != due])
+    elif dict(db.execute("SELECT timer_id, due FROM timers WHERE session_id = ?", (sid,))) != record.timers:
+        db.execute("DELETE FROM timers WHERE session_id = ?", (sid,))
+        timers = [(sid, timer_id, due) for timer_id, due in record.timers.items()]
+        db.executemany("INSERT INTO timers VALUES (?, ?, ?)", timers)
+
+
+def claim(db: sqlite3.Connection, key: str, now: float, expires_at: float) -> bool:
+    # Every expired claim goes, not just this key's: each row is deleted once (found by the index),
+    # so the table holds about one TTL's worth of claims without a housekeeping job.
+    db.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
+    return bool(db.execute("INSERT OR IGNORE INTO claims VALUES (?, ?)", (key, expires_at)).rowcount == 1)
+
+
+HORIZON = "SELECT horizon FROM pacing WHERE key = ?"
+
+
+def take_slot(db: sqlite3.Connection, key: str, pace: Pace, now: float) -> float | None:
+    """Read, reckon and write inside the group commit's immediate transaction (a write job): another
+    process taking a slot of the same bucket waits for it; the slot is taken once the COMMIT is done."""
+    rows = db.execute(HORIZON, (key,)).fetchall()
+    wait, horizon = next_slot(float(rows[0][0]) if rows else None, pace, now)
+    if wait is not None:
+        db.execute("INSERT OR REPLACE INTO pacing VALUES (?, ?)", (key, horizon))
+    return wait
+
+
+def delete(db: sqlite3.Connection, session_id: str) -> None:
+    for table, column in (("call_index", "session_id"), ("timers", "session_id"), ("sessions", "id")):
+        db.execute(f"DELETE FROM {table} WHERE {column} = ?", (session_id,))
+
+
+def purge(db: sqlite3.Connection, older_than: float, now: float) -> int:
+    doomed = f"SELECT id FROM sessions WHERE status IN ({FINISHED_SQL}) AND updated_at < ?"
+    for table in ("call_index", "timers"):
+        db.execute(f"DELETE FROM {table} WHERE session_id IN ({doomed})", (older_than,))
+    purged: int = db.execute(f"DELETE FROM sessions WHERE id IN ({doomed})", (older_than,)).rowcount
+    db.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
+    return purged
