@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowengine.flow.vocabulary import ACTIONS, DURATION_PATTERN
+from flowengine.flow.vocabulary import ACTIONS, DURATION_PATTERN, HTTP_METHODS
 
 _SECONDS = {
     "anyOf": [
@@ -37,6 +37,14 @@ def _party(description: str, **extra: Any) -> dict[str, Any]:
             "properties": {**_party_properties(), **extra}}
 
 
+# What picks the requests a mock answers or an expectation names (``scenarios.http_mocks``).
+_REQUEST_MATCH: dict[str, Any] = {
+    "method": {"enum": list(HTTP_METHODS), "description": "The request's method (any, when left out)."},
+    "url": {"type": "string", "minLength": 1,
+            "description": "The request's URL; `*` stands for any run of characters."},
+}
+
+
 def _http_mocks() -> dict[str, Any]:
     return {
         "type": "array",
@@ -48,10 +56,7 @@ def _http_mocks() -> dict[str, Any]:
             "additionalProperties": False,
             "required": ["url"],
             "properties": {
-                "method": {"enum": ["GET", "POST", "PUT", "PATCH", "DELETE"],
-                           "description": "The request's method (any, when left out)."},
-                "url": {"type": "string", "minLength": 1,
-                        "description": "The request's URL; `*` stands for any run of characters."},
+                **_REQUEST_MATCH,
                 "status": {"type": "integer", "minimum": 100, "maximum": 599, "default": 200,
                            "description": "The answer's status; not 2xx fails the action."},
                 "body": {"description": "The answer's body: JSON, or text."},
@@ -97,10 +102,7 @@ def _expected_http() -> dict[str, Any]:
             "additionalProperties": False,
             "required": ["url"],
             "properties": {
-                "method": {"enum": ["GET", "POST", "PUT", "PATCH", "DELETE"],
-                           "description": "The request's method (any, when left out)."},
-                "url": {"type": "string", "minLength": 1,
-                        "description": "The request's URL; `*` stands for any run of characters."},
+                **_REQUEST_MATCH,
                 "json": {"description": f"The JSON body: {subset}."},
                 "form": {"type": "object", "description": f"The form fields: {subset}."},
                 "headers": {"type": "object", "description": "Headers as the flow wrote them (names in "

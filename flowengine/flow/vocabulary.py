@@ -29,6 +29,8 @@ ParamKind = Literal[
 ]
 
 
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")  # what the http action may send
+
 @dataclass(frozen=True)
 class Param:
     name: str
@@ -235,7 +237,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
         (
             Param("url", "text", "The URL.", True),
             Param("method", "enum", "HTTP method.", default="POST",
-                  choices=("GET", "POST", "PUT", "PATCH", "DELETE")),
+                  choices=HTTP_METHODS),
             Param("headers", "headers", "Request headers: name -> literal text, no templates. Write secrets "
                   "as `${VAR}`: the service puts its environment variable VAR there when it sends the "
                   "request, so the secret is never in the flow, the session or the logs "

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowengine.redaction import redact_url
-from flowengine.scenarios.http_mocks import METHODS, HttpCall, url_pattern
+from flowengine.scenarios.http_mocks import HttpCall, check_request_match, url_pattern
 
 _FIELDS = ("method", "url", "json", "form", "headers")
 _BODIES = ("json", "form", "headers")
@@ -49,21 +49,14 @@ def parse_expected_http(raw: Any) -> tuple[HttpExpectation, ...] | None:
     return tuple(_entry(item, index) for index, item in enumerate(raw))
 
 
-def _entry(item: Any, index: int) -> HttpExpectation:
+def _entry(raw: Any, index: int) -> HttpExpectation:
     where = f"expect.http[{index}]"
-    if not isinstance(item, Mapping) or not isinstance(item.get("url"), str) or not item["url"]:
-        raise ValueError(f"{where}: an expected request is a mapping with at least a url")
-    unknown = sorted(set(item) - set(_FIELDS))
-    if unknown:
-        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(_FIELDS)}")
-    method = item.get("method")
-    if method is not None and (not isinstance(method, str) or method.upper() not in METHODS):
-        raise ValueError(f"{where}.method: one of {', '.join(METHODS)}")
+    item, method = check_request_match(raw, where, "an expected request", _FIELDS)
     for name in ("form", "headers"):
         if name in item and not isinstance(item[name], Mapping):
             raise ValueError(f"{where}.{name}: a mapping of the {name} fields expected")
     parts = {name: item[name] for name in _BODIES if name in item}
-    return HttpExpectation(item["url"], method.upper() if method else None, parts)
+    return HttpExpectation(item["url"], method, parts)
 
 
 def check_http(expected: Sequence[HttpExpectation], calls: Sequence[HttpCall]) -> list[str]:

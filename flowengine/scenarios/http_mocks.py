@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowengine.errors import ProviderError
+from flowengine.flow.vocabulary import HTTP_METHODS
 from flowengine.redaction import redact_json, redact_url
 from flowengine.runtime.clock import Clock
 from flowengine.runtime.ports import HttpAnswer, HttpClient, HttpRequest
@@ -32,7 +33,7 @@ from flowengine.simulator.parties import parse_duration
 
 MOCKED = "(mock)"  # ends the message of a failure a mock answered: meant by the scenario
 _FIELDS = ("method", "url", "status", "body", "delay")
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+METHODS = HTTP_METHODS
 
 
 @dataclass(frozen=True)
@@ -66,21 +67,31 @@ def parse_mocks(raw: Any) -> tuple[HttpMock, ...]:
     return tuple(_mock(item, index) for index, item in enumerate(raw))
 
 
-def _mock(item: Any, index: int) -> HttpMock:
-    where = f"http[{index}]"
+def check_request_match(
+    item: Any, where: str, what: str, fields: Sequence[str]
+) -> tuple[Mapping[str, Any], str | None]:
+    """An entry that matches requests (a mock, an expected request): a mapping of ``fields`` with at least
+    a url, and a known method if it names one; returned with that method in capitals (None: any).
+    ``what`` names the entry in the error."""
     if not isinstance(item, Mapping) or not isinstance(item.get("url"), str) or not item["url"]:
-        raise ValueError(f"{where}: a mock is a mapping with at least a url")
-    unknown = sorted(set(item) - set(_FIELDS))
+        raise ValueError(f"{where}: {what} is a mapping with at least a url")
+    unknown = sorted(set(item) - set(fields))
     if unknown:
-        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(_FIELDS)}")
+        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(fields)}")
     method = item.get("method")
     if method is not None and (not isinstance(method, str) or method.upper() not in METHODS):
         raise ValueError(f"{where}.method: one of {', '.join(METHODS)}")
+    return item, method.upper() if method else None
+
+
+def _mock(raw: Any, index: int) -> HttpMock:
+    where = f"http[{index}]"
+    item, method = check_request_match(raw, where, "a mock", _FIELDS)
     status = item.get("status", 200)
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
         raise ValueError(f"{where}.status: an HTTP status 100-599, got {status!r}")
     delay = parse_duration(item.get("delay", 0), f"{where}.delay")
-    return HttpMock(item["url"], method.upper() if method else None, status, item.get("body"), delay)
+    return HttpMock(item["url"], method, status, item.get("body"), delay)
 
 
 @dataclass
