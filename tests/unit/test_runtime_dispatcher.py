@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from flowengine.errors import SessionNotFound
 from flowengine.flow.build import build_flow
 from flowengine.flow.loader import load_flow_or_raise
 from flowengine.flow.model import Flow
+from flowengine.logformat import FIELDS, JsonFormatter
 from flowengine.runtime.dispatcher import Dispatcher, SessionLocks
 from flowengine.runtime.engine import Engine
 from flowengine.runtime.events import Event
@@ -95,7 +97,7 @@ async def test_a_thousand_sessions_concurrently(conference: Flow) -> None:
     assert len(d.locks) == 0  # every lock dropped once its session went idle
 
 
-COUNTER = build_flow({
+COUNTER_DOC: dict[str, Any] = {
     "flow": "counter", "version": 1, "initial": "counting", "vars": {"count": 0, "order": []},
     "states": {
         "counting": {
@@ -106,7 +108,8 @@ COUNTER = build_flow({
             ]}},
         },
     },
-})
+}
+COUNTER = build_flow(COUNTER_DOC)
 
 
 async def test_events_of_one_session_are_serialised_in_arrival_order() -> None:
@@ -187,3 +190,127 @@ async def test_lock_is_released_when_handling_raises(conference: Flow) -> None:
     with pytest.raises(RuntimeError):
         await d.dispatch("s", event("call.received", call_id="c"))
     assert len(d.locks) == 0
+
+
+# -- what the log lines of a step say, and which version runs a session --------------------------------------
+SAYS = build_flow({
+    "flow": "says", "version": 1, "initial": "start",
+    "states": {
+        "start": {"on": {"call.answered": "talking"}},
+        "talking": {"entry": [{"log": {"message": "now talking"}}],
+                    "on": {"dtmf.captured": {"actions": [{"log": {"message": "pressed"}}]}}},
+    },
+})
+
+
+class JsonLines(logging.Handler):
+    """The JSON log lines, formatted as they are written (the scope is that of the moment)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+async def test_log_lines_written_while_a_session_is_held_say_which_session_state_event_and_call() -> None:
+    d, _, _ = dispatcher(SAYS)
+    handler, logger = JsonLines(), logging.getLogger("flowengine.flow")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)  # (not ``.level =``: that keeps the logger's cached verdicts)
+    try:
+        await d.dispatch("s-1", event("call.received", call_id="c-1"))
+        await d.dispatch("s-1", event("call.answered", call_id="c-1"))
+        await d.dispatch("s-1", event("dtmf.captured", call_id="c-1", digits="1"))
+        logger.info("between steps")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    lines = handler.lines
+    about = [{k: v for k, v in line.items() if k in FIELDS} for line in lines]
+    assert [line["message"] for line in lines] == ["s-1: now talking", "s-1: pressed", "between steps"]
+    assert about == [
+        # the state the entry action runs in, not the one the event came to
+        {"session": "s-1", "flow": "says", "state": "talking", "event": "call.answered", "call": "c-1"},
+        {"session": "s-1", "flow": "says", "state": "talking", "event": "dtmf.captured", "call": "c-1"},
+        {},  # no session held: nothing to say
+    ]
+
+
+async def test_a_session_runs_on_the_version_it_started_on_and_a_new_one_on_the_current() -> None:
+    store, provider = JsonStore(), RecordingProvider()
+    old = Executor(Engine(COUNTER, ManualClock(), version="a" * 16))
+    text = json.dumps(COUNTER_DOC).replace('"{{ event.digits }}"', '"v2 {{ event.digits }}"')
+    changed = build_flow(json.loads(text))
+    new = Executor(Engine(changed, ManualClock(), version="b" * 16))
+    asked: list[tuple[str, str]] = []
+
+    async def versions(flow: str, version: str) -> Executor:  # the service's catalog of held versions
+        asked.append((flow, version))
+        return old if version == old.engine.version else new
+
+    started = Dispatcher(old, provider, store.load, store.save)
+    await started.dispatch("held", event("call.received", call_id="c1"))
+    upgraded = Dispatcher(new, provider, store.load, store.save, versions=versions)
+    held = await upgraded.dispatch("held", event("dtmf.captured", call_id="c1", digits="1"))
+    await upgraded.dispatch("fresh", event("call.received", call_id="c2"))
+    fresh = await upgraded.dispatch("fresh", event("dtmf.captured", call_id="c2", digits="2"))
+    assert (held.flow_hash, fresh.flow_hash) == (old.engine.version, new.engine.version)
+    assert [args["text"] for action, args in provider.calls if action == "say"] == ["1", "v2 2"]
+    assert asked == [("counter", old.engine.version)]  # the current version is never looked up
+
+
+async def test_a_session_from_before_versions_runs_on_the_current_one_without_a_lookup() -> None:
+    store, provider = JsonStore(), RecordingProvider()
+    unversioned = Dispatcher(Executor(Engine(COUNTER, ManualClock())), provider, store.load, store.save)
+    await unversioned.dispatch("old", event("call.received", call_id="c1"))
+    asked: list[str] = []
+
+    async def versions(flow: str, version: str) -> Executor:
+        asked.append(version)
+        raise SessionNotFound(f"no version {version}")
+
+    current = Executor(Engine(COUNTER, ManualClock(), version="b" * 16))
+    session = await Dispatcher(current, provider, store.load, store.save, versions=versions).dispatch(
+        "old", event("dtmf.captured", call_id="c1", digits="1"))
+    assert (session.flow_hash, session.vars["count"], asked) == (None, 1, [])
+
+
+async def test_a_dispatcher_of_several_flows_starts_a_session_on_the_flow_named() -> None:
+    store, provider = JsonStore(), RecordingProvider()
+    executors = {flow.name: Executor(Engine(flow, ManualClock())) for flow in (COUNTER, SAYS)}
+    d = Dispatcher(executors, provider, store.load, store.save)
+    await d.dispatch("s", event("call.received", call_id="c1"), flow="says")
+    session = await d.dispatch("s", event("call.answered", call_id="c1"))  # its own flow, not the first
+    assert (session.flow, session.state) == ("says", "talking")
+    with pytest.raises(SessionNotFound, match=r"no flow 'other' here \(known: counter, says\)"):
+        await d.dispatch("t", event("call.received", call_id="c2"), flow="other")
+    with pytest.raises(SessionNotFound, match="no session 'u'"):
+        await d.dispatch("u", event("call.received", call_id="c3"), create=False)
+
+
+async def test_a_provider_given_to_a_call_carries_it_out() -> None:
+    store, default, given = JsonStore(), RecordingProvider(), RecordingProvider()
+    d = Dispatcher(Executor(Engine(COUNTER, ManualClock())), default, store.load, store.save)
+    await d.dispatch("s", event("call.received", call_id="c1"), provider=given)
+    await d.dispatch("s", event("dtmf.captured", call_id="c1", digits="1"), provider=given)
+    assert (given.actions, default.actions) == (["answer", "say"], [])
+    nowhere = Dispatcher(Executor(Engine(COUNTER, ManualClock())), None, store.load, store.save)
+    with pytest.raises(ValueError, match="no provider given to the dispatcher or to this call"):
+        await nowhere.dispatch("t", event("call.received", call_id="c2"))
+
+
+async def test_a_change_made_while_a_step_runs_waits_for_it_and_is_not_lost() -> None:
+    d, store, _ = dispatcher(COUNTER)  # its provider yields at every command, letting others in
+    await d.dispatch("s", event("call.received", call_id="c1"))
+    step = asyncio.create_task(d.dispatch("s", event("dtmf.captured", call_id="c1", digits="1")))
+    await asyncio.sleep(0)  # the step holds the session and awaits its say
+    await asyncio.gather(d.checked("s", 123.0), d.defer("s", event("call.finished", call_id="c1"), 5.0))
+    await step
+    saved = Session.from_json(json.loads(store.docs["s"]))
+    assert (saved.vars["count"], saved.checked, len(saved.deferred)) == (1, 123.0, 1)
+    with pytest.raises(SessionNotFound, match="no session 'gone'"):
+        await d.checked("gone", 1.0)
