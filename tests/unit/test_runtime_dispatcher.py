@@ -314,3 +314,65 @@ async def test_a_change_made_while_a_step_runs_waits_for_it_and_is_not_lost() ->
     assert (saved.vars["count"], saved.checked, len(saved.deferred)) == (1, 123.0, 1)
     with pytest.raises(SessionNotFound, match="no session 'gone'"):
         await d.checked("gone", 1.0)
+
+
+TIMED = build_flow({
+    "flow": "timed", "version": 1, "initial": "counting", "vars": {"order": []},
+    "states": {
+        "counting": {
+            "entry": [{"answer": {"call": "caller"}}],
+            "on": {"dtmf.captured": {"actions": [{"set": {"order": "{{ vars.order + [event.digits] }}"}}]}},
+            "after": {"10s": {"actions": [{"set": {"order": "{{ vars.order + ['timer'] }}"}}]}},
+        },
+        "end": {"type": "final"},
+    },
+})
+
+
+@pytest.mark.parametrize(
+    ("deferred", "handled"),
+    [
+        ({"early": 5.0}, ["early", "timer"]),
+        ({"late": 15.0}, ["timer", "late"]),
+        ({"same": 10.0}, ["timer", "same"]),  # at one instant the flow's timer goes first
+        ({"z-first": 12.0, "a-second": 12.0}, ["timer", "z-first", "a-second"]),  # as they were deferred
+    ],
+)
+async def test_due_timers_and_deferred_events_are_handled_in_due_order(
+    deferred: dict[str, float], handled: list[str],
+) -> None:
+    clock = ManualClock()
+    d, _, _ = dispatcher(TIMED, clock)
+    await d.dispatch("s", event("call.received", call_id="c1"))
+    start = clock.now()
+    for digits, due in deferred.items():
+        await d.defer("s", event("dtmf.captured", call_id="c1", digits=digits, event_id=digits), start + due)
+    clock.advance(20)
+    session = await d.fire_timers("s")
+    assert session is not None and session.vars["order"] == handled and session.deferred == {}
+
+
+async def test_instances_sharing_the_session_locks_take_one_sessions_events_in_turn() -> None:
+    store, locks = JsonStore(), SessionLocks()
+    instances = [Dispatcher(Executor(Engine(COUNTER, ManualClock())), RecordingProvider(yield_control=True),
+                            store.load, store.save, locks=locks) for _ in range(2)]
+    await instances[0].dispatch("s", event("call.received", call_id="c"))
+    digits = [str(n) for n in range(10)]
+    await asyncio.gather(*(instances[n % 2].dispatch("s", event("dtmf.captured", call_id="c", digits=x))
+                           for n, x in enumerate(digits)))
+    saved = Session.from_json(json.loads(store.docs["s"]))
+    assert (saved.vars["count"], saved.vars["order"]) == (10, digits)
+
+
+async def test_timers_fired_while_a_step_runs_wait_for_it() -> None:
+    clock = ManualClock()
+    d, store, _ = dispatcher(COUNTER, clock)
+    await d.dispatch("s", event("call.received", call_id="c1"))
+    await d.defer("s", event("dtmf.captured", call_id="c1", digits="later"), clock.now() + 5)
+    clock.advance(10)
+    step = asyncio.create_task(d.dispatch("s", event("dtmf.captured", call_id="c1", digits="now")))
+    await asyncio.sleep(0)  # the step holds the session and awaits its say
+    await d.fire_timers("s")
+    await step
+    saved = Session.from_json(json.loads(store.docs["s"]))
+    assert (saved.vars["count"], saved.vars["order"], saved.deferred) == (2, ["now", "later"], {})
