@@ -341,14 +341,14 @@ TIMED = build_flow({
 async def test_due_timers_and_deferred_events_are_handled_in_due_order(
     deferred: dict[str, float], handled: list[str],
 ) -> None:
-    clock = ManualClock()
-    d, _, _ = dispatcher(TIMED, clock)
-    await d.dispatch("s", event("call.received", call_id="c1"))
+    clock, store, provider = ManualClock(), JsonStore(), RecordingProvider()
+    d = Dispatcher(Executor(Engine(TIMED, clock)), None, store.load, store.save)  # providers come per call
+    await d.dispatch("s", event("call.received", call_id="c1"), provider=provider)
     start = clock.now()
     for digits, due in deferred.items():
         await d.defer("s", event("dtmf.captured", call_id="c1", digits=digits, event_id=digits), start + due)
     clock.advance(20)
-    session = await d.fire_timers("s")
+    session = await d.fire_timers("s", provider=provider)
     assert session is not None and session.vars["order"] == handled and session.deferred == {}
 
 
@@ -376,3 +376,25 @@ async def test_timers_fired_while_a_step_runs_wait_for_it() -> None:
     await step
     saved = Session.from_json(json.loads(store.docs["s"]))
     assert (saved.vars["count"], saved.vars["order"], saved.deferred) == (2, ["now", "later"], {})
+
+
+async def test_derived_events_are_handled_in_order_in_one_hold_after_a_step_under_way() -> None:
+    store, provider = JsonStore(), RecordingProvider(yield_control=True)  # yields at every command
+    d = Dispatcher(Executor(Engine(COUNTER, ManualClock())), None, store.load, store.save)
+    await d.dispatch("s", event("call.received", call_id="c1"), provider=provider)
+    seen: list[list[str]] = []
+
+    def derive(session: Session) -> list[Event]:  # what the platform showed, found on the session as it is
+        seen.append(list(session.vars["order"]))
+        return [event("dtmf.captured", call_id="c1", digits=x) for x in ("a", "b")]
+
+    step = asyncio.create_task(d.dispatch("s", event("dtmf.captured", call_id="c1", digits="now"),
+                                          provider=provider))
+    await asyncio.sleep(0)  # the step holds the session and awaits its say
+    handled = await d.dispatch_derived("s", derive, provider=provider)
+    await step
+    assert seen == [["now"]] and [e.digits for e in handled] == ["a", "b"]
+    saved = Session.from_json(json.loads(store.docs["s"]))
+    assert (saved.vars["count"], saved.vars["order"]) == (3, ["now", "a", "b"])
+    assert [args["text"] for action, args in provider.calls if action == "say"] == ["now", "a", "b"]
+    assert await d.dispatch_derived("gone", derive, provider=provider) == [] and "gone" not in store.docs
