@@ -6,6 +6,7 @@ that turns them into ``errors.FlowError`` for callers that just want a Flow.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from flowengine.flow.rules import run_rules
 from flowengine.flow.rules.context import RuleContext
 from flowengine.flow.rules.expressions import STATES_FILE_RULES
 from flowengine.flow.rules.schema_check import check_schema
-from flowengine.flow.source import SourceMap, parse_source
+from flowengine.flow.source import Path, SourceMap, parse_source
 from flowengine.flow.version import resolved_source
 
 Source = str | bytes | os.PathLike[str]
@@ -136,7 +137,12 @@ def check_text(
     failed = any(d.severity == "error" for d in diagnostics)
     if failed or flow is None:
         return Checked(diagnostics, None, merged.texts)
-    return Checked(diagnostics, flow, merged.texts, resolved_source(merged.doc))
+    try:
+        resolved = resolved_source(merged.doc)
+    except ValueError:  # an .inf or .nan somewhere, which JSON cannot hold: looked for only then
+        non_finite = _non_finite(merged.doc, merged.source_map)
+        return Checked(sort_unique([*diagnostics, *non_finite]), None, merged.texts)
+    return Checked(diagnostics, flow, merged.texts, resolved)
 
 
 def check_states_file(doc: Mapping[str, Any], source_map: SourceMap) -> list[Diagnostic]:
@@ -151,6 +157,17 @@ def check_states_file(doc: Mapping[str, Any], source_map: SourceMap) -> list[Dia
         context = RuleContext(flow, wrapped, source_map)
         found.extend(d for rule in STATES_FILE_RULES for d in rule(context))
     return found
+
+
+def _non_finite(doc: Any, source_map: SourceMap, path: Path = ()) -> list[Diagnostic]:
+    """An error at each ``.inf`` or ``.nan``: the version (``flow.version``) holds the flow as JSON,
+    which has no such numbers, and no parameter or variable needs one."""
+    if isinstance(doc, float) and not math.isfinite(doc):
+        pos = source_map.value_pos(path)
+        message = f"{doc} is not a number a flow can hold: write a finite number, or quote it as text"
+        return [Diagnostic(pos.file or source_map.path, pos.line, pos.col, "error", message, "schema")]
+    items = doc.items() if isinstance(doc, Mapping) else enumerate(doc) if isinstance(doc, list) else ()
+    return [d for key, value in items for d in _non_finite(value, source_map, (*path, key))]
 
 
 def _not_a_flow(doc: Any, source: str, pos: Any) -> Diagnostic:

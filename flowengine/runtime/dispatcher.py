@@ -132,11 +132,12 @@ class Dispatcher:
             found = await self._load(session_id)
             if found is None:
                 return []
+            resumed = found.outbox is not None  # (``resume`` may finish the plan in the same object)
             session = await self._resume(found, provider)
             events = derive(session)
             for event in events:
                 session = await self._step(session, event, provider)
-            if events or session is not found:
+            if events or resumed:
                 await self._save(session)
             return events
 

@@ -171,6 +171,10 @@ def test_deep_nesting_is_a_limits_diagnostic_not_a_crash(text: str, line: int, c
         # closers outside quotes close, one level each; unmatched ones do not make room below zero
         ("a: x]]\nb: [[]]\nc: " + "[" * 70, 3, 4 + MAX_DEPTH),
         ("a: [[[x]]," + "[" * 70, 1, 11 + MAX_DEPTH - 1),  # depth 1 left, then 64 more
+        # openers glued to an alias (its name ends at one): nesting from the second on, inside a list too
+        ("a: &x 1\nb: *x" + "[" * 100_000, 2, 7 + MAX_DEPTH),
+        ("a: &x 1\nb: [*x" + "[" * 100_000, 2, 7 + MAX_DEPTH),
+        ("a: &x 1\nb: {k: *x" + "{" * 100_000, 2, 10 + MAX_DEPTH),
     ],
 )
 def test_the_text_budget_reports_where_it_is_passed(text: str, line: int, col: int) -> None:

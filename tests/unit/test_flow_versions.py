@@ -83,3 +83,17 @@ def loaded_text(source: str) -> FlowVersion:
     result = load_flow(source, source="text")
     assert result.flow is not None and result.resolved is not None, result.diagnostics
     return FlowVersion(result.flow, version_of(result.resolved), result.resolved)
+
+
+@pytest.mark.parametrize("written", [".inf", "-.inf", ".nan"])
+def test_a_number_json_cannot_hold_is_a_diagnostic_at_its_place_not_a_traceback(written: str) -> None:
+    text = (ROOT / "flows" / "two_party_conference.yaml").read_text()
+    assert "\nvars:\n" in text
+    result = load_flow(text.replace("\nvars:\n", f"\nvars:\n  limit: {written}\n", 1), source="f.yaml")
+    line = text[:text.index("\nvars:\n")].count("\n") + 3  # the line after ``vars:``
+    assert result.flow is None and result.resolved is None
+    [found] = result.errors
+    assert (found.path, found.line, found.col, found.rule) == ("f.yaml", line, 10, "schema")
+    assert "quote it as text" in found.message
+    # quoted, it is text and the flow loads
+    assert loaded_text(text.replace("\nvars:\n", f'\nvars:\n  limit: "{written}"\n', 1)).source

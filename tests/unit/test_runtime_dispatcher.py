@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from flowengine.errors import SessionNotFound
 from flowengine.flow.build import build_flow
 from flowengine.flow.loader import load_flow_or_raise
 from flowengine.flow.model import Flow
+from flowengine.logformat import FIELDS, JsonFormatter
 from flowengine.runtime.dispatcher import Dispatcher, SessionLocks
 from flowengine.runtime.engine import Engine
 from flowengine.runtime.events import Event
@@ -95,7 +97,7 @@ async def test_a_thousand_sessions_concurrently(conference: Flow) -> None:
     assert len(d.locks) == 0  # every lock dropped once its session went idle
 
 
-COUNTER = build_flow({
+COUNTER_DOC: dict[str, Any] = {
     "flow": "counter", "version": 1, "initial": "counting", "vars": {"count": 0, "order": []},
     "states": {
         "counting": {
@@ -106,7 +108,8 @@ COUNTER = build_flow({
             ]}},
         },
     },
-})
+}
+COUNTER = build_flow(COUNTER_DOC)
 
 
 async def test_events_of_one_session_are_serialised_in_arrival_order() -> None:
@@ -187,3 +190,211 @@ async def test_lock_is_released_when_handling_raises(conference: Flow) -> None:
     with pytest.raises(RuntimeError):
         await d.dispatch("s", event("call.received", call_id="c"))
     assert len(d.locks) == 0
+
+
+# -- what the log lines of a step say, and which version runs a session --------------------------------------
+SAYS = build_flow({
+    "flow": "says", "version": 1, "initial": "start",
+    "states": {
+        "start": {"on": {"call.answered": "talking"}},
+        "talking": {"entry": [{"log": {"message": "now talking"}}],
+                    "on": {"dtmf.captured": {"actions": [{"log": {"message": "pressed"}}]}}},
+    },
+})
+
+
+class JsonLines(logging.Handler):
+    """The JSON log lines, formatted as they are written (the scope is that of the moment)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+async def test_log_lines_written_while_a_session_is_held_say_which_session_state_event_and_call() -> None:
+    d, _, _ = dispatcher(SAYS)
+    handler, logger = JsonLines(), logging.getLogger("flowengine.flow")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)  # (not ``.level =``: that keeps the logger's cached verdicts)
+    try:
+        await d.dispatch("s-1", event("call.received", call_id="c-1"))
+        await d.dispatch("s-1", event("call.answered", call_id="c-1"))
+        await d.dispatch("s-1", event("dtmf.captured", call_id="c-1", digits="1"))
+        logger.info("between steps")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    lines = handler.lines
+    about = [{k: v for k, v in line.items() if k in FIELDS} for line in lines]
+    assert [line["message"] for line in lines] == ["s-1: now talking", "s-1: pressed", "between steps"]
+    assert about == [
+        # the state the entry action runs in, not the one the event came to
+        {"session": "s-1", "flow": "says", "state": "talking", "event": "call.answered", "call": "c-1"},
+        {"session": "s-1", "flow": "says", "state": "talking", "event": "dtmf.captured", "call": "c-1"},
+        {},  # no session held: nothing to say
+    ]
+
+
+async def test_a_session_runs_on_the_version_it_started_on_and_a_new_one_on_the_current() -> None:
+    store, provider = JsonStore(), RecordingProvider()
+    old = Executor(Engine(COUNTER, ManualClock(), version="a" * 16))
+    text = json.dumps(COUNTER_DOC).replace('"{{ event.digits }}"', '"v2 {{ event.digits }}"')
+    changed = build_flow(json.loads(text))
+    new = Executor(Engine(changed, ManualClock(), version="b" * 16))
+    asked: list[tuple[str, str]] = []
+
+    async def versions(flow: str, version: str) -> Executor:  # the service's catalog of held versions
+        asked.append((flow, version))
+        return old if version == old.engine.version else new
+
+    started = Dispatcher(old, provider, store.load, store.save)
+    await started.dispatch("held", event("call.received", call_id="c1"))
+    upgraded = Dispatcher(new, provider, store.load, store.save, versions=versions)
+    held = await upgraded.dispatch("held", event("dtmf.captured", call_id="c1", digits="1"))
+    await upgraded.dispatch("fresh", event("call.received", call_id="c2"))
+    fresh = await upgraded.dispatch("fresh", event("dtmf.captured", call_id="c2", digits="2"))
+    assert (held.flow_hash, fresh.flow_hash) == (old.engine.version, new.engine.version)
+    assert [args["text"] for action, args in provider.calls if action == "say"] == ["1", "v2 2"]
+    assert asked == [("counter", old.engine.version)]  # the current version is never looked up
+
+
+async def test_a_session_from_before_versions_runs_on_the_current_one_without_a_lookup() -> None:
+    store, provider = JsonStore(), RecordingProvider()
+    unversioned = Dispatcher(Executor(Engine(COUNTER, ManualClock())), provider, store.load, store.save)
+    await unversioned.dispatch("old", event("call.received", call_id="c1"))
+    asked: list[str] = []
+
+    async def versions(flow: str, version: str) -> Executor:
+        asked.append(version)
+        raise SessionNotFound(f"no version {version}")
+
+    current = Executor(Engine(COUNTER, ManualClock(), version="b" * 16))
+    session = await Dispatcher(current, provider, store.load, store.save, versions=versions).dispatch(
+        "old", event("dtmf.captured", call_id="c1", digits="1"))
+    assert (session.flow_hash, session.vars["count"], asked) == (None, 1, [])
+
+
+async def test_a_dispatcher_of_several_flows_starts_a_session_on_the_flow_named() -> None:
+    store, provider = JsonStore(), RecordingProvider()
+    executors = {flow.name: Executor(Engine(flow, ManualClock())) for flow in (COUNTER, SAYS)}
+    d = Dispatcher(executors, provider, store.load, store.save)
+    await d.dispatch("s", event("call.received", call_id="c1"), flow="says")
+    session = await d.dispatch("s", event("call.answered", call_id="c1"))  # its own flow, not the first
+    assert (session.flow, session.state) == ("says", "talking")
+    with pytest.raises(SessionNotFound, match=r"no flow 'other' here \(known: counter, says\)"):
+        await d.dispatch("t", event("call.received", call_id="c2"), flow="other")
+    with pytest.raises(SessionNotFound, match="no session 'u'"):
+        await d.dispatch("u", event("call.received", call_id="c3"), create=False)
+
+
+async def test_a_provider_given_to_a_call_carries_it_out() -> None:
+    store, default, given = JsonStore(), RecordingProvider(), RecordingProvider()
+    d = Dispatcher(Executor(Engine(COUNTER, ManualClock())), default, store.load, store.save)
+    await d.dispatch("s", event("call.received", call_id="c1"), provider=given)
+    await d.dispatch("s", event("dtmf.captured", call_id="c1", digits="1"), provider=given)
+    assert (given.actions, default.actions) == (["answer", "say"], [])
+    nowhere = Dispatcher(Executor(Engine(COUNTER, ManualClock())), None, store.load, store.save)
+    with pytest.raises(ValueError, match="no provider given to the dispatcher or to this call"):
+        await nowhere.dispatch("t", event("call.received", call_id="c2"))
+
+
+async def test_a_change_made_while_a_step_runs_waits_for_it_and_is_not_lost() -> None:
+    d, store, _ = dispatcher(COUNTER)  # its provider yields at every command, letting others in
+    await d.dispatch("s", event("call.received", call_id="c1"))
+    step = asyncio.create_task(d.dispatch("s", event("dtmf.captured", call_id="c1", digits="1")))
+    await asyncio.sleep(0)  # the step holds the session and awaits its say
+    await asyncio.gather(d.checked("s", 123.0), d.defer("s", event("call.finished", call_id="c1"), 5.0))
+    await step
+    saved = Session.from_json(json.loads(store.docs["s"]))
+    assert (saved.vars["count"], saved.checked, len(saved.deferred)) == (1, 123.0, 1)
+    with pytest.raises(SessionNotFound, match="no session 'gone'"):
+        await d.checked("gone", 1.0)
+
+
+TIMED = build_flow({
+    "flow": "timed", "version": 1, "initial": "counting", "vars": {"order": []},
+    "states": {
+        "counting": {
+            "entry": [{"answer": {"call": "caller"}}],
+            "on": {"dtmf.captured": {"actions": [{"set": {"order": "{{ vars.order + [event.digits] }}"}}]}},
+            "after": {"10s": {"actions": [{"set": {"order": "{{ vars.order + ['timer'] }}"}}]}},
+        },
+        "end": {"type": "final"},
+    },
+})
+
+
+@pytest.mark.parametrize(
+    ("deferred", "handled"),
+    [
+        ({"early": 5.0}, ["early", "timer"]),
+        ({"late": 15.0}, ["timer", "late"]),
+        ({"same": 10.0}, ["timer", "same"]),  # at one instant the flow's timer goes first
+        ({"z-first": 12.0, "a-second": 12.0}, ["timer", "z-first", "a-second"]),  # as they were deferred
+    ],
+)
+async def test_due_timers_and_deferred_events_are_handled_in_due_order(
+    deferred: dict[str, float], handled: list[str],
+) -> None:
+    clock, store, provider = ManualClock(), JsonStore(), RecordingProvider()
+    d = Dispatcher(Executor(Engine(TIMED, clock)), None, store.load, store.save)  # providers come per call
+    await d.dispatch("s", event("call.received", call_id="c1"), provider=provider)
+    start = clock.now()
+    for digits, due in deferred.items():
+        await d.defer("s", event("dtmf.captured", call_id="c1", digits=digits, event_id=digits), start + due)
+    clock.advance(20)
+    session = await d.fire_timers("s", provider=provider)
+    assert session is not None and session.vars["order"] == handled and session.deferred == {}
+
+
+async def test_instances_sharing_the_session_locks_take_one_sessions_events_in_turn() -> None:
+    store, locks = JsonStore(), SessionLocks()
+    instances = [Dispatcher(Executor(Engine(COUNTER, ManualClock())), RecordingProvider(yield_control=True),
+                            store.load, store.save, locks=locks) for _ in range(2)]
+    await instances[0].dispatch("s", event("call.received", call_id="c"))
+    digits = [str(n) for n in range(10)]
+    await asyncio.gather(*(instances[n % 2].dispatch("s", event("dtmf.captured", call_id="c", digits=x))
+                           for n, x in enumerate(digits)))
+    saved = Session.from_json(json.loads(store.docs["s"]))
+    assert (saved.vars["count"], saved.vars["order"]) == (10, digits)
+
+
+async def test_timers_fired_while_a_step_runs_wait_for_it() -> None:
+    clock = ManualClock()
+    d, store, _ = dispatcher(COUNTER, clock)
+    await d.dispatch("s", event("call.received", call_id="c1"))
+    await d.defer("s", event("dtmf.captured", call_id="c1", digits="later"), clock.now() + 5)
+    clock.advance(10)
+    step = asyncio.create_task(d.dispatch("s", event("dtmf.captured", call_id="c1", digits="now")))
+    await asyncio.sleep(0)  # the step holds the session and awaits its say
+    await d.fire_timers("s")
+    await step
+    saved = Session.from_json(json.loads(store.docs["s"]))
+    assert (saved.vars["count"], saved.vars["order"], saved.deferred) == (2, ["now", "later"], {})
+
+
+async def test_derived_events_are_handled_in_order_in_one_hold_after_a_step_under_way() -> None:
+    store, provider = JsonStore(), RecordingProvider(yield_control=True)  # yields at every command
+    d = Dispatcher(Executor(Engine(COUNTER, ManualClock())), None, store.load, store.save)
+    await d.dispatch("s", event("call.received", call_id="c1"), provider=provider)
+    seen: list[list[str]] = []
+
+    def derive(session: Session) -> list[Event]:  # what the platform showed, found on the session as it is
+        seen.append(list(session.vars["order"]))
+        return [event("dtmf.captured", call_id="c1", digits=x) for x in ("a", "b")]
+
+    step = asyncio.create_task(d.dispatch("s", event("dtmf.captured", call_id="c1", digits="now"),
+                                          provider=provider))
+    await asyncio.sleep(0)  # the step holds the session and awaits its say
+    handled = await d.dispatch_derived("s", derive, provider=provider)
+    await step
+    assert seen == [["now"]] and [e.digits for e in handled] == ["a", "b"]
+    saved = Session.from_json(json.loads(store.docs["s"]))
+    assert (saved.vars["count"], saved.vars["order"]) == (3, ["now", "a", "b"])
+    assert [args["text"] for action, args in provider.calls if action == "say"] == ["now", "a", "b"]
+    assert await d.dispatch_derived("gone", derive, provider=provider) == [] and "gone" not in store.docs

@@ -150,6 +150,50 @@ async def test_the_timer_loop_resumes_a_plan_nobody_came_back_for(flow: Flow) ->
     assert session is not None and session.outbox is None
     assert sent.actions == ["conference_create", "conference_join"]
     assert OUTBOX_TIMER not in to_record(session).timers
+    assert Session.from_json(json.loads(store.docs["s"])).outbox is None  # saved though no timer was due
+    await second.fire_timers("s")
+    assert sent.actions == ["conference_create", "conference_join"]
+
+
+@pytest.mark.parametrize("way", ["dispatch", "fire_timers", "finish_pending", "dispatch_derived"])
+async def test_a_plan_is_resumed_through_the_provider_the_call_brings(flow: Flow, way: str) -> None:
+    store, clock, _ = await crashed_after_create(flow)
+    given = RecordingProvider()
+    second = Dispatcher(Executor(Engine(flow, clock)), None, store.load, store.save)  # no default provider
+    if way == "dispatch":
+        await second.dispatch("s", event("call.answered", call_id=CALLER), provider=given)
+    elif way == "fire_timers":
+        clock.advance(RESUME_AFTER)
+        await second.fire_timers("s", provider=given)
+    elif way == "finish_pending":
+        await second.finish_pending("s", provider=given)
+    else:  # reconciliation that finds nothing missed still finishes the plan, and saves it
+        assert await second.dispatch_derived("s", lambda session: [], provider=given) == []
+    assert Session.from_json(json.loads(store.docs["s"])).outbox is None
+    await second.finish_pending("s", provider=given)  # finished and saved: nothing is sent twice
+    assert given.actions == ["conference_create", "conference_join"]
+
+
+async def test_a_plan_is_resumed_once_when_an_event_and_reconciliation_come_together(flow: Flow) -> None:
+    store, clock, _ = await crashed_after_create(flow)
+    provider = RecordingProvider(yield_control=True)  # each command awaits, letting the other in
+    second = Dispatcher(Executor(Engine(flow, clock)), provider, store.load, store.save)
+    await asyncio.gather(second.dispatch("s", event("say.finished", call_id=CALLER)),
+                         second.finish_pending("s"))
+    assert provider.actions[:2] == ["conference_create", "conference_join"]
+    assert provider.actions.count("conference_create") == 1
+
+
+async def test_a_resumed_plan_records_its_progress_so_a_second_crash_resumes_after_it(flow: Flow) -> None:
+    store, clock, _ = await crashed_after_create(flow)
+    second, sent_second = engine_on(store, flow, clock)
+    store.crash_at = store.saves + 3  # the writes before conference_create and conference_join, not the last
+    with pytest.raises(Crash):
+        await second.finish_pending("s")
+    assert sent_second.actions == ["conference_create", "conference_join"]
+    third, sent_third = engine_on(store, flow, clock)
+    await third.finish_pending("s")
+    assert sent_third.actions == ["conference_join"]  # conference_create's outcome was recorded
 
 
 async def test_a_refused_write_ahead_sends_nothing(flow: Flow) -> None:
