@@ -28,20 +28,23 @@ class ServiceObserver:
         flow = after.flow
         if before.status == "new" and before.seq == 0 and after.seq > 0:  # its first event taken
             metrics.count("sessions_started", flow)
+        previous = None
         for step in new_steps(before, after):
-            self._step(after, step)
+            outcome = self._step(after, step)
+            if is_event(step) and not _offered_again(previous, step):
+                metrics.count("events", TIMER_EVENT if step.event.startswith(TIMER_PREFIX) else step.event,
+                              outcome)
+            previous = step
         if after.status in FINISHED and before.status not in FINISHED:
             metrics.count("sessions_ended", flow, after.status)
             log.info("session %s flow %s: %s in state %s", after.id, flow, after.status, after.state,
                      extra={"session": after.id, "flow": flow, "state": after.state})
 
-    def _step(self, session: Session, step: Step) -> None:
+    def _step(self, session: Session, step: Step) -> str:
+        """Count and log one step; what it did with its event (``step_outcome``)."""
         outcome = step_outcome(step)
         if step.target is not None:
             self.metrics.count("transitions", session.flow)
-        if is_event(step):
-            name = TIMER_EVENT if step.event.startswith(TIMER_PREFIX) else step.event
-            self.metrics.count("events", name, outcome)
         if step.target is not None:
             log.info("session %s flow %s: state %s -> %s on event %s", session.id, session.flow,
                      step.source or "(start)", step.target, step.event,
@@ -49,6 +52,7 @@ class ServiceObserver:
         elif outcome != HANDLED and log.isEnabledFor(logging.DEBUG):
             log.debug("session %s flow %s: event %s in state %s not acted on (%s)", session.id, session.flow,
                       step.event, step.source, step.note, extra=_fields(session, step, step.source))
+        return outcome
 
     def commanded(self, session: Session, provider: str, action: str, outcome: str, seconds: float) -> None:
         metrics = self.metrics
@@ -57,6 +61,13 @@ class ServiceObserver:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("session %s: %s %s: %s in %.3f s", session.id, provider, action, outcome, seconds,
                       extra={"session": session.id, "flow": session.flow, "action": action})
+
+
+def _offered_again(previous: Step | None, step: Step) -> bool:
+    """Whether ``step`` is its event offered to ``initial`` right after that event began the session (an
+    outbound call's answer: one event, two steps), so it is not counted a second time."""
+    return (previous is not None and previous.source is None and previous.target is not None
+            and previous.event == step.event)
 
 
 def _fields(session: Session, step: Step, state: str | None) -> dict[str, str | None]:

@@ -223,3 +223,17 @@ async def test_only_steps_that_entered_a_state_are_logged_at_info(
              if r.levelno == logging.DEBUG and "not acted on" in r.getMessage()]
     assert info == ["session session-1 flow inbound: state (start) -> start on event call.received"]
     assert len(debug) == 1 and "event dtmf.captured in state start not acted on (unmatched; guard" in debug[0]
+
+
+async def test_the_answer_that_begins_an_outbound_session_is_one_event_handled() -> None:
+    """It begins the session (entering ``initial``) and is then offered to ``initial`` (which does not
+    take it): two steps of one event, counted once, as handled."""
+    watched = Watched(build_flow(yaml.safe_load(OUTBOUND)))
+    await watched.send(start_event("session-1", "4477", None, {}, "req-1"))
+    dialled = watched.driver.session.calls["customer"]
+    await watched.send(event("call.answered", call_id=dialled))
+    assert watched.driver.session.state == "talking"
+    steps = [step.event for step in watched.driver.session.trace]
+    assert steps.count("call.answered") == 2  # what made this worth a test
+    assert watched.counted() == {("start", "handled"): 1, ("call.answered", "handled"): 1}
+    assert watched.counted("flowengine_transitions_total") == {("callback",): 1}
