@@ -113,7 +113,9 @@ async def test_a_resumed_plan_renews_its_deadline_and_marks_only_its_first_comma
     session.outbox = json.loads(json.dumps(written))
     clock.advance(RESUME_AFTER + 5)  # nobody came back: the timer loop resumes it
     writes, provider = Writes(clock), RecordingProvider()
-    session = await Executor(engine).resume(session, provider, checkpoint=writes)
+    loaded = session  # as a store's cache may hand it out: shared
+    session = await Executor(engine).resume(loaded, provider, checkpoint=writes)
+    assert loaded.outbox is not None and loaded.conferences == {}  # the loaded session is left as it was
     renewed = clock.now() + RESUME_AFTER
     assert writes.sent() == [("conference_create", renewed), ("conference_join", renewed)]
     assert [(c.action, c.resumed) for c in provider.commands] == [
