@@ -17,6 +17,7 @@ from flowengine.errors import ConflictError, StoreError
 from flowengine.stores.base import (
     FINISHED,
     Census,
+    Claim,
     DueTimer,
     LocalLocks,
     Now,
@@ -89,9 +90,13 @@ class MemoryStore:
         entry = self._entries.get(session_id)
         return None if entry is None else entry.get()
 
-    async def put(self, record: SessionRecord, *, expected_revision: int | None) -> int:
+    async def put(
+        self, record: SessionRecord, *, expected_revision: int | None, claim: Claim | None = None
+    ) -> int:
         self._check_open()
         check_record(record)
+        if claim is not None:
+            check_ttl(claim.ttl)
         data_json = None if record.sealed else dump_json(record.data)
         old = self._entries.get(record.id)
         current = None if old is None else old.record.revision
@@ -116,6 +121,8 @@ class MemoryStore:
                 for timer_id in before.timers.keys() - record.timers.keys():
                     self._timers.pop((record.id, timer_id), None)
             self._timers.update({(record.id, tid): due for tid, due in record.timers.items()})
+        if claim is not None:
+            self._claim(claim.key, claim.ttl)
         return revision
 
     async def session_for_call(self, call_id: str) -> str | None:
@@ -159,6 +166,9 @@ class MemoryStore:
     async def claim(self, key: str, ttl: float) -> bool:
         self._check_open()
         check_ttl(ttl)
+        return self._claim(key, ttl)
+
+    def _claim(self, key: str, ttl: float) -> bool:
         now = self._now()
         expires = self._claims.get(key)
         if expires is not None and expires > now:

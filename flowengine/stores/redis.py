@@ -35,6 +35,7 @@ from flowengine.redaction import redact, redact_url
 from flowengine.stores.base import (
     FINISHED,
     Census,
+    Claim,
     DueTimer,
     Pace,
     SessionRecord,
@@ -200,8 +201,12 @@ class RedisStore:
             doc, rev = await self._client.hmget(key, ["doc", "rev"])
         return None if doc is None or rev is None else record_from_doc(doc, int(rev))
 
-    async def put(self, record: SessionRecord, *, expected_revision: int | None) -> int:
+    async def put(
+        self, record: SessionRecord, *, expected_revision: int | None, claim: Claim | None = None
+    ) -> int:
         check_record(record)
+        if claim is not None:
+            check_ttl(claim.ttl)
         members = [dump_json([record.id, timer_id]) for timer_id in record.timers]
         args = [
             self._prefix,
@@ -226,6 +231,8 @@ class RedisStore:
             if expected_revision is None:
                 raise ConflictError(f"session {record.id!r} already exists")
             raise ConflictError(f"session {record.id!r} is missing or not at revision {expected_revision}")
+        if claim is not None:  # after the script: set only once the record is written (no transaction)
+            await self.claim(claim.key, claim.ttl)
         return revision
 
     async def session_for_call(self, call_id: str) -> str | None:
