@@ -4,11 +4,11 @@ module adapts HTTP to this), so the same path serves webhooks, timers and follow
 Replays: every webhook event handled is marked in the store (``claim``, for ``replay_ttl`` seconds), which
 every instance shares, and an event already marked is acknowledged (the reply a duplicate gets: 200, so
 a platform stops sending it) and not acted on. The mark is set once the event's step is saved, never
-before: it goes with the step's last save (``put`` with a ``Claim``: one atomic step, SQLite's transaction,
-Redis's script), so the two are never apart. An orphan's mark is set after it is dealt with, on its own: an
-engine killed in between loses nothing, the platform's redelivery is then recognised as before the mark
-was set. A session's own short memory of the events it took (``Session.seen``, saved with its state) which also settles two copies racing to two instances (the
-session lock lets one in at a time).
+before: it goes with the step's last save (``put`` with a ``Claim``: one atomic step, SQLite's
+transaction, Redis's script), so the two are never apart. An orphan's mark is set on its own once it is
+dealt with; an engine killed in between loses nothing: the redelivery is handled as the first copy was.
+Two copies racing to two instances are settled by the session's own short memory of the events it took
+(``Session.seen``, saved with its state; the session lock lets one in at a time).
 """
 
 from __future__ import annotations
