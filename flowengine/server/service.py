@@ -181,18 +181,20 @@ class Service:
             session_id, event, create=flow is not None, flow=flow, provider=channel, mark=mark
         )
 
-    async def drive(self, session_id: str, event: Event, *, flow: str | None = None) -> Session:
+    async def drive(
+        self, session_id: str, event: Event, *, flow: str | None = None, mark: str | None = None
+    ) -> Session:
         """Take the step of an event no webhook brought (the API: an outbound start, a custom event, an
         end): there is no callback to reply to, so every command goes over REST, and follow-ups are
         handled or kept as a webhook's are. ``flow`` starts a new session of that flow; without it the
-        session must exist (``SessionNotFound``)."""
+        session must exist (``SessionNotFound``). ``mark`` is claimed in the step's save."""
         channel = self.adapter.channel(None)
         if self.recorder is not None:
             self.recorder.api(channel, session_id, event, flow)
         if flow is not None:
             await self.catalog.publish()
         session = await self.dispatcher.dispatch(
-            session_id, event, create=flow is not None, flow=flow, provider=channel
+            session_id, event, create=flow is not None, flow=flow, provider=channel, mark=mark
         )
         await self._follow_up(channel)
         return session
