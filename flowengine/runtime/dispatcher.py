@@ -41,7 +41,15 @@ from flowengine.runtime.ports import Provider
 from flowengine.runtime.session import Session
 
 LoadSession = Callable[[str], Awaitable[Session | None]]
-SaveSession = Callable[[Session], Awaitable[None]]
+
+
+class SaveSession(Protocol):
+    """Stores a session; ``mark``, when given, is a key the store marks as done in the same commit
+    (the service's replay mark of the webhook event whose step this save ends)."""
+
+    def __call__(self, session: Session, /, *, mark: str | None = None) -> Awaitable[None]: ...
+
+
 # (flow name, version) -> the executor of that version of the flow, for a session holding one that is not
 # the current version (it raises when that version cannot be had: the event is not handled).
 VersionedExecutor = Callable[[str, str], Awaitable[Executor]]
@@ -104,15 +112,17 @@ class Dispatcher:
 
     async def dispatch(
         self, session_id: str, event: Event, *, create: bool = True, flow: str | None = None,
-        provider: Provider | None = None,
+        provider: Provider | None = None, mark: str | None = None,
     ) -> Session:
         """Handle ``event`` for ``session_id`` and save the result. A session the store does not have is
-        started when ``create`` (running ``flow``, or the only flow), else ``SessionNotFound`` is raised."""
+        started when ``create`` (running ``flow``, or the only flow), else ``SessionNotFound`` is raised.
+        ``mark`` goes with the step's last save (``SaveSession``): set once the step is saved, never
+        before (write-ahead saves before commands carry none)."""
         async with self._holding(session_id):
             session = await self._session(session_id, create, flow)
             session = await self._resume(session, provider)
             session = await self._step(session, event, provider)
-            await self._save(session)
+            await (self._save(session) if mark is None else self._save(session, mark=mark))
             return session
 
     async def finish_pending(self, session_id: str, *, provider: Provider | None = None) -> None:

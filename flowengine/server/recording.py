@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +37,7 @@ from flowengine.providers.base import Adapter, Channel, FollowUp, WebhookReply, 
 from flowengine.recordings import fileformat as ff
 from flowengine.recordings.redact import Redactor, known_numbers
 from flowengine.runtime.clock import Clock
+from flowengine.runtime.dispatcher import SaveSession
 from flowengine.runtime.events import Event
 from flowengine.runtime.outbox import event_to_json
 from flowengine.runtime.ports import ActionResult, HttpAnswer, HttpClient, HttpRequest, ProviderCommand
@@ -50,7 +51,7 @@ MAX_OPEN = 10_000  # sessions recorded at once; beyond it the oldest is written 
 MAX_ENTRIES = 5_000  # entries kept per session; later ones are counted as dropped
 FINISHED = ("ended", "failed")
 _SESSION: ContextVar[str | None] = ContextVar("recorded_session", default=None)
-Save = Callable[[Session], Awaitable[None]]
+Save = SaveSession
 
 
 @dataclass
@@ -108,8 +109,8 @@ class Recorder:
         return None if http is None else RecordingHttp(http, self)
 
     def saving(self, save: Save) -> Save:
-        async def recorded_save(session: Session) -> None:
-            await save(session)
+        async def recorded_save(session: Session, *, mark: str | None = None) -> None:
+            await save(session, mark=mark)
             _SESSION.set(session.id)
             found = self._log(session.id)
             if found is not None:

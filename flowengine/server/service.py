@@ -4,9 +4,11 @@ module adapts HTTP to this), so the same path serves webhooks, timers and follow
 Replays: every webhook event handled is marked in the store (``claim``, for ``replay_ttl`` seconds), which
 every instance shares, and an event already marked is acknowledged (the reply a duplicate gets: 200, so
 a platform stops sending it) and not acted on. The mark is set once the event's step is saved, never
-before, so an engine killed in between loses nothing: the platform's redelivery is then recognised by
-the session's own short memory of the events it took (``Session.seen``, saved with its state), which
-also settles two copies racing to two instances (the session lock lets one in at a time).
+before: it goes with the step's last save (``put`` with a ``Claim``: one atomic step, SQLite's
+transaction, Redis's script), so the two are never apart. An orphan's mark is set on its own once it is
+dealt with; an engine killed in between loses nothing: the redelivery is handled as the first copy was.
+Two copies racing to two instances are settled by the session's own short memory of the events it took
+(``Session.seen``, saved with its state; the session lock lets one in at a time).
 """
 
 from __future__ import annotations
@@ -88,7 +90,9 @@ class Service:
         self.observer = ServiceObserver(self.metrics)
         self.timers = TimerLoop(store, self.fire_timers, clock, poll=timer_poll, fired=self._timers_fired)
         # The timer loop is woken only by a save that changed a timer table, not by every event.
-        self.sessions = StoredSessions(store, on_timers_changed=self.timers.poke, quiet_after=quiet_after)
+        self.sessions = StoredSessions(
+            store, on_timers_changed=self.timers.poke, quiet_after=quiet_after, mark_ttl=replay_ttl
+        )
         # Dials wait for the platform's pace here; anything else creating calls uses the same pacer.
         self.pacer = Pacer(store, clock, pacing or {}, self.metrics)
         self._trace_limit, self._http = trace_limit, http
@@ -145,14 +149,13 @@ class Service:
                 self.metrics.count("events", event.name, "replayed")
                 log.debug("%s event already handled (%s): acknowledged, not acted on", event.name, key)
                 continue
-            try:
-                session = await self.deliver(event, channel)
+            try:  # the mark is claimed in the commit that saves the step: from then on a replay
+                session = await self.deliver(event, channel, mark=key)
             except SessionNotFound:
                 self.metrics.count("events", event.name, "orphan")
                 await self.orphans.unowned(event, channel, self.deliver)
                 await self.store.claim(key, self.replay_ttl)
                 continue
-            await self.store.claim(key, self.replay_ttl)  # the step is saved: from now on a replay
             await self.orphans.after(session, event, channel)
             handled.append(session.id)
         await self._follow_up(channel)
@@ -168,27 +171,30 @@ class Service:
         signed bytes that brought it (``Event.dedupe_key``)."""
         return f"event:{self.adapter.name}:{event.dedupe_key()}"
 
-    async def deliver(self, event: Event, channel: Channel) -> Session:
-        """Route ``event`` to its session (starting one for an inbound call) and take the step."""
+    async def deliver(self, event: Event, channel: Channel, *, mark: str | None = None) -> Session:
+        """Route ``event`` to its session (starting one for an inbound call) and take the step; ``mark``
+        is claimed in the step's save."""
         flow, session_id = await self._locate(event)
         if flow is not None:
             await self.catalog.publish()  # a no-op once done: the version a new session keeps is stored
         return await self.dispatcher.dispatch(
-            session_id, event, create=flow is not None, flow=flow, provider=channel
+            session_id, event, create=flow is not None, flow=flow, provider=channel, mark=mark
         )
 
-    async def drive(self, session_id: str, event: Event, *, flow: str | None = None) -> Session:
+    async def drive(
+        self, session_id: str, event: Event, *, flow: str | None = None, mark: str | None = None
+    ) -> Session:
         """Take the step of an event no webhook brought (the API: an outbound start, a custom event, an
         end): there is no callback to reply to, so every command goes over REST, and follow-ups are
         handled or kept as a webhook's are. ``flow`` starts a new session of that flow; without it the
-        session must exist (``SessionNotFound``)."""
+        session must exist (``SessionNotFound``). ``mark`` is claimed in the step's save."""
         channel = self.adapter.channel(None)
         if self.recorder is not None:
             self.recorder.api(channel, session_id, event, flow)
         if flow is not None:
             await self.catalog.publish()
         session = await self.dispatcher.dispatch(
-            session_id, event, create=flow is not None, flow=flow, provider=channel
+            session_id, event, create=flow is not None, flow=flow, provider=channel, mark=mark
         )
         await self._follow_up(channel)
         return session

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
+from flowengine.config import DEFAULT_REPLAY_TTL
 from flowengine.runtime.outbox import OUTBOX_TIMER
 from flowengine.runtime.program import TIMER_PREFIX
 from flowengine.runtime.reconcile import to_observe
 from flowengine.runtime.session import Session
-from flowengine.stores.base import SessionRecord, SessionStore, plain_json
+from flowengine.stores.base import Claim, SessionRecord, SessionStore, plain_json
 
 # Sessions kept per process; the least recently saved goes first. One costs up to ~40 KB with a full
 # trace (its steps' documents included), so this bounds the cache near 80 MB; finished ones are not kept.
@@ -84,9 +85,10 @@ class StoredSessions:
 
     def __init__(
         self, store: SessionStore, *, on_timers_changed: Callable[[], None] | None = None,
-        cache_size: int = CACHE_SIZE, quiet_after: float = 0.0,
+        cache_size: int = CACHE_SIZE, quiet_after: float = 0.0, mark_ttl: float = DEFAULT_REPLAY_TTL,
     ) -> None:
         self.store = store
+        self.mark_ttl = mark_ttl  # how long a ``mark`` given to ``save`` is claimed
         self.quiet_after = quiet_after
         self.on_timers_changed = on_timers_changed
         self.cache_size = cache_size
@@ -105,11 +107,14 @@ class StoredSessions:
         self._keep(session)
         return session
 
-    async def save(self, session: Session) -> None:
+    async def save(self, session: Session, *, mark: str | None = None) -> None:
+        """Store ``session``; ``mark`` is claimed with it, in the same commit (a webhook event's replay
+        mark, claimed once its step is saved)."""
         expected = session.revision or None  # revision 0: never stored
         before = self._cache.pop(session.id, None)  # the version loaded, unless pushed out since
         record = to_record(session, self.quiet_after)
-        session.revision = await self.store.put(record, expected_revision=expected)
+        claim = None if mark is None else Claim(mark, self.mark_ttl)
+        session.revision = await self.store.put(record, expected_revision=expected, claim=claim)
         self._keep(session)
         if self.on_timers_changed is not None and session.timers != (before.timers if before else {}):
             self.on_timers_changed()

@@ -80,9 +80,7 @@ async def deliver_event(service: Service, session_id: str, request: EventRequest
         return Delivered(session, "duplicate")
     event_id = f"api:{request.id}" if request.id is not None else f"api:{uuid.uuid4().hex}"
     event = Event(request.name, data=request.data, event_id=event_id, at=service.clock.now())
-    session = await service.drive(session_id, event)
-    if mark is not None:  # the step is saved: from now on a retry is a replay
-        await service.store.claim(mark, service.replay_ttl)
+    session = await service.drive(session_id, event, mark=mark)  # from its save on, a retry is a replay
     return Delivered(session, _outcome(session, request.name))
 
 

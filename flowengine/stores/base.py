@@ -54,6 +54,15 @@ class SessionRecord:
             raise ValueError(f"session status must be one of {sorted(STATUSES)}, not {self.status!r}")
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A ``claim`` to make in the same atomic step as a ``put``, and only if the put is made: the service's
+    replay mark of the webhook event whose step the put saves (one commit instead of two)."""
+
+    key: str
+    ttl: float
+
+
 @dataclass(frozen=True)
 class DueTimer:
     """A pending timer whose time has come."""
@@ -87,11 +96,14 @@ class SessionStore(Protocol):
         """The session with its current revision, or None."""
         ...
 
-    async def put(self, record: SessionRecord, *, expected_revision: int | None) -> int:
+    async def put(
+        self, record: SessionRecord, *, expected_revision: int | None, claim: Claim | None = None
+    ) -> int:
         """Write ``record`` if the stored revision is ``expected_revision`` (None: must not exist yet).
 
         Returns the new revision; raises ConflictError on a mismatch. Updates the call-id, conference-id
-        and timer indexes in the same atomic step.
+        and timer indexes in the same atomic step. ``claim`` is made as ``claim`` makes it, once the
+        record is written and never without it (in the same transaction where the store has them).
         """
         ...
 

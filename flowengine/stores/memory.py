@@ -7,6 +7,7 @@ as a JSON copy, so callers mutating their dicts never change what is stored, exc
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from flowengine.errors import ConflictError, StoreError
 from flowengine.stores.base import (
     FINISHED,
     Census,
+    Claim,
     DueTimer,
     LocalLocks,
     Now,
@@ -68,6 +70,10 @@ def _stored(record: SessionRecord, revision: int, data_json: str | None, old: Se
 _CLAIMS_SWEEP = 1024
 
 
+def _digest(key: str) -> bytes:
+    return hashlib.blake2b(key.encode(), digest_size=16).digest()
+
+
 class MemoryStore:
     """``SessionStore`` held in dicts."""
 
@@ -77,7 +83,9 @@ class MemoryStore:
         self._calls: dict[str, str] = {}
         self._conferences: dict[str, str] = {}
         self._timers: dict[tuple[str, str], float] = {}
-        self._claims: dict[str, float] = {}
+        # Keyed by a 16-byte digest of the claim's key: a key is some 60 characters and a parked call holds
+        # one per webhook event for ``replay_ttl`` (a 128-bit digest: a collision is out of reach).
+        self._claims: dict[bytes, float] = {}
         self._claims_high = _CLAIMS_SWEEP  # size at which expired claims are swept out
         self._slots: dict[str, float] = {}  # token bucket -> its horizon (``take_slot``)
         self._flow_sources: dict[str, str] = {}  # flow version -> resolved source
@@ -89,9 +97,13 @@ class MemoryStore:
         entry = self._entries.get(session_id)
         return None if entry is None else entry.get()
 
-    async def put(self, record: SessionRecord, *, expected_revision: int | None) -> int:
+    async def put(
+        self, record: SessionRecord, *, expected_revision: int | None, claim: Claim | None = None
+    ) -> int:
         self._check_open()
         check_record(record)
+        if claim is not None:
+            check_ttl(claim.ttl)
         data_json = None if record.sealed else dump_json(record.data)
         old = self._entries.get(record.id)
         current = None if old is None else old.record.revision
@@ -116,6 +128,8 @@ class MemoryStore:
                 for timer_id in before.timers.keys() - record.timers.keys():
                     self._timers.pop((record.id, timer_id), None)
             self._timers.update({(record.id, tid): due for tid, due in record.timers.items()})
+        if claim is not None:
+            self._claim(claim.key, claim.ttl)
         return revision
 
     async def session_for_call(self, call_id: str) -> str | None:
@@ -159,11 +173,15 @@ class MemoryStore:
     async def claim(self, key: str, ttl: float) -> bool:
         self._check_open()
         check_ttl(ttl)
+        return self._claim(key, ttl)
+
+    def _claim(self, key: str, ttl: float) -> bool:
         now = self._now()
-        expires = self._claims.get(key)
+        digest = _digest(key)
+        expires = self._claims.get(digest)
         if expires is not None and expires > now:
             return False
-        self._claims[key] = now + ttl
+        self._claims[digest] = now + ttl
         if len(self._claims) >= self._claims_high:  # amortised: a sweep at most each doubling
             self._claims = {k: expires for k, expires in self._claims.items() if expires > now}
             self._claims_high = max(_CLAIMS_SWEEP, 2 * len(self._claims))
@@ -171,7 +189,7 @@ class MemoryStore:
 
     async def claimed(self, key: str) -> bool:
         self._check_open()
-        expires = self._claims.get(key)
+        expires = self._claims.get(_digest(key))
         return expires is not None and expires > self._now()
 
     def lock(self, session_id: str) -> AbstractAsyncContextManager[None]:

@@ -35,6 +35,7 @@ from flowengine.redaction import redact, redact_url
 from flowengine.stores.base import (
     FINISHED,
     Census,
+    Claim,
     DueTimer,
     Pace,
     SessionRecord,
@@ -70,7 +71,8 @@ end
 """
 
 # ARGV[3..]: expected revision ('' = must not exist), doc, status, flow, updated_at, call ids, conference ids,
-# timer members, timer dues (JSON arrays; dues as strings because Lua numbers would lose precision), state.
+# timer members, timer dues (JSON arrays; dues as strings because Lua numbers would lose precision), state,
+# the claim key to set with the record ('': none) and its time to live in ms.
 _PUT = (
     _PRELUDE
     + """
@@ -88,6 +90,7 @@ redis.call('HSET', KEYS[1], 'rev', rev, 'doc', ARGV[4], 'status', status, 'flow'
 redis.call('ZADD', KEYS[3], updated, id)
 redis.call('ZADD', prefix .. 'status:' .. status, updated, id)
 redis.call('ZADD', prefix .. 'flow:' .. flow, updated, id)
+if ARGV[13] ~= '' then redis.call('SET', ARGV[13], '1', 'NX', 'PX', ARGV[14]) end
 return rev
 """
 )
@@ -200,8 +203,12 @@ class RedisStore:
             doc, rev = await self._client.hmget(key, ["doc", "rev"])
         return None if doc is None or rev is None else record_from_doc(doc, int(rev))
 
-    async def put(self, record: SessionRecord, *, expected_revision: int | None) -> int:
+    async def put(
+        self, record: SessionRecord, *, expected_revision: int | None, claim: Claim | None = None
+    ) -> int:
         check_record(record)
+        if claim is not None:
+            check_ttl(claim.ttl)
         members = [dump_json([record.id, timer_id]) for timer_id in record.timers]
         args = [
             self._prefix,
@@ -216,6 +223,9 @@ class RedisStore:
             dump_json(members),
             dump_json([repr(float(due)) for due in record.timers.values()]),
             record.state,
+            # The claim made with the record, in the same script (atomic: never one without the other).
+            "" if claim is None else self._key(f"claim:{claim.key}"),
+            "" if claim is None else _px(claim.ttl),
         ]
         self._recent.pop(record.id, None)  # unknown until this write is done
         with self._translated():
@@ -285,8 +295,7 @@ class RedisStore:
     async def claim(self, key: str, ttl: float) -> bool:
         check_ttl(ttl)
         with self._translated():
-            px = max(1, math.ceil(ttl * 1000))
-            won = await self._client.set(self._key(f"claim:{key}"), b"1", nx=True, px=px)
+            won = await self._client.set(self._key(f"claim:{key}"), b"1", nx=True, px=_px(ttl))
         return bool(won)
 
     async def claimed(self, key: str) -> bool:
@@ -419,6 +428,11 @@ class RedisStore:
             yield
         except (RedisError, OSError) as exc:  # OSError: socket-level failures redis-py lets through
             raise StoreError(redact(f"Redis store: {exc}")) from exc
+
+
+def _px(ttl: float) -> int:
+    """A claim's ttl in whole milliseconds, at least one."""
+    return max(1, math.ceil(ttl * 1000))
 
 
 def _text(value: bytes | str) -> str:

@@ -46,6 +46,7 @@ from flowengine.redaction import redact_url
 from flowengine.stores import sqlite_tables as tables
 from flowengine.stores.base import (
     Census,
+    Claim,
     DueTimer,
     LocalLocks,
     Now,
@@ -100,8 +101,12 @@ class SqliteStore:
         rows = await self._read(lambda db: db.execute(_SELECT_ONE, (session_id,)).fetchall())
         return _record(rows[0]) if rows else None
 
-    async def put(self, record: SessionRecord, *, expected_revision: int | None) -> int:
+    async def put(
+        self, record: SessionRecord, *, expected_revision: int | None, claim: Claim | None = None
+    ) -> int:
         check_record(record)  # timers finite: the index columns go through orjson whatever the record
+        if claim is not None:
+            check_ttl(claim.ttl)
         row = (
             record.flow,
             record.state,
@@ -116,7 +121,10 @@ class SqliteStore:
         # Its index rows are those of the version this store wrote last, if that is the one replaced:
         # then they need not be read, and only what changed is written (most puts).
         known = last if last is not None and expected_revision == last.revision else None
-        revision = await self._write(lambda db: tables.put_row(db, record, row, expected_revision, known))
+        now = self._now()
+        revision = await self._write(
+            lambda db: tables.put_row(db, record, row, expected_revision, known, claim, now)
+        )
         if record.sealed:
             self._keep(dataclasses.replace(record, revision=revision))
         return revision

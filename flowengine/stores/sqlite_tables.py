@@ -7,7 +7,7 @@ import sqlite3
 from typing import Any
 
 from flowengine.errors import ConflictError
-from flowengine.stores.base import FINISHED, Pace, SessionRecord, next_slot
+from flowengine.stores.base import FINISHED, Claim, Pace, SessionRecord, next_slot
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -63,9 +63,10 @@ UPDATE = (
 
 
 def put_row(db: sqlite3.Connection, record: SessionRecord, row: tuple[Any, ...], expected: int | None,
-            known: SessionRecord | None = None) -> int:
+            known: SessionRecord | None = None, mark: Claim | None = None, now: float = 0.0) -> int:
     """Inside the group commit's transaction, like every write job below. ``known``: the version this
-    store wrote last, when it is the one replaced (see ``reindex``)."""
+    store wrote last, when it is the one replaced (see ``reindex``). ``mark``: claimed (at ``now``) in
+    the same transaction, after the row is written: a conflict rolls both back."""
     revision = 1 if expected is None else expected + 1
     if expected is None:
         cursor = db.execute(INSERT, (record.id, *row, revision))
@@ -74,6 +75,8 @@ def put_row(db: sqlite3.Connection, record: SessionRecord, row: tuple[Any, ...],
     if cursor.rowcount != 1:
         raise ConflictError(conflict(record.id, expected))
     reindex(db, record, known)
+    if mark is not None:
+        claim(db, mark.key, now, now + mark.ttl)
     return revision
 
 

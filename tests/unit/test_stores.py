@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from flowengine.errors import ConfigError, ConflictError, StoreError
 from flowengine.stores import DueTimer, SessionRecord, SessionStore, open_store
-from flowengine.stores.base import LocalLocks, Pace
+from flowengine.stores.base import Claim, LocalLocks, Pace
 from flowengine.stores.memory import MemoryStore
 from flowengine.stores.redis import RedisStore
 from flowengine.stores.sqlite import SqliteStore
@@ -310,6 +310,22 @@ async def test_claim_is_won_once(opener: Opener) -> None:
     assert await second.claim("infobip:event-2", 60) is True
     with pytest.raises(ValueError):
         await first.claim("x", 0)
+
+
+async def test_put_claims_its_mark_only_when_written(store: SessionStore) -> None:
+    """A put given a claim makes it with the record (the replay mark of the step it saves); a put that
+    conflicts makes neither, and a bad ttl is refused before anything is written."""
+    assert await store.put(rec(), expected_revision=None, claim=Claim("event:a", 60)) == 1
+    assert await store.claimed("event:a")
+    assert not await store.claim("event:a", 60)  # the same mark as ``claim`` makes
+    with pytest.raises(ConflictError):
+        await store.put(rec(state="stale"), expected_revision=5, claim=Claim("event:b", 60))
+    assert not await store.claimed("event:b")
+    with pytest.raises(ValueError):
+        await store.put(rec(state="x"), expected_revision=1, claim=Claim("event:c", 0))
+    record = await store.get("s1")
+    assert record is not None and (record.revision, record.state) == (1, rec().state)
+    assert await store.put(rec(state="y"), expected_revision=1, claim=Claim("event:a", 60)) == 2  # held
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
