@@ -107,10 +107,11 @@ class Executor:
         self, session: Session, provider: Provider, *, checkpoint: Checkpoint | None = None
     ) -> Session:
         """Finish the plan ``session.outbox`` holds, from its first command not known done."""
-        if session.outbox is None:
+        outbox = session.outbox
+        if outbox is None:
             return session
         session = session.copy()  # a loaded session may be shared (the store's cache): never change it
-        left = pending(session.outbox, self.engine.program.by_origin.get)
+        left = pending(outbox, self.engine.program.by_origin.get)
         log.warning("%s: resuming an interrupted plan at command %d of %d (%s)", session.id,
                     left.next + 1, len(left.plan), left.plan[left.next].action if left.plan else "-")
         return await self._run(session, left.plan, provider, left.failures, checkpoint, left.next, left.lost)
