@@ -338,7 +338,8 @@ def on_a_terminal(args: list[str], env: dict[str, str]) -> str:
         while time.monotonic() < deadline:
             ready, _, _ = select.select([leader], [], [], 1.0)
             if not ready:
-                if proc.poll() is not None:
+                # Ended: done once nothing is left to read (it may have written just before it ended).
+                if proc.poll() is not None and not select.select([leader], [], [], 0)[0]:
                     break
                 continue
             try:
