@@ -268,3 +268,33 @@ async def test_readyz_says_503_while_the_store_is_unreachable(http: aiohttp.Clie
             assert (await response.json())["store"] is False
         async with http.get(f"{stack.engine_url}/healthz") as response:
             assert response.status == 200  # alive, just not ready
+
+
+async def test_webhooks_the_store_failed_and_bodies_never_received_are_counted(
+    http: aiohttp.ClientSession,
+) -> None:
+    """``webhooks_total``'s two outcomes no call produces: a store that fails (503, the platform retries)
+    and a sender that leaves before its body arrived; /metrics still answers with the store down."""
+    async with running_stack("infobip", FLOW, store="redis://127.0.0.1:1/0") as stack:
+        body = json.dumps(ESTABLISHED_ELSEWHERE).encode()
+        assert await post_signed(http, stack, body) == 503
+        host, port = stack.engine_url.removeprefix("http://").split(":")
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"POST /webhooks/infobip HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n" + body[:10])
+        await writer.drain()
+        writer.close()  # 990 bytes short: the engine's read of the body fails
+        await writer.wait_closed()
+
+        async def counted() -> bool:
+            text = await metrics_text(http, stack)
+            return metric(text, "flowengine_webhooks_total", outcome="abandoned") == 1
+
+        for _ in range(100):
+            if await counted():
+                break
+            await asyncio.sleep(0.02)
+        text = await metrics_text(http, stack)
+    assert metric(text, "flowengine_webhooks_total", provider="infobip", outcome="failed_503") == 1
+    assert metric(text, "flowengine_webhooks_total", provider="infobip", outcome="abandoned") == 1
+    assert metric(text, "flowengine_webhook_seconds_count") == 2
