@@ -82,7 +82,7 @@ def load_json(body: bytes, what: str, max_depth: int = DEPTH_CEILING) -> Any:
     except UnicodeDecodeError as exc:
         raise WebhookError(f"{what} is not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
-        value = json.loads(text, parse_constant=_not_a_number, parse_float=_finite)
+        value = json.loads(text, parse_constant=not_a_number, parse_float=finite_float)
     except ValueError as exc:  # JSONDecodeError, or an integer of more digits than Python converts
         raise WebhookError(f"{what} is not valid JSON: {exc}") from None
     if _SURROGATE_ESCAPE.search(body):
@@ -93,11 +93,13 @@ def load_json(body: bytes, what: str, max_depth: int = DEPTH_CEILING) -> Any:
     return value
 
 
-def _not_a_number(name: str) -> NoReturn:
+# The standard library's JSON hooks for reading strictly (webhook bodies, the write API's): NaN and
+# Infinity are refused, and so are numbers out of range (1e999), so a stored session holds finite ones only.
+def not_a_number(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _finite(text: str) -> float:
+def finite_float(text: str) -> float:
     number = float(text)
     if not math.isfinite(number):
         raise ValueError(f"{text[:20]} is out of range")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from flowengine.errors import RequestError, StoreError
+from flowengine.providers.intake import finite_float, not_a_number
 from flowengine.runtime.session import Session
 from flowengine.server.outbound import parse_call, start_outbound
 from flowengine.server.steering import deliver_event, end_session, parse_event
@@ -72,7 +72,7 @@ async def read_json(request: web.Request) -> Any:
         raise RequestError(f"the body is over {MAX_BODY} bytes", 413)
     try:
         # Numbers out of range (1e999) are refused like NaN: stored sessions hold finite numbers only.
-        doc = json.loads(body, parse_constant=_no_constant, parse_float=_finite)
+        doc = json.loads(body, parse_constant=not_a_number, parse_float=finite_float)
     except (ValueError, RecursionError) as exc:
         raise RequestError(f"the body is not JSON: {str(exc)[:120]}") from None
     if _depth(doc) > MAX_DEPTH:
@@ -100,17 +100,6 @@ def _answering(handler: Handler) -> Handler:
 
 def _summary(session: Session) -> dict[str, Any]:
     return {"id": session.id, "flow": session.flow, "state": session.state, "status": session.status}
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"{text[:20]} is out of range")
-    return number
 
 
 def _depth(value: Any, level: int = 1) -> int:
