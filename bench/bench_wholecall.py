@@ -21,7 +21,10 @@ Per target and round: a warm-up, then
 * saturated: ``CALLS`` calls, ``CONCURRENCY`` at a time: calls/s, CPU ms per call of the app process
   (user + system time of all its threads, from /proc, over the run), p99 webhook->answer under that load;
 * at ``RATE`` new calls/s for ``RATE_SECONDS``: p50/p99 from a webhook sent to its answer read;
-* (memory and hand, first round) ``IDLE`` calls held connected: the app's resident memory per idle call.
+* (memory and hand, first round) idle calls held connected: ``IDLE_FILL`` first, which fills every cache
+  the app keeps of recent sessions (``HOT_SESSIONS``), then ``IDLE`` more: the app's resident memory
+  growth over those, per call, is what one more idle call costs (``bytes_per_idle_call``); the growth
+  over the first ones, caches included, is ``bytes_per_idle_call_filling``.
 
 Figures are medians over the rounds; ``spread`` notes give min-max. ``BENCH_QUICK=1`` (``python -m bench
 --quick``) runs one short round. Redis unreachable: its figures are left out with a note.
@@ -46,6 +49,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bench.seed_call import API_KEY, CONFIGURATION, FLOW
+from flowengine.stores.base import HOT_SESSIONS
 
 HERE = Path(__file__).resolve().parent
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -57,7 +61,8 @@ RATE, RATE_SECONDS = 100.0, (3.0 if QUICK else 4.0)
 # Redis costs several times more per call (a round trip per store operation, and the Redis server shares
 # the two cores): fewer calls, and a pace it can keep, so its latency figures mean something.
 SLOW = {"redis": {"calls": CALLS // 3, "rate": 25.0}}
-IDLE = 500 if QUICK else 1500
+IDLE = 1_000 if QUICK else 1_500
+IDLE_FILL = HOT_SESSIONS + 500
 TARGETS = tuple(os.environ.get("BENCH_TARGETS", "hand,memory,sqlite,redis").split(","))
 REDIS = "redis://127.0.0.1:6379/13"
 APP_CORE, SOURCE_CORE = 0, 1
@@ -248,12 +253,22 @@ def _measure(app: App, source: Source, idle: bool) -> dict[str, float]:
             "source_cpu_per_call_ms": full["source_cpu_s"] / full["ok"] * 1000,
         }
         if idle:
-            before = _rss_bytes(app.process.pid)
-            parked = source.ask("park", calls=IDLE, concurrency=CONCURRENCY)
-            figures["bytes_per_idle_call"] = (_rss_bytes(app.process.pid) - before) / max(1, parked["parked"])
-            _checked(name, source.ask("release"))
+            figures.update(_idle_bytes(app, source))
         _sessions_ended(app)
     return figures
+
+
+def _idle_bytes(app: App, source: Source) -> dict[str, float]:
+    """Resident memory per idle call: over the first ``IDLE_FILL`` (the caches filling) and per call
+    beyond them (``IDLE`` more)."""
+    sizes = [_rss_bytes(app.process.pid)]
+    counts = []
+    for calls in (IDLE_FILL, IDLE):
+        counts.append(max(1, source.ask("park", calls=calls, concurrency=CONCURRENCY)["parked"]))
+        sizes.append(_rss_bytes(app.process.pid))
+    _checked(app.name, source.ask("release"))
+    return {"bytes_per_idle_call_filling": (sizes[1] - sizes[0]) / counts[0],
+            "bytes_per_idle_call": (sizes[2] - sizes[1]) / counts[1]}
 
 
 # -- all of it ----------------------------------------------------------------------------------------

@@ -17,11 +17,8 @@ from flowengine.runtime.outbox import OUTBOX_TIMER
 from flowengine.runtime.program import TIMER_PREFIX
 from flowengine.runtime.reconcile import to_observe
 from flowengine.runtime.session import Session
-from flowengine.stores.base import Claim, SessionRecord, SessionStore, plain_json
+from flowengine.stores.base import HOT_SESSIONS, Claim, SessionRecord, SessionStore, plain_json
 
-# Sessions kept per process; the least recently saved goes first. One costs up to ~40 KB with a full
-# trace (its steps' documents included), so this bounds the cache near 80 MB; finished ones are not kept.
-CACHE_SIZE = 2_048
 FINISHED = ("ended", "failed")
 QUIET_TIMER = "reconcile"  # timer id: the session has been quiet for ``quiet_after`` seconds
 
@@ -85,14 +82,15 @@ class StoredSessions:
 
     def __init__(
         self, store: SessionStore, *, on_timers_changed: Callable[[], None] | None = None,
-        cache_size: int = CACHE_SIZE, quiet_after: float = 0.0, mark_ttl: float = DEFAULT_REPLAY_TTL,
+        cache_size: int = HOT_SESSIONS, quiet_after: float = 0.0, mark_ttl: float = DEFAULT_REPLAY_TTL,
     ) -> None:
         self.store = store
         self.mark_ttl = mark_ttl  # how long a ``mark`` given to ``save`` is claimed
         self.quiet_after = quiet_after
         self.on_timers_changed = on_timers_changed
         self.cache_size = cache_size
-        self._cache: dict[str, Session] = {}  # insertion order: oldest saved first
+        # Insertion order: the least recently used first, and first out; finished sessions are not kept.
+        self._cache: dict[str, Session] = {}
 
     async def load(self, session_id: str) -> Session | None:
         record = await self.store.get(session_id)

@@ -23,6 +23,10 @@ from flowengine.redaction import redact_url
 STATUSES = frozenset({"active", "ended", "failed"})
 # Sessions in these states are finished; ``purge_ended`` may remove them.
 FINISHED = ("ended", "failed")
+# Sessions a process keeps decoded, the most recently written: each store's last written records (so a
+# ``get`` of one needs no document read) and the service's ``Session`` objects (``StoredSessions``). At
+# ~10 KB each with a full trace, ~20 MB at most; the memory store keeps the others compressed.
+HOT_SESSIONS = 2_048
 
 Now = Callable[[], float]
 

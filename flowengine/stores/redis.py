@@ -35,6 +35,7 @@ from flowengine.redaction import redact, redact_url
 from flowengine.stores import redis_scripts as scripts
 from flowengine.stores.base import (
     FINISHED,
+    HOT_SESSIONS,
     Census,
     Claim,
     DueTimer,
@@ -52,7 +53,6 @@ from flowengine.stores.base import (
 
 _OUR_QUERY = ("prefix", "lock_timeout", "lock_wait")
 _SCAN_CHUNK = 200
-RECENT = 2_048  # sessions whose last written record is kept, for ``get``
 _MAX_CONNECTIONS = 100  # per engine instance (redis-py's default); ?max_connections= overrides it
 
 
@@ -262,7 +262,7 @@ class RedisStore:
 
     def _keep(self, record: SessionRecord) -> None:
         recent = self._recent
-        if len(recent) >= RECENT:
+        if len(recent) >= HOT_SESSIONS:
             del recent[next(iter(recent))]
         recent[record.id] = record
 

@@ -45,6 +45,7 @@ from flowengine.plainjson import load_json
 from flowengine.redaction import redact_url
 from flowengine.stores import sqlite_tables as tables
 from flowengine.stores.base import (
+    HOT_SESSIONS,
     Census,
     Claim,
     DueTimer,
@@ -64,7 +65,6 @@ from flowengine.stores.group_commit import GroupCommit, Job
 T = TypeVar("T")
 
 _BUSY_TIMEOUT = 5.0
-RECENT = 2_048  # sessions whose last written record is kept, for ``get``
 _WAL_ATTEMPTS = 20
 class SqliteStore:
     """``SessionStore`` in one SQLite file; both connections open on first use, on the store's thread."""
@@ -131,7 +131,7 @@ class SqliteStore:
 
     def _keep(self, record: SessionRecord) -> None:
         recent = self._recent
-        if len(recent) >= RECENT:
+        if len(recent) >= HOT_SESSIONS:
             del recent[next(iter(recent))]
         recent[record.id] = record
 

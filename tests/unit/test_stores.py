@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from flowengine.errors import ConfigError, ConflictError, StoreError
 from flowengine.stores import DueTimer, SessionRecord, SessionStore, open_store
-from flowengine.stores.base import Claim, LocalLocks, Pace
+from flowengine.stores.base import HOT_SESSIONS, Claim, LocalLocks, Pace
 from flowengine.stores.memory import MemoryStore
 from flowengine.stores.redis import RedisStore
 from flowengine.stores.sqlite import SqliteStore
@@ -89,18 +89,19 @@ async def redis_opener(prefix: str) -> AsyncIterator[Callable[..., SessionStore]
     await wipe_redis(REDIS, prefix)
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=["memory", "memory-cold", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 async def opener(
     request: pytest.FixtureRequest, tmp_path: Path, clock: FakeNow, prefix: str
 ) -> AsyncIterator[Opener]:
-    """Each call opens another instance on the same storage (memory: the one in-process store)."""
+    """Each call opens another instance on the same storage (memory: the one in-process store; memory-cold:
+    one keeping a single session hot, so every other one is read back from its compressed document)."""
     kind: str = request.param
-    memory = MemoryStore(now=clock)
+    memory = MemoryStore(now=clock, hot=1 if kind == "memory-cold" else HOT_SESSIONS)
     opened: list[SessionStore] = []
 
     def open_one() -> SessionStore:
         store: SessionStore
-        if kind == "memory":
+        if kind.startswith("memory"):
             store = memory
         elif kind == "sqlite":
             store = SqliteStore(tmp_path / "sessions.db", now=clock)
@@ -639,3 +640,36 @@ async def test_a_flow_version_source_is_kept_once_and_read_by_another_instance(o
     await first.put_flow_source("0123456789abcdef", "something else")  # a version's source never changes
     assert await second.flow_source("0123456789abcdef") == '{"flow": "ü"}\n'
     assert await second.flow_source("fedcba9876543210") is None
+
+
+async def test_memory_store_keeps_the_sessions_written_last_hot_and_the_rest_cold() -> None:
+    """Past ``hot`` sessions, the least recently written are kept as compressed documents: every read,
+    index, listing and census answers as before, and a cold session is written again at its revision."""
+    store = MemoryStore(hot=2)
+    sealed = {"trace": [{"at": 1.5, "event": "call.answered", "commands": [["say", "ok", None]]}], "n": 2**70}
+    for n in range(5):
+        record = rec(f"s{n}", data=sealed, timers={f"after:{n}": 200.0 + n}, call_ids=frozenset({f"c{n}"}),
+                     conference_ids=frozenset({f"room-{n}"}), updated_at=100.0 + n, sealed=n % 2 == 0)
+        await store.put(record, expected_revision=None)
+    cold_ids = {key for key, entry in store._entries.items() if type(entry).__name__ == "_Cold"}
+    assert cold_ids == {"s0", "s1", "s2"}
+    cold = await store.get("s0")
+    assert cold == rec("s0", data=sealed, timers={"after:0": 200.0}, call_ids=frozenset({"c0"}),
+                       conference_ids=frozenset({"room-0"}), updated_at=100.0, revision=1)
+    assert cold is not None and cold.data is not sealed  # a fresh copy: the reader may change it
+    cold.data["n"] = 0
+    assert (await store.get("s0")) == replace(cold, data=sealed)
+    assert await store.session_for_call("c1") == "s1" and await store.session_for_conference("room-2") == "s2"
+    assert [t.session_id for t in await store.due_timers(now=202.0)] == ["s0", "s1", "s2"]
+    assert [r.id for r in await store.list_sessions(limit=3)] == ["s4", "s3", "s2"]
+    assert (await store.census(lambda timer_id: "flow")).live == {("two-party-conference", "answering"): 5}
+    with pytest.raises(ConflictError):
+        await store.put(rec("s1", updated_at=300.0), expected_revision=2)
+    assert await store.put(rec("s1", status="ended", updated_at=300.0), expected_revision=1) == 2
+    assert await store.session_for_call("c1") is None and await store.due_timers(now=201.0) == [
+        DueTimer("s0", "after:0", 200.0)]
+    await store.delete("s0")
+    assert await store.session_for_call("c0") is None and await store.get("s0") is None
+    assert await store.purge_ended(older_than=400.0) == 1 and await store.get("s1") is None
+    with pytest.raises(ValueError, match="hot must be at least 1"):
+        MemoryStore(hot=0)
