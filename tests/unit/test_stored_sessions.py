@@ -98,6 +98,21 @@ async def test_the_cache_keeps_at_most_its_size() -> None:
     assert loaded is not a and loaded == a  # read from the store again
 
 
+async def test_a_session_read_back_cold_carries_on_where_it_was() -> None:
+    """Past the hot sessions the memory store keeps a session compressed; read back, it is the session
+    saved, and its next version is written at the next revision."""
+    store = MemoryStore(hot=1)
+    sessions = StoredSessions(store, cache_size=1)
+    a = session("a", n=2**70, text="é\u2028")
+    await sessions.save(a)
+    await sessions.save(session("b"))  # a goes cold, and out of the cache
+    cold = await sessions.load("a")
+    assert cold is not None and cold is not a and cold == a and cold.revision == 1
+    await sessions.save(next_version(cold, 200.0, state="elsewhere"))
+    again = await sessions.load("a")
+    assert again is not None and (again.state, again.revision, len(again.trace)) == ("elsewhere", 2, 2)
+
+
 async def test_the_timer_loop_is_poked_only_when_a_timer_table_changes() -> None:
     pokes = Pokes()
     sessions = StoredSessions(MemoryStore(), on_timers_changed=pokes)
