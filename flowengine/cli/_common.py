@@ -70,6 +70,10 @@ def setup_logging(level: str, *, numbers: str = "masked", log_format: str = "tex
     """Log to stderr as text or JSON lines (``logformat``); every line goes through ``redact`` (tracebacks
     too), so no secret is echoed, and phone numbers in it are masked unless ``numbers`` is ``full``."""
     handler = log_handler(sys.stderr, numbers=numbers, log_format=log_format)
+    # Neither format writes where a line was logged from, nor the process or thread: not looking them up
+    # for every record (the logging HOWTO's "Optimization") saves ~5 % of a transition's log line.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
     if numbers != "full":
         mask_handlers()

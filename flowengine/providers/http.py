@@ -51,6 +51,10 @@ _NOTHING_SENT: tuple[type[BaseException], ...] = (
 )
 
 
+# ``json.dumps(body, separators=(",", ":"))`` without making an encoder per request.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def retryable(status: int) -> bool:
     return status == 429 or status >= 500
 
@@ -155,7 +159,7 @@ class JsonClient:
         """The JSON answer of a 2xx (``{}`` when empty); raises ``ProviderError`` otherwise. ``path``
         must already be percent-encoded: it is sent (and signed) exactly as given. With
         ``resend_unknown`` False an outcome-unknown failure is raised at once, never sent again."""
-        data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        data = b"" if body is None else _COMPACT.encode(body).encode()
         policy = self._retry
         started = self._clock.now()
         for attempt in range(policy.attempts):

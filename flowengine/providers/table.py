@@ -25,8 +25,7 @@ from __future__ import annotations
 import importlib
 import logging
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -110,15 +109,6 @@ def resuming() -> bool:
     return _SENDING.get().resumed
 
 
-@contextmanager
-def _sending(spec: CommandSpec, command: ProviderCommand) -> Iterator[None]:
-    token = _SENDING.set(_Sending(spec.idempotent, command.resumed))
-    try:
-        yield
-    finally:
-        _SENDING.reset(token)
-
-
 class Channel(Protocol):
     """What ``carry_out`` needs from a provider's channel."""
 
@@ -160,8 +150,13 @@ async def _perform(channel: Channel, spec: CommandSpec, command: ProviderCommand
     done, up to ``ROUNDS`` sends in all (each with its own nothing-sent retries under the budget)."""
     for round_ in range(1, ROUNDS + 1):
         try:
-            with _sending(spec, command):
+            # what the request(s) may read (``resend_unknown``, ``resuming``); set by hand, not by a
+            # generator-based context manager: this runs for every command
+            sending = _SENDING.set(_Sending(spec.idempotent, command.resumed))
+            try:
                 return await channel.perform(spec, command)
+            finally:
+                _SENDING.reset(sending)
         except ProviderError as exc:
             confirmed = spec.confirm and not exc.retryable and await channel.find(spec, command)
             if spec.already(exc) or confirmed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -15,6 +16,11 @@ class Request:
     body: JSON | None = None  # None: no body at all
 
 
+# What ``quote(value, safe="")`` leaves as it is: platform ids (hex, UUIDs) are nothing else, and matching
+# them costs less than half of quoting (every command's path has one or two).
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
 def segment(value: str) -> str:
     """One path segment: ids come from events and flows, never let them add segments."""
-    return quote(value, safe="")
+    return value if _UNRESERVED.fullmatch(value) else quote(value, safe="")

@@ -29,7 +29,6 @@ from collections.abc import Awaitable, Callable, Collection, Iterable
 from urllib.parse import quote
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 log = logging.getLogger("flowengine.server")
 
@@ -91,22 +90,24 @@ def _cookie_mac(token: bytes, expires: int) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def access_guard(
+def access_check(
     tokens: Iterable[str], open_handlers: Collection[Handler], browser_handlers: Collection[Handler] = ()
-) -> Middleware:
-    """The middleware guarding every route but those whose handler is one of ``open_handlers``. It goes
-    by the route the request matched, not by its path's text, so no spelling of a path opens another.
-    ``browser_handlers`` (the dashboard's pages) also take the login cookie on GET."""
+) -> Callable[[web.Request], web.StreamResponse | None]:
+    """What guards every route but those whose handler is one of ``open_handlers``: the answer refusing a
+    request, or None to let it through. It goes by the route the request matched, not by its path's text,
+    so no spelling of a path opens another. ``browser_handlers`` (the dashboard's pages) also take the
+    login cookie on GET. (A check rather than a middleware of its own: the app runs it in its one
+    middleware, which saves a layer of aiohttp's middleware calls on every request.)"""
     known = tuple(token.encode("utf-8", "surrogateescape") for token in tokens)
     open_ones, pages = frozenset(open_handlers), frozenset(browser_handlers)
 
-    @web.middleware
-    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.match_info.handler in open_ones or request.match_info.http_exception is not None:
-            return await handler(request)  # open, or no route here (404/405): nothing to guard
-        if request.match_info.handler in pages and _from_browser(request):
+    def refusal(request: web.Request) -> web.StreamResponse | None:
+        match_info = request.match_info
+        if match_info.handler in open_ones or match_info.http_exception is not None:
+            return None  # open, or no route here (404/405): nothing to guard
+        if match_info.handler in pages and _from_browser(request):
             if cookie_valid(request.cookies.get(COOKIE), known, time.time()):
-                return await handler(request)
+                return None
             return _to_login(request)
         if not known:
             return _refuse(request, 403, "no api_tokens configured", HOW_TO_CONFIGURE)
@@ -116,9 +117,9 @@ def access_guard(
                            "a bearer token is required: send Authorization: Bearer <token>")
         if not token_matches(given, known):
             return _refuse(request, 401, "wrong bearer token", "wrong bearer token")
-        return await handler(request)
+        return None
 
-    return guard
+    return refusal
 
 
 def _from_browser(request: web.Request) -> bool:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from flowengine.config import ServiceConfig
 from flowengine.errors import ConfigError, SessionNotFound, StoreError, WebhookError
@@ -25,7 +26,7 @@ from flowengine.runtime.clock import Clock, SystemClock
 from flowengine.runtime.ports import HttpClient
 from flowengine.runtime.session import TRACE_LIMIT
 from flowengine.server import api, control, reload
-from flowengine.server.access import access_guard
+from flowengine.server.access import access_check
 from flowengine.server.dashboard import dashboard
 from flowengine.server.flows import start_flows
 from flowengine.server.http_action import AllowListHttp
@@ -78,10 +79,9 @@ def create_app(
     board = dashboard(SERVICE, config.api_tokens)
     open_handlers = {_webhook, _healthz, _readyz, _openapi, *board.open,
                      *([_metrics] if config.metrics_public else [])}
-    guard = access_guard(config.api_tokens, open_handlers, board.pages)
+    guarded = _guarded(access_check(config.api_tokens, open_handlers, board.pages))
     # Wall-clock time cannot jump, so only another clock needs holding while a request is handled.
-    # Faults outermost (a store failure anywhere is a 503, logged once), then the token guard.
-    middlewares = [_faults, guard] if type(clock) is SystemClock else [_faults, guard, _on_clock]
+    middlewares = [guarded] if type(clock) is SystemClock else [guarded, _on_clock]
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
     app[SERVICE], app[CONFIG], app[CLOCK], app[HTTP] = service, config, clock, http
     app[OPENAPI] = {}
@@ -194,21 +194,31 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await service.store.close()
 
 
-@web.middleware
-async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every route: 503 when the store fails, 500 for a fault of the engine's own, each logged once with
-    its cause (the webhook route answers its own, with the platform's refusal metrics)."""
-    try:
-        return await handler(request)
-    except web.HTTPException:
-        raise
-    except StoreError as exc:
-        log.error("store failed while answering %s %s: %s", request.method, request.rel_url.raw_path, exc)
-        return web.json_response({"error": "session store unavailable", "status": 503}, status=503)
-    except Exception as exc:  # a bug: the traceback is what finds it
-        log.error("%s %s failed on a fault of the engine's: %r", request.method, request.rel_url.raw_path,
-                  exc, exc_info=exc)
-        return web.json_response({"error": "internal error", "status": 500}, status=500)
+def _guarded(refusal: Callable[[web.Request], web.StreamResponse | None]) -> Middleware:
+    """Every route's one middleware (each layer of them costs every request a call through aiohttp):
+    the token guard (``access.access_check``), inside the fault translation: 503 when the store fails,
+    500 for a fault of the engine's own, each logged once with its cause (the webhook route answers its
+    own, with the platform's refusal metrics)."""
+
+    @web.middleware
+    async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            refused = refusal(request)
+            if refused is not None:
+                return refused
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except StoreError as exc:
+            log.error("store failed while answering %s %s: %s", request.method, request.rel_url.raw_path,
+                      exc)
+            return web.json_response({"error": "session store unavailable", "status": 503}, status=503)
+        except Exception as exc:  # a bug: the traceback is what finds it
+            log.error("%s %s failed on a fault of the engine's: %r", request.method,
+                      request.rel_url.raw_path, exc, exc_info=exc)
+            return web.json_response({"error": "internal error", "status": 500}, status=500)
+
+    return guarded
 
 
 @web.middleware

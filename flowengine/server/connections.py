@@ -14,6 +14,9 @@ client's part:
 - ``busy``: the engine is handling it (no deadline of the client's);
 - ``idle``: kept alive between requests (aiohttp's ``keepalive_timeout``).
 
+Deadlines are kept as times, not timers: one periodic sweep of the open connections (every quarter of the
+shorter client timeout, at most ``SWEEP_EVERY``, while any connection is open) cuts those past theirs, so
+a request costs no timer of its own; a cut comes at most one sweep period after its deadline.
 A client past its deadline gets 408 (if no answer has started) and the connection is closed; one whose
 request cannot be parsed gets aiohttp's 400, counted rather than logged with a traceback. At
 ``max_connections`` a new connection closes the one waiting on its client the longest (least recently
@@ -51,6 +54,10 @@ REPORT_EVERY = 10.0  # seconds between two log lines about cut connections
 TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 BUSY = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\nRetry-After: 1\r\n\r\n"
 WAITING = frozenset({"head", "body", "linger", "idle"})  # phases that wait on the client
+# phases with a deadline of ours (idle ones are aiohttp's keep-alive's), and why a connection past it is cut
+DEADLINED = {"head": "slow headers", "body": "slow body", "linger": "slow body"}
+SWEEP_EVERY = 1.0  # seconds between two sweeps at most
+SWEEP_AT_LEAST = 0.05  # and at least, whatever the timeouts
 
 
 def fit_to_open_files(wanted: int) -> tuple[int, int]:
@@ -82,6 +89,9 @@ class ConnectionGuard:
         self.cut: Counter[str] = Counter()  # why connections were closed, since the server started
         self._unreported: Counter[str] = Counter()
         self._report: asyncio.TimerHandle | None = None
+        self._sweep: asyncio.TimerHandle | None = None
+        self.sweep_every = max(SWEEP_AT_LEAST, min(SWEEP_EVERY, limits.header_timeout / 4,
+                                                   limits.body_timeout / 4))
 
     @property
     def open(self) -> int:
@@ -89,6 +99,8 @@ class ConnectionGuard:
 
     def opened(self, connection: GuardedHandler) -> None:
         self._open[connection] = None
+        if self._sweep is None:
+            self._sweep = asyncio.get_running_loop().call_later(self.sweep_every, self._cut_late)
         if len(self._open) > self.max_connections:
             # the new connection itself is the last resort (it waits for its head too): told to come back
             victim = next(c for c in self._open if c.phase in WAITING)
@@ -100,6 +112,15 @@ class ConnectionGuard:
 
     def closed(self, connection: GuardedHandler) -> None:
         self._open.pop(connection, None)
+
+    def _cut_late(self) -> None:
+        """Cut every connection past its deadline; again in ``sweep_every`` while any is open."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        late = [c for c in self._open if c.due <= now and c.phase in DEADLINED]
+        for connection in late:
+            connection.cut(DEADLINED[connection.phase])
+        self._sweep = loop.call_later(self.sweep_every, self._cut_late) if self._open else None
 
     def count(self, reason: str) -> None:
         self.cut[reason] += 1
@@ -115,20 +136,24 @@ class ConnectionGuard:
         self._unreported.clear()
 
     def close(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         if self._report is not None:
             self._report.cancel()
             self._log()
 
 
 class GuardedHandler(web.RequestHandler):
-    """aiohttp's connection handler, with a deadline on the client's part of each phase."""
+    """aiohttp's connection handler, with a deadline on the client's part of each phase (``due``, in
+    loop time, which the guard's sweep enforces)."""
 
-    __slots__ = ("_deadline", "_guard", "phase")
+    __slots__ = ("_guard", "due", "phase")
 
     def __init__(self, manager: web.Server, *, guard: ConnectionGuard, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._guard = guard
-        self._deadline: asyncio.TimerHandle | None = None
+        self.due = float("inf")
         self.phase = "head"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -137,7 +162,7 @@ class GuardedHandler(web.RequestHandler):
         self._guard.opened(self)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._disarm()
+        self.phase = "closed"
         self._guard.closed(self)
         super().connection_lost(exc)
 
@@ -150,23 +175,23 @@ class GuardedHandler(web.RequestHandler):
         """The head is in (``GuardedServer``'s request factory): the body's turn, or the engine's."""
         self._guard.active(self)
         if payload.is_eof():
-            self._set("busy")
+            self.phase = "busy"
         else:
             self._wait("body", self._guard.limits.body_timeout)
             payload.on_eof(self._body_in)
 
     def _body_in(self) -> None:
         if self.phase == "body":
-            self._set("busy")
+            self.phase = "busy"
         elif self.phase == "linger":
-            self._set("idle")
+            self.phase = "idle"
 
     async def finish_response(
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
     ) -> tuple[web.StreamResponse, bool]:
         answered = await super().finish_response(request, resp, start_time)
         if self.phase == "busy":
-            self._set("idle")  # aiohttp's keep-alive timer runs from here
+            self.phase = "idle"  # aiohttp's keep-alive timer runs from here
             self._guard.active(self)
         elif self.phase == "body":
             self.phase = "linger"  # answered without reading the body: its deadline still holds
@@ -185,24 +210,14 @@ class GuardedHandler(web.RequestHandler):
         """Close now, sending ``answer`` first if no answer of the engine's has started."""
         if answer is not None and self.transport is not None and self.phase in ("head", "body"):
             self.transport.write(answer)
-        self._set("closed")
+        self.phase = "closed"
         self._guard.closed(self)
         self._guard.count(reason)
         self.force_close()
 
     def _wait(self, phase: str, timeout: float) -> None:
-        self._set(phase)
-        reason = "slow headers" if phase == "head" else "slow body"
-        self._deadline = asyncio.get_running_loop().call_later(timeout, self.cut, reason)
-
-    def _set(self, phase: str) -> None:
-        self._disarm()
         self.phase = phase
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self.due = self._loop.time() + timeout
 
 
 class GuardedServer(web.Server):

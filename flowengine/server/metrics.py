@@ -4,6 +4,12 @@ Counters count what this instance did (Prometheus sums instances); the two gauge
 (``sessions_live``, ``timers_pending``) are read from the store at scrape time (``census``), so they are
 the same on every instance sharing the store and right after a restart. Labelled children are looked up
 once per label set (``Metrics.child``): ``labels()`` costs a lock and a dict lookup on every call.
+
+``count`` adds to a plain dict, which goes into the counters whenever the registry is read (a scrape,
+``get_sample_value``): a counter's ``inc`` takes a lock and checks its arguments, and a whole call made
+~60 of them. The flush is the registry's first collector, so every read sees every count; a label set's
+child is still made at its first count (its ``_created`` time is unchanged). Counting happens on the
+event loop's thread only.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from flowengine.server.sessions import TIMER_KINDS
@@ -29,7 +35,9 @@ class Metrics:
 
     def __post_init__(self) -> None:
         self._children: dict[tuple[str, ...], Any] = {}
+        self._pending: dict[tuple[str, ...], int] = {}
         r = self.registry
+        r.register(_Flush(self))  # before the counters: collected first
         self.webhooks = Counter(
             "flowengine_webhooks_total",
             "Webhooks received, by outcome: handled, replayed, ignored, refused_<4xx status>, "
@@ -135,7 +143,20 @@ class Metrics:
         return found
 
     def count(self, metric: str, *labels: str) -> None:
-        self.child(metric, *labels).inc()
+        key = (metric, *labels)
+        pending = self._pending
+        counted = pending.get(key)
+        if counted is None:
+            self.child(metric, *labels)  # made at its first count, as ``inc`` would have
+            counted = 0
+        pending[key] = counted + 1
+
+    def flush(self) -> None:
+        """Add the counts kept since the last flush to their counters."""
+        pending, self._pending = self._pending, {}
+        children = self._children
+        for key, counted in pending.items():
+            children[key].inc(counted)
 
     def take_census(self, census: Census | None, states: Mapping[str, Iterable[str]]) -> None:
         """Set the live gauges from ``census``: every loaded flow's states (0 where none is live) and
@@ -153,3 +174,17 @@ class Metrics:
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _Flush:
+    """A collector with no metrics of its own: reading the registry flushes ``Metrics.count``'s counts."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> list[Metric]:
+        self._metrics.flush()
+        return []
