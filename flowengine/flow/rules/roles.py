@@ -107,7 +107,7 @@ def _role_hint(ctx: RuleContext, site: ActionSite, name: str, same_kind: list[st
     if not running:
         return alternatives(name, same_kind)
     roles = ctx.shared(role_flow)
-    usable = [r for r in same_kind if any(r in before(ctx, roles, site, state) for state in running)]
+    usable = [r for r in same_kind if any(roles.holds(before(ctx, roles, site, s), r) for s in running)]
     close = closest(name, same_kind)
     if close is not None and close not in usable:
         return f'; "{close}" is close, but no path binds it before this action'
@@ -156,7 +156,7 @@ def unbound_roles(ctx: RuleContext) -> Iterator[Diagnostic]:
     for site in ctx.actions:
         running = states_running(ctx, site)
         for role, path in _uses(site, kinds):
-            if running and not any(role in before(ctx, roles, site, s) for s in running):
+            if running and not any(roles.holds(before(ctx, roles, site, s), role) for s in running):
                 yield ctx.at_value(path, _unbound_message(role, kinds[role]), "role")
 
 
