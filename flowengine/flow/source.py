@@ -27,7 +27,14 @@ from flowengine.flow.budget import RULE as LIMITS
 from flowengine.flow.diagnostics import Diagnostic, quote
 from flowengine.flow.positions import Path, SourceMap
 from flowengine.flow.scalars import resolve_plain
-from flowengine.flow.syntax import TextIndex, no_colon_after, syntax_hint, template_at, valueless_key
+from flowengine.flow.syntax import (
+    TextIndex,
+    no_colon_after,
+    reader_hint,
+    syntax_hint,
+    template_at,
+    valueless_key,
+)
 
 __all__ = ["Parsed", "Path", "SourceMap", "parse_source"]
 
@@ -41,6 +48,7 @@ _SCALAR, _ALIAS = events.ScalarEvent, events.AliasEvent
 _MAPPING_START, _MAPPING_END = events.MappingStartEvent, events.MappingEndEvent
 _SEQUENCE_START, _SEQUENCE_END = events.SequenceStartEvent, events.SequenceEndEvent
 _plain = resolve_plain
+
 
 @dataclass(frozen=True, slots=True)
 class Parsed:
@@ -56,8 +64,8 @@ class _Stop(Exception):
 
 
 class _Frame:
-    """An open mapping or sequence. Only what its kind needs is made (issue 15: 16,000 of these for a
-    1,000-state flow)."""
+    """An open mapping or sequence (slotted, and the merge dict made only for a merge: a 1,000-state flow
+    opens 16,000 of these)."""
 
     __slots__ = ("anchor", "entries", "flow", "items", "key", "key_end", "mapping", "merged", "path",
                  "plain_value", "skip_value", "spot", "start")
@@ -76,8 +84,9 @@ class _Frame:
         self.skip_value = False  # the pending key was unusable: drop its value
         self.flow = flow  # written {...} or [...]
         self.key_end: Any = None  # the yaml Mark where the pending key's text ends
-        self.plain_value: tuple[str, Any] | None = None  # the last entry, if its value is plain text: key,
-        # the Mark where the value starts (marks become text offsets only for a diagnostic)
+        # the last entry, if its value is plain text: its key and the Mark where the value starts (marks
+        # become text offsets only for a diagnostic)
+        self.plain_value: tuple[str, Any] | None = None
 
 
 _NO_MERGE: dict[str, Any] = {}
@@ -116,19 +125,26 @@ class _Builder:
     def error_at(self, spot: tuple[int, int], message: str, rule: str = "syntax") -> None:
         self.diagnostics.append(Diagnostic(self.source, spot[0], spot[1], "error", message, rule))
 
-    def feed(self, event: events.Event) -> None:
-        kind = type(event)
-        if kind is _SCALAR:
-            self._on_scalar(event)  # type: ignore[arg-type]
-        elif kind is _MAPPING_END or kind is _SEQUENCE_END:
-            frame = self.stack.pop()
-            value = frame.items if not frame.mapping else \
-                frame.entries if frame.merged is _NO_MERGE else {**frame.merged, **frame.entries}
-            self._emit(value, event, frame.anchor, frame.start, opened=frame)
-        elif kind is _MAPPING_START or kind is _SEQUENCE_START:
-            self._open(event)  # type: ignore[arg-type]
-        elif kind is _ALIAS:
-            self._alias(event)  # type: ignore[arg-type]
+    def consume(self, stream: Iterator[events.Event]) -> None:
+        """Build the first document from its events; a second document is an error."""
+        on_scalar, stack = self._on_scalar, self.stack
+        for event in stream:
+            kind = type(event)
+            if self.done:
+                if kind is events.DocumentStartEvent:
+                    self.error(event.start_mark, "a flow file holds one YAML document; found a second one")
+                    break
+            elif kind is _SCALAR:
+                on_scalar(event)  # type: ignore[arg-type]
+            elif kind is _MAPPING_END or kind is _SEQUENCE_END:
+                frame = stack.pop()
+                value = frame.items if not frame.mapping else \
+                    frame.entries if frame.merged is _NO_MERGE else {**frame.merged, **frame.entries}
+                self._emit(value, event, frame.anchor, frame.start, opened=frame)
+            elif kind is _MAPPING_START or kind is _SEQUENCE_START:
+                self._open(event)  # type: ignore[arg-type]
+            elif kind is _ALIAS:
+                self._alias(event)  # type: ignore[arg-type]
 
     def _on_scalar(self, event: events.ScalarEvent) -> None:
         stack, tag = self.stack, event.tag
@@ -167,16 +183,29 @@ class _Builder:
         self._emit(self._scalar(event), event, event.anchor, start)
 
     def _open(self, event: events.CollectionStartEvent) -> None:
-        if len(self.stack) >= MAX_DEPTH:
+        stack = self.stack
+        if len(stack) >= MAX_DEPTH:
             self.error(event.start_mark, TOO_DEEP, LIMITS)
             raise _Stop
-        self._check_tag(event)
-        mapping = type(event) is _MAPPING_START
-        spot = _spot(event.start_mark)
-        frame = _Frame(self._child_path(), mapping, len(self.entries), event.anchor, spot,
-                       bool(event.flow_style))
-        self._record_child(event.start_mark)
-        self.stack.append(frame)
+        if event.tag is not None:
+            self._check_tag(event)
+        mark: Any = event.start_mark
+        spot, start = (mark.line + 1, mark.column + 1), len(self.entries)
+        # its path, and where it starts under that path (``_child_path`` and ``_record_child`` in one)
+        parent = stack[-1] if stack else None
+        if parent is None:
+            path: Path = ()
+            self._add(path, spot, spot)
+        elif not parent.mapping:
+            path = (*parent.path, len(parent.items))
+            self._add(path, spot, spot)
+        elif parent.key is None or parent.skip_value:
+            path = (*parent.path, _DISCARDED)  # a collection used as a key, or a duplicate key's value
+        else:
+            path = (*parent.path, parent.key[0])
+            self._add(path, parent.key[1], spot)
+        stack.append(_Frame(path, type(event) is _MAPPING_START, start, event.anchor, spot,
+                            bool(event.flow_style)))
 
     def _child_path(self) -> Path:
         if not self.stack:
@@ -350,10 +379,6 @@ def _key_text(value: Any) -> str:
     return str(value)
 
 
-def _events(text: str) -> Iterator[events.Event]:
-    return yaml.parse(text, Loader=_LOADER)
-
-
 def parse_source(text: str, path: str = "<flow>") -> Parsed:
     """Parse one YAML document; syntax problems and traps become diagnostics, never exceptions."""
     over = over_budget(text)
@@ -362,25 +387,10 @@ def parse_source(text: str, path: str = "<flow>") -> Parsed:
         return Parsed(None, SourceMap(path, text), (Diagnostic(path, line, col, "error", message, LIMITS),))
     builder = _Builder(path, text)
     try:
-        for event in _events(text):
-            if builder.done:
-                if isinstance(event, events.DocumentStartEvent):
-                    builder.error(event.start_mark, "a flow file holds one YAML document; found a second one")
-                    break
-                continue
-            builder.feed(event)
-    except yaml.MarkedYAMLError as exc:
-        hint = syntax_hint(exc, text)
+        builder.consume(yaml.parse(text, Loader=_LOADER))
+    except (yaml.MarkedYAMLError, yaml.reader.ReaderError) as exc:
+        hint = syntax_hint(exc, text) if isinstance(exc, yaml.MarkedYAMLError) else reader_hint(exc, text)
         builder.diagnostics.append(Diagnostic(path, hint.line, hint.col, "error", hint.message, "syntax"))
-    except yaml.reader.ReaderError as exc:  # bad characters: an offset instead of a mark
-        line = text.count("\n", 0, exc.position) + 1
-        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        message = (
-            f"invalid character #x{exc.character:04x}: {exc.reason}"
-            if isinstance(exc.character, int)
-            else f"invalid input: {exc.reason}"
-        )
-        builder.diagnostics.append(Diagnostic(path, line, col, "error", message, "syntax"))
     except yaml.YAMLError as exc:
         builder.diagnostics.append(
             Diagnostic(path, 1, 1, "error", "invalid YAML: " + _lower(str(exc)), "syntax")
