@@ -55,26 +55,30 @@ def may_hold(ctx: RuleContext, gives: Gives, initially: set[str]) -> Facts:
             found = memo[id(actions)] = facts.mask(gives(actions))
         return found
 
-    if flow.initial not in flow.states:
-        return facts
-    entered[flow.initial] |= facts.mask(initially)
-    todo, seen = [flow.initial], set[str]()
-    while todo:
-        name = todo.pop()
-        seen.add(name)
-        state = flow.states[name]
-        edges = ctx.edges[name]
-        here = entered[name] | once(state.entry)
+    def step(name: str) -> tuple[int, int, list[tuple[str, int]]]:
+        """What a state adds while active (entry and internal transitions), on leaving (exit), and each
+        transition to another state with what it adds: worked out once, states are revisited."""
+        state, edges = flow.states[name], ctx.edges[name]
+        here = once(state.entry)
         for edge in edges:
             if edge.transition.target is None:
                 here |= once(edge.transition.actions)
-        inside[name] = here
-        leaving = here | once(state.exit)
-        for edge in edges:
-            target = edge.transition.target
-            if target is None or target not in entered:
-                continue
-            arriving = leaving | once(edge.transition.actions)
+        moves = [(edge.transition.target, once(edge.transition.actions)) for edge in edges
+                 if edge.transition.target is not None and edge.transition.target in entered]
+        return here, once(state.exit), moves
+
+    if flow.initial not in flow.states:
+        return facts
+    entered[flow.initial] |= facts.mask(initially)
+    todo, seen, steps = [flow.initial], set[str](), dict[str, tuple[int, int, list[tuple[str, int]]]]()
+    while todo:
+        name = todo.pop()
+        seen.add(name)
+        adds, leaves, moves = steps.get(name) or steps.setdefault(name, step(name))
+        here = inside[name] = entered[name] | adds
+        leaving = here | leaves
+        for target, carried in moves:
+            arriving = leaving | carried
             if target not in seen or arriving & ~entered[target]:
                 entered[target] |= arriving
                 todo.append(target)
