@@ -398,7 +398,7 @@ def parse_source(text: str, path: str = "<flow>") -> Parsed:
     except _Stop:
         pass
     entries = builder.entries
-    source_map = SourceMap(path, text, {p: k for p, k, _ in entries}, {p: v for p, _, v in entries})
+    source_map = SourceMap(path, text, {entry[0]: entry for entry in entries})
     usable = builder.done and not any(d.rule in ("syntax", LIMITS) for d in builder.diagnostics)
     return Parsed(builder.result if usable else None, source_map, tuple(builder.diagnostics))
 
