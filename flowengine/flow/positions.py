@@ -11,13 +11,13 @@ Path = tuple[str | int, ...]
 
 @dataclass(frozen=True, slots=True)
 class SourceMap:
-    """Positions of every node: ``keys[path]`` is where the mapping key is written, ``values[path]``
-    where the value starts (for list items both are the item)."""
+    """Positions of every node: ``spots[path]`` is ``(path, key, value)``, where the mapping key is written
+    and where the value starts (for list items both are the item): the reader's own entries, so the map
+    is one dict made in one pass (issue 15)."""
 
     path: str
     text: str
-    keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
-    values: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    spots: dict[Path, tuple[Path, tuple[int, int], tuple[int, int]]] = field(default_factory=dict)
     # Nodes merged in from ``include:``d files: (section, name) -> that file's map, which has them at the
     # same path. Every position of such a node is in that file.
     origins: dict[Path, SourceMap] = field(default_factory=dict)
@@ -32,23 +32,23 @@ class SourceMap:
         owner = self.owner(path)
         if owner is not self:
             return owner.key_pos(path)
-        spot = self.keys.get(path) or self.values.get(path)
-        return self._pos(spot) if spot else self._ancestor(path)
+        entry = self.spots.get(path)
+        return self._pos(entry[1]) if entry else self._ancestor(path)
 
     def value_pos(self, path: Path) -> Pos:
         owner = self.owner(path)
         if owner is not self:
             return owner.value_pos(path)
-        spot = self.values.get(path) or self.keys.get(path)
-        return self._pos(spot) if spot else self._ancestor(path)
+        entry = self.spots.get(path)
+        return self._pos(entry[2]) if entry else self._ancestor(path)
 
     def locate(self, path: Path) -> Pos | None:
         """For ``build.build_flow``: the key naming a node, else where its value starts."""
         owner = self.owner(path)
         if owner is not self:
             return owner.locate(path)
-        spot = self.keys.get(path) or self.values.get(path)
-        return self._pos(spot) if spot else None
+        entry = self.spots.get(path)
+        return self._pos(entry[1]) if entry else None
 
     def _pos(self, spot: tuple[int, int]) -> Pos:
         return Pos(spot[0], spot[1], self.path if self.included else "")
@@ -77,7 +77,7 @@ class SourceMap:
 
     def _ancestor(self, path: Path) -> Pos:
         for cut in range(len(path) - 1, -1, -1):
-            spot = self.keys.get(path[:cut]) or self.values.get(path[:cut])
-            if spot:
-                return self._pos(spot)
+            entry = self.spots.get(path[:cut])
+            if entry:
+                return self._pos(entry[1])
         return Pos(1, 1, self.path if self.included else "")

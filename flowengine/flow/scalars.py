@@ -22,8 +22,15 @@ _SPECIAL_FLOATS = {
 }
 
 
+# Every non-text reading starts with one of these (null, a boolean, a number, .inf/.nan): text starting
+# otherwise, most of a flow's scalars, is returned without trying the patterns.
+_NOT_TEXT_STARTS = frozenset("~nNtTfF+-.0123456789")
+
+
 def resolve_plain(text: str) -> Any:
     """A plain scalar under the YAML 1.2 core schema."""
+    if text and text[0] not in _NOT_TEXT_STARTS:
+        return text
     if _NULL.match(text):
         return None
     if text in _BOOL:

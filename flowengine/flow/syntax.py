@@ -63,6 +63,18 @@ def syntax_hint(exc: yaml.MarkedYAMLError, text: str) -> Hint:
     return error.hint("invalid YAML: " + _library_words(exc))
 
 
+def reader_hint(exc: yaml.reader.ReaderError, text: str) -> Hint:
+    """A character the reader refuses, at its place (the reader gives an offset, not a mark)."""
+    line = text.count("\n", 0, exc.position) + 1
+    col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+    message = (
+        f"invalid character #x{exc.character:04x}: {exc.reason}"
+        if isinstance(exc.character, int)
+        else f"invalid input: {exc.reason}"
+    )
+    return Hint(line, col, message)
+
+
 class TextIndex:
     """Offsets into a text from 0-based line and column (the C parser's own index counts bytes in some
     releases)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,18 @@ def test_schema_errors_in_structure_skip_the_semantic_rules() -> None:
 def test_errors_inside_actions_still_run_the_semantic_rules() -> None:
     result = load_flow(MINIMAL.replace("call: caller", "call: caller, colour: red").replace("done}", "dnoe}"))
     assert sorted(d.rule for d in result.errors) == ["action-params", "target"]
+
+
+def test_loading_leaves_the_garbage_collector_as_it_found_it() -> None:
+    """The load pauses the cyclic collector (issue 15), also when the flow is wrong, and never turns on
+    one its caller turned off."""
+    assert gc.isenabled()
+    assert load_flow("flow: x\ninitial: a\nstates: {a: {type: final}}\n").ok
+    assert not load_flow("flow: [\n").ok
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        load_flow("flow: x\ninitial: a\nstates: {a: {type: final}}\n")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -3,15 +3,20 @@ count), what the store keeps of it (secrets masked), and which executor a held v
 
 from __future__ import annotations
 
+import json
+import math
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowengine.errors import StoreError
 from flowengine.flow.loader import load_flow
 from flowengine.flow.model import Flow
-from flowengine.flow.version import version_of
+from flowengine.flow.version import resolved_source, version_of
 from flowengine.providers import platform
 from flowengine.runtime.engine import Engine
 from flowengine.runtime.executor import Executor
@@ -97,3 +102,27 @@ def test_a_number_json_cannot_hold_is_a_diagnostic_at_its_place_not_a_traceback(
     assert "quote it as text" in found.message
     # quoted, it is text and the flow loads
     assert loaded_text(text.replace("\nvars:\n", f'\nvars:\n  limit: "{written}"\n', 1)).source
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), _JSON_VALUES, max_size=5))
+def test_the_resolved_source_is_the_standard_librarys_indented_json(doc: dict[str, Any]) -> None:
+    """The version is a hash of this text: however it is written (orjson, where it gives the same), it
+    is json.dumps(indent=1)'s, byte for byte, for any document (lone surrogates, long integers, tiny
+    exponents, control characters, empty collections)."""
+    kept = {key: value for key, value in doc.items() if key not in ("include", "scenarios")}
+    assert resolved_source(doc) == json.dumps(kept, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
+def test_a_resolved_source_refuses_what_json_cannot_hold(number: float) -> None:
+    with pytest.raises(ValueError):
+        resolved_source({"flow": "f", "vars": {"a": None, "b": [number]}})

@@ -48,7 +48,7 @@ class RuleContext:
 
     @cached_property
     def actions(self) -> list[ActionSite]:
-        return action_sites(self.flow, self.doc)
+        return action_sites(self.flow, self.doc, self.transitions)
 
     @cached_property
     def templates(self) -> list[Template]:

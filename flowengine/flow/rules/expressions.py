@@ -197,10 +197,11 @@ def _check_literal(field: str, literal: str, names: Names) -> str | None:
         return f"unknown reason {quote(literal)}{alternatives(literal, REASONS)}"
     if field == "name" and literal not in EVENTS and literal not in names.events:
         return f"unknown event {quote(literal)}{alternatives(literal, [*EVENTS, *names.events])}"
-    if field in ("call", "conference"):
+    if field in ("call", "conference") and names.roles.get(literal) != field:
+        # the roles of that kind only for the message: a comparison with a role (``event.call ==
+        # 'caller'``, in most states) listed every role each time (issue 15)
         same = [n for n, kind in names.roles.items() if kind == field]
-        if literal not in same:
-            return f"{quote(literal)} is not a {field} role of this flow{alternatives(literal, same)}"
+        return f"{quote(literal)} is not a {field} role of this flow{alternatives(literal, same)}"
     return None
 
 

@@ -15,7 +15,7 @@ from flowengine.flow.model import Action
 from flowengine.flow.rules.context import Rule, RuleContext
 from flowengine.flow.rules.dataflow import Facts, before, may_hold, states_running
 from flowengine.flow.rules.sites import ActionSite
-from flowengine.flow.vocabulary import ACTIONS, CALLER_ROLE, EXPRESSION_GLOBALS
+from flowengine.flow.vocabulary import ACTIONS, CALLER_ROLE, EXPRESSION_GLOBALS, ActionSpec
 
 RoleKind = Literal["call", "conference"]
 _USES: dict[str, RoleKind] = {"call": "call", "conference": "conference"}
@@ -31,14 +31,27 @@ class RoleParam:
 
 
 def role_params(action: Action) -> Iterator[RoleParam]:
-    spec = ACTIONS.get(action.name)
+    for name, kind, binds in _role_slots(action.name):
+        value = action.params.get(name)
+        if isinstance(value, str):
+            yield RoleParam(name, kind, value, binds)
+
+
+# Action name -> its spec and the spec's role parameters (name, kind, binds?), worked out once per spec:
+# every rule about roles asks for every action's (issue 15).
+_ROLE_SLOTS: dict[str, tuple[ActionSpec, tuple[tuple[str, RoleKind, bool], ...]]] = {}
+
+
+def _role_slots(action: str) -> tuple[tuple[str, RoleKind, bool], ...]:
+    spec = ACTIONS.get(action)
     if spec is None:
-        return
-    for param in spec.params:
-        value = action.params.get(param.name)
-        kind = _USES.get(param.kind) or _BINDS.get(param.kind)
-        if kind is not None and isinstance(value, str):
-            yield RoleParam(param.name, kind, value, param.kind in _BINDS)
+        return ()
+    known = _ROLE_SLOTS.get(action)
+    if known is None or known[0] is not spec:
+        slots = tuple((p.name, _USES.get(p.kind) or _BINDS[p.kind], p.kind in _BINDS)
+                      for p in spec.params if p.kind in _USES or p.kind in _BINDS)
+        known = _ROLE_SLOTS[action] = (spec, slots)
+    return known[1]
 
 
 def bound(actions: Iterable[Action]) -> set[str]:
@@ -107,7 +120,7 @@ def _role_hint(ctx: RuleContext, site: ActionSite, name: str, same_kind: list[st
     if not running:
         return alternatives(name, same_kind)
     roles = ctx.shared(role_flow)
-    usable = [r for r in same_kind if any(r in before(ctx, roles, site, state) for state in running)]
+    usable = [r for r in same_kind if any(roles.holds(before(ctx, roles, site, s), r) for s in running)]
     close = closest(name, same_kind)
     if close is not None and close not in usable:
         return f'; "{close}" is close, but no path binds it before this action'
@@ -156,7 +169,7 @@ def unbound_roles(ctx: RuleContext) -> Iterator[Diagnostic]:
     for site in ctx.actions:
         running = states_running(ctx, site)
         for role, path in _uses(site, kinds):
-            if running and not any(role in before(ctx, roles, site, s) for s in running):
+            if running and not any(roles.holds(before(ctx, roles, site, s), role) for s in running):
                 yield ctx.at_value(path, _unbound_message(role, kinds[role]), "role")
 
 

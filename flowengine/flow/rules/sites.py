@@ -37,7 +37,7 @@ class ActionSite:
 def lookup(doc: Any, path: Path) -> Any:
     node = doc
     for part in path:
-        if isinstance(node, Mapping):
+        if type(node) is dict or isinstance(node, Mapping):  # the ABC check is slow; documents hold dicts
             node = node.get(part)
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]
@@ -81,7 +81,10 @@ def _sites(
     return [TransitionSite(state, event, timer, t, path) for t in transitions]
 
 
-def action_sites(flow: Flow, doc: Mapping[str, Any]) -> list[ActionSite]:
+def action_sites(
+    flow: Flow, doc: Mapping[str, Any], transitions: Iterable[TransitionSite] | None = None
+) -> list[ActionSite]:
+    """``transitions``: ``transition_sites(flow, doc)`` when the caller has them already."""
     sites: list[ActionSite] = []
     for state in flow.states.values():
         for phase in ("entry", "exit"):
@@ -90,7 +93,7 @@ def action_sites(flow: Flow, doc: Mapping[str, Any]) -> list[ActionSite]:
                 ActionSite(state.name, phase, a, ("states", state.name, phase, i))
                 for i, a in enumerate(actions)
             )
-    for site in transition_sites(flow, doc):
+    for site in transition_sites(flow, doc) if transitions is None else transitions:
         sites.extend(
             ActionSite(site.state, "transition", a, (*site.path, "actions", i), site)
             for i, a in enumerate(site.transition.actions)

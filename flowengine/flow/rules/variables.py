@@ -66,12 +66,12 @@ def unset_variables(ctx: RuleContext) -> Iterator[Diagnostic]:
         running = states_running(ctx, site)
         available = [before(ctx, facts, site, state) for state in running]
         for template in templates([site], [], ctx.doc):
-            yield from _check(ctx, template, available, setters, site)
+            yield from _check(ctx, template, facts, available, setters, site)
     for tsite in ctx.transitions:
         running = _guard_states(ctx, tsite)
-        available = [facts.inside.get(state, set()) for state in running]
+        available = [facts.inside.get(state, 0) for state in running]
         for template in templates([], [tsite], ctx.doc):
-            yield from _check(ctx, template, available, setters)
+            yield from _check(ctx, template, facts, available, setters)
 
 
 def _guard_states(ctx: RuleContext, tsite: TransitionSite) -> list[str]:
@@ -82,15 +82,15 @@ def _guard_states(ctx: RuleContext, tsite: TransitionSite) -> list[str]:
 
 
 def _check(
-    ctx: RuleContext, template: Template, available: list[set[str]], setters: Mapping[str, ActionSite],
-    site: ActionSite | None = None,
+    ctx: RuleContext, template: Template, facts: Facts, available: list[int],
+    setters: Mapping[str, ActionSite], site: ActionSite | None = None,
 ) -> Iterator[Diagnostic]:
     if not available:
         return  # runs nowhere reachable: the graph rules say so
     source = guard_source(template.text) if template.guard else template.text
     for name in sorted(strict_reads(source) & setters.keys() - ctx.flow.vars.keys()):
         setter = setters[name]  # (never set at all: the expression rule reports it)
-        if any(name in names for names in available):
+        if any(facts.holds(names, name) for names in available):
             continue
         where = f"state {quote(setter.state)}" if setter.state else "a flow-level handler"
         what = "by the very action that first sets it" if setter is site else \
