@@ -66,6 +66,9 @@ T = TypeVar("T")
 
 _BUSY_TIMEOUT = 5.0
 _WAL_ATTEMPTS = 20
+_SWEEP_EVERY = 1.0  # seconds between two sweeps of expired claims: at most one TTL + 1 s of claims kept
+
+
 class SqliteStore:
     """``SessionStore`` in one SQLite file; both connections open on first use, on the store's thread."""
 
@@ -80,6 +83,7 @@ class SqliteStore:
         self._inline: sqlite3.Connection | None = None  # writes on the event loop (``group_commit``)
         self._writes = GroupCommit(self._thread, self._connection, self._error, lambda: self._inline)
         self._recent: dict[str, SessionRecord] = {}  # sealed records last written, oldest first
+        self._sweep_at = 0.0  # when a claim next sweeps out the expired claims (``_sweep_due``)
 
     @classmethod
     def from_url(cls, url: str, *, now: Now = time.time) -> SqliteStore:
@@ -122,8 +126,9 @@ class SqliteStore:
         # then they need not be read, and only what changed is written (most puts).
         known = last if last is not None and expected_revision == last.revision else None
         now = self._now()
+        sweep = claim is not None and self._sweep_due(now)
         revision = await self._write(
-            lambda db: tables.put_row(db, record, row, expected_revision, known, claim, now)
+            lambda db: tables.put_row(db, record, row, expected_revision, known, claim, now, sweep)
         )
         if record.sealed:
             self._keep(dataclasses.replace(record, revision=revision))
@@ -178,7 +183,16 @@ class SqliteStore:
     async def claim(self, key: str, ttl: float) -> bool:
         check_ttl(ttl)
         now = self._now()
-        return await self._write(lambda db: tables.claim(db, key, now, now + ttl))
+        sweep = self._sweep_due(now)
+        return await self._write(lambda db: tables.claim(db, key, now, now + ttl, sweep))
+
+    def _sweep_due(self, now: float) -> bool:
+        """Whether a claim made now also sweeps out the expired ones: at most once per ``_SWEEP_EVERY``
+        s of this store's clock (a sweep lost with a rolled-back job waits for the next one)."""
+        if now < self._sweep_at:
+            return False
+        self._sweep_at = now + _SWEEP_EVERY
+        return True
 
     async def claimed(self, key: str) -> bool:
         sql = "SELECT 1 FROM claims WHERE key = ? AND expires_at > ?"

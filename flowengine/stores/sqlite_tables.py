@@ -63,10 +63,12 @@ UPDATE = (
 
 
 def put_row(db: sqlite3.Connection, record: SessionRecord, row: tuple[Any, ...], expected: int | None,
-            known: SessionRecord | None = None, mark: Claim | None = None, now: float = 0.0) -> int:
+            known: SessionRecord | None = None, mark: Claim | None = None, now: float = 0.0,
+            sweep: bool = True) -> int:
     """Inside the group commit's transaction, like every write job below. ``known``: the version this
-    store wrote last, when it is the one replaced (see ``reindex``). ``mark``: claimed (at ``now``) in
-    the same transaction, after the row is written: a conflict rolls both back."""
+    store wrote last, when it is the one replaced (see ``reindex``). ``mark``: claimed (at ``now``,
+    ``sweep`` as in ``claim``) in the same transaction, after the row is written: a conflict rolls both
+    back."""
     revision = 1 if expected is None else expected + 1
     if expected is None:
         cursor = db.execute(INSERT, (record.id, *row, revision))
@@ -76,7 +78,7 @@ def put_row(db: sqlite3.Connection, record: SessionRecord, row: tuple[Any, ...],
         raise ConflictError(conflict(record.id, expected))
     reindex(db, record, known)
     if mark is not None:
-        claim(db, mark.key, now, now + mark.ttl)
+        claim(db, mark.key, now, now + mark.ttl, sweep)
     return revision
 
 
@@ -115,11 +117,21 @@ def reindex(db: sqlite3.Connection, record: SessionRecord, known: SessionRecord 
         db.executemany("INSERT INTO timers VALUES (?, ?, ?)", timers)
 
 
-def claim(db: sqlite3.Connection, key: str, now: float, expires_at: float) -> bool:
-    # Every expired claim goes, not just this key's: each row is deleted once (found by the index),
-    # so the table holds about one TTL's worth of claims without a housekeeping job.
-    db.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
-    return bool(db.execute("INSERT OR IGNORE INTO claims VALUES (?, ?)", (key, expires_at)).rowcount == 1)
+# A new key is inserted; a key whose claim has expired is taken again (its row updated); a live claim
+# is left alone (no change: rowcount 0). One statement, whether or not expired rows were swept yet.
+CLAIM = (
+    "INSERT INTO claims VALUES (?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE claims.expires_at <= ?"
+)
+
+
+def claim(db: sqlite3.Connection, key: str, now: float, expires_at: float, sweep: bool = True) -> bool:
+    """``sweep``: every expired claim goes too, not just this key's (each row deleted once, found by the
+    index), so the table holds about one TTL's worth of claims without a housekeeping job. The store
+    asks for it at most once a second rather than on every claim (a statement per webhook saved)."""
+    if sweep:
+        db.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
+    return bool(db.execute(CLAIM, (key, expires_at, now)).rowcount == 1)
 
 
 HORIZON = "SELECT horizon FROM pacing WHERE key = ?"
