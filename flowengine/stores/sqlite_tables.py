@@ -103,18 +103,20 @@ def reindex(db: sqlite3.Connection, record: SessionRecord, known: SessionRecord 
     if set(db.execute("SELECT kind, ref FROM call_index WHERE session_id = ?", (sid,))) != refs:
         db.execute("DELETE FROM call_index WHERE session_id = ?", (sid,))
         # REPLACE: an id another session already listed moves to this one (the latest writer owns it).
-        db.executemany("INSERT OR REPLACE INTO call_index VALUES (?, ?, ?)", [(*ref, sid) for ref in refs])
+        if refs:
+            db.executemany("INSERT OR REPLACE INTO call_index VALUES (?, ?, ?)", [(*ref, sid) for ref in refs])
     if known is not None:
         if known.timers != record.timers:
-            gone = [(sid, timer_id) for timer_id in known.timers.keys() - record.timers.keys()]
-            db.executemany("DELETE FROM timers WHERE session_id = ? AND timer_id = ?", gone)
-            db.executemany("INSERT OR REPLACE INTO timers VALUES (?, ?, ?)", [
-                (sid, timer_id, due) for timer_id, due in record.timers.items()
-                if known.timers.get(timer_id) != due])
+            # Empty lists are not handed over: an ``executemany`` costs a statement even with no rows.
+            if gone := [(sid, timer_id) for timer_id in known.timers.keys() - record.timers.keys()]:
+                db.executemany("DELETE FROM timers WHERE session_id = ? AND timer_id = ?", gone)
+            if moved := [(sid, timer_id, due) for timer_id, due in record.timers.items()
+                         if known.timers.get(timer_id) != due]:
+                db.executemany("INSERT OR REPLACE INTO timers VALUES (?, ?, ?)", moved)
     elif dict(db.execute("SELECT timer_id, due FROM timers WHERE session_id = ?", (sid,))) != record.timers:
         db.execute("DELETE FROM timers WHERE session_id = ?", (sid,))
-        timers = [(sid, timer_id, due) for timer_id, due in record.timers.items()]
-        db.executemany("INSERT INTO timers VALUES (?, ?, ?)", timers)
+        if timers := [(sid, timer_id, due) for timer_id, due in record.timers.items()]:
+            db.executemany("INSERT INTO timers VALUES (?, ?, ?)", timers)
 
 
 # A new key is inserted; a key whose claim has expired is taken again (its row updated); a live claim
