@@ -111,20 +111,20 @@ class SqliteStore:
         check_record(record)  # timers finite: the index columns go through orjson whatever the record
         if claim is not None:
             check_ttl(claim.ttl)
-        row = (
+        last = self._recent.pop(record.id, None)  # unknown until this write is committed
+        # Its index rows are those of the version this store wrote last, if that is the one replaced:
+        # then they need not be read, and only what changed is written (most puts).
+        known = last if last is not None and expected_revision == last.revision else None
+        row: tuple[Any, ...] = (
             record.flow,
             record.state,
             record.status,
             (dump_sealed if record.sealed else dump_json)(record.data),
             dump_sealed(dict(record.timers)),
-            dump_sealed(sorted(record.call_ids)),
-            dump_sealed(sorted(record.conference_ids)),
-            record.updated_at,
         )
-        last = self._recent.pop(record.id, None)  # unknown until this write is committed
-        # Its index rows are those of the version this store wrote last, if that is the one replaced:
-        # then they need not be read, and only what changed is written (most puts).
-        known = last if last is not None and expected_revision == last.revision else None
+        if known is None or (known.call_ids, known.conference_ids) != (record.call_ids, record.conference_ids):
+            row += (dump_sealed(sorted(record.call_ids)), dump_sealed(sorted(record.conference_ids)))
+        row += (record.updated_at,)
         now = self._now()
         sweep = claim is not None and self._sweep_due(now)
         revision = await self._write(

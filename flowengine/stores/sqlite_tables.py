@@ -54,18 +54,27 @@ CREATE TABLE IF NOT EXISTS flow_sources (
 """
 
 COLUMNS = "id, flow, state, status, data, timers, call_ids, conference_ids, updated_at, revision"
+_ROW_COLUMNS = 8  # a put's row: COLUMNS but the id and the revision
 FINISHED_SQL = ", ".join(f"'{status}'" for status in FINISHED)
 INSERT = f"INSERT OR IGNORE INTO sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 UPDATE = (
     "UPDATE sessions SET flow = ?, state = ?, status = ?, data = ?, timers = ?, call_ids = ?,"
     " conference_ids = ?, updated_at = ?, revision = ? WHERE id = ? AND revision = ?"
 )
+# The same for a record whose call and conference ids are those of the version it replaces (most puts):
+# its row leaves those two columns out, not encoded again.
+UPDATE_SAME_IDS = (
+    "UPDATE sessions SET flow = ?, state = ?, status = ?, data = ?, timers = ?,"
+    " updated_at = ?, revision = ? WHERE id = ? AND revision = ?"
+)
 
 
 def put_row(db: sqlite3.Connection, record: SessionRecord, row: tuple[Any, ...], expected: int | None,
             known: SessionRecord | None = None, mark: Claim | None = None, now: float = 0.0,
             sweep: bool = True) -> int:
-    """Inside the group commit's transaction, like every write job below. ``known``: the version this
+    """Inside the group commit's transaction, like every write job below. ``row``: the columns from
+    ``flow`` to ``updated_at``, or without ``call_ids`` and ``conference_ids`` when they are ``known``'s
+    (then unchanged: ``UPDATE_SAME_IDS``). ``known``: the version this
     store wrote last, when it is the one replaced (see ``reindex``). ``mark``: claimed (at ``now``,
     ``sweep`` as in ``claim``) in the same transaction, after the row is written: a conflict rolls both
     back."""
@@ -73,7 +82,8 @@ def put_row(db: sqlite3.Connection, record: SessionRecord, row: tuple[Any, ...],
     if expected is None:
         cursor = db.execute(INSERT, (record.id, *row, revision))
     else:
-        cursor = db.execute(UPDATE, (*row, revision, record.id, expected))
+        update = UPDATE if len(row) == _ROW_COLUMNS else UPDATE_SAME_IDS
+        cursor = db.execute(update, (*row, revision, record.id, expected))
     if cursor.rowcount != 1:
         raise ConflictError(conflict(record.id, expected))
     reindex(db, record, known)
