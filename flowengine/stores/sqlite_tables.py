@@ -98,6 +98,9 @@ def conflict(session_id: str, expected_revision: int | None) -> str:
     return f"session {session_id!r} is missing or not at revision {expected_revision}"
 
 
+UPDATE_TIMER = "UPDATE timers SET due = ? WHERE session_id = ? AND timer_id = ?"
+
+
 def reindex(db: sqlite3.Connection, record: SessionRecord, known: SessionRecord | None = None) -> None:
     """Make the call index and the timer table match ``record``, inside the caller's transaction.
 
@@ -120,9 +123,17 @@ def reindex(db: sqlite3.Connection, record: SessionRecord, known: SessionRecord 
             # Empty lists are not handed over: an ``executemany`` costs a statement even with no rows.
             if gone := [(sid, timer_id) for timer_id in known.timers.keys() - record.timers.keys()]:
                 db.executemany("DELETE FROM timers WHERE session_id = ? AND timer_id = ?", gone)
-            if moved := [(sid, timer_id, due) for timer_id, due in record.timers.items()
-                         if known.timers.get(timer_id) != due]:
-                db.executemany("INSERT OR REPLACE INTO timers VALUES (?, ?, ?)", moved)
+            moved = [(due, sid, timer_id) for timer_id, due in record.timers.items()
+                     if timer_id in known.timers and known.timers[timer_id] != due]
+            added = [(sid, timer_id, due) for timer_id, due in record.timers.items()
+                     if timer_id not in known.timers]
+            # A timer that moved is updated in place: its row and its ``timers_by_due`` entry change, not
+            # the primary key's index, which REPLACE (a delete and an insert) dirtied too. A row missing
+            # after all (``known`` says it is there) is written whole with the new ones.
+            if moved and db.executemany(UPDATE_TIMER, moved).rowcount != len(moved):
+                added += [(sid, timer_id, due) for due, _, timer_id in moved]
+            if added:
+                db.executemany("INSERT OR REPLACE INTO timers VALUES (?, ?, ?)", added)
     elif dict(db.execute("SELECT timer_id, due FROM timers WHERE session_id = ?", (sid,))) != record.timers:
         db.execute("DELETE FROM timers WHERE session_id = ?", (sid,))
         if timers := [(sid, timer_id, due) for timer_id, due in record.timers.items()]:
