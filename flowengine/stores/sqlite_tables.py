@@ -117,7 +117,8 @@ def reindex(db: sqlite3.Connection, record: SessionRecord, known: SessionRecord 
         db.execute("DELETE FROM call_index WHERE session_id = ?", (sid,))
         # REPLACE: an id another session already listed moves to this one (the latest writer owns it).
         if refs:
-            db.executemany("INSERT OR REPLACE INTO call_index VALUES (?, ?, ?)", [(*ref, sid) for ref in refs])
+            db.executemany("INSERT OR REPLACE INTO call_index VALUES (?, ?, ?)",
+                           [(*ref, sid) for ref in refs])
     if known is not None:
         if known.timers != record.timers:
             # Empty lists are not handed over: an ``executemany`` costs a statement even with no rows.
