@@ -1,5 +1,5 @@
-"""SQLite session store (the default): one file, WAL mode, connections to write on the event loop, to
-write on the store's thread, and to read.
+"""SQLite session store (the default): one file, WAL mode, a connection to write and read on the event
+loop, and one to write on the store's thread.
 
 Writes are committed in groups (``group_commit.py``): the writes of one turn of the event loop share a
 transaction, committed on the loop itself (a COMMIT in WAL mode waits for no disk), or on the store's
@@ -21,10 +21,13 @@ writer's promise), and ``get`` reads only the revision and update time when it h
 of the row and its JSON: the service asks for a session on every event, and most are the one it saved
 last.
 
-The per-event point reads (a session, an index entry, the timers due) run on the event loop itself,
-through a second connection: a read of a few indexed rows costs a few microseconds, a hop to the thread
-some tens. In WAL mode a reader never waits for writers; when SQLite still says busy (another process
-recovering the file, say), the read goes to the store's thread instead, where waiting is allowed.
+The per-event point reads (a session, an index entry, the timers due) run on the event loop itself: a
+read of a few indexed rows costs a few microseconds, a hop to the thread some tens. They go through the
+loop's writing connection, between its group commits (a group runs whole within one callback of the loop,
+so a read never sees an open transaction): its page cache survives its own commits, where a connection
+of its own had every page read again after each (reads -20 %). In WAL mode a reader never waits for
+writers; when SQLite still says busy (another process recovering the file, say), the read goes to the
+store's thread instead, where waiting is allowed.
 """
 
 from __future__ import annotations
@@ -66,20 +69,23 @@ T = TypeVar("T")
 
 _BUSY_TIMEOUT = 5.0
 _WAL_ATTEMPTS = 20
+_SWEEP_EVERY = 1.0  # seconds between two sweeps of expired claims: at most one TTL + 1 s of claims kept
+
+
 class SqliteStore:
-    """``SessionStore`` in one SQLite file; both connections open on first use, on the store's thread."""
+    """``SessionStore`` in one SQLite file; the connections open on first use, on the store's thread."""
 
     def __init__(self, path: str | Path, *, now: Now = time.time) -> None:
         self._path = str(path)
         self._now = now
         self._db: sqlite3.Connection | None = None  # used on the store's thread only
-        self._reader: sqlite3.Connection | None = None  # opened there, then used on the event loop only
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowengine-sqlite")
         self._locks = LocalLocks()
         self._closed = False
-        self._inline: sqlite3.Connection | None = None  # writes on the event loop (``group_commit``)
+        self._inline: sqlite3.Connection | None = None  # writes (``group_commit``) and reads on the loop
         self._writes = GroupCommit(self._thread, self._connection, self._error, lambda: self._inline)
         self._recent: dict[str, SessionRecord] = {}  # sealed records last written, oldest first
+        self._sweep_at = 0.0  # when a claim next sweeps out the expired claims (``_sweep_due``)
 
     @classmethod
     def from_url(cls, url: str, *, now: Now = time.time) -> SqliteStore:
@@ -107,23 +113,25 @@ class SqliteStore:
         check_record(record)  # timers finite: the index columns go through orjson whatever the record
         if claim is not None:
             check_ttl(claim.ttl)
-        row = (
+        last = self._recent.pop(record.id, None)  # unknown until this write is committed
+        # Its index rows are those of the version this store wrote last, if that is the one replaced:
+        # then they need not be read, and only what changed is written (most puts).
+        known = last if last is not None and expected_revision == last.revision else None
+        row: tuple[Any, ...] = (
             record.flow,
             record.state,
             record.status,
             (dump_sealed if record.sealed else dump_json)(record.data),
             dump_sealed(dict(record.timers)),
-            dump_sealed(sorted(record.call_ids)),
-            dump_sealed(sorted(record.conference_ids)),
-            record.updated_at,
         )
-        last = self._recent.pop(record.id, None)  # unknown until this write is committed
-        # Its index rows are those of the version this store wrote last, if that is the one replaced:
-        # then they need not be read, and only what changed is written (most puts).
-        known = last if last is not None and expected_revision == last.revision else None
+        ids = (record.call_ids, record.conference_ids)
+        if known is None or (known.call_ids, known.conference_ids) != ids:
+            row += (dump_sealed(sorted(record.call_ids)), dump_sealed(sorted(record.conference_ids)))
+        row += (record.updated_at,)
         now = self._now()
+        sweep = claim is not None and self._sweep_due(now)
         revision = await self._write(
-            lambda db: tables.put_row(db, record, row, expected_revision, known, claim, now)
+            lambda db: tables.put_row(db, record, row, expected_revision, known, claim, now, sweep)
         )
         if record.sealed:
             self._keep(dataclasses.replace(record, revision=revision))
@@ -178,7 +186,16 @@ class SqliteStore:
     async def claim(self, key: str, ttl: float) -> bool:
         check_ttl(ttl)
         now = self._now()
-        return await self._write(lambda db: tables.claim(db, key, now, now + ttl))
+        sweep = self._sweep_due(now)
+        return await self._write(lambda db: tables.claim(db, key, now, now + ttl, sweep))
+
+    def _sweep_due(self, now: float) -> bool:
+        """Whether a claim made now also sweeps out the expired ones: at most once per ``_SWEEP_EVERY``
+        s of this store's clock (a sweep lost with a rolled-back job waits for the next one)."""
+        if now < self._sweep_at:
+            return False
+        self._sweep_at = now + _SWEEP_EVERY
+        return True
 
     async def claimed(self, key: str) -> bool:
         sql = "SELECT 1 FROM claims WHERE key = ? AND expires_at > ?"
@@ -235,9 +252,9 @@ class SqliteStore:
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._call, job)
 
     async def _read(self, job: Job[T]) -> T:
-        """``job``, a short read, on the event loop through the reading connection; on the store's thread
-        when that is not open yet (it opens with the writer there) or SQLite answers busy."""
-        reader = self._reader
+        """``job``, a short read, on the event loop through its connection; on the store's thread when that
+        is not open yet (it opens with the thread's there) or SQLite answers busy."""
+        reader = self._inline
         if reader is not None and not self._closed:
             try:
                 return job(reader)
@@ -277,13 +294,9 @@ class SqliteStore:
         opened = [db]
         try:
             _prepare(db)
-            # timeout=0: a busy reader must not stall the event loop; ``_read`` retries on this thread.
-            # query_only: nothing is written through it by mistake.
-            reader = sqlite3.connect(self._path, isolation_level=None, timeout=0, check_same_thread=False)
-            opened.append(reader)
-            reader.execute("PRAGMA query_only = ON")
-            # The event loop's writer: never waits (busy goes to this thread) and never checkpoints (a
-            # checkpoint syncs files; the group commit has this thread do it).
+            # The event loop's connection: never waits (busy goes to this thread: a busy read retries
+            # here, a busy group commits here) and never checkpoints (a checkpoint syncs files; the group
+            # commit has this thread do it).
             inline = sqlite3.connect(self._path, isolation_level=None, timeout=0, check_same_thread=False)
             opened.append(inline)
             inline.execute("PRAGMA synchronous = NORMAL")
@@ -292,14 +305,14 @@ class SqliteStore:
             for connection in opened:
                 _close_quietly(connection)
             raise
-        self._db, self._reader, self._inline = db, reader, inline
+        self._db, self._inline = db, inline
         return db
 
     def _disconnect(self) -> None:
-        for db in (self._reader, self._inline, self._db):
+        for db in (self._inline, self._db):
             if db is not None:
                 _close_quietly(db)
-        self._db = self._reader = self._inline = None
+        self._db = self._inline = None
 
 
 _SELECT_ONE = f"SELECT {tables.COLUMNS} FROM sessions WHERE id = ?"

@@ -54,29 +54,41 @@ CREATE TABLE IF NOT EXISTS flow_sources (
 """
 
 COLUMNS = "id, flow, state, status, data, timers, call_ids, conference_ids, updated_at, revision"
+_ROW_COLUMNS = 8  # a put's row: COLUMNS but the id and the revision
 FINISHED_SQL = ", ".join(f"'{status}'" for status in FINISHED)
 INSERT = f"INSERT OR IGNORE INTO sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 UPDATE = (
     "UPDATE sessions SET flow = ?, state = ?, status = ?, data = ?, timers = ?, call_ids = ?,"
     " conference_ids = ?, updated_at = ?, revision = ? WHERE id = ? AND revision = ?"
 )
+# The same for a record whose call and conference ids are those of the version it replaces (most puts):
+# its row leaves those two columns out, not encoded again.
+UPDATE_SAME_IDS = (
+    "UPDATE sessions SET flow = ?, state = ?, status = ?, data = ?, timers = ?,"
+    " updated_at = ?, revision = ? WHERE id = ? AND revision = ?"
+)
 
 
 def put_row(db: sqlite3.Connection, record: SessionRecord, row: tuple[Any, ...], expected: int | None,
-            known: SessionRecord | None = None, mark: Claim | None = None, now: float = 0.0) -> int:
-    """Inside the group commit's transaction, like every write job below. ``known``: the version this
-    store wrote last, when it is the one replaced (see ``reindex``). ``mark``: claimed (at ``now``) in
-    the same transaction, after the row is written: a conflict rolls both back."""
+            known: SessionRecord | None = None, mark: Claim | None = None, now: float = 0.0,
+            sweep: bool = True) -> int:
+    """Inside the group commit's transaction, like every write job below. ``row``: the columns from
+    ``flow`` to ``updated_at``, or without ``call_ids`` and ``conference_ids`` when they are ``known``'s
+    (then unchanged: ``UPDATE_SAME_IDS``). ``known``: the version this
+    store wrote last, when it is the one replaced (see ``reindex``). ``mark``: claimed (at ``now``,
+    ``sweep`` as in ``claim``) in the same transaction, after the row is written: a conflict rolls both
+    back."""
     revision = 1 if expected is None else expected + 1
     if expected is None:
         cursor = db.execute(INSERT, (record.id, *row, revision))
     else:
-        cursor = db.execute(UPDATE, (*row, revision, record.id, expected))
+        update = UPDATE if len(row) == _ROW_COLUMNS else UPDATE_SAME_IDS
+        cursor = db.execute(update, (*row, revision, record.id, expected))
     if cursor.rowcount != 1:
         raise ConflictError(conflict(record.id, expected))
     reindex(db, record, known)
     if mark is not None:
-        claim(db, mark.key, now, now + mark.ttl)
+        claim(db, mark.key, now, now + mark.ttl, sweep)
     return revision
 
 
@@ -84,6 +96,9 @@ def conflict(session_id: str, expected_revision: int | None) -> str:
     if expected_revision is None:
         return f"session {session_id!r} already exists"
     return f"session {session_id!r} is missing or not at revision {expected_revision}"
+
+
+UPDATE_TIMER = "UPDATE timers SET due = ? WHERE session_id = ? AND timer_id = ?"
 
 
 def reindex(db: sqlite3.Connection, record: SessionRecord, known: SessionRecord | None = None) -> None:
@@ -101,25 +116,46 @@ def reindex(db: sqlite3.Connection, record: SessionRecord, known: SessionRecord 
     if set(db.execute("SELECT kind, ref FROM call_index WHERE session_id = ?", (sid,))) != refs:
         db.execute("DELETE FROM call_index WHERE session_id = ?", (sid,))
         # REPLACE: an id another session already listed moves to this one (the latest writer owns it).
-        db.executemany("INSERT OR REPLACE INTO call_index VALUES (?, ?, ?)", [(*ref, sid) for ref in refs])
+        if refs:
+            db.executemany("INSERT OR REPLACE INTO call_index VALUES (?, ?, ?)",
+                           [(*ref, sid) for ref in refs])
     if known is not None:
         if known.timers != record.timers:
-            gone = [(sid, timer_id) for timer_id in known.timers.keys() - record.timers.keys()]
-            db.executemany("DELETE FROM timers WHERE session_id = ? AND timer_id = ?", gone)
-            db.executemany("INSERT OR REPLACE INTO timers VALUES (?, ?, ?)", [
-                (sid, timer_id, due) for timer_id, due in record.timers.items()
-                if known.timers.get(timer_id) != due])
+            # Empty lists are not handed over: an ``executemany`` costs a statement even with no rows.
+            if gone := [(sid, timer_id) for timer_id in known.timers.keys() - record.timers.keys()]:
+                db.executemany("DELETE FROM timers WHERE session_id = ? AND timer_id = ?", gone)
+            moved = [(due, sid, timer_id) for timer_id, due in record.timers.items()
+                     if timer_id in known.timers and known.timers[timer_id] != due]
+            added = [(sid, timer_id, due) for timer_id, due in record.timers.items()
+                     if timer_id not in known.timers]
+            # A timer that moved is updated in place: its row and its ``timers_by_due`` entry change, not
+            # the primary key's index, which REPLACE (a delete and an insert) dirtied too. A row missing
+            # after all (``known`` says it is there) is written whole with the new ones.
+            if moved and db.executemany(UPDATE_TIMER, moved).rowcount != len(moved):
+                added += [(sid, timer_id, due) for due, _, timer_id in moved]
+            if added:
+                db.executemany("INSERT OR REPLACE INTO timers VALUES (?, ?, ?)", added)
     elif dict(db.execute("SELECT timer_id, due FROM timers WHERE session_id = ?", (sid,))) != record.timers:
         db.execute("DELETE FROM timers WHERE session_id = ?", (sid,))
-        timers = [(sid, timer_id, due) for timer_id, due in record.timers.items()]
-        db.executemany("INSERT INTO timers VALUES (?, ?, ?)", timers)
+        if timers := [(sid, timer_id, due) for timer_id, due in record.timers.items()]:
+            db.executemany("INSERT INTO timers VALUES (?, ?, ?)", timers)
 
 
-def claim(db: sqlite3.Connection, key: str, now: float, expires_at: float) -> bool:
-    # Every expired claim goes, not just this key's: each row is deleted once (found by the index),
-    # so the table holds about one TTL's worth of claims without a housekeeping job.
-    db.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
-    return bool(db.execute("INSERT OR IGNORE INTO claims VALUES (?, ?)", (key, expires_at)).rowcount == 1)
+# A new key is inserted; a key whose claim has expired is taken again (its row updated); a live claim
+# is left alone (no change: rowcount 0). One statement, whether or not expired rows were swept yet.
+CLAIM = (
+    "INSERT INTO claims VALUES (?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE claims.expires_at <= ?"
+)
+
+
+def claim(db: sqlite3.Connection, key: str, now: float, expires_at: float, sweep: bool = True) -> bool:
+    """``sweep``: every expired claim goes too, not just this key's (each row deleted once, found by the
+    index), so the table holds about one TTL's worth of claims without a housekeeping job. The store
+    asks for it at most once a second rather than on every claim (a statement per webhook saved)."""
+    if sweep:
+        db.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
+    return bool(db.execute(CLAIM, (key, expires_at, now)).rowcount == 1)
 
 
 HORIZON = "SELECT horizon FROM pacing WHERE key = ?"
