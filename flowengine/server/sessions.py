@@ -89,7 +89,9 @@ class StoredSessions:
         self.quiet_after = quiet_after
         self.on_timers_changed = on_timers_changed
         self.cache_size = cache_size
-        # Insertion order: the least recently used first, and first out; finished sessions are not kept.
+        # Insertion order: the least recently used first, and first out. Finished sessions are kept too:
+        # a call's last webhooks (the other leg's hang-up, the conference's end: 4 in the seed call) come
+        # after its session ended, and each would otherwise rebuild it from its document.
         self._cache: dict[str, Session] = {}
 
     async def load(self, session_id: str) -> Session | None:
@@ -123,8 +125,8 @@ class StoredSessions:
     def _keep(self, session: Session) -> None:
         cache = self._cache
         cache.pop(session.id, None)  # re-inserted last: the most recently used goes out last
-        if session.status in FINISHED or self.cache_size <= 0:
-            return  # a finished session rarely hears of anything again
+        if self.cache_size <= 0:
+            return
         if len(cache) >= self.cache_size:
             del cache[next(iter(cache))]
         cache[session.id] = session
