@@ -15,7 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from flowengine.config import DEFAULT_REPLAY_TTL
 from flowengine.runtime.outbox import OUTBOX_TIMER
 from flowengine.runtime.program import TIMER_PREFIX
-from flowengine.runtime.reconcile import to_observe
+from flowengine.runtime.reconcile import anything_to_observe
 from flowengine.runtime.session import Session
 from flowengine.stores.base import HOT_SESSIONS, Claim, SessionRecord, SessionStore, plain_json
 
@@ -51,7 +51,7 @@ def _timers(session: Session, quiet_after: float) -> dict[str, float]:
     timers.update((event_id, float(entry["due"])) for event_id, entry in session.deferred.items())
     if session.outbox is not None:
         timers[OUTBOX_TIMER] = float(session.outbox["due"])
-    if quiet_after > 0 and session.status not in FINISHED and any(to_observe(session)):
+    if quiet_after > 0 and session.status not in FINISHED and anything_to_observe(session):
         timers[QUIET_TIMER] = quiet_due(session, quiet_after)
     return timers
 
