@@ -62,6 +62,14 @@ def to_observe(session: Session) -> tuple[list[str], list[str]]:
     return calls, conferences
 
 
+def anything_to_observe(session: Session) -> bool:
+    """Whether ``to_observe`` would name any id, without listing them (asked on every save)."""
+    for cid, state in session.call_states.items():
+        if state != ENDED and not is_standin(cid):
+            return True
+    return any(state != ENDED for state in session.conference_states.values())
+
+
 def missed_events(session: Session, seen: Observation) -> list[Event]:
     """The events that bring ``session`` to what the platform shows, answers before ends."""
     answered: list[Event] = []

@@ -15,7 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from flowengine.config import DEFAULT_REPLAY_TTL
 from flowengine.runtime.outbox import OUTBOX_TIMER
 from flowengine.runtime.program import TIMER_PREFIX
-from flowengine.runtime.reconcile import to_observe
+from flowengine.runtime.reconcile import anything_to_observe
 from flowengine.runtime.session import Session
 from flowengine.stores.base import HOT_SESSIONS, Claim, SessionRecord, SessionStore, plain_json
 
@@ -51,7 +51,7 @@ def _timers(session: Session, quiet_after: float) -> dict[str, float]:
     timers.update((event_id, float(entry["due"])) for event_id, entry in session.deferred.items())
     if session.outbox is not None:
         timers[OUTBOX_TIMER] = float(session.outbox["due"])
-    if quiet_after > 0 and session.status not in FINISHED and any(to_observe(session)):
+    if quiet_after > 0 and session.status not in FINISHED and anything_to_observe(session):
         timers[QUIET_TIMER] = quiet_due(session, quiet_after)
     return timers
 
@@ -89,7 +89,9 @@ class StoredSessions:
         self.quiet_after = quiet_after
         self.on_timers_changed = on_timers_changed
         self.cache_size = cache_size
-        # Insertion order: the least recently used first, and first out; finished sessions are not kept.
+        # Insertion order: the least recently used first, and first out. Finished sessions are kept too:
+        # a call's last webhooks (the other leg's hang-up, the conference's end: 4 in the seed call) come
+        # after its session ended, and each would otherwise rebuild it from its document.
         self._cache: dict[str, Session] = {}
 
     async def load(self, session_id: str) -> Session | None:
@@ -123,8 +125,8 @@ class StoredSessions:
     def _keep(self, session: Session) -> None:
         cache = self._cache
         cache.pop(session.id, None)  # re-inserted last: the most recently used goes out last
-        if session.status in FINISHED or self.cache_size <= 0:
-            return  # a finished session rarely hears of anything again
+        if self.cache_size <= 0:
+            return
         if len(cache) >= self.cache_size:
             del cache[next(iter(cache))]
         cache[session.id] = session

@@ -183,10 +183,7 @@ class MemoryStore:
         self._calls.update(dict.fromkeys(record.call_ids, record.id))
         self._conferences.update(dict.fromkeys(record.conference_ids, record.id))
         if before is None or before.timers is not kept.record.timers:
-            if before is not None:  # the timers it no longer has (most puts only move the quiet timer)
-                for timer_id in before.timers.keys() - record.timers.keys():
-                    self._timers.pop((record.id, timer_id), None)
-            self._timers.update({(record.id, tid): due for tid, due in record.timers.items()})
+            self._reindex_timers(record, {} if before is None else before.timers)
         if claim is not None:
             self._claim(claim.key, claim.ttl)
         return revision
@@ -322,6 +319,17 @@ class MemoryStore:
         for ref in ids:
             if index.get(ref) == session_id:  # an id another session has since taken over stays with it
                 del index[ref]
+
+    def _reindex_timers(self, record: SessionRecord, before: Mapping[str, float]) -> None:
+        """The timer index after ``record`` replaced a version whose timers were ``before``: only the
+        entries that changed are written (most puts only move the quiet timer), in the same order."""
+        timers, session_id = self._timers, record.id
+        for timer_id, due in record.timers.items():
+            if before.get(timer_id) != due:
+                timers[(session_id, timer_id)] = due
+        for timer_id in before:
+            if timer_id not in record.timers:
+                timers.pop((session_id, timer_id), None)
 
     def _unindex_timers(self, record: SessionRecord) -> None:
         for timer_id in record.timers:
