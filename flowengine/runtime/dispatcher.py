@@ -245,7 +245,7 @@ class Dispatcher:
 class _Holding:
     """A session's lock held. Waiting for it is set aside from the clock (``Clock.aside``): the holder
     may be backing off on a virtual clock, which a waiter must not stop. While it is held, the log lines
-    written are about this session (``SCOPE``, as ``observing.scoped`` sets it). A class rather than a
+    written are about this session (``SCOPE``, a new ``Scope`` the holder fills in). A class rather than a
     generator-based context manager (or an ``AsyncExitStack``): every event takes it, and the generators
     cost about a percent of a whole call's CPU each."""
 

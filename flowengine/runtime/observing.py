@@ -11,8 +11,7 @@ may add it to every line (``flowengine.logformat``). Reading it costs nothing un
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -92,14 +91,3 @@ class Scope:
 
 
 SCOPE: ContextVar[Scope | None] = ContextVar("flowengine_log_scope", default=None)
-
-
-@contextmanager
-def scoped(session_id: str) -> Iterator[Scope]:
-    """``SCOPE`` set to a new scope of ``session_id`` for the block (the holder fills in the rest)."""
-    scope = Scope(session_id)
-    token = SCOPE.set(scope)
-    try:
-        yield scope
-    finally:
-        SCOPE.reset(token)

@@ -23,7 +23,7 @@ from flowengine.runtime.events import Event
 from flowengine.runtime.ports import ProviderCommand
 from flowengine.runtime.session import ENDED, Session
 from flowengine.server.metrics import Metrics
-from flowengine.server.sessions import FINISHED
+from flowengine.stores.base import FINISHED
 
 log = logging.getLogger("flowengine.orphans")
 IN_FLIGHT = 2.0  # seconds for a session to save the id of a call it has just created

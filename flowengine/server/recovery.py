@@ -18,7 +18,8 @@ from flowengine.runtime.clock import Clock
 from flowengine.runtime.dispatcher import Dispatcher
 from flowengine.runtime.reconcile import Observation, missed_events, to_observe
 from flowengine.server.metrics import Metrics
-from flowengine.server.sessions import FINISHED, StoredSessions, quiet_due
+from flowengine.server.sessions import StoredSessions, quiet_due
+from flowengine.stores.base import FINISHED
 
 log = logging.getLogger("flowengine.reconcile")
 PAGE = 200  # sessions listed per store read at start-up

@@ -17,9 +17,8 @@ from flowengine.runtime.outbox import OUTBOX_TIMER
 from flowengine.runtime.program import TIMER_PREFIX
 from flowengine.runtime.reconcile import anything_to_observe
 from flowengine.runtime.session import Session
-from flowengine.stores.base import HOT_SESSIONS, Claim, SessionRecord, SessionStore, plain_json
+from flowengine.stores.base import FINISHED, HOT_SESSIONS, Claim, SessionRecord, SessionStore, plain_json
 
-FINISHED = ("ended", "failed")
 QUIET_TIMER = "reconcile"  # timer id: the session has been quiet for ``quiet_after`` seconds
 
 
