@@ -3,10 +3,11 @@ event loop itself when nothing stands in the way.
 
 Each write is a job: a function of the writing connection that runs its statements (no transaction of
 its own) and returns its result. ``write`` queues it; the queue goes at the end of the event loop's
-current turn (so every write queued during that turn shares it), as one ``BEGIN IMMEDIATE`` ... ``COMMIT``
-with each job in a savepoint of its own, so a job that fails (a revision conflict) is undone alone and its
-exception goes to its caller only. A caller is answered only after the COMMIT holding its job, so what
-``write`` returned is committed.
+current turn (so every write queued during that turn shares it), as one ``BEGIN IMMEDIATE`` ... ``COMMIT``.
+A job that fails (a revision conflict) is undone alone and its exception goes to its caller only: the
+group is then rolled back and run again with each job in a savepoint of its own (failures are rare, so
+the savepoints' two statements a job are spent only then). A caller is answered only after the COMMIT
+holding its job, so what ``write`` returned is committed.
 
 Where the group runs: in WAL mode with ``synchronous=NORMAL`` a COMMIT appends to the WAL and waits for no
 disk, tens of microseconds, while a hop to the store's thread and back cost more than that in CPU alone
@@ -139,12 +140,27 @@ class GroupCommit:
             self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _commit(self, jobs: list[Job[Any]], db: sqlite3.Connection | None = None) -> list[Any]:
-        """The jobs in one transaction, each in a savepoint, then one COMMIT: through ``db`` on the loop
+        """The jobs in one transaction, then one COMMIT: through ``db`` on the loop
         (``Busy`` if SQLite says so, everything rolled back), else on the store's thread."""
         inline = db is not None
         db = db if db is not None else self._connection()
         if len(jobs) == 1:  # the usual case at rest: no savepoint needed
             return [self._alone(db, jobs[0], inline)]
+        # Jobs rarely fail (a revision conflict), so the group first runs without a savepoint per job (two
+        # statements each); if one fails, all is rolled back and the jobs run again, each in a savepoint.
+        self._begin(db, inline)
+        try:
+            outcomes = [job(db) for job in jobs]
+        except Exception as exc:
+            self._roll_back(db)
+            if inline and _busy(exc):
+                raise Busy from exc
+            return self._each_saved(jobs, db, inline)
+        self._finish(db, inline)
+        return outcomes
+
+    def _each_saved(self, jobs: list[Job[Any]], db: sqlite3.Connection, inline: bool) -> list[Any]:
+        """The jobs in one transaction, each in a savepoint: one that fails is undone alone."""
         outcomes: list[Any] = []
         try:
             self._begin(db, inline)

@@ -336,6 +336,7 @@ def _prepare(db: sqlite3.Connection) -> None:
     # NORMAL is crash-safe in WAL mode; only an OS crash or power cut can lose the last commits.
     db.execute("PRAGMA synchronous = NORMAL")
     db.executescript(tables.SCHEMA)
+    tables.migrate(db)
 
 
 def _owner(db: sqlite3.Connection, kind: str, ref: str) -> str | None:

@@ -9,6 +9,36 @@ from typing import Any
 from flowengine.errors import ConflictError
 from flowengine.stores.base import FINISHED, Claim, Pace, SessionRecord, next_slot
 
+# Tables keyed by a short primary key are WITHOUT ROWID (the key is the table's own B-tree): a row written
+# dirties one page less than in a rowid table with a separate key index, on every claim, timer and id.
+KEYED = {
+    "call_index": """CREATE TABLE IF NOT EXISTS call_index (
+    kind TEXT NOT NULL,            -- 'call' or 'conference'
+    ref TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    PRIMARY KEY (kind, ref)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS call_index_by_session ON call_index (session_id);
+""",
+    "timers": """CREATE TABLE IF NOT EXISTS timers (
+    session_id TEXT NOT NULL,
+    timer_id TEXT NOT NULL,
+    due REAL NOT NULL,
+    PRIMARY KEY (session_id, timer_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS timers_by_due ON timers (due, session_id, timer_id);
+""",
+    "claims": """CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS claims_by_expiry ON claims (expires_at);
+""",
+}
+
+# ``sessions_live`` serves the census of live sessions by flow and state (with the status, the census reads
+# nothing else); unlike an index on (status, updated_at) it changes only when a session's state does, not
+# on every save.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -23,26 +53,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     revision INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions (updated_at, id);
-CREATE INDEX IF NOT EXISTS sessions_by_status ON sessions (status, updated_at);
-CREATE TABLE IF NOT EXISTS call_index (
-    kind TEXT NOT NULL,            -- 'call' or 'conference'
-    ref TEXT NOT NULL,
-    session_id TEXT NOT NULL,
-    PRIMARY KEY (kind, ref)
-);
-CREATE INDEX IF NOT EXISTS call_index_by_session ON call_index (session_id);
-CREATE TABLE IF NOT EXISTS timers (
-    session_id TEXT NOT NULL,
-    timer_id TEXT NOT NULL,
-    due REAL NOT NULL,
-    PRIMARY KEY (session_id, timer_id)
-);
-CREATE INDEX IF NOT EXISTS timers_by_due ON timers (due, session_id, timer_id);
-CREATE TABLE IF NOT EXISTS claims (
-    key TEXT PRIMARY KEY,
-    expires_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS claims_by_expiry ON claims (expires_at);
+CREATE INDEX IF NOT EXISTS sessions_live ON sessions (flow, state, status) WHERE status = 'active';
+""" + "".join(KEYED.values()) + """
 CREATE TABLE IF NOT EXISTS pacing (
     key TEXT PRIMARY KEY,
     horizon REAL NOT NULL          -- the token bucket's theoretical arrival time (take_slot)
@@ -52,6 +64,37 @@ CREATE TABLE IF NOT EXISTS flow_sources (
     source TEXT NOT NULL
 );
 """
+LAYOUT = 1  # ``PRAGMA user_version`` of a file laid out as above (0: the rowid tables of earlier versions)
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring a file written by an earlier version to ``LAYOUT``, after ``SCHEMA`` ran (autocommit mode).
+
+    One immediate transaction: a second process opening the file meanwhile waits for it, then finds the
+    layout done. A keyed table still with rowids is rebuilt (same columns, rows copied); the index the
+    census no longer needs goes. An earlier version opening the file later works with the new tables
+    (same columns) and only puts that index back."""
+    if db.execute("PRAGMA user_version").fetchall()[0][0] >= LAYOUT:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if db.execute("PRAGMA user_version").fetchall()[0][0] < LAYOUT:
+            for table, ddl in KEYED.items():
+                sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                 (table,)).fetchall()[0][0]
+                if "WITHOUT ROWID" not in sql.upper():
+                    create_table, create_index = ddl.split(";")[:2]
+                    db.execute(f"ALTER TABLE {table} RENAME TO {table}_rowid")  # its index goes with it
+                    db.execute(create_table)
+                    db.execute(f"INSERT INTO {table} SELECT * FROM {table}_rowid")
+                    db.execute(f"DROP TABLE {table}_rowid")  # and its index, whose name is free again
+                    db.execute(create_index)
+            db.execute("DROP INDEX IF EXISTS sessions_by_status")
+            db.execute(f"PRAGMA user_version = {LAYOUT}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 COLUMNS = "id, flow, state, status, data, timers, call_ids, conference_ids, updated_at, revision"
 _ROW_COLUMNS = 8  # a put's row: COLUMNS but the id and the revision

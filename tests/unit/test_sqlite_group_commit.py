@@ -83,6 +83,27 @@ async def test_a_conflict_in_a_group_fails_alone(tmp_path: Path) -> None:
     await store.close()
 
 
+async def test_a_group_with_a_failed_job_is_run_again_and_its_other_writes_count_once(tmp_path: Path) -> None:
+    # The group first runs without savepoints; the conflict rolls it back and it runs again with one per
+    # job: the first claim must not be seen by the second run (it would then answer "already held").
+    store = SqliteStore(tmp_path / "s.db")
+    await store.put(rec("busy"), expected_revision=None)
+    sizes = count_commits(store)
+    outcomes = await asyncio.gather(
+        store.claim("k", 30.0),
+        store.put(rec("busy", state="stale"), expected_revision=7),
+        store.claim("k", 30.0),
+        store.put(rec("c"), expected_revision=None),
+        return_exceptions=True,
+    )
+    assert sizes == [4]
+    assert outcomes[0] is True and outcomes[2] is False and outcomes[3] == 1
+    assert isinstance(outcomes[1], ConflictError)
+    c = await store.get("c")
+    assert c is not None and c.revision == 1 and await store.claimed("k")
+    await store.close()
+
+
 async def test_close_commits_what_was_written(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "s.db")
     writes = [asyncio.ensure_future(store.put(rec(f"s{n}"), expected_revision=None)) for n in range(20)]
