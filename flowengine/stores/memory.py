@@ -42,9 +42,9 @@ from flowengine.stores.base import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made on every put, where a frozen one's __init__ costs far more
 class _Entry:
-    """A hot session: its record as written."""
+    """A hot session: its record as written (never changed once made)."""
 
     record: SessionRecord  # with its revision; ``data`` is {} unless the record is sealed
     data_json: str | None  # the unsealed record's data as JSON (None when sealed)
@@ -103,7 +103,9 @@ class _Cold:
 
 def _stored(record: SessionRecord, revision: int, data_json: str | None, old: SessionRecord | None) -> _Entry:
     """What ``put`` keeps. What equals the previous version's is shared with it rather than kept twice
-    (fewer long-lived objects: every put replaces them, and the garbage collector rescans survivors)."""
+    (fewer long-lived objects: every put replaces them, and the garbage collector rescans survivors). A
+    sealed record is handed over by its writer (``SessionRecord.sealed``): it is kept itself, stamped with
+    its revision, instead of a second record made per put; an unsealed one is copied (``data_json``)."""
     timers: Mapping[str, float] = record.timers
     if old is not None and old.timers == timers:
         timers = old.timers
@@ -113,10 +115,13 @@ def _stored(record: SessionRecord, revision: int, data_json: str | None, old: Se
     conferences = record.conference_ids
     if old is not None and old.conference_ids == conferences:
         conferences = old.conference_ids
-    # Field by field: dataclasses.replace costs several times more, on every put.
-    kept = SessionRecord(record.id, record.flow, record.state, record.status,
-                         {} if data_json is not None else record.data, timers, calls, conferences,
-                         record.updated_at, revision, record.sealed)
+    if data_json is None:  # sealed
+        record.timers, record.call_ids, record.conference_ids = timers, calls, conferences
+        record.revision = revision
+        return _Entry(record, None)
+    # Field by field: dataclasses.replace costs several times more.
+    kept = SessionRecord(record.id, record.flow, record.state, record.status, {}, timers, calls, conferences,
+                         record.updated_at, revision)
     return _Entry(kept, data_json)
 
 
@@ -171,7 +176,7 @@ class MemoryStore:
             )
         revision = (current or 0) + 1
         before = None if old is None else old.get() if isinstance(old, _Cold) else old.record
-        kept = _stored(record, revision, data_json, before)
+        kept = _stored(record, revision, data_json, before)  # after every check: a sealed record is changed
         self._entries[record.id] = kept
         self._heat(record.id)
         # Most puts change no index: ``_stored`` shares what equals the previous version's, and what is
