@@ -126,6 +126,7 @@ def _stored(record: SessionRecord, revision: int, data_json: str | None, old: Se
 
 
 _CLAIMS_SWEEP = 1024
+_UNCLAIMED_KEPT = 256  # digests kept for a claim to come (``MemoryStore.claimed``): some in flight at once
 
 
 def _digest(key: str) -> bytes:
@@ -150,6 +151,9 @@ class MemoryStore:
         # one per webhook event for ``replay_ttl`` (a 128-bit digest: a collision is out of reach).
         self._claims: dict[bytes, float] = {}
         self._claims_high = _CLAIMS_SWEEP  # size at which expired claims are swept out
+        # Keys ``claimed`` found unclaimed -> their digest, for the claim that usually follows (the service
+        # asks about a webhook event's mark, then claims it with the step's save): one digest per event.
+        self._unclaimed: dict[str, bytes] = {}
         self._slots: dict[str, float] = {}  # token bucket -> its horizon (``take_slot``)
         self._flow_sources: dict[str, str] = {}  # flow version -> resolved source
         self._locks = LocalLocks()
@@ -237,7 +241,7 @@ class MemoryStore:
 
     def _claim(self, key: str, ttl: float) -> bool:
         now = self._now()
-        digest = _digest(key)
+        digest = self._unclaimed.pop(key, None) or _digest(key)
         expires = self._claims.get(digest)
         if expires is not None and expires > now:
             return False
@@ -249,8 +253,15 @@ class MemoryStore:
 
     async def claimed(self, key: str) -> bool:
         self._check_open()
-        expires = self._claims.get(_digest(key))
-        return expires is not None and expires > self._now()
+        digest = _digest(key)
+        expires = self._claims.get(digest)
+        if expires is not None and expires > self._now():
+            return True
+        unclaimed = self._unclaimed
+        if len(unclaimed) >= _UNCLAIMED_KEPT:  # asked about and never claimed (a step that failed): bounded
+            unclaimed.clear()
+        unclaimed[key] = digest
+        return False
 
     def lock(self, session_id: str) -> AbstractAsyncContextManager[None]:
         return self._locks.hold(session_id)
