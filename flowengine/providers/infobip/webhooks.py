@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +21,7 @@ from flowengine.providers.base import JSON
 from flowengine.providers.infobip.commands import AMD_FIELD
 from flowengine.providers.intake import load_json
 from flowengine.runtime.events import Event, body_digest
+from flowengine.runtime.values import immutable
 
 # Infobip errorCode names of calls that never came up -> neutral reasons; anything else is "failed".
 _FAILURE_REASONS = {
@@ -115,7 +115,7 @@ def _address(endpoint: Any) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@immutable  # one per webhook event
 class Envelope:
     type: str
     call_id: str | None
