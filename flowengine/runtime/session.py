@@ -129,11 +129,12 @@ class Session:
 
     def copy(self) -> Session:
         """A copy whose containers can change without touching this one (values are never mutated)."""
-        return Session(
-            self.id, self.flow, self.flow_version, self.state, dict(self.vars), dict(self.calls),
-            dict(self.conferences), dict(self.call_states), dict(self.conference_states), dict(self.timers),
-            dict(self.seen), list(self.trace), self.status, self.created, self.updated, self.revision,
-            self.seq, self.outbox, dict(self.deferred), self.checked, self.origin, self.flow_hash,
+        return Session(  # ``.copy()``: cheaper than ``dict()``, one per event
+            self.id, self.flow, self.flow_version, self.state, self.vars.copy(), self.calls.copy(),
+            self.conferences.copy(), self.call_states.copy(), self.conference_states.copy(),
+            self.timers.copy(), self.seen.copy(), self.trace.copy(), self.status, self.created, self.updated,
+            self.revision, self.seq, self.outbox, self.deferred.copy(), self.checked, self.origin,
+            self.flow_hash,
         )
 
     # -- bounded memories ---------------------------------------------------------------------------

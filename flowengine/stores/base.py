@@ -64,10 +64,10 @@ class SessionRecord:
             raise ValueError(f"session status must be one of {sorted(STATUSES)}, not {self.status!r}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per webhook event, and a frozen one's __init__ costs far more
 class Claim:
     """A ``claim`` to make in the same atomic step as a ``put``, and only if the put is made: the service's
-    replay mark of the webhook event whose step the put saves (one commit instead of two)."""
+    replay mark of the webhook event whose step the put saves (one commit instead of two). Never changed."""
 
     key: str
     ttl: float
