@@ -126,10 +126,14 @@ class Envelope:
     recordings_base_url: str | None = None
     digest: str | None = None
 
-    def event(self, name: str, **fields: Any) -> Event:
-        fields.setdefault("call_id", self.call_id)
-        fields.setdefault("conference_id", self.conference_id)
-        return Event(name=name, raw=self.raw, at=self.at, digest=self.digest, **fields)
+    def event(
+        self, name: str, *, call_id: str | None = None, conference_id: str | None = None,
+        reason: str | None = None, digits: str | None = None, data: JSON | None = None,
+    ) -> Event:
+        """The event ``name`` this envelope brings, about the envelope's call and conference unless others
+        are given. Made positionally: keywords cost more, on every webhook."""
+        return Event(name, call_id or self.call_id, conference_id or self.conference_id, None, None, reason,
+                     digits, {} if data is None else data, self.raw, None, self.at, self.digest)
 
 
 Handler = Callable[[Envelope], list[Event]]
@@ -286,15 +290,10 @@ def _envelope(payload: Any, recordings_base_url: str | None, digest: str | None 
     kind = payload.get("type")
     if not isinstance(kind, str) or not kind:
         raise WebhookError('an Infobip event needs a "type"')
-    return Envelope(
-        type=kind,
-        call_id=_str(payload.get("callId")),
-        conference_id=_str(payload.get("conferenceId")),
-        at=_epoch(payload.get("timestamp")),
-        props=_obj(payload.get("properties")),
-        raw=payload,
-        recordings_base_url=recordings_base_url,
-        digest=digest,
+    call_id, conference_id = _str(payload.get("callId")), _str(payload.get("conferenceId"))
+    return Envelope(  # type, call_id, conference_id, at, props, raw, recordings_base_url, digest
+        kind, call_id, conference_id, _epoch(payload.get("timestamp")),
+        _obj(payload.get("properties")), payload, recordings_base_url, digest,
     )
 
 
