@@ -18,9 +18,10 @@ from typing import Any, Protocol
 from flowengine.runtime.events import Event
 from flowengine.runtime.ports import Provider
 from flowengine.runtime.reconcile import Observation
+from flowengine.runtime.values import immutable
 
 
-@dataclass(frozen=True, slots=True)
+@immutable  # one per webhook
 class WebhookRequest:
     method: str
     path: str  # URL path, no host or query
@@ -29,7 +30,7 @@ class WebhookRequest:
     query: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable  # one per webhook
 class WebhookReply:
     status: int = 200
     body: bytes = b""

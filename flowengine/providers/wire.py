@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from urllib.parse import quote
 
 from flowengine.providers.base import JSON
+from flowengine.runtime.values import immutable
 
 
-@dataclass(frozen=True, slots=True)
+@immutable  # one per request sent
 class Request:
     method: str
     path: str

@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from flowengine.runtime.values import immutable
 
 # What a command that failed for good becomes (``executor``): the flow handles it like any event.
 ACTION_FAILED = "action.failed"
 
 
-@dataclass(frozen=True, slots=True)
+@immutable  # two made per webhook event
 class Event:
     """A neutral event. Adapters fill ``call_id``/``conference_id``; the engine resolves the role names
     (``call``, ``conference``) from the session, so flows never see raw ids unless they ask."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from flowengine.runtime.session import Session
+from flowengine.runtime.values import immutable
 
 EndpointKind = Literal["phone", "sip", "user", "webrtc"]
 Music = Literal["ring", "music1", "music2", "music3"]
@@ -32,7 +33,7 @@ class Media:
     url: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@immutable  # one per command sent
 class ActionResult:
     """What a command produced: ``id`` is bound by ``as:`` (new call id, conference id); ``data`` is
     extra (conference_info's participants, http's response)."""
@@ -48,7 +49,7 @@ ALREADY: Mapping[str, Any] = {"already": True}
 UNKNOWN: Mapping[str, Any] = {"outcome": "unknown"}
 
 
-@dataclass(frozen=True, slots=True)
+@immutable  # one per command sent
 class ProviderCommand:
     """One neutral command for the platform.
 

@@ -13,7 +13,7 @@ twice gives the same events and the session's duplicate memory drops the second 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from flowengine.runtime.binding import is_standin
@@ -54,23 +54,24 @@ class Observation:
     conferences: Mapping[str, ConferenceSeen]
 
 
-def _open_calls(session: Session) -> Iterator[str]:
-    # a stand-in is not a platform id: the platform cannot be asked about it
-    return (cid for cid, state in session.call_states.items() if state != ENDED and not is_standin(cid))
-
-
-def _open_conferences(session: Session) -> Iterator[str]:
-    return (cid for cid, state in session.conference_states.items() if state != ENDED)
+def _worth_asking(call_id: str, state: str) -> bool:
+    # a call not over, by a platform id: a stand-in is not one, the platform cannot be asked about it
+    return state != ENDED and not is_standin(call_id)
 
 
 def to_observe(session: Session) -> tuple[list[str], list[str]]:
     """The call and conference ids worth asking about: those the session believes are not over."""
-    return list(_open_calls(session)), list(_open_conferences(session))
+    calls = [cid for cid, state in session.call_states.items() if _worth_asking(cid, state)]
+    return calls, [cid for cid, state in session.conference_states.items() if state != ENDED]
 
 
 def anything_to_observe(session: Session) -> bool:
-    """Whether ``to_observe`` would name any id, without listing them (asked on every save)."""
-    return next(_open_calls(session), None) is not None or next(_open_conferences(session), None) is not None
+    """Whether ``to_observe`` would name any id, without listing them (asked on every save of a live
+    session: loops that stop at the first, where generators cost several times as much to set up)."""
+    for call_id, state in session.call_states.items():
+        if _worth_asking(call_id, state):
+            return True
+    return any(state != ENDED for state in session.conference_states.values())
 
 
 def missed_events(session: Session, seen: Observation) -> list[Event]:

@@ -243,7 +243,7 @@ async def _webhook(request: web.Request) -> web.StreamResponse:
         hook = WebhookRequest(request.method, request.path, dict(request.headers), body, dict(request.query))
         return await _handle(service, hook, request)
     finally:
-        service.metrics.webhook_seconds.observe(max(time.perf_counter() - started, 0))
+        service.metrics.observe("webhook_seconds", max(time.perf_counter() - started, 0))
 
 
 async def _handle(service: Service, hook: WebhookRequest, request: web.Request) -> web.Response:

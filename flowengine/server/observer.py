@@ -57,7 +57,7 @@ class ServiceObserver:
     def commanded(self, session: Session, provider: str, action: str, outcome: str, seconds: float) -> None:
         metrics = self.metrics
         metrics.count("commands", provider, action, outcome)
-        metrics.child("command_seconds", provider, action).observe(seconds)
+        metrics.observe("command_seconds", seconds, provider, action)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("session %s: %s %s: %s in %.3f s", session.id, provider, action, outcome, seconds,
                       extra={"session": session.id, "flow": session.flow, "action": action})

@@ -27,17 +27,12 @@ def to_record(session: Session, quiet_after: float = 0.0) -> SessionRecord:
     later (its step documents are shared with earlier versions, unchanged), and the only foreign content,
     ``vars``, goes through ``plain_json`` first (so ``session`` also holds what a reload would give)."""
     session.vars = plain_json(session.vars)
+    # Positional: keywords cost more, on every save (id, flow, state, status, data, timers, call_ids,
+    # conference_ids, updated_at, revision, sealed).
     return SessionRecord(
-        id=session.id,
-        flow=session.flow,
-        state=session.state,
-        status="active" if session.status == "new" else session.status,
-        data=session.to_json(),
-        timers=_timers(session, quiet_after),
-        call_ids=frozenset(session.calls.values()),
-        conference_ids=frozenset(session.conferences.values()),
-        updated_at=session.updated,
-        sealed=True,
+        session.id, session.flow, session.state, "active" if session.status == "new" else session.status,
+        session.to_json(), _timers(session, quiet_after), frozenset(session.calls.values()),
+        frozenset(session.conferences.values()), session.updated, 0, True,
     )
 
 
@@ -46,8 +41,10 @@ def _timers(session: Session, quiet_after: float) -> dict[str, float]:
     ``OUTBOX_TIMER``, and (``quiet_after`` > 0) a live session's next reconciliation under
     ``QUIET_TIMER``, so that whichever instance is up fires them, resumes a plan whose engine died, or asks
     the platform about a session nothing has been heard of (the session lock keeps each exclusive)."""
-    timers = {timer_id: due for timer_id, (_, _, due) in session.timers.items()}
-    timers.update((event_id, float(entry["due"])) for event_id, entry in session.deferred.items())
+    # Made on every save: nothing is built for what is empty (most sessions have no deferred events).
+    timers = {timer_id: entry[2] for timer_id, entry in session.timers.items()} if session.timers else {}
+    if session.deferred:
+        timers.update((event_id, float(entry["due"])) for event_id, entry in session.deferred.items())
     if session.outbox is not None:
         timers[OUTBOX_TIMER] = float(session.outbox["due"])
     if quiet_after > 0 and session.status not in FINISHED and anything_to_observe(session):

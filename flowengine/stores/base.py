@@ -31,14 +31,20 @@ HOT_SESSIONS = 2_048
 Now = Callable[[], float]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SessionRecord:
     """One session as stored. ``revision`` is set by the store on ``get`` and ignored by ``put``.
 
     ``sealed`` is its writer's promise that ``data`` is plain JSON already (``plain_json``'s output or
-    built from such values) and that nobody changes it or ``timers`` afterwards, the readers of ``get``
-    included. The memory store then keeps and hands out those very objects instead of copies; other stores
-    serialise every record alike. Unsealed records (the default) are checked and copied by every store.
+    built from such values) and that nobody changes the record afterwards, the readers of ``get``
+    included: the writer hands it over to the store. The memory store then keeps and hands out that very
+    record (stamped with its revision, its unchanged parts shared with the version it replaces) instead
+    of a copy; other stores serialise every record alike. Unsealed records (the default) are checked and
+    copied by every store.
+
+    Not a frozen dataclass, though nobody but the store that took a sealed record changes one: a frozen
+    one's ``__init__`` sets each field through ``object.__setattr__``, several times the cost, and one is
+    made per save (25 per seed call).
     """
 
     id: str
@@ -58,10 +64,10 @@ class SessionRecord:
             raise ValueError(f"session status must be one of {sorted(STATUSES)}, not {self.status!r}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per webhook event, and a frozen one's __init__ costs far more
 class Claim:
     """A ``claim`` to make in the same atomic step as a ``put``, and only if the put is made: the service's
-    replay mark of the webhook event whose step the put saves (one commit instead of two)."""
+    replay mark of the webhook event whose step the put saves (one commit instead of two). Never changed."""
 
     key: str
     ttl: float

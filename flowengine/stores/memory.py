@@ -42,9 +42,9 @@ from flowengine.stores.base import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made on every put, where a frozen one's __init__ costs far more
 class _Entry:
-    """A hot session: its record as written."""
+    """A hot session: its record as written (never changed once made)."""
 
     record: SessionRecord  # with its revision; ``data`` is {} unless the record is sealed
     data_json: str | None  # the unsealed record's data as JSON (None when sealed)
@@ -103,7 +103,9 @@ class _Cold:
 
 def _stored(record: SessionRecord, revision: int, data_json: str | None, old: SessionRecord | None) -> _Entry:
     """What ``put`` keeps. What equals the previous version's is shared with it rather than kept twice
-    (fewer long-lived objects: every put replaces them, and the garbage collector rescans survivors)."""
+    (fewer long-lived objects: every put replaces them, and the garbage collector rescans survivors). A
+    sealed record is handed over by its writer (``SessionRecord.sealed``): it is kept itself, stamped with
+    its revision, instead of a second record made per put; an unsealed one is copied (``data_json``)."""
     timers: Mapping[str, float] = record.timers
     if old is not None and old.timers == timers:
         timers = old.timers
@@ -113,14 +115,18 @@ def _stored(record: SessionRecord, revision: int, data_json: str | None, old: Se
     conferences = record.conference_ids
     if old is not None and old.conference_ids == conferences:
         conferences = old.conference_ids
-    # Field by field: dataclasses.replace costs several times more, on every put.
-    kept = SessionRecord(record.id, record.flow, record.state, record.status,
-                         {} if data_json is not None else record.data, timers, calls, conferences,
-                         record.updated_at, revision, record.sealed)
+    if data_json is None:  # sealed
+        record.timers, record.call_ids, record.conference_ids = timers, calls, conferences
+        record.revision = revision
+        return _Entry(record, None)
+    # Field by field: dataclasses.replace costs several times more.
+    kept = SessionRecord(record.id, record.flow, record.state, record.status, {}, timers, calls, conferences,
+                         record.updated_at, revision)
     return _Entry(kept, data_json)
 
 
 _CLAIMS_SWEEP = 1024
+_UNCLAIMED_KEPT = 256  # digests kept for a claim to come (``MemoryStore.claimed``): some in flight at once
 
 
 def _digest(key: str) -> bytes:
@@ -145,6 +151,9 @@ class MemoryStore:
         # one per webhook event for ``replay_ttl`` (a 128-bit digest: a collision is out of reach).
         self._claims: dict[bytes, float] = {}
         self._claims_high = _CLAIMS_SWEEP  # size at which expired claims are swept out
+        # Keys ``claimed`` found unclaimed -> their digest, for the claim that usually follows (the service
+        # asks about a webhook event's mark, then claims it with the step's save): one digest per event.
+        self._unclaimed: dict[str, bytes] = {}
         self._slots: dict[str, float] = {}  # token bucket -> its horizon (``take_slot``)
         self._flow_sources: dict[str, str] = {}  # flow version -> resolved source
         self._locks = LocalLocks()
@@ -171,7 +180,7 @@ class MemoryStore:
             )
         revision = (current or 0) + 1
         before = None if old is None else old.get() if isinstance(old, _Cold) else old.record
-        kept = _stored(record, revision, data_json, before)
+        kept = _stored(record, revision, data_json, before)  # after every check: a sealed record is changed
         self._entries[record.id] = kept
         self._heat(record.id)
         # Most puts change no index: ``_stored`` shares what equals the previous version's, and what is
@@ -232,7 +241,7 @@ class MemoryStore:
 
     def _claim(self, key: str, ttl: float) -> bool:
         now = self._now()
-        digest = _digest(key)
+        digest = self._unclaimed.pop(key, None) or _digest(key)
         expires = self._claims.get(digest)
         if expires is not None and expires > now:
             return False
@@ -244,8 +253,15 @@ class MemoryStore:
 
     async def claimed(self, key: str) -> bool:
         self._check_open()
-        expires = self._claims.get(_digest(key))
-        return expires is not None and expires > self._now()
+        digest = _digest(key)
+        expires = self._claims.get(digest)
+        if expires is not None and expires > self._now():
+            return True
+        unclaimed = self._unclaimed
+        if len(unclaimed) >= _UNCLAIMED_KEPT:  # asked about and never claimed (a step that failed): bounded
+            unclaimed.clear()
+        unclaimed[key] = digest
+        return False
 
     def lock(self, session_id: str) -> AbstractAsyncContextManager[None]:
         return self._locks.hold(session_id)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from flowengine.errors import StoreError
+from flowengine.errors import ConflictError, StoreError
 from flowengine.providers.infobip.webhooks import parse_events
 from flowengine.runtime.events import Event
 from flowengine.runtime.session import Session, Step
@@ -157,6 +157,35 @@ async def test_a_sealed_record_is_kept_and_handed_out_as_it_is() -> None:
     got = await store.get("s1")
     assert got is not None and got.data is record.data and got.revision == 1
     assert [r.data for r in await store.list_sessions()] == [record.data]
+
+
+async def test_a_sealed_record_is_kept_itself_with_its_revision_sharing_what_did_not_change() -> None:
+    store = MemoryStore()
+    first = to_record(session())
+    await store.put(first, expected_revision=None)
+    second = to_record(session())  # equal timers and ids, in objects of its own
+    assert second.timers == first.timers and second.timers is not first.timers
+    assert await store.put(second, expected_revision=1) == 2
+    assert await store.get("s1") is second and second.revision == 2
+    assert second.timers is first.timers and second.call_ids is first.call_ids
+    third = to_record(session())
+    with pytest.raises(ConflictError):  # refused: handed back as it came
+        await store.put(third, expected_revision=1)
+    assert third.revision == 0 and third.timers is not first.timers
+    assert await store.get("s1") is second
+
+
+async def test_a_mark_asked_about_then_claimed_with_a_save_is_claimed_once() -> None:
+    store = MemoryStore()
+    sessions = StoredSessions(store)
+    for _ in range(300):  # marks asked about and never claimed: what is kept for them stays bounded
+        assert not await store.claimed(f"event:other:{_}")
+    assert not await store.claimed("event:infobip:id:e1")
+    await sessions.save(session(), mark="event:infobip:id:e1")
+    assert await store.claimed("event:infobip:id:e1")
+    assert not await store.claim("event:infobip:id:e1", 60.0)
+    assert await store.claim("event:infobip:id:e2", 60.0) and await store.claimed("event:infobip:id:e2")
+    assert len(store._unclaimed) <= 256
 
 
 def test_step_documents_are_built_once_and_rebuilt_after_a_change() -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +21,7 @@ from flowengine.providers.base import JSON
 from flowengine.providers.infobip.commands import AMD_FIELD
 from flowengine.providers.intake import load_json
 from flowengine.runtime.events import Event, body_digest
+from flowengine.runtime.values import immutable
 
 # Infobip errorCode names of calls that never came up -> neutral reasons; anything else is "failed".
 _FAILURE_REASONS = {
@@ -115,7 +115,7 @@ def _address(endpoint: Any) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@immutable  # one per webhook event
 class Envelope:
     type: str
     call_id: str | None
@@ -126,10 +126,14 @@ class Envelope:
     recordings_base_url: str | None = None
     digest: str | None = None
 
-    def event(self, name: str, **fields: Any) -> Event:
-        fields.setdefault("call_id", self.call_id)
-        fields.setdefault("conference_id", self.conference_id)
-        return Event(name=name, raw=self.raw, at=self.at, digest=self.digest, **fields)
+    def event(
+        self, name: str, *, call_id: str | None = None, conference_id: str | None = None,
+        reason: str | None = None, digits: str | None = None, data: JSON | None = None,
+    ) -> Event:
+        """The event ``name`` this envelope brings, about the envelope's call and conference unless others
+        are given. Made positionally: keywords cost more, on every webhook."""
+        return Event(name, call_id or self.call_id, conference_id or self.conference_id, None, None, reason,
+                     digits, {} if data is None else data, self.raw, None, self.at, self.digest)
 
 
 Handler = Callable[[Envelope], list[Event]]
@@ -286,15 +290,10 @@ def _envelope(payload: Any, recordings_base_url: str | None, digest: str | None 
     kind = payload.get("type")
     if not isinstance(kind, str) or not kind:
         raise WebhookError('an Infobip event needs a "type"')
-    return Envelope(
-        type=kind,
-        call_id=_str(payload.get("callId")),
-        conference_id=_str(payload.get("conferenceId")),
-        at=_epoch(payload.get("timestamp")),
-        props=_obj(payload.get("properties")),
-        raw=payload,
-        recordings_base_url=recordings_base_url,
-        digest=digest,
+    call_id, conference_id = _str(payload.get("callId")), _str(payload.get("conferenceId"))
+    return Envelope(  # type, call_id, conference_id, at, props, raw, recordings_base_url, digest
+        kind, call_id, conference_id, _epoch(payload.get("timestamp")),
+        _obj(payload.get("properties")), payload, recordings_base_url, digest,
     )
 
 
