@@ -30,7 +30,9 @@ from flowengine.flow.rules.context import Rule, RuleContext
 
 RULE = "expression-budget"
 _UNKNOWN: Any = object()
-_MAY_COST = re.compile(r"[*+%~(|]|\bfor\b")
+# An operator, a call, a filter or a statement: a loop is a statement, so the "%" of its "{%" is enough
+# (a "for" in plain text, as in "Step 3 for {{ session.id }}", made every such template be walked).
+_MAY_COST = re.compile(r"[*+%~(|]")
 _OPERATORS: dict[type[nodes.Node], tuple[str, Callable[[Any, Any], Any]]] = {
     nodes.Add: ("+", costs.add), nodes.Mul: ("*", costs.multiply), nodes.Pow: ("**", costs.power),
     nodes.Mod: ("%", costs.modulo), nodes.Sub: ("-", operator.sub), nodes.Div: ("/", operator.truediv),
