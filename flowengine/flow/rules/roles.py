@@ -138,14 +138,13 @@ def _uses(
 ) -> Iterator[tuple[str, tuple[str | int, ...]]]:
     """Roles the action reads: role parameters (of the right kind: others are reported by
     ``unknown_roles``) and role names in its templates."""
-    known = set(kinds)
     for param in role_params(site.action):
         if not param.binds and kinds.get(param.name, (None,))[0] == param.kind:
             yield param.name, (*site.path, site.action.name, param.param)
     for name, value in site.action.params.items():
         for text in _strings(value):
             for ref in analyse(text).references:
-                if ref[0] in known:
+                if ref[0] in kinds:  # not a set of the roles made for each action (issue 15)
                     yield ref[0], (*site.path, site.action.name, name)
 
 
