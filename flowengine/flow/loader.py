@@ -168,7 +168,7 @@ def _check(
     found.extend(schema_diagnostics)
     flow = None
     if sound:
-        flow = build_flow(merged.doc, source=source, locate=merged.source_map.locate)
+        flow = build_flow(merged.doc, source=source, locate=merged.source_map.locator())
         context = RuleContext(flow, merged.doc, merged.source_map, capabilities, provider, platform)
         found.extend(run_rules(context))
     diagnostics = sort_unique(found)
@@ -191,7 +191,7 @@ def check_states_file(doc: Mapping[str, Any], source_map: SourceMap) -> list[Dia
     wrapped = {**doc, "flow": "included", "initial": next(iter(states), "_"), "states": states or {"_": {}}}
     found, sound = check_schema(wrapped, source_map)
     if sound:
-        flow = build_flow(wrapped, source=source_map.path, locate=source_map.locate)
+        flow = build_flow(wrapped, source=source_map.path, locate=source_map.locator())
         context = RuleContext(flow, wrapped, source_map)
         found.extend(d for rule in STATES_FILE_RULES for d in rule(context))
     return found
