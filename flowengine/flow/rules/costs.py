@@ -25,8 +25,9 @@ from flowengine.errors import ExpressionBudgetError
 from flowengine.flow import costs
 from flowengine.flow.costs import MAX_OPS
 from flowengine.flow.diagnostics import Diagnostic
-from flowengine.flow.expressions import analyse, environment, guard_source, has_template
+from flowengine.flow.expressions import analyse, environment, has_template
 from flowengine.flow.rules.context import Rule, RuleContext
+from flowengine.flow.rules.expressions import analysed
 
 RULE = "expression-budget"
 _UNKNOWN: Any = object()
@@ -49,11 +50,11 @@ class Finding:
 
 def over_budget(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[expression-budget] constant work that the run-time budget will always refuse."""
-    for template in ctx.templates:
+    for item in ctx.shared(analysed):
+        template = item.template
         if template.guard and has_template(template.text):
             continue  # reported by "expression"
-        source = guard_source(template.text) if template.guard else template.text
-        for finding in findings(source):
+        for finding in findings(item.source):
             pos = ctx.source_map.find(template.path, finding.needle, finding.skip)
             yield ctx.at(pos, finding.message, RULE)
 

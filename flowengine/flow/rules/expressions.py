@@ -19,6 +19,7 @@ from jinja2 import nodes
 from flowengine.errors import ERROR_KINDS
 from flowengine.flow.diagnostics import Diagnostic, alternatives, did_you_mean, quote, quoted_list
 from flowengine.flow.expressions import (
+    Analysis,
     analyse,
     environment,
     guard_source,
@@ -76,14 +77,36 @@ def _variables(ctx: RuleContext) -> set[str]:
     return declared
 
 
+@dataclass(frozen=True, slots=True)
+class Analysed:
+    """A template, its source as Jinja2 reads it (a guard wrapped in ``{{ }}``) and its analysis."""
+
+    template: Template
+    source: str
+    analysis: Analysis
+
+
+def analysed(ctx: RuleContext) -> list[Analysed]:
+    """Every template's source and analysis, worked out once for all the rules that read them: each
+    rule made the source and looked the analysis up again for each of the flow's templates (issue 15)."""
+    found = []
+    for template in ctx.templates:
+        source = _source(template)
+        found.append(Analysed(template, source, analyse(source)))
+    return found
+
+
 def bad_syntax(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[expression] templates and guards parse; a guard is a bare expression."""
-    for template in ctx.templates:
+    for item in ctx.shared(analysed):
+        template = item.template
+        if item.analysis.error is None and not template.guard:
+            continue
         key = quote(str(template.path[-1]))
         if template.guard and has_template(template.text):
             yield ctx.at_value(template.path, _bare_message(key, template.text), "expression")
             continue
-        error = analyse(_source(template)).error
+        error = item.analysis.error
         if error is None:
             continue
         equals = _lone_equals(template)
@@ -137,10 +160,11 @@ def _source(template: Template) -> str:
 def undefined_names(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[expression] only names that exist at run time are read."""
     known = ctx.shared(names)
-    for template in ctx.templates:
+    for item in ctx.shared(analysed):
+        template = item.template
         if template.guard and has_template(template.text):
             continue
-        for ref in sorted(analyse(_source(template)).references):
+        for ref in sorted(item.analysis.references):
             if ref[0] in template.scope:
                 continue
             problem = _check_reference(ref, known)
@@ -183,11 +207,11 @@ def _field_hint(name: str, fields: tuple[str, ...], prefix: str) -> str:
 def impossible_comparisons(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[expression] ``event.reason == 'noanswer'`` can never be true: the value is not in the vocabulary."""
     known = ctx.shared(names)
-    for template in ctx.templates:
-        for field, literal in compared_literals(_source(template)):
+    for item in ctx.shared(analysed):
+        for field, literal in compared_literals(item.source):
             problem = _check_literal(field, literal, known)
             if problem is not None:
-                yield ctx.at(ctx.source_map.find(template.path, literal), problem, "expression")
+                yield ctx.at(ctx.source_map.find(item.template.path, literal), problem, "expression")
 
 
 def _check_literal(field: str, literal: str, names: Names) -> str | None:
@@ -246,10 +270,12 @@ def _lower(text: str) -> str:
 def unknown_filter_names(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[filter] every filter (``| upper``) and test (``is odd``) named exists: Jinja2 refuses the rest
     only when the template is compiled, which is at run time."""
-    for template in ctx.templates:
+    for item in ctx.shared(analysed):
+        template, analysis = item.template, item.analysis
+        if not analysis.filters and not analysis.tests:
+            continue  # most templates: nothing to look for
         if template.guard and has_template(template.text):
             continue
-        analysis = analyse(_source(template))
         for name in unknown_filters(analysis.filters):
             pos = ctx.source_map.find(template.path, name)
             yield ctx.at(pos, f"unknown filter {quote(name)}{_filter_hint(name, usable_filters())}", "filter")
