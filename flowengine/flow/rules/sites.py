@@ -113,25 +113,32 @@ class Template:
 
 def templates(
     actions: Iterable[ActionSite], transitions: Iterable[TransitionSite], doc: Mapping[str, Any]
-) -> Iterator[Template]:
+) -> list[Template]:
     """Parameters are read from the document as written (``set`` is not normalised there); an action's
-    ``if`` is a guard, like ``when``."""
+    ``if`` is a guard, like ``when``. Each action list is looked up once for all its items, and the
+    templates gathered into one list (a generator a nested value made listing them slow: issue 15)."""
+    found: list[Template] = []
+    lists: dict[Path, Any] = {}
     for site in actions:
+        where = site.path[:-1]
+        items = lists[where] if where in lists else lists.setdefault(where, lookup(doc, where))
         path = (*site.path, site.action.name)
-        params = lookup(doc, path)
-        if isinstance(params, Mapping) and isinstance(params.get(IF_OPTION), str) and params[IF_OPTION]:
-            yield Template((*path, IF_OPTION), params[IF_OPTION], True)
+        params = lookup(items, path[-2:])
+        is_mapping = type(params) is dict or isinstance(params, Mapping)  # the ABC check is slow
+        if is_mapping and isinstance(params.get(IF_OPTION), str) and params[IF_OPTION]:
+            found.append(Template((*path, IF_OPTION), params[IF_OPTION], True))
             params = {key: value for key, value in params.items() if key != IF_OPTION}
-        if site.action.name == "http" and isinstance(params, Mapping):
-            yield from _saved(params.get(SAVE), (*path, SAVE))
+        if site.action.name == "http" and is_mapping:
+            found.extend(_saved(params.get(SAVE), (*path, SAVE)))
             params = {key: value for key, value in params.items() if key != SAVE}
-        yield from _template_strings(params, path)
+        _add_template_strings(params, path, found)
     for tsite in transitions:
         when = tsite.transition.when
         if isinstance(when, str):
-            yield Template((*tsite.path, "when"), when, True)
+            found.append(Template((*tsite.path, "when"), when, True))
     start: Path = ("start", START_OUTBOUND)  # an outbound start's dial (its caller id may be a template)
-    yield from _template_strings(lookup(doc, start), start)
+    _add_template_strings(lookup(doc, start), start, found)
+    return found
 
 
 def _saved(save: Any, path: Path) -> Iterator[Template]:
@@ -142,13 +149,13 @@ def _saved(save: Any, path: Path) -> Iterator[Template]:
                 yield Template((*path, name), source, True, frozenset({HTTP_RESPONSE}))
 
 
-def _template_strings(value: Any, path: Path) -> Iterator[Template]:
+def _add_template_strings(value: Any, path: Path, found: list[Template]) -> None:
     if isinstance(value, str):
         if has_template(value):
-            yield Template(path, value, False)
-    elif isinstance(value, Mapping):
+            found.append(Template(path, value, False))
+    elif type(value) is dict or isinstance(value, Mapping):
         for key, item in value.items():
-            yield from _template_strings(item, (*path, key))
+            _add_template_strings(item, (*path, key), found)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _template_strings(item, (*path, index))
+            _add_template_strings(item, (*path, index), found)
