@@ -50,11 +50,10 @@ class Finding:
 
 def over_budget(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[expression-budget] constant work that the run-time budget will always refuse."""
-    for item in ctx.shared(analysed):
-        template = item.template
+    for template, source, _ in ctx.shared(analysed):
         if template.guard and has_template(template.text):
             continue  # reported by "expression"
-        for finding in findings(item.source):
+        for finding in findings(source):
             pos = ctx.source_map.find(template.path, finding.needle, finding.skip)
             yield ctx.at(pos, finding.message, RULE)
 

@@ -77,36 +77,30 @@ def _variables(ctx: RuleContext) -> set[str]:
     return declared
 
 
-@dataclass(frozen=True, slots=True)
-class Analysed:
-    """A template, its source as Jinja2 reads it (a guard wrapped in ``{{ }}``) and its analysis."""
-
-    template: Template
-    source: str
-    analysis: Analysis
+Analysed = tuple[Template, str, Analysis]  # a template, its source as Jinja2 reads it, its analysis
 
 
 def analysed(ctx: RuleContext) -> list[Analysed]:
-    """Every template's source and analysis, worked out once for all the rules that read them: each
-    rule made the source and looked the analysis up again for each of the flow's templates (issue 15)."""
+    """Every template's source (a guard wrapped in ``{{ }}``) and analysis, worked out once for all the
+    rules that read them: each rule made the source and looked the analysis up again for each of the
+    flow's templates (issue 15). Plain tuples: a frozen dataclass each costs as much again."""
     found = []
     for template in ctx.templates:
         source = _source(template)
-        found.append(Analysed(template, source, analyse(source)))
+        found.append((template, source, analyse(source)))
     return found
 
 
 def bad_syntax(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[expression] templates and guards parse; a guard is a bare expression."""
-    for item in ctx.shared(analysed):
-        template = item.template
-        if item.analysis.error is None and not template.guard:
+    for template, _, analysis in ctx.shared(analysed):
+        if analysis.error is None and not template.guard:
             continue
         key = quote(str(template.path[-1]))
         if template.guard and has_template(template.text):
             yield ctx.at_value(template.path, _bare_message(key, template.text), "expression")
             continue
-        error = item.analysis.error
+        error = analysis.error
         if error is None:
             continue
         equals = _lone_equals(template)
@@ -160,11 +154,10 @@ def _source(template: Template) -> str:
 def undefined_names(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[expression] only names that exist at run time are read."""
     known = ctx.shared(names)
-    for item in ctx.shared(analysed):
-        template = item.template
+    for template, _, analysis in ctx.shared(analysed):
         if template.guard and has_template(template.text):
             continue
-        for ref in sorted(item.analysis.references):
+        for ref in sorted(analysis.references):
             if ref[0] in template.scope:
                 continue
             problem = _check_reference(ref, known)
@@ -207,11 +200,11 @@ def _field_hint(name: str, fields: tuple[str, ...], prefix: str) -> str:
 def impossible_comparisons(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[expression] ``event.reason == 'noanswer'`` can never be true: the value is not in the vocabulary."""
     known = ctx.shared(names)
-    for item in ctx.shared(analysed):
-        for field, literal in compared_literals(item.source):
+    for template, source, _ in ctx.shared(analysed):
+        for field, literal in compared_literals(source):
             problem = _check_literal(field, literal, known)
             if problem is not None:
-                yield ctx.at(ctx.source_map.find(item.template.path, literal), problem, "expression")
+                yield ctx.at(ctx.source_map.find(template.path, literal), problem, "expression")
 
 
 def _check_literal(field: str, literal: str, names: Names) -> str | None:
@@ -270,8 +263,7 @@ def _lower(text: str) -> str:
 def unknown_filter_names(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[filter] every filter (``| upper``) and test (``is odd``) named exists: Jinja2 refuses the rest
     only when the template is compiled, which is at run time."""
-    for item in ctx.shared(analysed):
-        template, analysis = item.template, item.analysis
+    for template, _, analysis in ctx.shared(analysed):
         if not analysis.filters and not analysis.tests:
             continue  # most templates: nothing to look for
         if template.guard and has_template(template.text):
