@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from flowengine.flow.expressions import has_template
 from flowengine.flow.model import Action, Flow, Transition
@@ -16,8 +15,9 @@ SAVE = "save"  # the http action's variables set from its answer
 Phase = Literal["entry", "exit", "transition"]
 
 
-@dataclass(frozen=True, slots=True)
-class TransitionSite:
+# Records of one load, thousands of each for a large flow: named tuples, immutable like a frozen
+# dataclass and made in half the time (issue 15).
+class TransitionSite(NamedTuple):
     state: str | None  # None: a flow-level handler (it applies in every state without its own)
     event: str  # the event name, the timer's duration key, or "always" (eventless)
     timer: bool
@@ -25,8 +25,7 @@ class TransitionSite:
     path: Path  # the transition as written: the target string, or the {target, when, actions} mapping
 
 
-@dataclass(frozen=True, slots=True)
-class ActionSite:
+class ActionSite(NamedTuple):
     state: str | None
     phase: Phase
     action: Action
@@ -101,8 +100,7 @@ def action_sites(
     return sites
 
 
-@dataclass(frozen=True, slots=True)
-class Template:
+class Template(NamedTuple):
     """A string holding a template (in action parameters) or a guard (``when``), with its path."""
 
     path: Path
