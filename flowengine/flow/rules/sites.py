@@ -46,24 +46,33 @@ def lookup(doc: Any, path: Path) -> Any:
 
 
 def transition_sites(flow: Flow, doc: Mapping[str, Any]) -> list[TransitionSite]:
-    sites = _handler_sites(None, flow.on, ("on",), doc)
+    """Each handler's transitions, with the path they are written at (a list's items by index): each
+    state's part of the document looked up once, not from the top for each handler (issue 15)."""
+    sites = _handler_sites(None, flow.on, ("on",), lookup(doc, ("on",)))
+    written_states = lookup(doc, ("states",))
     for state in flow.states.values():
         base: Path = ("states", state.name)
-        sites.extend(_handler_sites(state.name, state.on, (*base, "on"), doc))
+        body = lookup(written_states, (state.name,))
+        sites.extend(_handler_sites(state.name, state.on, (*base, "on"), lookup(body, ("on",))))
+        timers = lookup(body, ("after",)) if state.after else None
         for timer in state.after:
+            written = lookup(timers, (timer.key,))
+            sites.extend(_sites(state.name, timer.key, True, timer.transitions, (*base, "after", timer.key),
+                                written))
+        if state.always:
             sites.extend(
-                _sites(state.name, timer.key, True, timer.transitions, (*base, "after", timer.key), doc)
+                _sites(state.name, ALWAYS, False, state.always, (*base, ALWAYS), lookup(body, (ALWAYS,)))
             )
-        sites.extend(_sites(state.name, ALWAYS, False, state.always, (*base, ALWAYS), doc))
     return sites
 
 
 def _handler_sites(
-    state: str | None, handlers: Mapping[str, tuple[Transition, ...]], base: Path, doc: Mapping[str, Any]
+    state: str | None, handlers: Mapping[str, tuple[Transition, ...]], base: Path, written: Any
 ) -> list[TransitionSite]:
+    """``written``: the handlers' mapping in the document."""
     sites: list[TransitionSite] = []
     for event, transitions in handlers.items():
-        sites.extend(_sites(state, event, False, transitions, (*base, event), doc))
+        sites.extend(_sites(state, event, False, transitions, (*base, event), lookup(written, (event,))))
     return sites
 
 
@@ -73,9 +82,10 @@ def _sites(
     timer: bool,
     transitions: tuple[Transition, ...],
     path: Path,
-    doc: Mapping[str, Any],
+    written: Any,
 ) -> list[TransitionSite]:
-    if isinstance(lookup(doc, path), list):
+    """``written``: the document's value at ``path``."""
+    if isinstance(written, list):
         return [TransitionSite(state, event, timer, t, (*path, i)) for i, t in enumerate(transitions)]
     return [TransitionSite(state, event, timer, t, path) for t in transitions]
 
