@@ -163,7 +163,11 @@ def _add_template_strings(value: Any, path: Path, found: list[Template]) -> None
             found.append(Template(path, value, False))
     elif type(value) is dict or isinstance(value, Mapping):
         for key, item in value.items():
-            _add_template_strings(item, (*path, key), found)
+            if type(item) is str:  # most parameters: no call, and no path unless it holds a template
+                if has_template(item):
+                    found.append(Template((*path, key), item, False))
+            else:
+                _add_template_strings(item, (*path, key), found)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _add_template_strings(item, (*path, index), found)
