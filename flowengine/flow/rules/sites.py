@@ -36,7 +36,14 @@ class ActionSite(NamedTuple):
 def lookup(doc: Any, path: Path) -> Any:
     node = doc
     for part in path:
-        if type(node) is dict or isinstance(node, Mapping):  # the ABC check is slow; documents hold dicts
+        kind = type(node)  # documents hold dicts and lists: the Mapping ABC's check, slow, comes last
+        if kind is dict:
+            node = node.get(part)
+        elif kind is list:  # (a list is no Mapping)
+            if not (isinstance(part, int) and 0 <= part < len(node)):
+                return None
+            node = node[part]
+        elif isinstance(node, Mapping):
             node = node.get(part)
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]
