@@ -105,6 +105,8 @@ def _build_transition(event: str, spec: Any, path: Path, locate: Locate) -> Tran
 
 
 def build_actions(items: Sequence[Any], path: Path, locate: Locate = _no_position) -> tuple[Action, ...]:
+    if not items:  # most exits and transitions (issue 15)
+        return ()
     actions = []
     for index, item in enumerate(items):
         ((name, params),) = item.items()

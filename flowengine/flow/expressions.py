@@ -30,6 +30,7 @@ from jinja2.parser import Parser
 
 from flowengine.errors import ExpressionError
 from flowengine.flow.costs import add, limit_chars, measure, multiply
+from flowengine.flow.plain_templates import plain_tree
 from flowengine.flow.sandbox import budgeted, check_nesting, environment
 
 __all__ = [
@@ -350,7 +351,16 @@ class Analysis:
 
 @lru_cache(maxsize=4096)
 def analyse(source: str) -> Analysis:
-    """Parse ``source`` once (cached: flows repeat templates) for the validator's rules."""
+    """Parse ``source`` once (cached: flows repeat templates) for the validator's rules; text reading
+    values only (most templates) without Jinja2's parser, and so without filters, tests or errors."""
+    plain = plain_tree(source, environment())
+    if plain is not None:
+        return Analysis(frozenset(plain[1]), plain[0], None)
+    return parsed_analysis(source)
+
+
+def parsed_analysis(source: str) -> Analysis:
+    """``analyse`` by Jinja2's parser, whatever the template."""
     try:
         tree = _parsing(lambda: environment().parse(source))
         check_nesting(tree)

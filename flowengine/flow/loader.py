@@ -27,7 +27,7 @@ from flowengine.flow.rules.context import RuleContext
 from flowengine.flow.rules.expressions import STATES_FILE_RULES
 from flowengine.flow.rules.schema_check import check_schema
 from flowengine.flow.source import Path, SourceMap, parse_source
-from flowengine.flow.version import resolved_source
+from flowengine.flow.version import check_writable, resolved_source
 
 Source = str | bytes | os.PathLike[str]
 
@@ -41,7 +41,20 @@ class LoadResult:
     source: str
     text: str = ""
     included: Mapping[str, str] = field(default_factory=dict)  # shown path -> text of each included file
-    resolved: str | None = None  # with ``flow``: its resolved source (``flow.version``), includes merged
+    document: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)  # with ``flow``:
+    # the document, includes merged, that ``resolved`` writes out
+    _resolved: list[str] = field(default_factory=list, init=False, repr=False, compare=False)  # its memo
+
+    @property
+    def resolved(self) -> str | None:
+        """With ``flow``: its resolved source (``flow.version``), includes merged. Written when first
+        asked for: only ``serve`` needs it, and writing it was a twentieth of validating a 1,000-state
+        flow (issue 15); the load made sure it can be written (``version.check_writable``)."""
+        if self.document is None:
+            return None
+        if not self._resolved:
+            self._resolved.append(resolved_source(self.document))
+        return self._resolved[0]
 
     @property
     def ok(self) -> bool:
@@ -80,7 +93,7 @@ def load_flow(
         _is_path(path_or_text) else None
     checked = check_text(text, shown, capabilities=capabilities, provider=provider, base=base,
                          platform=platform)
-    return LoadResult(checked.flow, checked.diagnostics, shown, text, checked.included, checked.resolved)
+    return LoadResult(checked.flow, checked.diagnostics, shown, text, checked.included, checked.document)
 
 
 def load_flow_or_raise(
@@ -104,7 +117,7 @@ class Checked:
     diagnostics: tuple[Diagnostic, ...]
     flow: Flow | None  # when there is no error
     included: Mapping[str, str] = field(default_factory=dict)
-    resolved: str | None = None  # with ``flow``: its resolved source
+    document: Mapping[str, Any] | None = None  # with ``flow``: the document, includes merged
 
 
 def check_text(
@@ -155,7 +168,7 @@ def _check(
     found.extend(schema_diagnostics)
     flow = None
     if sound:
-        flow = build_flow(merged.doc, source=source, locate=merged.source_map.locate)
+        flow = build_flow(merged.doc, source=source, locate=merged.source_map.locator())
         context = RuleContext(flow, merged.doc, merged.source_map, capabilities, provider, platform)
         found.extend(run_rules(context))
     diagnostics = sort_unique(found)
@@ -163,11 +176,11 @@ def _check(
     if failed or flow is None:
         return Checked(diagnostics, None, merged.texts)
     try:
-        resolved = resolved_source(merged.doc)
+        check_writable(merged.doc)
     except ValueError:  # an .inf or .nan somewhere, which JSON cannot hold: looked for only then
         non_finite = _non_finite(merged.doc, merged.source_map)
         return Checked(sort_unique([*diagnostics, *non_finite]), None, merged.texts)
-    return Checked(diagnostics, flow, merged.texts, resolved)
+    return Checked(diagnostics, flow, merged.texts, merged.doc)
 
 
 def check_states_file(doc: Mapping[str, Any], source_map: SourceMap) -> list[Diagnostic]:
@@ -178,7 +191,7 @@ def check_states_file(doc: Mapping[str, Any], source_map: SourceMap) -> list[Dia
     wrapped = {**doc, "flow": "included", "initial": next(iter(states), "_"), "states": states or {"_": {}}}
     found, sound = check_schema(wrapped, source_map)
     if sound:
-        flow = build_flow(wrapped, source=source_map.path, locate=source_map.locate)
+        flow = build_flow(wrapped, source=source_map.path, locate=source_map.locator())
         context = RuleContext(flow, wrapped, source_map)
         found.extend(d for rule in STATES_FILE_RULES for d in rule(context))
     return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flowengine.flow.model import Pos
@@ -49,6 +50,19 @@ class SourceMap:
             return owner.locate(path)
         entry = self.spots.get(path)
         return self._pos(entry[1]) if entry else None
+
+    def locator(self) -> Callable[[Path], Pos | None]:
+        """``locate``, as one closure over the map's dict when no node comes from another file: what
+        ``build_flow`` calls for each of a 1,000-state flow's 11,000 nodes (issue 15)."""
+        if self.origins:
+            return self.locate
+        spots, file = self.spots, self.path if self.included else ""
+
+        def locate(path: Path) -> Pos | None:
+            entry = spots.get(path)
+            return Pos(entry[1][0], entry[1][1], file) if entry else None
+
+        return locate
 
     def _pos(self, spot: tuple[int, int]) -> Pos:
         return Pos(spot[0], spot[1], self.path if self.included else "")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import yaml
@@ -170,10 +171,22 @@ class _Builder:
                               "duplicate-key")
             parent.key, parent.skip_value, parent.key_end = (text, spot, plain), duplicate, event.end_mark
             return
-        start = len(self.entries)
-        if not parent.skip_value:
-            self._add((*parent.path, key[0]), key[1], spot)
-        self._take_value(parent, _plain(event.value) if plain and tag is None else event.value, start, event)
+        entries = self.entries
+        start = len(entries)
+        value = _plain(event.value) if plain and tag is None else event.value
+        if parent.skip_value or value is None or key[0] == "<<":
+            if not parent.skip_value:
+                self._add((*parent.path, key[0]), key[1], spot)
+            self._take_value(parent, value, start, event)
+            return
+        # ``_add`` and ``_take_value`` in one, for the commonest event: a value that is no merge, no
+        # dropped duplicate and not null (which in ``{...}`` may be a key without ":")
+        if start >= MAX_NODES:
+            self._too_many_nodes(spot)
+        entries.append(((*parent.path, key[0]), key[1], spot))
+        parent.key = None
+        parent.plain_value = (key[0], mark) if plain and isinstance(value, str) else None
+        parent.entries[key[0]] = value
 
     def _any_scalar(self, event: events.ScalarEvent) -> None:
         """A scalar with a tag or an anchor, or the whole document."""
@@ -398,7 +411,8 @@ def parse_source(text: str, path: str = "<flow>") -> Parsed:
     except _Stop:
         pass
     entries = builder.entries
-    source_map = SourceMap(path, text, {entry[0]: entry for entry in entries})
+    # keyed by each entry's path, later entries winning, as a comprehension would: made in C (issue 15)
+    source_map = SourceMap(path, text, dict(zip(map(itemgetter(0), entries), entries, strict=True)))
     usable = builder.done and not any(d.rule in ("syntax", LIMITS) for d in builder.diagnostics)
     return Parsed(builder.result if usable else None, source_map, tuple(builder.diagnostics))
 

@@ -36,11 +36,28 @@ def resolved_source(doc: Mapping[str, Any]) -> str:
     version is its hash), and raises ``ValueError`` for NaN or an infinity as that does. Written by orjson
     where it gives the same: the standard library's indenting encoder is pure Python, and was a fifteenth
     of validating a 1,000-state flow (issue 15)."""
-    kept = {key: value for key, value in doc.items() if key not in _NOT_RUN}
+    kept = _kept(doc)
     fast = _indented_by_orjson(kept)
     if fast is not None:
         return fast
     return json.dumps(kept, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def check_writable(doc: Mapping[str, Any]) -> None:
+    """Raises ``ValueError`` where ``resolved_source(doc)`` would (a NaN or an infinity), without writing
+    the indented text: orjson's compact text in a millisecond, and the standard library's compact C
+    encoder only when that holds a null (orjson writes NaN and the infinities as null)."""
+    kept = _kept(doc)
+    try:
+        raw = orjson.dumps(kept)
+    except TypeError:  # what orjson refuses (an integer beyond 64 bits, ...): the standard library decides
+        raw = b"null"
+    if b"null" in raw:
+        json.dumps(kept, allow_nan=False)
+
+
+def _kept(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in doc.items() if key not in _NOT_RUN}
 
 
 def _indented_by_orjson(kept: Mapping[str, Any]) -> str | None:

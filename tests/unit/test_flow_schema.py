@@ -52,6 +52,38 @@ def _properties(node: Any, where: str = "") -> Iterator[tuple[str, Any]]:
             yield from _properties(sub, f"{where}/{index}")
 
 
+def _nodes(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for sub in node.values():
+            yield from _nodes(sub)
+    elif isinstance(node, list):
+        for sub in node:
+            yield from _nodes(sub)
+
+
+def test_references_carry_only_annotations_so_inlining_them_changes_nothing() -> None:
+    # The Rust validator reads the schema with its references, the Python one with them inlined (a
+    # reference's siblings override the definition's keys there): the same schema only while no
+    # sibling of a $ref constrains anything, and no definition moves the base URI.
+    schema = flow_schema()
+    siblings = {key for node in _nodes(schema) if "$ref" in node for key in node if key != "$ref"}
+    assert siblings <= {"description", "default", "title", "examples"}
+    assert [node for node in _nodes(schema["$defs"]) if "$id" in node or "$anchor" in node] == []
+
+
+def test_the_rust_and_python_validators_agree_on_every_test_flow() -> None:
+    from flowengine.flow.schema import surely_valid, validator
+    from flowengine.flow.source import parse_source
+
+    texts = [path.read_text(encoding="utf-8") for folder in ("ok", "err")
+             for path in sorted((ROOT / "tests" / "testdata" / folder).glob("*.yaml"))]
+    docs = [doc for doc in (parse_source(text).doc for text in texts) if isinstance(doc, dict)]
+    verdicts = [(surely_valid(doc), validator().is_valid(doc)) for doc in docs]
+    assert [fast for fast, _ in verdicts] == [slow for _, slow in verdicts]
+    assert {slow for _, slow in verdicts} == {True, False}  # both kinds were tried
+
+
 def test_every_property_has_a_description() -> None:
     missing = [where for where, sub in _properties(flow_schema()) if not sub.get("description")]
     assert missing == []

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from flowengine.errors import StoreError
 from flowengine.flow.loader import load_flow
 from flowengine.flow.model import Flow
-from flowengine.flow.version import resolved_source, version_of
+from flowengine.flow.version import check_writable, resolved_source, version_of
 from flowengine.providers import platform
 from flowengine.runtime.engine import Engine
 from flowengine.runtime.executor import Executor
@@ -126,3 +126,30 @@ def test_the_resolved_source_is_the_standard_librarys_indented_json(doc: dict[st
 def test_a_resolved_source_refuses_what_json_cannot_hold(number: float) -> None:
     with pytest.raises(ValueError):
         resolved_source({"flow": "f", "vars": {"a": None, "b": [number]}})
+
+
+def _refused(write: Any, doc: dict[str, Any]) -> bool:
+    try:
+        write(doc)
+    except ValueError:
+        return True
+    return False
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), st.recursive(
+    _JSON_VALUES | st.sampled_from([math.nan, math.inf, -math.inf]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=10), max_size=4))
+def test_the_load_refuses_exactly_the_documents_the_resolved_source_refuses(doc: dict[str, Any]) -> None:
+    """The load checks the document can be written (``check_writable``) and writes it only when asked
+    (``LoadResult.resolved``): the check must refuse exactly what writing it refuses."""
+    assert _refused(check_writable, doc) == _refused(resolved_source, doc)
+
+
+def test_the_resolved_source_is_written_when_asked_and_once() -> None:
+    result = load_flow((ROOT / "flows" / "two_party_conference.yaml").read_text(), source="f.yaml")
+    assert result.document is not None and result.resolved is not None
+    assert result.resolved == resolved_source(result.document)
+    assert result.resolved is result.resolved  # written once
+    assert load_flow("flow: f\n", source="f.yaml").resolved is None

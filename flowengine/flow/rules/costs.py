@@ -25,12 +25,15 @@ from flowengine.errors import ExpressionBudgetError
 from flowengine.flow import costs
 from flowengine.flow.costs import MAX_OPS
 from flowengine.flow.diagnostics import Diagnostic
-from flowengine.flow.expressions import analyse, environment, guard_source, has_template
+from flowengine.flow.expressions import analyse, environment, has_template
 from flowengine.flow.rules.context import Rule, RuleContext
+from flowengine.flow.rules.expressions import analysed
 
 RULE = "expression-budget"
 _UNKNOWN: Any = object()
-_MAY_COST = re.compile(r"[*+%~(|]|\bfor\b")
+# An operator, a call, a filter or a statement: a loop is a statement, so the "%" of its "{%" is enough
+# (a "for" in plain text, as in "Step 3 for {{ session.id }}", made every such template be walked).
+_MAY_COST = re.compile(r"[*+%~(|]")
 _OPERATORS: dict[type[nodes.Node], tuple[str, Callable[[Any, Any], Any]]] = {
     nodes.Add: ("+", costs.add), nodes.Mul: ("*", costs.multiply), nodes.Pow: ("**", costs.power),
     nodes.Mod: ("%", costs.modulo), nodes.Sub: ("-", operator.sub), nodes.Div: ("/", operator.truediv),
@@ -47,10 +50,9 @@ class Finding:
 
 def over_budget(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[expression-budget] constant work that the run-time budget will always refuse."""
-    for template in ctx.templates:
+    for template, source, _ in ctx.shared(analysed):
         if template.guard and has_template(template.text):
             continue  # reported by "expression"
-        source = guard_source(template.text) if template.guard else template.text
         for finding in findings(source):
             pos = ctx.source_map.find(template.path, finding.needle, finding.skip)
             yield ctx.at(pos, finding.message, RULE)

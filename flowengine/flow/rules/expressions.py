@@ -19,6 +19,7 @@ from jinja2 import nodes
 from flowengine.errors import ERROR_KINDS
 from flowengine.flow.diagnostics import Diagnostic, alternatives, did_you_mean, quote, quoted_list
 from flowengine.flow.expressions import (
+    Analysis,
     analyse,
     environment,
     guard_source,
@@ -76,14 +77,30 @@ def _variables(ctx: RuleContext) -> set[str]:
     return declared
 
 
+Analysed = tuple[Template, str, Analysis]  # a template, its source as Jinja2 reads it, its analysis
+
+
+def analysed(ctx: RuleContext) -> list[Analysed]:
+    """Every template's source (a guard wrapped in ``{{ }}``) and analysis, worked out once for all the
+    rules that read them: each rule made the source and looked the analysis up again for each of the
+    flow's templates (issue 15). Plain tuples: a frozen dataclass each costs as much again."""
+    found = []
+    for template in ctx.templates:
+        source = _source(template)
+        found.append((template, source, analyse(source)))
+    return found
+
+
 def bad_syntax(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[expression] templates and guards parse; a guard is a bare expression."""
-    for template in ctx.templates:
+    for template, _, analysis in ctx.shared(analysed):
+        if analysis.error is None and not template.guard:
+            continue
         key = quote(str(template.path[-1]))
         if template.guard and has_template(template.text):
             yield ctx.at_value(template.path, _bare_message(key, template.text), "expression")
             continue
-        error = analyse(_source(template)).error
+        error = analysis.error
         if error is None:
             continue
         equals = _lone_equals(template)
@@ -137,10 +154,10 @@ def _source(template: Template) -> str:
 def undefined_names(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[expression] only names that exist at run time are read."""
     known = ctx.shared(names)
-    for template in ctx.templates:
+    for template, _, analysis in ctx.shared(analysed):
         if template.guard and has_template(template.text):
             continue
-        for ref in sorted(analyse(_source(template)).references):
+        for ref in sorted(analysis.references):
             if ref[0] in template.scope:
                 continue
             problem = _check_reference(ref, known)
@@ -183,8 +200,8 @@ def _field_hint(name: str, fields: tuple[str, ...], prefix: str) -> str:
 def impossible_comparisons(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[expression] ``event.reason == 'noanswer'`` can never be true: the value is not in the vocabulary."""
     known = ctx.shared(names)
-    for template in ctx.templates:
-        for field, literal in compared_literals(_source(template)):
+    for template, source, _ in ctx.shared(analysed):
+        for field, literal in compared_literals(source):
             problem = _check_literal(field, literal, known)
             if problem is not None:
                 yield ctx.at(ctx.source_map.find(template.path, literal), problem, "expression")
@@ -246,10 +263,11 @@ def _lower(text: str) -> str:
 def unknown_filter_names(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[filter] every filter (``| upper``) and test (``is odd``) named exists: Jinja2 refuses the rest
     only when the template is compiled, which is at run time."""
-    for template in ctx.templates:
+    for template, _, analysis in ctx.shared(analysed):
+        if not analysis.filters and not analysis.tests:
+            continue  # most templates: nothing to look for
         if template.guard and has_template(template.text):
             continue
-        analysis = analyse(_source(template))
         for name in unknown_filters(analysis.filters):
             pos = ctx.source_map.find(template.path, name)
             yield ctx.at(pos, f"unknown filter {quote(name)}{_filter_hint(name, usable_filters())}", "filter")

@@ -54,16 +54,34 @@ def _role_slots(action: str) -> tuple[tuple[str, RoleKind, bool], ...]:
     return known[1]
 
 
-def bound(actions: Iterable[Action]) -> set[str]:
-    return {p.name for a in actions for p in role_params(a) if p.binds}
+ParamsOf = Mapping[int, tuple[RoleParam, ...]]  # id of an action -> its role parameters
+
+
+def bound(actions: Iterable[Action], params_of: ParamsOf | None = None) -> set[str]:
+    """The roles ``actions`` bind; ``params_of``: ``params_by_action``'s, when the caller has it."""
+    if params_of is None:
+        return {p.name for a in actions for p in role_params(a) if p.binds}
+    return {p.name for a in actions for p in _params(params_of, a) if p.binds}
+
+
+def params_by_action(ctx: RuleContext) -> dict[int, tuple[RoleParam, ...]]:
+    """Each action's role parameters, by the action's id (the flow keeps every action alive as long as
+    the context), worked out once: every rule about roles asks for every action's (issue 15)."""
+    return {id(site.action): tuple(role_params(site.action)) for site in ctx.actions}
+
+
+def _params(params_of: ParamsOf, action: Action) -> Iterable[RoleParam]:
+    found = params_of.get(id(action))
+    return role_params(action) if found is None else found
 
 
 def role_kinds(ctx: RuleContext) -> dict[str, tuple[RoleKind, ActionSite | None]]:
     """Role -> its kind and the first action binding it (None for the call the session starts with:
     ``caller``, or an outbound flow's dialled call)."""
     kinds: dict[str, tuple[RoleKind, ActionSite | None]] = {ctx.flow.start_role: ("call", None)}
+    params_of = ctx.shared(params_by_action)
     for site in ctx.actions:
-        for param in role_params(site.action):
+        for param in params_of[id(site.action)]:
             if param.binds and param.name not in kinds:
                 kinds[param.name] = (param.kind, site)
     return kinds
@@ -74,8 +92,9 @@ def bad_bindings(ctx: RuleContext) -> Iterator[Diagnostic]:
     kinds = ctx.shared(role_kinds)
     start = ctx.flow.start_role
     what = "the inbound call" if start == CALLER_ROLE else "the call the session starts by dialling"
+    params_of = ctx.shared(params_by_action)
     for site in ctx.actions:
-        for param in (p for p in role_params(site.action) if p.binds):
+        for param in (p for p in params_of[id(site.action)] if p.binds):
             path = (*site.path, site.action.name, param.param)
             if param.name == start:
                 yield ctx.at_value(path, f"{quote(start)} is always {what}; choose another role name", "role")
@@ -95,8 +114,9 @@ def bad_bindings(ctx: RuleContext) -> Iterator[Diagnostic]:
 def unknown_roles(ctx: RuleContext) -> Iterator[Diagnostic]:
     """[role] every role used is bound somewhere, as the kind the parameter expects."""
     kinds = ctx.shared(role_kinds)
+    params_of = ctx.shared(params_by_action)
     for site in ctx.actions:
-        for param in (p for p in role_params(site.action) if not p.binds):
+        for param in (p for p in params_of[id(site.action)] if not p.binds):
             path = (*site.path, site.action.name, param.param)
             known = kinds.get(param.name)
             if known is None:
@@ -130,22 +150,22 @@ def _role_hint(ctx: RuleContext, site: ActionSite, name: str, same_kind: list[st
 def role_flow(ctx: RuleContext) -> Facts:
     """Roles possibly bound on entering each state and while it is active (the flow's first role: the
     caller, or an outbound flow's dialled party)."""
-    return may_hold(ctx, lambda actions: bound(actions), {ctx.flow.start_role})
+    params_of = ctx.shared(params_by_action)
+    return may_hold(ctx, lambda actions: bound(actions, params_of), {ctx.flow.start_role})
 
 
 def _uses(
-    site: ActionSite, kinds: Mapping[str, tuple[RoleKind, ActionSite | None]]
+    site: ActionSite, kinds: Mapping[str, tuple[RoleKind, ActionSite | None]], params: Iterable[RoleParam]
 ) -> Iterator[tuple[str, tuple[str | int, ...]]]:
-    """Roles the action reads: role parameters (of the right kind: others are reported by
+    """Roles the action reads: role parameters (``params``, of the right kind: others are reported by
     ``unknown_roles``) and role names in its templates."""
-    known = set(kinds)
-    for param in role_params(site.action):
+    for param in params:
         if not param.binds and kinds.get(param.name, (None,))[0] == param.kind:
             yield param.name, (*site.path, site.action.name, param.param)
     for name, value in site.action.params.items():
         for text in _strings(value):
             for ref in analyse(text).references:
-                if ref[0] in known:
+                if ref[0] in kinds:  # not a set of the roles made for each action (issue 15)
                     yield ref[0], (*site.path, site.action.name, name)
 
 
@@ -166,9 +186,10 @@ def unbound_roles(ctx: RuleContext) -> Iterator[Diagnostic]:
         return
     kinds = ctx.shared(role_kinds)
     roles = ctx.shared(role_flow)
+    params_of = ctx.shared(params_by_action)
     for site in ctx.actions:
         running = states_running(ctx, site)
-        for role, path in _uses(site, kinds):
+        for role, path in _uses(site, kinds, params_of[id(site.action)]):
             if running and not any(roles.holds(before(ctx, roles, site, s), role) for s in running):
                 yield ctx.at_value(path, _unbound_message(role, kinds[role]), "role")
 
