@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from typing import Any
 
 _NULL = re.compile(r"(?:~|null|Null|NULL|)\Z")
@@ -27,6 +28,11 @@ _SPECIAL_FLOATS = {
 _NOT_TEXT_STARTS = frozenset("~nNtTfF+-.0123456789")
 
 
+class NumberTooLong(ValueError):
+    """A plain integer longer than Python reads (``sys.get_int_max_str_digits``, a guard against quadratic
+    conversions): the reader reports it where it stands instead of failing."""
+
+
 def resolve_plain(text: str) -> Any:
     """A plain scalar under the YAML 1.2 core schema."""
     if text and text[0] not in _NOT_TEXT_STARTS:
@@ -36,9 +42,14 @@ def resolve_plain(text: str) -> Any:
     if text in _BOOL:
         return _BOOL[text]
     if _INT.match(text):
-        if text.startswith(("0o", "0x")):
-            return int(text[2:], 8 if text[1] == "o" else 16)
-        return int(text, 10)
+        try:
+            if text.startswith(("0o", "0x")):
+                return int(text[2:], 8 if text[1] == "o" else 16)
+            return int(text, 10)
+        except ValueError as exc:  # the pattern matched: only the digit limit refuses it
+            limit = sys.get_int_max_str_digits()
+            raise NumberTooLong(f"a number of {len(text):,} characters: flows take integers of at most"
+                                f" {limit:,} digits") from exc
     if _FLOAT.match(text):
         return float(text)
     return _SPECIAL_FLOATS.get(text, text)

@@ -27,7 +27,7 @@ from flowengine.flow.budget import MAX_DEPTH, TOO_DEEP, over_budget
 from flowengine.flow.budget import RULE as LIMITS
 from flowengine.flow.diagnostics import Diagnostic, quote
 from flowengine.flow.positions import Path, SourceMap
-from flowengine.flow.scalars import resolve_plain
+from flowengine.flow.scalars import NumberTooLong, resolve_plain
 from flowengine.flow.syntax import (
     TextIndex,
     no_colon_after,
@@ -129,23 +129,30 @@ class _Builder:
     def consume(self, stream: Iterator[events.Event]) -> None:
         """Build the first document from its events; a second document is an error."""
         on_scalar, stack = self._on_scalar, self.stack
-        for event in stream:
-            kind = type(event)
-            if self.done:
-                if kind is events.DocumentStartEvent:
-                    self.error(event.start_mark, "a flow file holds one YAML document; found a second one")
-                    break
-            elif kind is _SCALAR:
-                on_scalar(event)  # type: ignore[arg-type]
-            elif kind is _MAPPING_END or kind is _SEQUENCE_END:
-                frame = stack.pop()
-                value = frame.items if not frame.mapping else \
-                    frame.entries if frame.merged is _NO_MERGE else {**frame.merged, **frame.entries}
-                self._emit(value, event, frame.anchor, frame.start, opened=frame)
-            elif kind is _MAPPING_START or kind is _SEQUENCE_START:
-                self._open(event)  # type: ignore[arg-type]
-            elif kind is _ALIAS:
-                self._alias(event)  # type: ignore[arg-type]
+        event: events.Event | None = None
+        try:
+            for event in stream:
+                kind = type(event)
+                if self.done:
+                    if kind is events.DocumentStartEvent:
+                        self.error(event.start_mark,
+                                   "a flow file holds one YAML document; found a second one")
+                        break
+                elif kind is _SCALAR:
+                    on_scalar(event)  # type: ignore[arg-type]
+                elif kind is _MAPPING_END or kind is _SEQUENCE_END:
+                    frame = stack.pop()
+                    value = frame.items if not frame.mapping else \
+                        frame.entries if frame.merged is _NO_MERGE else {**frame.merged, **frame.entries}
+                    self._emit(value, event, frame.anchor, frame.start, opened=frame)
+                elif kind is _MAPPING_START or kind is _SEQUENCE_START:
+                    self._open(event)  # type: ignore[arg-type]
+                elif kind is _ALIAS:
+                    self._alias(event)  # type: ignore[arg-type]
+        except NumberTooLong as exc:  # at the scalar that held it: the document is not usable
+            if event is not None:
+                self.error(event.start_mark, str(exc), LIMITS)
+            raise _Stop from None
 
     def _on_scalar(self, event: events.ScalarEvent) -> None:
         stack, tag = self.stack, event.tag
