@@ -73,7 +73,7 @@ def test_references_carry_only_annotations_so_inlining_them_changes_nothing() ->
 
 
 def test_the_rust_and_python_validators_agree_on_every_test_flow() -> None:
-    from flowengine.flow.schema import surely_valid, validator
+    from flowengine.flow.schema_validation import surely_valid, validator
     from flowengine.flow.source import parse_source
 
     texts = [path.read_text(encoding="utf-8") for folder in ("ok", "err")

@@ -17,7 +17,8 @@ from jsonschema.exceptions import ValidationError
 from flowengine.flow.diagnostics import Diagnostic, alternatives, quote, quoted_list
 from flowengine.flow.model import Pos
 from flowengine.flow.rules.places import Place, place_of
-from flowengine.flow.schema import START_PATTERN, surely_valid, validator
+from flowengine.flow.schema import START_PATTERN
+from flowengine.flow.schema_validation import surely_valid, validator
 from flowengine.flow.source import Path, SourceMap
 from flowengine.flow.vocabulary import (
     ACTIONS,
