@@ -406,8 +406,12 @@ def parse_source(text: str, path: str = "<flow>") -> Parsed:
         line, col, message = over
         return Parsed(None, SourceMap(path, text), (Diagnostic(path, line, col, "error", message, LIMITS),))
     builder = _Builder(path, text)
+    loader = None
     try:
-        builder.consume(yaml.parse(text, Loader=_LOADER))
+        loader = _LOADER(text)  # in the try: the pure-Python reader checks the characters here
+        # ``yaml.parse``'s loop, without a generator frame resumed for each of the events: the parser's
+        # own method called until it has no more (it returns None then)
+        builder.consume(iter(loader.get_event, None))
     except (yaml.MarkedYAMLError, yaml.reader.ReaderError) as exc:
         hint = syntax_hint(exc, text) if isinstance(exc, yaml.MarkedYAMLError) else reader_hint(exc, text)
         builder.diagnostics.append(Diagnostic(path, hint.line, hint.col, "error", hint.message, "syntax"))
@@ -417,6 +421,9 @@ def parse_source(text: str, path: str = "<flow>") -> Parsed:
         )
     except _Stop:
         pass
+    finally:
+        if loader is not None:
+            loader.dispose()
     entries = builder.entries
     # keyed by each entry's path, later entries winning, as a comprehension would: made in C (issue 15)
     source_map = SourceMap(path, text, dict(zip(map(itemgetter(0), entries), entries, strict=True)))
