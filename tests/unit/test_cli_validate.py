@@ -14,6 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from flowengine.cli import cli
+from flowengine.flow import source
 from flowengine.flow.schema import schema_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -193,7 +194,8 @@ def test_an_internal_error_exits_3_with_one_line(monkeypatch: pytest.MonkeyPatch
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(yaml, "parse", broken)  # a foreign library failing unexpectedly
+    # a foreign library failing unexpectedly: PyYAML's loader, which the reader makes for each text
+    monkeypatch.setattr(source, "_LOADER", broken)
     code, out, err = _run("validate", "-", stdin=GOOD)
     assert (code, out) == (3, "")
     assert err == "flowengine validate: internal error: RuntimeError: boom\n"
