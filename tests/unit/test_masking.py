@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from flowengine.cli._common import log_handler
-from flowengine.masking import NUMBER, NumberMask, mask_handlers, mask_numbers, number_parts
+from flowengine.masking import NUMBER, NumberMask, mask_handlers, mask_number, mask_numbers, number_parts
 
 
 @pytest.mark.parametrize(("text", "masked"), [
@@ -82,7 +82,9 @@ PLAIN_RULE = re.compile(r"(?<![\w+-])(?<!\d\.)(\+?)(\d{7,15})(?![\w-])(?!\.\d)")
 
 
 def test_the_fast_pattern_finds_what_the_plain_rule_finds() -> None:
-    pieces = ["0", "1", "5", "9", "+", "-", ".", "a", "_", " ", "\n", "\u0663", "1234567", "+4479111234"]
+    """The pattern, and the shortcut for ASCII texts with no number, against the rule as first written."""
+    pieces = ["0", "1", "5", "9", "+", "-", ".", "a", "Z", "_", " ", ":", "/", "\n", "\u0663", "\u00e9",
+              "1234567", "+4479111234", "s-8308021ed7"]
     rng = random.Random(15)
     texts = ["", "+", "+1234567", "1234567", "a+1234567", "1.1234567", "+-1234567", "12345678901234567"]
     texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 12))) for _ in range(20_000)]
@@ -90,6 +92,7 @@ def test_the_fast_pattern_finds_what_the_plain_rule_finds() -> None:
         plain = [(m.span(), m[1], m[2]) for m in PLAIN_RULE.finditer(text)]
         fast = [(m.span(), *number_parts(m)) for m in NUMBER.finditer(text)]
         assert fast == plain, text
+        assert mask_numbers(text) == PLAIN_RULE.sub(lambda m: m[1] + mask_number(m[2]), text), text
 
 
 @pytest.mark.parametrize("line_buffered", [True, False])
