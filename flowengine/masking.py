@@ -13,9 +13,24 @@ import logging
 import re
 
 # Not inside a word, id or decimal: no letter, digit, "-", "+" or "<digit>." before it, and no letter,
-# digit, "-" or ".<digit>" after it (a full stop ending a sentence is fine).
-NUMBER = re.compile(r"(?<![\w+-])(?<!\d\.)(\+?)(\d{7,15})(?![\w-])(?!\.\d)")
+# digit, "-" or ".<digit>" after it (a full stop ending a sentence is fine). Written to begin with its
+# first character ("+" or a digit), the lookbehinds looking past it (".": that character), so the
+# engine skips straight to the "+"s and digits of a text instead of trying both lookbehinds at every
+# position: half the time on a log line. The same matches as the plain statement of the rule,
+# ``(?<![\w+-])(?<!\d\.)(\+?)(\d{7,15})(?![\w-])(?!\.\d)`` (``test_masking`` compares them); no groups:
+# ``number_parts`` splits a match.
+NUMBER = re.compile(r"[+\d](?<![\w+-].)(?<!\d\..)(?:(?<=\+)\d{7,15}|(?<!\+)\d{6,14})(?![\w-])(?!\.\d)")
 KEEP_HEAD, KEEP_TAIL = 4, 2
+# An ASCII text's characters as what the start of a number needs: "0" a digit, "a" what may not come
+# before one (a letter, "_", "-"), " " anything else. A number starts after a " " (or at the start) with
+# seven digits or more, so a text without " 0000000" in that view (after a " " put first) has none; most
+# log lines have none, and this costs a tenth of ``NUMBER``'s scan (its "\d" is a Unicode lookup at every
+# character). Non-ASCII text has other digits: ``NUMBER`` reads it all.
+_STARTS = bytes(
+    ord("0") if chr(byte).isdigit() else ord("a") if chr(byte).isalpha() or chr(byte) in "_-" else ord(" ")
+    for byte in range(128)
+).ljust(256, b" ")
+_START_OF_NUMBER = b" " + b"0" * 7
 
 
 def mask_number(digits: str) -> str:
@@ -24,9 +39,22 @@ def mask_number(digits: str) -> str:
     return digits[:KEEP_HEAD] + "*" * hidden + digits[-KEEP_TAIL:]
 
 
+def number_parts(match: re.Match[str]) -> tuple[str, str]:
+    """A ``NUMBER`` match's leading ``+`` (or "") and its digits."""
+    found = match[0]
+    return ("+", found[1:]) if found[0] == "+" else ("", found)
+
+
 def mask_numbers(text: str) -> str:
     """``text`` with every phone number in it masked."""
-    return NUMBER.sub(lambda m: m[1] + mask_number(m[2]), text)
+    if text.isascii() and _START_OF_NUMBER not in b" " + text.encode().translate(_STARTS):
+        return text
+    return NUMBER.sub(_masked, text)
+
+
+def _masked(match: re.Match[str]) -> str:
+    plus, digits = number_parts(match)
+    return plus + mask_number(digits)
 
 
 class NumberMask(logging.Filter):

@@ -36,8 +36,16 @@ _SECRET_PAIR = re.compile(
     r"|api[_-]?key|apikey|signature)(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?P<value>[^\s&\"',;}]+)"
 )
 
-_SCHEME_WORDS = ("Bearer", "Basic", "App", "Token")  # "App" also finds "Application"
-_PAIR_WORDS = ("pass", "secret", "token", "key", "signature")
+
+
+def _has_scheme_word(text: str) -> bool:
+    # "App" also finds "Application". Written out: ``any()`` over a tuple of words built a generator for
+    # every log line (a fifth of redacting one that holds no secret).
+    return "Bearer" in text or "Basic" in text or "App" in text or "Token" in text
+
+
+def _has_pair_word(lower: str) -> bool:
+    return "pass" in lower or "secret" in lower or "token" in lower or "key" in lower or "signature" in lower
 
 
 def redact_url(url: str) -> str:
@@ -74,9 +82,9 @@ def redact(text: str) -> str:
     lower = text.lower()
     if "authorization" in lower:
         text = _AUTH_HEADER.sub(lambda m: f"{m['name']}{m['sep']}{m['scheme'] or ''}{MASK}", text)
-    if any(scheme in text for scheme in _SCHEME_WORDS):
+    if _has_scheme_word(text):
         text = _AUTH_SCHEME.sub(lambda m: f"{m['scheme']} {MASK}", text)
-    if any(word in lower for word in _PAIR_WORDS):
+    if _has_pair_word(lower):
         text = _SECRET_PAIR.sub(_masked_pair, text)
     return text
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flowengine.masking import NUMBER
+from flowengine.masking import NUMBER, number_parts
 from flowengine.redaction import MASK, redact
 
 _DIGIT_RUN = re.compile(r"\d{7}")  # no phone number without seven digits in a row: most strings skip NUMBER
@@ -25,7 +25,7 @@ KEPT_HEADERS = frozenset({"content-type"})  # the rest authenticate or route the
 
 def known_numbers(texts: Iterable[str]) -> frozenset[str]:
     """The digits of every phone number in ``texts`` (a flow file's source, a route's called number)."""
-    return frozenset(match[2] for text in texts for match in NUMBER.finditer(text))
+    return frozenset(number_parts(match)[1] for text in texts for match in NUMBER.finditer(text))
 
 
 class Redactor:
@@ -54,13 +54,17 @@ class Redactor:
             placeholder = self._placeholders[digits] = PLACEHOLDER_CODE + serial.zfill(width)
         return placeholder
 
+    def _replaced(self, match: re.Match[str]) -> str:
+        plus, digits = number_parts(match)
+        return plus + self.number(digits)
+
     def text(self, text: str) -> str:
         """``text`` with its numbers replaced and its secrets masked."""
         done = self._texts.get(text)
         if done is None:
             done = text
             if self._replace_numbers and _DIGIT_RUN.search(done):
-                done = NUMBER.sub(lambda m: m[1] + self.number(m[2]), done)
+                done = NUMBER.sub(self._replaced, done)
             done = self._texts[text] = redact(done)
         return done
 

@@ -56,6 +56,22 @@ def test_depth_at_the_limit_passes_one_more_is_refused() -> None:
     assert refused.value.status == 400
 
 
+def test_a_body_that_passed_a_limit_is_checked_again_against_a_lower_one() -> None:
+    """The service's limit, then the parser's ceiling, on the same body: passing one says nothing of a
+    lower limit, and a refusal is never remembered as a pass."""
+    body = b'{"a": ' * 5 + b"[]" + b"}" * 5
+    check_depth(body, DEPTH_CEILING)
+    check_depth(body, 6)
+    with pytest.raises(WebhookError, match="deeper than 5 levels"):
+        check_depth(body, 5)
+    with pytest.raises(WebhookError, match="deeper than 5 levels"):
+        check_depth(body, 5)
+    check_depth(body, DEPTH_CEILING)
+    with pytest.raises(WebhookError, match="deeper than 3 levels"):
+        check_depth(body, 3)
+    assert load_json(body, "body", 6)["a"]["a"]["a"]["a"]["a"] == []
+
+
 def test_brackets_inside_strings_do_not_count() -> None:
     body = json.dumps({"type": "[" * 5000, "escaped": '\\"[[[[' * 100}).encode()
     assert nesting_depth(body) == 1

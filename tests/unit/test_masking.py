@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import logging
+import random
+import re
 from collections.abc import Iterator
 
 import pytest
 
-from flowengine.masking import NumberMask, mask_handlers, mask_numbers
+from flowengine.cli._common import log_handler
+from flowengine.masking import NUMBER, NumberMask, mask_handlers, mask_number, mask_numbers, number_parts
 
 
 @pytest.mark.parametrize(("text", "masked"), [
@@ -72,3 +75,42 @@ def test_without_the_filter_numbers_are_logged_in_full(logger: tuple[logging.Log
     log, stream = logger
     log.warning("call from %s", "+447911123489")
     assert "call from +447911123489" in stream.getvalue()
+
+
+# The rule as first written: what NUMBER (written for speed) must find, match for match.
+PLAIN_RULE = re.compile(r"(?<![\w+-])(?<!\d\.)(\+?)(\d{7,15})(?![\w-])(?!\.\d)")
+
+
+def test_the_fast_pattern_finds_what_the_plain_rule_finds() -> None:
+    """The pattern, and the shortcut for ASCII texts with no number, against the rule as first written."""
+    pieces = ["0", "1", "5", "9", "+", "-", ".", "a", "Z", "_", " ", ":", "/", "\n", "\u0663", "\u00e9",
+              "1234567", "+4479111234", "s-8308021ed7"]
+    rng = random.Random(15)
+    texts = ["", "+", "+1234567", "1234567", "a+1234567", "1.1234567", "+-1234567", "12345678901234567"]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 12))) for _ in range(20_000)]
+    for text in texts:
+        plain = [(m.span(), m[1], m[2]) for m in PLAIN_RULE.finditer(text)]
+        fast = [(m.span(), *number_parts(m)) for m in NUMBER.finditer(text)]
+        assert fast == plain, text
+        assert mask_numbers(text) == PLAIN_RULE.sub(lambda m: m[1] + mask_number(m[2]), text), text
+
+
+@pytest.mark.parametrize("line_buffered", [True, False])
+def test_the_service_handler_writes_each_line_out_whole(line_buffered: bool) -> None:
+    """``log_handler`` leaves a line-buffered stream's flush to the stream (it writes out every line as it
+    ends); any other stream is flushed after each line. Either way each line is out once logged."""
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(io.BufferedWriter(raw, buffer_size=1 << 16), encoding="utf-8",
+                              line_buffering=line_buffered)
+    handler = log_handler(stream)
+    log = logging.getLogger("flowengine.test-line-handler")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("call from %s", "+447911123489")
+        line = "WARNING flowengine.test-line-handler: call from +4479******89\n"
+        assert raw.getvalue().decode().endswith(line)
+        log.warning("and another")
+        assert raw.getvalue().decode().count("\n") == 2
+    finally:
+        log.removeHandler(handler)
