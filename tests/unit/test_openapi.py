@@ -149,9 +149,15 @@ def test_what_the_infobip_parser_refuses_is_outside_the_body_schema() -> None:
     validator = body_validator("infobip")
     assert validator.is_valid({"type": "CALL_RECEIVED", "callId": "c-1", "properties": {"call": {
         "id": "c-1", "endpoint": {"type": "PHONE", "phoneNumber": "447700900001"}, "to": "4592457976"}}})
-    assert validator.is_valid([{"type": "CALL_RINGING"}, {"type": "CALL_FINISHED", "properties": None}])
-    for refused in ({}, {"type": ""}, {"type": 7}, ["CALL_RECEIVED"], "CALL_RECEIVED"):
+    assert validator.is_valid([{"type": "CALL_RINGING"}, {"type": "CALL_FINISHED", "callId": "c-1"}])
+    assert validator.is_valid({"type": "PARTICIPANT_JOINED", "conferenceId": "r-1"})
+    assert validator.is_valid({"type": "CALL_RINGING"})  # an event no flow reacts to: acknowledged
+    # A handled type about no call or conference: the parser refuses it (400), so the schema does too.
+    for refused in ({}, {"type": ""}, {"type": 7}, ["CALL_RECEIVED"], "CALL_RECEIVED",
+                    {"type": "CALL_FINISHED"}, [{"type": "CALL_FINISHED", "callId": ""}],
+                    {"type": "PARTICIPANT_JOINED", "conferenceId": None}):
         assert not validator.is_valid(refused), refused
+        assert not _accepted(parse_events, refused), refused
 
 
 def _accepted(parse: Any, body: Any) -> bool:

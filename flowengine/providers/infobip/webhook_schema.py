@@ -3,10 +3,12 @@ service's OpenAPI description (``flowengine.server.openapi``).
 
 Shapes follow the wire reference (section 5: the ``CallsEvent`` envelope and each type's ``properties``)
 and the official client's models (``Call``, ``CallLog``, ``CallsParticipant``, ``CallsConference``).
-``webhooks.parse_events`` needs little: a JSON object (or a list of them) with a non-empty ``type``; it
-reads a field of the wrong type as absent. So only that is required, and every other field says what
-Infobip sends (optional fields may be ``null``, as Infobip leaves them). Types the parser has no handler
-for are acknowledged with 200 and ignored, so the last variant of ``InfobipEvent`` takes any ``type``.
+``webhooks.parse_events`` needs little: a JSON object (or a list of them) with a non-empty ``type`` and,
+for a type it handles, a ``callId`` or a ``conferenceId`` (Infobip sends the one the event is about);
+it reads a field of the wrong type as absent. So only that is required, and every other field says
+what Infobip sends (optional fields may be ``null``, as Infobip leaves them). Types the parser has no
+handler for are acknowledged with 200 and ignored: the last variant of ``InfobipEvent`` takes any other
+``type``.
 Names are component names; every ``$ref`` points into ``#/components/schemas``.
 """
 
@@ -155,11 +157,18 @@ _VARIANTS: tuple[tuple[str, tuple[str, ...], Schema], ...] = (
 HANDLED = tuple(kind for _, kinds, _ in _VARIANTS for kind in kinds)  # a test holds it to HANDLERS
 
 
-def _envelope(type_schema: Schema, properties: Schema, title: str) -> Schema:
+# A handled event names the call or conference it is about (``webhooks._addressed`` refuses it otherwise):
+# Infobip sends ``callId`` (call events) or ``conferenceId`` (conference events) at the top.
+_ADDRESSED = [{"required": [key], "properties": {key: {"type": "string", "minLength": 1}}}
+              for key in ("callId", "conferenceId")]
+
+
+def _envelope(type_schema: Schema, properties: Schema, title: str, *, handled: bool = True) -> Schema:
     return {
         "title": title,
         "type": "object",
         "required": ["type"],
+        **({"anyOf": _ADDRESSED} if handled else {}),
         "properties": {
             "type": type_schema,
             "callId": _text("The call the event is about."),
@@ -179,7 +188,8 @@ SCHEMAS["InfobipEvent"] = {
     "acknowledged with 200 and ignored.",
     "anyOf": [
         *(_envelope({"enum": list(kinds)}, props, title) for title, kinds, props in _VARIANTS),
-        _envelope({"type": "string", "minLength": 1}, {"type": ["object", "null"]}, "Any other type"),
+        _envelope({"type": "string", "minLength": 1, "not": {"enum": list(HANDLED)}},
+                  {"type": ["object", "null"]}, "Any other type", handled=False),
     ],
 }
 SCHEMAS["InfobipWebhookBody"] = {
