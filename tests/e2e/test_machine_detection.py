@@ -92,8 +92,11 @@ def creation(result: ScenarioResult) -> dict[str, Any]:
 
 
 def answered_after(result: ScenarioResult) -> float:
-    """Virtual seconds between the callee's pick-up (its answer_after) and the step its answer made."""
-    steps = [s for s in result.session["trace"] if s["event"] == "call.answered" and s["from"] == "dialing"]
+    """Virtual seconds between the callee's pick-up (its answer_after) and the step its answer made (the
+    one that moved the flow on: a late or repeated answer of the caller's, on a loaded machine, is also
+    ``call.answered`` in ``dialing``, but leads nowhere)."""
+    steps = [s for s in result.session["trace"]
+             if s["event"] == "call.answered" and s["from"] == "dialing" and s["to"] is not None]
     return float(steps[0]["at"]) - result.started_at
 
 
