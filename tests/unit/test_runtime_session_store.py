@@ -19,6 +19,7 @@ def full() -> Session:
         status="active", created=100.0, updated=101.5, revision=7, seq=4,
         outbox={"event": None, "commands": [], "next": 0, "failures": 0, "due": 111.5},
         deferred={"d-1": {"due": 120.0, "event": {"name": "call.finished"}}}, checked=101.0,
+        origin={"kind": "api", "request": "r-1"}, flow_hash="sha256:0123abcd",
     )
 
 
