@@ -106,6 +106,7 @@ def test_call_received_takes_the_call_id_from_the_call_when_the_envelope_has_non
 def test_call_established_is_answered() -> None:
     event = one(envelope("CALL_ESTABLISHED", {"call": call(state="ESTABLISHED")}))
     assert (event.name, event.call_id, event.reason) == ("call.answered", "call-1", "answered")
+    assert event.data == {}  # an event with nothing more to say has empty data, never None (``event.data.x``)
 
 
 @pytest.mark.parametrize(("error", "source", "reason"), [
