@@ -93,7 +93,8 @@ def migrate(db: sqlite3.Connection) -> None:
             db.execute(f"PRAGMA user_version = {LAYOUT}")
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite may have rolled back already (a full disk): keep the first error
+            db.execute("ROLLBACK")
         raise
 
 COLUMNS = "id, flow, state, status, data, timers, call_ids, conference_ids, updated_at, revision"
