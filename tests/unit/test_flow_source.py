@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from flowengine.flow import budget
 from flowengine.flow.budget import MAX_ALIASES, MAX_DEPTH
 from flowengine.flow.model import Pos
-from flowengine.flow.source import parse_source, resolve_plain
+from flowengine.flow.scalars import resolve_plain
+from flowengine.flow.source import parse_source
 
 
 @pytest.mark.parametrize("text", ["on", "off", "yes", "no", "y", "n", "Yes", "NO", "On"])
