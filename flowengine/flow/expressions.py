@@ -30,13 +30,11 @@ from jinja2.parser import Parser
 
 from flowengine.errors import ExpressionError
 from flowengine.flow.costs import add, limit_chars, measure, multiply
-from flowengine.flow.plain_templates import plain_tree
-from flowengine.flow.sandbox import budgeted, check_nesting, environment
+from flowengine.flow.sandbox import budgeted, environment
 
 __all__ = [
-    "Analysis", "Compiled", "analyse", "compile_expression", "compile_guard", "compile_value", "environment",
-    "guard_source", "has_template", "references", "template_sources", "unknown_filters", "unknown_tests",
-    "usable_filters", "usable_tests",
+    "Compiled", "compile_expression", "compile_guard", "compile_value", "environment", "has_template",
+    "parsing", "template_sources",
 ]
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.DOTALL)
 Context = Mapping[str, Any]
@@ -87,7 +85,7 @@ def _compile_text(text: str) -> Callable[[Context], Any]:
     if single:
         expression = _expression(single["expr"])
         return lambda ctx: _defined(expression(ctx))
-    template = _parsing(lambda: environment().from_string(text))
+    template = parsing(lambda: environment().from_string(text))
     return lambda ctx: budgeted(lambda: _output(template.render(**ctx)))
 
 
@@ -96,7 +94,7 @@ def _output(text: str) -> str:
     return text
 
 
-def _parsing(parse: Callable[[], T]) -> T:
+def parsing(parse: Callable[[], T]) -> T:
     """``parse()``, with what Jinja2 raises on text it cannot take turned into a syntax error: a number
     literal too long to convert, or nesting deep enough to overflow its recursive parser."""
     try:
@@ -138,7 +136,7 @@ class _Fallback(Exception):
 
 def _expression(source: str) -> Evaluate:
     """The compiled expression: the fast closure when ``_fast`` covers it, else Jinja2's."""
-    jinja = _parsing(lambda: environment().compile_expression(source, undefined_to_none=False))
+    jinja = parsing(lambda: environment().compile_expression(source, undefined_to_none=False))
 
     def slow(ctx: Context) -> Any:
         return budgeted(lambda: _made(jinja(**ctx)))
@@ -296,119 +294,3 @@ def template_sources(value: Any) -> Iterator[str]:
     elif isinstance(value, list | tuple):
         for item in value:
             yield from template_sources(item)
-
-
-def guard_source(expression: str) -> str:
-    """A guard as template source, so guards and templates are analysed alike."""
-    return "{{ " + expression + " }}"
-
-
-def references(source: str) -> set[tuple[str, ...]]:
-    """Names a template reads from its context, with the constant attribute path after each:
-    ``{{ vars.callee }}`` -> {("vars", "callee")}; ``{{ event.call == 'x' }}`` -> {("event", "call")}.
-    Names bound inside the template (``{% set %}``, loop variables) are not reported."""
-    return set(analyse(source).references)
-
-
-def _collect(node: nodes.Node, bound: set[str], found: set[tuple[str, ...]]) -> None:
-    path = _path(node)
-    if path is not None and path[0] not in bound:
-        found.add(path)
-        if isinstance(node, nodes.Getitem):
-            _collect(node.arg, bound, found)
-        return
-    for child in node.iter_child_nodes():
-        _collect(child, bound, found)
-
-
-def _path(node: nodes.Node) -> tuple[str, ...] | None:
-    """``a.b['c']`` -> ("a", "b", "c"); None if ``node`` is not a load of a name or a constant path."""
-    if isinstance(node, nodes.Name) and node.ctx == "load":
-        return (node.name,)
-    if isinstance(node, nodes.Getattr):
-        base = _path(node.node)
-        return None if base is None else (*base, node.attr)
-    if isinstance(node, nodes.Getitem):
-        base = _path(node.node)
-        if base is None:
-            return None
-        if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            return (*base, node.arg.value)
-        return base
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class Analysis:
-    """What a template reads (``references``), the filters and tests it names, or why it does not parse."""
-
-    references: frozenset[tuple[str, ...]]
-    tree: nodes.Template | None
-    error: TemplateSyntaxError | None
-    filters: tuple[str, ...] = ()  # in source order, repeats kept (a message points at each)
-    tests: tuple[str, ...] = ()
-
-
-@lru_cache(maxsize=4096)
-def analyse(source: str) -> Analysis:
-    """Parse ``source`` once (cached: flows repeat templates) for the validator's rules; text reading
-    values only (most templates) without Jinja2's parser, and so without filters, tests or errors."""
-    plain = plain_tree(source, environment())
-    if plain is not None:
-        return Analysis(frozenset(plain[1]), plain[0], None)
-    return parsed_analysis(source)
-
-
-def parsed_analysis(source: str) -> Analysis:
-    """``analyse`` by Jinja2's parser, whatever the template."""
-    try:
-        tree = _parsing(lambda: environment().parse(source))
-        check_nesting(tree)
-    except TemplateSyntaxError as exc:
-        return Analysis(frozenset(), None, exc)
-    bound = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
-    found: set[tuple[str, ...]] = set()
-    _collect(tree, bound, found)
-    filters = _named(tree, nodes.Filter)
-    tests = _named(tree, nodes.Test)
-    error = None if unknown_filters(filters) or unknown_tests(tests) else _compile_error(source, tree)
-    return Analysis(frozenset(found), tree, error, filters, tests)
-
-
-def _named(tree: nodes.Template, kind: type[nodes.Filter] | type[nodes.Test]) -> tuple[str, ...]:
-    """The distinct filter (or test) names in ``tree``."""
-    return tuple(sorted({node.name for node in tree.find_all(kind)}))
-
-
-@lru_cache(maxsize=1)
-def usable_filters() -> frozenset[str]:
-    """The filters a flow may name: the sandbox's own, less its internal ones (``_budget_...``)."""
-    return frozenset(name for name in environment().filters if not name.startswith("_"))
-
-
-@lru_cache(maxsize=1)
-def usable_tests() -> frozenset[str]:
-    return frozenset(environment().tests)
-
-
-def unknown_filters(names: tuple[str, ...]) -> tuple[str, ...]:
-    usable = usable_filters()
-    return tuple(name for name in names if name not in usable)
-
-
-def unknown_tests(names: tuple[str, ...]) -> tuple[str, ...]:
-    usable = usable_tests()
-    return tuple(name for name in names if name not in usable)
-
-
-def _compile_error(source: str, tree: nodes.Template) -> TemplateSyntaxError | None:
-    """What Jinja2's compiler alone refuses in statements (a block twice, ``loop`` assigned, a macro's
-    ``caller``): compiled here, once per source, so ``validate`` refuses what the runtime would. Lone
-    expressions, the usual case, can fail only on filter and test names, checked above."""
-    if "{%" not in source:
-        return None
-    try:
-        environment().compile(source)
-    except TemplateSyntaxError as exc:  # TemplateAssertionError is one
-        return exc
-    return None

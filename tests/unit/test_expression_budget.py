@@ -16,8 +16,9 @@ from jinja2 import TemplateSyntaxError
 from flowengine.errors import ExpressionBudgetError, ExpressionError
 from flowengine.flow.build import build_flow
 from flowengine.flow.costs import MAX_CHARS, MAX_INT_BITS, MAX_OPS
-from flowengine.flow.expressions import Compiled, analyse, compile_guard, compile_value
+from flowengine.flow.expressions import Compiled, compile_guard, compile_value
 from flowengine.flow.rules.costs import findings
+from flowengine.flow.template_analysis import analyse
 from flowengine.runtime.program import Program
 from flowengine.testing import drive, event
 

@@ -8,8 +8,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from jinja2 import nodes
 
-from flowengine.flow.expressions import analyse, environment, parsed_analysis
+from flowengine.flow.expressions import environment
 from flowengine.flow.plain_templates import plain_tree
+from flowengine.flow.template_analysis import analyse, parsed_analysis
 
 _PIECES = ["{{", "}}", "{{ ", " }}", " ", "  ", ".", "vars", "event", "x1", "_a", "total", "true", "None",
            "not", "in", "if", "-", "+", "\n", "\r\n", "{%", "%}", "{#", "#}", "|", "{", "}", "Step 3 ", "é",

@@ -22,11 +22,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from flowengine.flow.diagnostics import Diagnostic, quoted_list
-from flowengine.flow.expressions import analyse, guard_source
 from flowengine.flow.model import Action
 from flowengine.flow.rules.context import Rule, RuleContext
 from flowengine.flow.rules.roles import role_kinds, role_params
 from flowengine.flow.rules.sites import SAVE, TransitionSite
+from flowengine.flow.template_analysis import analyse, guard_source
 from flowengine.flow.vocabulary import ACTIONS, ALWAYS, ALWAYS_LIMIT
 
 Name = tuple[str, ...]  # ("vars", "x") for a variable, ("agent",) for a role

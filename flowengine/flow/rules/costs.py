@@ -25,9 +25,10 @@ from flowengine.errors import ExpressionBudgetError
 from flowengine.flow import costs
 from flowengine.flow.costs import MAX_OPS
 from flowengine.flow.diagnostics import Diagnostic
-from flowengine.flow.expressions import analyse, environment, has_template
+from flowengine.flow.expressions import environment, has_template
 from flowengine.flow.rules.context import Rule, RuleContext
 from flowengine.flow.rules.expressions import analysed
+from flowengine.flow.template_analysis import analyse
 
 RULE = "expression-budget"
 _UNKNOWN: Any = object()

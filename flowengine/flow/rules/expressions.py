@@ -1,6 +1,6 @@
 """Rules about templates (``{{ … }}`` in action parameters) and guards (``when``, an action's ``if``).
 
-Every template is parsed once (``expressions.analyse`` caches by source) and checked for syntax, for
+Every template is parsed once (``template_analysis.analyse`` caches by source) and checked for syntax, for
 names that do not exist at run time (only ``vars``, ``session``, ``event``, the roles and Jinja2's own
 globals do), for ``vars.x`` that no ``vars`` entry, ``set`` or ``as:`` declares, for ``event.x`` that no
 event carries, and for string literals compared with ``event.reason``/``call``/``name`` that can never
@@ -18,21 +18,20 @@ from jinja2 import nodes
 
 from flowengine.errors import ERROR_KINDS
 from flowengine.flow.diagnostics import Diagnostic, alternatives, did_you_mean, quote, quoted_list
-from flowengine.flow.expressions import (
+from flowengine.flow.expressions import environment, has_template
+from flowengine.flow.model import Pos
+from flowengine.flow.rules.context import Rule, RuleContext
+from flowengine.flow.rules.roles import role_kinds
+from flowengine.flow.rules.sites import SAVE, Template
+from flowengine.flow.template_analysis import (
     Analysis,
     analyse,
-    environment,
     guard_source,
-    has_template,
     unknown_filters,
     unknown_tests,
     usable_filters,
     usable_tests,
 )
-from flowengine.flow.model import Pos
-from flowengine.flow.rules.context import Rule, RuleContext
-from flowengine.flow.rules.roles import role_kinds
-from flowengine.flow.rules.sites import SAVE, Template
 from flowengine.flow.vocabulary import (
     ACTIONS,
     EVENT_FIELDS,

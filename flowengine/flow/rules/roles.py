@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from flowengine.flow.diagnostics import Diagnostic, alternatives, closest, quote
-from flowengine.flow.expressions import analyse, has_template
+from flowengine.flow.expressions import has_template
 from flowengine.flow.model import Action
 from flowengine.flow.rules.context import Rule, RuleContext
 from flowengine.flow.rules.dataflow import Facts, before, may_hold, states_running
 from flowengine.flow.rules.sites import ActionSite
+from flowengine.flow.template_analysis import analyse
 from flowengine.flow.vocabulary import ACTIONS, CALLER_ROLE, EXPRESSION_GLOBALS, ActionSpec
 
 RoleKind = Literal["call", "conference"]

@@ -14,11 +14,11 @@ from functools import lru_cache
 from jinja2 import nodes
 
 from flowengine.flow.diagnostics import Diagnostic, quote
-from flowengine.flow.expressions import analyse, guard_source
 from flowengine.flow.model import Action
 from flowengine.flow.rules.context import Rule, RuleContext
 from flowengine.flow.rules.dataflow import Facts, before, may_hold, states_running
 from flowengine.flow.rules.sites import ActionSite, Template, TransitionSite, templates
+from flowengine.flow.template_analysis import analyse, guard_source
 from flowengine.flow.vocabulary import ACTIONS
 
 _TOLERANT_FILTERS = frozenset({"default", "d"})
