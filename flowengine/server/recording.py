@@ -16,7 +16,6 @@ session whose save came last in the same task (the executor writes ahead before 
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
@@ -24,7 +23,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,51 +37,18 @@ from flowengine.recordings.redact import Redactor, known_numbers
 from flowengine.runtime.clock import Clock
 from flowengine.runtime.dispatcher import SaveSession
 from flowengine.runtime.events import Event
-from flowengine.runtime.outbox import event_to_json
 from flowengine.runtime.ports import ActionResult, HttpAnswer, HttpClient, HttpRequest, ProviderCommand
 from flowengine.runtime.reconcile import Observation
 from flowengine.runtime.session import Session
+from flowengine.server.recorded_entries import Entry, SessionLog, entry_json, file_name
 
 log = logging.getLogger("flowengine.recording")
 
 GRACE = 2.0  # seconds after a session ends before its file is written: trailing events still count
 MAX_OPEN = 10_000  # sessions recorded at once; beyond it the oldest is written as it stands
-MAX_ENTRIES = 5_000  # entries kept per session; later ones are counted as dropped
 FINISHED = ("ended", "failed")
 _SESSION: ContextVar[str | None] = ContextVar("recorded_session", default=None)
 Save = SaveSession
-
-
-@dataclass
-class _Entry:
-    """One entry as it happened: ``doc`` holds the runtime's own objects, converted and redacted only when
-    the file is written."""
-
-    n: int
-    t: float
-    kind: str
-    doc: dict[str, Any]
-    request: WebhookRequest | None = None
-    reply: WebhookReply | None = None
-
-
-@dataclass
-class _Log:
-    """One session's recording, in memory until it is written."""
-
-    session_id: str
-    flow: str | None = None
-    state: str | None = None
-    status: str | None = None
-    entries: list[_Entry] = field(default_factory=list)
-    dropped: int = 0
-    over: bool = False
-
-    def add(self, entry: _Entry) -> None:
-        if len(self.entries) < MAX_ENTRIES:
-            self.entries.append(entry)
-        else:
-            self.dropped += 1
 
 
 class Recorder:
@@ -95,10 +60,10 @@ class Recorder:
         self.flows = dict(flows)
         self.keep = frozenset(keep_numbers)
         self.written: list[Path] = []
-        self._logs: OrderedDict[str, _Log] = OrderedDict()
+        self._logs: OrderedDict[str, SessionLog] = OrderedDict()
         self._done: OrderedDict[str, None] = OrderedDict()  # written: late entries are not recorded
         self._serial = itertools.count()
-        self._parsed: tuple[list[Event], _Entry] | None = None
+        self._parsed: tuple[list[Event], Entry] | None = None
         settings.dir.mkdir(parents=True, exist_ok=True)
 
     # -- wrapping the service's ports ------------------------------------------------------------------
@@ -148,13 +113,13 @@ class Recorder:
             self._write(session_id)
 
     # -- entries -----------------------------------------------------------------------------------------
-    def _input(self, kind: str, doc: dict[str, Any], request: WebhookRequest | None = None) -> _Entry:
-        return _Entry(next(self._serial), self.clock.now(), kind, doc, request)
+    def _input(self, kind: str, doc: dict[str, Any], request: WebhookRequest | None = None) -> Entry:
+        return Entry(next(self._serial), self.clock.now(), kind, doc, request)
 
     def parsed(self, request: WebhookRequest, events: list[Event]) -> None:
         self._parsed = (events, self._input("webhook", {}, request)) if events else None
 
-    def input_for(self, trigger: Event | None) -> _Entry | None:
+    def input_for(self, trigger: Event | None) -> Entry | None:
         """The webhook just parsed, if ``trigger`` is its first event (the service opens its channel
         straight after parsing)."""
         if self._parsed is None or trigger is None or trigger is not self._parsed[0][0]:
@@ -162,30 +127,30 @@ class Recorder:
         entry, self._parsed = self._parsed[1], None
         return entry
 
-    def command(self, during: _Entry | None, command: ProviderCommand, outcome: ActionResult | ProviderError,
+    def command(self, during: Entry | None, command: ProviderCommand, outcome: ActionResult | ProviderError,
                 follow_ups: list[FollowUp]) -> None:
         # The executor saved the session before sending (write-ahead), so its recording is open; a command
         # of no session's (an orphan's hang-up) has none.
         found = self._logs.get(command.key.partition(":")[0])
         if found is not None:
             doc = {"during": during, "command": command, "outcome": outcome, "follow_ups": follow_ups}
-            found.add(_Entry(next(self._serial), self.clock.now(), "command", doc))
+            found.add(Entry(next(self._serial), self.clock.now(), "command", doc))
 
     def other(self, kind: str, doc: dict[str, Any]) -> None:
         """An http exchange or an observation, for the session being worked on in this task."""
         session_id = _SESSION.get()
         found = self._logs.get(session_id) if session_id is not None else None
         if found is not None:
-            found.add(_Entry(next(self._serial), self.clock.now(), kind, doc))
+            found.add(Entry(next(self._serial), self.clock.now(), kind, doc))
 
-    def _log(self, session_id: str, flow: str | None = None) -> _Log | None:
+    def _log(self, session_id: str, flow: str | None = None) -> SessionLog | None:
         if session_id in self._done:
             return None
         found = self._logs.get(session_id)
         if found is None:
             if len(self._logs) >= MAX_OPEN:
                 self._write(next(iter(self._logs)))
-            found = self._logs[session_id] = _Log(session_id, flow)
+            found = self._logs[session_id] = SessionLog(session_id, flow)
         return found
 
     # -- writing -----------------------------------------------------------------------------------------
@@ -205,7 +170,7 @@ class Recorder:
         try:
             started = time.perf_counter()
             document = self._document(found)
-            path = self.settings.dir / _file_name(found, document["started"])
+            path = self.settings.dir / file_name(found, document["started"])
             ff.write(path, document)
         except Exception:  # a full disk must not stop calls: say so, once per session
             log.exception("could not write the replay file of session %s", session_id)
@@ -214,11 +179,11 @@ class Recorder:
         log.info("recorded session %s in %s (%d entries, %.1f ms)", session_id, path.name,
                  len(document["entries"]), (time.perf_counter() - started) * 1000)
 
-    def _document(self, found: _Log) -> dict[str, Any]:
+    def _document(self, found: SessionLog) -> dict[str, Any]:
         redactor = Redactor(keep=self.keep, fields=self.settings.redact)
         ordered = sorted(found.entries, key=lambda e: e.n)
         started = min(e.t for e in ordered)
-        entries = [_entry(e, started, redactor) for e in ordered]
+        entries = [entry_json(e, started, redactor) for e in ordered]
         flow = self.flows.get(found.flow or "")
         return {
             "format": ff.FORMAT, "provider": self.provider,
@@ -231,63 +196,10 @@ class Recorder:
         }
 
 
-def _entry(entry: _Entry, started: float, redactor: Redactor) -> dict[str, Any]:
-    head = {"n": entry.n, "t": round(entry.t - started, 4), "kind": entry.kind}
-    if entry.request is not None:
-        return {**head, **_webhook(entry.request, entry.reply, redactor)}
-    doc = entry.doc
-    if entry.kind == "api":
-        return {**head, **redactor.json({**doc, "event": event_to_json(doc["event"])})}
-    if entry.kind == "command":
-        return {**head, **redactor.json(_command(**doc))}
-    return {**head, **redactor.json(doc)}
-
-
-def _command(during: _Entry | None, command: ProviderCommand, outcome: ActionResult | ProviderError,
-             follow_ups: list[FollowUp]) -> dict[str, Any]:
-    doc: dict[str, Any] = {"action": command.action, "args": ff.plain(command.args), "key": command.key,
-                           "during": during.n if during is not None else None}
-    if isinstance(outcome, ActionResult):
-        doc["result"] = ff.result_json(outcome)
-    else:
-        doc["error"] = ff.error_json(outcome)
-    if follow_ups:
-        doc["follow_ups"] = [{"event": event_to_json(f.event), "delay": f.delay} for f in follow_ups]
-    return doc
-
-
-def _webhook(request: WebhookRequest, reply: WebhookReply | None, redactor: Redactor) -> dict[str, Any]:
-    doc: dict[str, Any] = {"method": request.method, "path": redactor.text(request.path),
-                           "headers": redactor.headers(request.headers),
-                           "query": redactor.json(dict(request.query))}
-    doc.update(_body(request.body, redactor))
-    if reply is not None:
-        doc["reply"] = {"status": reply.status, "content_type": reply.content_type,
-                        **_body(reply.body, redactor)}
-    return doc
-
-
-def _body(body: bytes, redactor: Redactor) -> dict[str, Any]:
-    if not body:
-        return {}
-    try:
-        return {"body": redactor.json(json.loads(body))}
-    except ValueError:
-        return {"text": redactor.text(body.decode("utf-8", "replace"))}
-
-
-def _file_name(found: _Log, started: float) -> str:
-    """When, which flow and a short hash of the session id: no number of anybody's in it."""
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started))
-    digest = hashlib.sha256(found.session_id.encode()).hexdigest()[:10]
-    flow = "".join(c if c.isalnum() or c in "_-" else "_" for c in (found.flow or "session"))[:40]
-    return f"{stamp}-{flow}-{digest}{ff.SUFFIX}"
-
-
 class RecordingChannel:
     """A channel whose commands, answers and derived events are recorded; it behaves as the one it wraps."""
 
-    def __init__(self, inner: Channel, recorder: Recorder, recorded: _Entry | None) -> None:
+    def __init__(self, inner: Channel, recorder: Recorder, recorded: Entry | None) -> None:
         self.inner = inner
         self.name = inner.name
         self.capabilities = inner.capabilities
