@@ -14,17 +14,15 @@ import json
 from functools import lru_cache
 from typing import Any
 
+from flowengine.flow.action_schema import action_schema, endpoint_schema, param_schema, ref
 from flowengine.flow.scenario_schema import scenarios_schema
 from flowengine.flow.vocabulary import (
-    ACTION_OPTIONS,
     ACTION_SPECS,
     ALWAYS_LIMIT,
     CUSTOM_EVENT_PATTERN,
     DURATION_PATTERN,
-    ENDPOINT_KINDS,
     EVENT_SPECS,
     FLOW_NAME_PATTERN,
-    HEADER_NAME_PATTERN,
     IDENTIFIER_PATTERN,
     IF_OPTION,
     ON_ERROR_CHOICES,
@@ -33,9 +31,6 @@ from flowengine.flow.vocabulary import (
     START_INBOUND,
     START_OUTBOUND,
     STATE_NAME_PATTERN,
-    TEMPLATE_PATTERN,
-    ActionSpec,
-    Param,
 )
 
 SCHEMA_ID = "https://flowengine.dev/schemas/flow.schema.json"
@@ -67,85 +62,6 @@ _TRANSITION_DOC = (
 )
 
 
-_KIND_NOTES = {
-    "text": " May hold {{ templates }}.",
-    "integer": " A number, or a {{ template }} that renders to one.",
-    "duration": " A duration such as `500ms`, `10s`, `2m`.",
-    "mapping": " Values may hold {{ templates }}.",
-}
-
-
-def _ref(name: str, description: str) -> Schema:
-    return {"$ref": f"#/$defs/{name}", "description": description}
-
-
-def _param_schema(param: Param) -> Schema:
-    kind = param.kind
-    body: Schema
-    if kind == "text":
-        body = {"type": "string"}
-    elif kind in ("call", "conference", "new_call", "new_conference", "new_var"):
-        body = {"type": "string", "pattern": IDENTIFIER_PATTERN}
-    elif kind == "endpoint":
-        body = {"$ref": "#/$defs/endpoint"}
-    elif kind == "duration":
-        body = {"$ref": "#/$defs/duration"}
-    elif kind == "integer":
-        # A number, or a string that is one {{ expression }} rendering to a number.
-        body = {"type": ["integer", "string"], "pattern": TEMPLATE_PATTERN}
-        if param.minimum is not None:
-            body["minimum"] = param.minimum
-    elif kind == "boolean":
-        body = {"type": "boolean"}
-    elif kind == "enum":
-        body = {"type": "string", "enum": list(param.choices)}
-    elif kind == "headers":
-        body = {"type": "object", "propertyNames": {"pattern": HEADER_NAME_PATTERN},
-                "additionalProperties": {"type": "string"}}
-    elif kind == "expressions":
-        body = {"type": "object", "minProperties": 1, "propertyNames": {"pattern": IDENTIFIER_PATTERN},
-                "additionalProperties": {"type": "string", "minLength": 1}}
-    else:  # mapping
-        body = {"type": "object", "additionalProperties": {"$ref": "#/$defs/value"}}
-    body["description"] = param.description + _KIND_NOTES.get(kind, "")
-    if param.default is not None:
-        body["default"] = param.default
-    return body
-
-
-def _options() -> Schema:
-    """``if`` and ``on_error``, which every action takes besides its own parameters."""
-    return {name: _ref(name, text) for name, text in ACTION_OPTIONS.items()}
-
-
-def _action_schema(spec: ActionSpec) -> Schema:
-    if spec.name == "set":
-        # ``set`` takes the variables directly: ``set: {attempts: "{{ vars.attempts + 1 }}"}``.
-        return {
-            "type": "object",
-            "description": spec.description + " Write the variables directly: `set: {attempts: 0}` "
-            "(`if` and `on_error` are options, never variable names).",
-            "minProperties": 1,
-            "propertyNames": {"pattern": IDENTIFIER_PATTERN},
-            "properties": _options(),
-            "additionalProperties": _ref(
-                "value", "The variable's new value; strings may hold {{ templates }}."
-            ),
-        }
-    body: Schema = {
-        "type": "object",
-        "description": spec.description,
-        "properties": {**{p.name: _param_schema(p) for p in spec.params}, **_options()},
-        "additionalProperties": False,
-    }
-    required = [p.name for p in spec.params if p.required]
-    if required:
-        body["required"] = required
-    if spec.one_of:
-        body["anyOf"] = [{"required": [name]} for name in spec.one_of]
-    return body
-
-
 def _transition_schema(*, allow_list: bool) -> Schema:
     body: Schema = {
         "description": _TRANSITION_DOC if allow_list else _BRANCH_DOC,
@@ -164,7 +80,7 @@ def _transition_schema(*, allow_list: bool) -> Schema:
                 "roles, such as `event.call == 'callee'`. The transition is taken only "
                 "when it is true.",
             },
-            "actions": _ref(
+            "actions": ref(
                 "actions",
                 "Actions run on the way, after the old state's exit actions and "
                 "before the new state's entry actions.",
@@ -183,8 +99,8 @@ def _handlers_schema() -> Schema:
     properties = {}
     for event in EVENT_SPECS:
         fields = ", ".join(f"`event.{f}`" for f in event.fields)
-        properties[event.name] = _ref("transition", f"{event.description} Fields: {fields}.")
-    custom = _ref("transition", "A custom event, declared under the flow's `events` and delivered through "
+        properties[event.name] = ref("transition", f"{event.description} Fields: {fields}.")
+    custom = ref("transition", "A custom event, declared under the flow's `events` and delivered through "
                   "the API (`POST /api/sessions/{id}/events`). Fields: `event.data`.")
     return {
         "type": "object",
@@ -208,9 +124,9 @@ def _state_schema() -> Schema:
                 "description": "`final` ends the session once entered (after its entry actions). "
                 "A final state may have `entry` actions but no `on` or `after`.",
             },
-            "entry": _ref("actions", "Actions run, in order, when the state is entered."),
-            "exit": _ref("actions", "Actions run, in order, when the state is left by a transition."),
-            "on": _ref(
+            "entry": ref("actions", "Actions run, in order, when the state is entered."),
+            "exit": ref("actions", "Actions run, in order, when the state is left by a transition."),
+            "on": ref(
                 "handlers",
                 "Event name -> transition, while in this state. Overrides the flow-level "
                 "`on` for the same event.",
@@ -222,7 +138,7 @@ def _state_schema() -> Schema:
                 "propertyNames": {"$ref": "#/$defs/duration"},
                 "additionalProperties": {"$ref": "#/$defs/transition"},
             },
-            "always": _ref(
+            "always": ref(
                 "transition",
                 "Eventless transitions (as in XState): tried, first match wins, once the state's entry "
                 "actions have run and again after each internal transition's actions in it; no event "
@@ -230,23 +146,6 @@ def _state_schema() -> Schema:
                 "row ends the session as failed; `validate` reports a cycle whose guards nothing on it "
                 "changes.",
             ),
-        },
-        "additionalProperties": False,
-    }
-
-
-def _endpoint_schema() -> Schema:
-    return {
-        "description": "Who to call: a phone number (or a {{ template }}), or a mapping with one of "
-        + ", ".join(f"`{k}`" for k in ENDPOINT_KINDS)
-        + ".",
-        "type": ["string", "object"],
-        "minLength": 1,
-        "minProperties": 1,
-        "maxProperties": 1,
-        "properties": {
-            kind: {"type": "string", "minLength": 1, "description": text}
-            for kind, text in ENDPOINT_KINDS.items()
         },
         "additionalProperties": False,
     }
@@ -266,7 +165,7 @@ def _defs() -> Schema:
             "pattern": DURATION_PATTERN,
             "description": "A duration: a number and a unit, `ms`, `s`, `m` or `h` (`500ms`, `10s`, `2m`).",
         },
-        "endpoint": _endpoint_schema(),
+        "endpoint": endpoint_schema(),
         "value": {
             "description": "A value: a string (which may hold {{ templates }}), a number, a boolean, "
             "null, a list or a mapping."
@@ -277,7 +176,7 @@ def _defs() -> Schema:
             "`say: {call: caller, text: Hello}`.",
             "minProperties": 1,
             "maxProperties": 1,
-            "properties": {spec.name: _action_schema(spec) for spec in ACTION_SPECS},
+            "properties": {spec.name: action_schema(spec) for spec in ACTION_SPECS},
             "additionalProperties": False,
         },
         "actions": {
@@ -312,7 +211,7 @@ def _start_schema() -> Schema:
             START_OUTBOUND: {
                 "type": "object",
                 "description": "The outbound start's dial.",
-                "properties": {p.name: _param_schema(p) for p in OUTBOUND_PARAMS},
+                "properties": {p.name: param_schema(p) for p in OUTBOUND_PARAMS},
                 "additionalProperties": False,
             },
         },
@@ -357,7 +256,7 @@ def _top_level() -> Schema:
             "uniqueItems": True,
             "items": {"type": "string", "pattern": CUSTOM_EVENT_PATTERN},
         },
-        "on": _ref(
+        "on": ref(
             "handlers",
             "Flow-level handlers: event -> transition, in every state that has no "
             "handler of its own for the event.",
