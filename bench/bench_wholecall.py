@@ -237,24 +237,23 @@ def measure(name: str, source: Source, workdir: Path, idle: bool) -> dict[str, f
 
 def _measure(app: App, source: Source, idle: bool) -> dict[str, float]:
     name = app.name
-    if True:
-        source.ask("target", url=f"{app.url}/webhooks/infobip", pid=app.process.pid)
-        _checked(name, source.ask("saturate", calls=WARMUP, concurrency=CONCURRENCY))
-        sizes = SLOW.get(name, {})
-        calls, rate = int(sizes.get("calls", CALLS)), float(sizes.get("rate", RATE))
-        full = _checked(name, source.ask("saturate", calls=calls, concurrency=CONCURRENCY))
-        paced = _checked(name, source.ask("rate", per_s=rate, seconds=RATE_SECONDS))
-        figures = {
-            "calls_per_s": full["calls_per_s"], "cpu_per_call_ms": full["app_cpu_ms_per_call"],
-            "saturated_p99_ms": full["p99_ms"], "p50_ms": paced["p50_ms"], "p99_ms": paced["p99_ms"],
-            "paced_calls_per_s": rate,
-            "paced_cpu_per_call_ms": paced["app_cpu_ms_per_call"],
-            "source_core_share": full["source_core_share"],
-            "source_cpu_per_call_ms": full["source_cpu_s"] / full["ok"] * 1000,
-        }
-        if idle:
-            figures.update(_idle_bytes(app, source))
-        _sessions_ended(app)
+    source.ask("target", url=f"{app.url}/webhooks/infobip", pid=app.process.pid)
+    _checked(name, source.ask("saturate", calls=WARMUP, concurrency=CONCURRENCY))
+    sizes = SLOW.get(name, {})
+    calls, rate = int(sizes.get("calls", CALLS)), float(sizes.get("rate", RATE))
+    full = _checked(name, source.ask("saturate", calls=calls, concurrency=CONCURRENCY))
+    paced = _checked(name, source.ask("rate", per_s=rate, seconds=RATE_SECONDS))
+    figures = {
+        "calls_per_s": full["calls_per_s"], "cpu_per_call_ms": full["app_cpu_ms_per_call"],
+        "saturated_p99_ms": full["p99_ms"], "p50_ms": paced["p50_ms"], "p99_ms": paced["p99_ms"],
+        "paced_calls_per_s": rate,
+        "paced_cpu_per_call_ms": paced["app_cpu_ms_per_call"],
+        "source_core_share": full["source_core_share"],
+        "source_cpu_per_call_ms": full["source_cpu_s"] / full["ok"] * 1000,
+    }
+    if idle:
+        figures.update(_idle_bytes(app, source))
+    _sessions_ended(app)
     return figures
 
 
