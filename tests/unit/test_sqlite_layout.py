@@ -130,6 +130,45 @@ async def test_two_stores_opening_an_earlier_file_at_once_migrate_it_once(tmp_pa
         db.close()
 
 
+async def test_a_migration_that_fails_midway_leaves_the_earlier_layout_whole(tmp_path: Path) -> None:
+    """One transaction: when a step fails after the first table was rebuilt, nothing of it stays (no
+    half-keyed file, no ``_rowid`` table left behind), the rows are all there, and the next open migrates."""
+    path = tmp_path / "s.db"
+    earlier_file(path)
+    db = sqlite3.connect(path, isolation_level=None)
+
+    def refuse_second_rebuild(action: int, table: str | None, *_: object) -> int:
+        # SQLite's own authorizer stops the migration where a full disk or an I/O error could: after
+        # call_index was rebuilt, as timers is about to be dropped
+        refused = action == sqlite3.SQLITE_DROP_TABLE and table == "timers_rowid"
+        return sqlite3.SQLITE_DENY if refused else sqlite3.SQLITE_OK
+
+    try:
+        db.executescript(tables.SCHEMA)
+        db.set_authorizer(refuse_second_rebuild)
+        try:
+            tables.migrate(db)
+        except sqlite3.DatabaseError as exc:
+            assert "not authorized" in str(exc)
+        else:
+            raise AssertionError("the refused step did not stop the migration")
+        assert not db.in_transaction
+    finally:
+        db.close()
+    version, tables_sql, indexes = layout(path)
+    assert version == 0
+    assert not any("WITHOUT ROWID" in tables_sql[name] for name in ("call_index", "timers", "claims"))
+    assert not any(name.endswith("_rowid") for name in tables_sql)
+    assert "sessions_by_status" in indexes
+    store = SqliteStore(path)  # the next open migrates it, rows and all
+    assert await store.session_for_call("c1") == "s1"
+    assert [(t.timer_id, t.due) for t in await store.due_timers(6.0)] == [("t", 5.0)]
+    await store.close()
+    version, tables_sql, indexes = layout(path)
+    assert version == tables.LAYOUT and indexes == EXPECTED_INDEXES
+    assert all("WITHOUT ROWID" in tables_sql[name] for name in ("call_index", "timers", "claims"))
+
+
 def test_the_census_reads_the_live_index_only() -> None:
     db = sqlite3.connect(":memory:")
     db.executescript(tables.SCHEMA)
