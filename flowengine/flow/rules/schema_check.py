@@ -13,7 +13,7 @@ from flowengine.flow.diagnostics import Diagnostic
 from flowengine.flow.model import Pos
 from flowengine.flow.rules.places import place_of
 from flowengine.flow.rules.schema_messages import Finding, translate
-from flowengine.flow.schema_validation import surely_valid, validator
+from flowengine.flow.schema_validation import is_transition, surely_valid, validator
 from flowengine.flow.source import SourceMap
 
 
@@ -43,7 +43,11 @@ def _is_local(error: ValidationError) -> bool:
         return True
     if place.kind == "action":
         return error.validator == "additionalProperties" and len(cast(Any, error.instance)) == 1
-    if place.kind in ("handlers", "timers"):  # unknown events, bad durations: the mapping itself is fine
+    if place.kind == "handlers" and error.validator == "additionalProperties":
+        # An unknown event: the schema looks no further into its value, which ``build_flow`` reads all
+        # the same, so the graph is intact only if every value has a transition's shape.
+        return all(is_transition(value) for value in cast(Any, error.instance).values())
+    if place.kind in ("handlers", "timers"):  # bad durations: the mapping itself is fine
         return error.validator in ("additionalProperties", "pattern")
     if place.kind == "vars":  # a bad variable name
         return error.validator == "pattern"
