@@ -59,8 +59,21 @@ def syntax_hint(exc: yaml.MarkedYAMLError, text: str) -> Hint:
     for reading in _READINGS:
         hint = reading(error)
         if hint is not None:
-            return hint
-    return error.hint("invalid YAML: " + _library_words(exc))
+            return _within(hint, text)
+    return _within(error.hint("invalid YAML: " + _library_words(exc)), text)
+
+
+_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # YAML's line breaks, as the library counts lines
+
+
+def _within(hint: Hint, text: str) -> Hint:
+    """``hint``, moved to the end of the text when it lies past it: at the end of a text with no final
+    line break the library counts one line more than there is (an unclosed ``{`` on the last line)."""
+    breaks = list(_BREAK.finditer(text))
+    if hint.line <= len(breaks) + 1:
+        return hint
+    last_start = breaks[-1].end() if breaks else 0
+    return Hint(len(breaks) + 1, len(text) - last_start + 1, hint.message)
 
 
 def reader_hint(exc: yaml.reader.ReaderError, text: str) -> Hint:
