@@ -114,7 +114,7 @@ def _additional(error: ValidationError, place: Place, path: Path) -> Iterator[Fi
                 "action-params",
             )
         elif place.kind == "handlers":
-            yield Finding(where, True, f"unknown event {quote(extra)}{alternatives(extra, EVENTS)}", "event")
+            yield Finding(where, True, f"unknown event {quote(extra)}{_not_an_event(extra, place)}", "event")
         elif place.kind == "param":
             yield Finding(
                 where,
@@ -129,6 +129,21 @@ def _additional(error: ValidationError, place: Place, path: Path) -> Iterator[Fi
                 "transition": " in a transition",
             }.get(place.kind, "")
             yield Finding(where, True, f"unknown key {quote(extra)}{scope}{alternatives(extra, known)}")
+
+
+def _not_an_event(name: str, place: Place) -> str:
+    """What the unknown event name is instead, when it is a state's key or a timer's duration written one
+    level too deep (under ``on``), or the nearest event names."""
+    if name in _STATE_KEYS:
+        if place.state is None:
+            return f"; {quote(name)} is a key of a state, not an event"
+        return f'; {quote(name)} is a key of the state, not an event: indent it level with "on", not under it'
+    if parse_duration(name) is not None:
+        return f'; a timer goes under a state\'s "after" ("after: {{{name}: <target>}}"), not under "on"'
+    return alternatives(name, EVENTS)
+
+
+_STATE_KEYS = frozenset({"after", "always", "entry", "exit", "type"})  # a state's keys that never name events
 
 
 def _property_name(place: Place, path: Path, name: str) -> Finding:
