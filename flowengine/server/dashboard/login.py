@@ -62,7 +62,11 @@ class Login:
     async def sign_in(self, request: web.Request) -> web.Response:
         if not same_origin(request):
             return self._refused(request, "a sign-in from another site")
-        form = await request.post()
+        try:
+            form = await request.post()
+        except ValueError as exc:  # a body the form reader cannot read (multipart with no boundary, ...)
+            log.warning("dashboard sign-in refused: unreadable form (%s; from %s)", exc, request.remote)
+            return self._form("/", "The form did not arrive whole: sign in again.", status=400)
         token, back = form.get("token"), safe_next(str(form.get("next") or "/"))
         if not (isinstance(token, str) and 0 < len(token) <= MAX_TOKEN and token_matches(token, self.tokens)):
             log.warning("dashboard sign-in refused: wrong token (from %s)", request.remote)
