@@ -127,6 +127,8 @@ def _expand(given: str) -> Iterator[str]:
         yield given
         return
     matches = [p for pattern in ("*.yaml", "*.yml") for p in Path(given).rglob(pattern) if p.is_file()]
+    if not matches:  # a mistyped folder must not pass a CI step by checking nothing
+        raise click.UsageError(f"no flow files (*.yaml, *.yml) in the folder {given}")
     yield from (str(p) for p in sorted(matches))
 
 

@@ -76,6 +76,13 @@ def test_without_a_path_or_a_flows_folder_it_is_a_usage_error(
     assert "no PATH given and there is no flows/ folder here" in err
 
 
+def test_a_folder_with_no_flow_files_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a flow", encoding="utf-8")
+    code, out, err = _run("validate", str(tmp_path))
+    assert code == 2 and out == ""
+    assert f"no flow files (*.yaml, *.yml) in the folder {tmp_path}" in err
+
+
 def test_a_missing_path_is_a_usage_error() -> None:
     code, _, err = _run("validate", "does/not/exist.yaml")
     assert code == 2
