@@ -68,7 +68,8 @@ def command(
       DELETE /api/sessions/{id}            end a session, hanging up its calls (token)
       GET  /                               the dashboard (token)
 
-    Exit codes: 0 stopped cleanly, 2 bad configuration (unauthenticated webhooks included).
+    Exit codes: 0 stopped cleanly, 2 bad configuration (unauthenticated webhooks included) or a
+    listen address that cannot be used (taken by another process, say).
     """
     try:
         config = load_config(config_path)
@@ -79,11 +80,15 @@ def command(
     except ConfigError as exc:
         click.echo(redact(f"flowengine: {exc}"), err=True)
         sys.exit(EXIT_USAGE)
-    run_until_stopped(
-        app,
-        host=host or config.host,
-        port=port if port is not None else config.port,
-        limits=config.server,
-        shutdown_timeout=shutdown_timeout,
-        announce=lambda message: click.echo(message, err=True),
-    )
+    try:
+        run_until_stopped(
+            app,
+            host=host or config.host,
+            port=port if port is not None else config.port,
+            limits=config.server,
+            shutdown_timeout=shutdown_timeout,
+            announce=lambda message: click.echo(message, err=True),
+        )
+    except ConfigError as exc:  # the listen address cannot be used
+        click.echo(f"flowengine: {exc}", err=True)
+        sys.exit(EXIT_USAGE)

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from aiohttp import web
 
 from flowengine.config import ServerLimits
+from flowengine.errors import ConfigError
 from flowengine.server.connections import GuardedRunner
 
 
@@ -75,7 +77,11 @@ async def _serve(
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, backlog=runner.backlog)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # taken, not ours to use, no such address: the operator's to change
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)  # asyncio's text repeats the address
+            raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from exc
         announce(f"======== Running on {site.name} ========\n(Press CTRL+C to quit)")
         await asyncio.Event().wait()  # until a signal raises GracefulExit
     finally:

@@ -66,6 +66,20 @@ def test_serve_refuses_unauthenticated_webhooks_and_says_how_to_fix_it(tmp_path:
     assert "Traceback" not in message
 
 
+def test_serve_on_a_port_already_taken_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        config = write_config(tmp_path / "fe.yaml", port, insecure_webhooks=True)
+        command = [sys.executable, "-m", "flowengine", "serve", "--config", str(config)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=REAL_GUARD, env=child_env(),
+                              check=False)
+    assert done.returncode == 2
+    assert f"flowengine: cannot listen on 127.0.0.1:{port}: Address already in use\n" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 async def test_serve_with_insecure_webhooks_starts_loudly_and_masks_numbers(tmp_path: Path) -> None:
     port, token = free_port(), secrets.token_urlsafe(24)
     config = write_config(tmp_path / "fe.yaml", port, insecure_webhooks=True, api_tokens=["${FE_API_TOKEN}"])
