@@ -35,21 +35,42 @@ FORMAT = "flowengine-replay/1"
 KINDS = ("webhook", "api", "command", "http", "observe")
 SUFFIX = ".replay.json"
 
+# Every field the replayer reads has its type here, so a file edited by hand or cut short is refused
+# when it is read, naming the field, rather than failing half-way through its replay.
+_TEXT = {"type": ["string", "null"]}
+_MAP = {"type": ["object", "null"]}
+_STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
+_EVENT = {"type": "object", "required": ["name"], "properties": {
+    "name": {"type": "string"}, "call_id": _TEXT, "conference_id": _TEXT, "call": _TEXT, "conference": _TEXT,
+    "reason": _TEXT, "digits": _TEXT, "data": _MAP, "raw": _MAP, "event_id": _TEXT,
+    "at": {"type": ["number", "null"]}}}
+_ERROR = {"type": "object", "required": ["message"], "properties": {"status": {"type": ["integer", "null"]}}}
+_IDS = {"type": ["array", "null"], "items": {"type": "string"}}
+_FIELDS = {"type": "array", "items": {"type": "string"}}
+_SEEN = {"type": "object", "properties": {
+    "calls": {"type": ["object", "null"], "additionalProperties": {"type": "object", "properties": {
+        "reason": _TEXT, "rooms": _IDS}}},
+    "conferences": {"type": ["object", "null"], "additionalProperties": {"type": "object", "properties": {
+        "members": _IDS}}}}}
 _ENTRY_FIELDS: dict[str, dict[str, Any]] = {
     "webhook": {"required": ["method", "path"], "properties": {
-        "method": {"type": "string"}, "path": {"type": "string"}, "headers": {"type": "object"},
-        "query": {"type": "object"}, "text": {"type": "string"}, "reply": {"type": "object"}}},
-    "api": {"required": ["event"], "properties": {
-        "event": {"type": "object", "required": ["name"]}, "flow": {"type": ["string", "null"]},
-        "session": {"type": "string"}}},
+        "method": {"type": "string"}, "path": {"type": "string"}, "headers": _STRINGS,
+        "query": _STRINGS, "text": {"type": "string"}, "reply": {"type": "object"}}},
+    "api": {"required": ["event", "session"], "properties": {
+        "event": _EVENT, "flow": {"type": ["string", "null"]}, "session": {"type": "string"}}},
     "command": {"required": ["action", "args"], "properties": {
-        "action": {"type": "string"}, "args": {"type": "object"}, "result": {"type": "object"},
-        "error": {"type": "object", "required": ["message"]}, "follow_ups": {"type": "array"},
+        "action": {"type": "string"}, "args": {"type": "object"},
+        "result": {"type": "object", "properties": {"id": _TEXT, "data": _MAP}},
+        "error": _ERROR, "follow_ups": {"type": "array", "items": {
+            "type": "object", "required": ["event"],
+            "properties": {"event": _EVENT, "delay": {"type": ["number", "null"], "minimum": 0}}}},
         "during": {"type": ["integer", "null"]}}},
     "http": {"required": ["request"], "properties": {
-        "request": {"type": "object", "required": ["method", "url"]}, "answer": {"type": "object"},
-        "error": {"type": "object", "required": ["message"]}}},
-    "observe": {"required": ["seen"], "properties": {"seen": {"type": "object"}}},
+        "request": {"type": "object", "required": ["method", "url"]},
+        "answer": {"type": "object", "properties": {"status": {"type": ["integer", "null"]},
+                                                    "headers": {"type": ["object", "null"]}}},
+        "error": _ERROR}},
+    "observe": {"required": ["seen"], "properties": {"seen": _SEEN}},
 }
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -62,6 +83,7 @@ SCHEMA: dict[str, Any] = {
         "session": {"type": "string"},
         "started": {"type": "number"},
         "complete": {"type": "boolean"},
+        "redacted": {"type": "object", "properties": {"fields": _FIELDS}},
         "end": {"type": "object", "properties": {"state": {"type": ["string", "null"]},
                                                  "status": {"type": ["string", "null"]}}},
         "entries": {"type": "array", "items": {

@@ -98,8 +98,19 @@ def test_a_file_round_trips_with_one_entry_per_line(tmp_path: Path) -> None:
     (json.dumps(document({"n": 0, "t": 0, "kind": "telepathy"})).encode(), "entries[0].kind"),
     (json.dumps(document({"n": 0, "t": 0, "kind": "command", "action": "say"})).encode(),
      "'args' is a required property"),
-    (json.dumps(document({"n": 0, "t": -1, "kind": "api", "event": {"name": "x"}})).encode(),
+    (json.dumps(document({"n": 0, "t": -1, "kind": "api", "session": "s", "event": {"name": "x"}})).encode(),
      "entries[0].t"),
+    # Deeper down, every field the replayer reads (each of these failed mid-replay, exit 3, before)
+    (json.dumps(document({"n": 0, "t": 0, "kind": "api", "event": {"name": "x"}})).encode(),
+     "'session' is a required property"),
+    (json.dumps(document({"n": 0, "t": 0, "kind": "api", "session": "s", "event": {"name": "x", "data": 5}}))
+     .encode(), "entries[0].event.data"),
+    (json.dumps(document({**command(0, "say"), "result": {"data": [1]}})).encode(), "entries[0].result.data"),
+    (json.dumps(document({**command(0, "say"), "follow_ups": ["call.answered"]})).encode(),
+     "entries[0].follow_ups[0]"),
+    (json.dumps(document({"n": 0, "t": 0, "kind": "observe", "seen": {"calls": {"c1": True}}})).encode(),
+     "entries[0].seen.calls.c1"),
+    (json.dumps(document(redacted={"fields": True})).encode(), "redacted.fields"),
 ])
 def test_what_is_not_a_replay_file_is_refused_saying_why(
     tmp_path: Path, content: bytes, message: str
