@@ -46,6 +46,23 @@ def is_transition(value: Any) -> bool:
 
 
 @lru_cache(maxsize=1)
+def _scenario_validator() -> Draft202012Validator:
+    schema = flow_schema()
+    return Draft202012Validator(_inline(schema["properties"]["scenarios"]["additionalProperties"],
+                                        schema["$defs"]))
+
+
+def scenario_problem(body: Any) -> str | None:
+    """What is wrong with one scenario's body by the flow schema (``validate`` says it with a line), the
+    first problem in the order of its place; None when it has the schema's shape."""
+    errors = sorted(_scenario_validator().iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
+    if not errors:
+        return None
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in errors[0].absolute_path).lstrip(".")
+    return f"{where + ': ' if where else ''}{errors[0].message[:200]}"
+
+
+@lru_cache(maxsize=1)
 def _fast_validator() -> jsonschema_rs.Validator | None:
     """The Rust validator, given the schema with its references: it resolves them when it compiles, and
     inlined the schema is 48 times as large (2.5 MB of JSON), which took a fifth of a first ``validate``

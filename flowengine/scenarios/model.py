@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from flowengine.errors import FlowEngineError
+from flowengine.flow.schema_validation import scenario_problem
 from flowengine.flow.source import parse_source
 from flowengine.flow.vocabulary import START_OUTBOUND
 from flowengine.scenarios.http_expect import HttpExpectation, parse_expected_http
@@ -123,6 +124,19 @@ def _check_start(scenario: Scenario, outbound: bool, where: str) -> None:
 
 
 def parse_scenario(name: str, body: Any, *, where: str = "scenario") -> Scenario:
+    """The scenario ``body`` describes; ``ScenarioError`` saying what is wrong with it."""
+    try:
+        return _parse_scenario(name, body, where)
+    except (TypeError, AttributeError, KeyError, ValueError) as exc:
+        # A value of a type the reading below does not expect (a number where a mapping goes, say):
+        # the schema names it; what the schema finds no fault with is a bug here, and stays one.
+        problem = scenario_problem(body)
+        if problem is None:
+            raise
+        raise ScenarioError(f"{where}: {problem} (`flowengine validate` gives its line)") from exc
+
+
+def _parse_scenario(name: str, body: Any, where: str) -> Scenario:
     if not isinstance(body, Mapping):
         raise ScenarioError(f"{where}: expected a mapping")
     if "caller" in body and "start" in body:
