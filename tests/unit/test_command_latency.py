@@ -49,3 +49,5 @@ def test_a_command_added_to_an_old_step_pads_the_ones_before_it() -> None:
     session.trace.append(Step(1.0, "call.received", None, "answering", commands=(("answer", "ok", None),)))
     _note(session.trace[0], ("say", "ok", None), 0.5)
     assert session.trace[0].latencies == (None, 0.5)
+    _note(session.trace[0], ("play", "ok", None), 0.123456)  # kept to a tenth of a millisecond
+    assert session.trace[0].latencies == (None, 0.5, 0.1235)

@@ -20,6 +20,7 @@ from flowengine.runtime.engine import RING_TIMEOUT
 from flowengine.runtime.events import Event
 from flowengine.runtime.outbound import end_event, start_event
 from flowengine.runtime.program import TIMER_EVENT
+from flowengine.runtime.reconcile import CallSeen, Observation
 from flowengine.server.metrics import Metrics
 from flowengine.server.observer import ServiceObserver
 from flowengine.testing import Driver, event
@@ -237,3 +238,30 @@ async def test_the_answer_that_begins_an_outbound_session_is_one_event_handled()
     assert steps.count("call.answered") == 2  # what made this worth a test
     assert watched.counted() == {("start", "handled"): 1, ("call.answered", "handled"): 1}
     assert watched.counted("flowengine_transitions_total") == {("callback",): 1}
+
+
+SPEAKING = {"flow": "speaking", "version": 1, "initial": "start", "states": {
+    "start": {"entry": [{"say": {"call": "caller", "text": "hi"}}], "on": {"call.finished": "end"}},
+    "end": {"type": "final"}}}
+
+
+async def test_a_failed_command_and_an_end_found_after_a_refusal_are_counted_as_events() -> None:
+    refused = Watched(build_flow(SPEAKING))
+    refused.driver.provider.fail("say")
+    await refused.send(event("call.received", call_id=CALLER))
+    assert refused.driver.session.status == "failed"
+    assert refused.counted() == {("call.received", "handled"): 1, ("action.failed", "handled"): 1}
+    assert refused.counted("flowengine_sessions_ended_total") == {("speaking", "failed"): 1}
+
+    # the say is refused as gone: the platform, asked, shows the caller hung up; the flow hears that
+    gone = Watched(build_flow(SPEAKING))
+    gone.driver.provider.fail("say", status=404)
+
+    async def hung_up(calls: list[str], conferences: list[str]) -> Observation:
+        return Observation({call: CallSeen(ended=True, reason="hangup") for call in calls}, {})
+
+    gone.driver.executor.observe = hung_up
+    await gone.send(event("call.received", call_id=CALLER))
+    assert gone.driver.session.status == "ended"
+    assert gone.counted() == {("call.received", "handled"): 1, ("call.finished", "handled"): 1}
+    assert gone.counted("flowengine_sessions_ended_total") == {("speaking", "ended"): 1}

@@ -72,12 +72,20 @@ async def test_dials_wait_their_turn_after_the_write_ahead_and_write_again() -> 
     assert provider.actions == ["conference_create", "dial", "say", "conference_dial"]
     commands = list(session.trace[-1].commands)
     assert commands[1] == ("dial", "skipped", "if false: false")
-    assert commands[2][:2] == ("dial", "ok") and commands[2][2].endswith("(paced: waited 2 s)")
+    assert commands[2] == ("dial", "ok", "call-1 (paced: waited 2 s)")
     assert commands[4] == ("conference_dial", "ok", "call-2")  # no wait: nothing said
     # Written ahead before each command; the dial (index 2) once more after its wait, due 10 s on.
     nexts = [entry[0] for entry in saved]
     assert nexts == [0, 1, 2, 2, 3, 4]
     assert saved[3][1] == saved[2][1] + 2.0
+
+
+async def test_a_wait_under_a_second_is_said_and_fenced_too() -> None:
+    pacer = Pacer([0.5])
+    session, provider, saved = await run([{"dial": {"to": "222", "as": "b"}}], pacer)
+    assert provider.actions == ["dial"]
+    assert list(session.trace[-1].commands) == [("dial", "ok", "call-1 (paced: waited 0.5 s)")]
+    assert saved[:2] == [(0, saved[0][1]), (0, saved[0][1] + 0.5)]
 
 
 async def test_a_refused_turn_fails_the_dial_unsent() -> None:

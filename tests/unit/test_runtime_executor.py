@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,8 @@ async def test_action_missing_from_capabilities_is_not_sent() -> None:
     driver = await drive(flow, [event("call.received", call_id=CALLER)], provider=provider)
     assert provider.actions == ["hangup"]  # only the clean-up
     assert driver.session.status == "failed"
+    assert list(driver.session.trace[0].commands) == [
+        ("answer", "error", 'not_allowed: provider "recording" cannot perform action "answer"')]
 
 
 async def test_unbound_role_is_an_action_failed_with_a_clear_error() -> None:
@@ -253,15 +256,21 @@ def platform_shows(calls: Mapping[str, CallSeen], rooms: Mapping[str, Conference
     return observe
 
 
-async def test_gone_refusal_first_delivers_the_end_the_platform_shows(conference: Flow) -> None:
+async def test_gone_refusal_first_delivers_the_end_the_platform_shows(
+    conference: Flow, caplog: pytest.LogCaptureFixture
+) -> None:
     # The caller hung up as the dial went out: the room closed with them, and the dial into it is refused
     # before the caller's call.finished webhook arrives. The flow hears the hang-up, not a stale error.
     provider = RecordingProvider()
     provider.fail("conference_dial", status=404, message=f"Conference with ID {ROOM} not found.")
     observe = platform_shows({CALLER: CallSeen(ended=True, reason="hangup")},
                              {ROOM: ConferenceSeen(ended=True)})
-    driver = await drive(conference, TO_DIALING, provider=provider, observe=observe)
+    with caplog.at_level(logging.WARNING, logger="flowengine.flow"):
+        driver = await drive(conference, TO_DIALING, provider=provider, observe=observe)
     assert (driver.session.state, driver.session.status) == ("abandoned", "ended")
+    assert [r.getMessage() for r in caplog.records if r.name == "flowengine.flow"] == [
+        "session-1: call.finished found on asking after a refusal (no webhook yet)",
+        "session-1: conference.finished found on asking after a refusal (no webhook yet)"]
     assert observe.asked == [([CALLER], [ROOM])]  # type: ignore[attr-defined]
     after_dial = [(step.event, step.source, step.target) for step in driver.session.trace[4:]]
     assert after_dial[0] == ("call.finished", "dialing", "abandoned")
@@ -286,7 +295,9 @@ async def test_other_refusals_are_not_asked_about(conference: Flow) -> None:
     assert driver.session.status == "failed"
 
 
-async def test_gone_refusal_stands_when_the_platform_cannot_be_asked(conference: Flow) -> None:
+async def test_gone_refusal_stands_when_the_platform_cannot_be_asked(
+    conference: Flow, caplog: pytest.LogCaptureFixture
+) -> None:
     # Asking fails too (the platform is down): nothing is made up, the refusal is handled as before.
     provider = RecordingProvider()
     provider.fail("conference_dial", status=404)
@@ -296,8 +307,11 @@ async def test_gone_refusal_stands_when_the_platform_cannot_be_asked(conference:
         asked.append(1)
         raise ProviderError("no answer within the 3 s deadline", retryable=True, outcome_unknown=True)
 
-    driver = await drive(conference, TO_DIALING, provider=provider, observe=unreachable)
+    with caplog.at_level(logging.WARNING, logger="flowengine.flow"):
+        driver = await drive(conference, TO_DIALING, provider=provider, observe=unreachable)
     assert asked == [1]
+    assert [r.getMessage() for r in caplog.records if r.name == "flowengine.flow"] == [
+        "session-1: could not ask what the refusal missed: no answer within the 3 s deadline"]
     assert driver.session.trace[-1].event == "action.failed"
     assert driver.session.status == "failed"
 
@@ -313,3 +327,22 @@ async def test_a_required_parameter_rendered_to_nothing_fails_the_action_unsent(
         ("say", "error", "invalid: say: \"text\" rendered to nothing ('{{ vars.name }}')"),
         ("play", "skipped", None)]
     assert driver.session.trace[-1].event == "action.failed"
+
+
+class NotFound:
+    """An HttpClient whose host answers 404, as the http action's client reports it."""
+
+    async def request(self, request: HttpRequest) -> HttpAnswer:
+        raise ProviderError("the host answered 404", status=404)
+
+
+async def test_an_http_404_says_nothing_of_the_calls_and_is_not_asked_about() -> None:
+    flow = one_state([{"http": {"url": "https://api.example.com/x"}}],
+                     on={"action.failed": {"actions": [{"log": {"message": "{{ event.data.kind }}"}}]},
+                         "call.finished": "end"})
+    observe = platform_shows({CALLER: CallSeen(ended=True, reason="hangup")}, {})
+    driver = await drive(flow, [event("call.received", call_id=CALLER)], http=NotFound(), observe=observe)
+    assert observe.asked == []  # type: ignore[attr-defined]
+    assert (driver.session.state, driver.session.status) == ("start", "active")
+    assert driver.session.trace[-1].event == "action.failed"
+    assert list(driver.session.trace[-1].commands) == [("log", "ok", "not_found")]

@@ -158,6 +158,24 @@ async def test_http_sends_the_method_asked_for_and_post_by_default() -> None:
     assert http.requests == [("POST", "https://api.example.com/a"), ("GET", "https://api.example.com/b")]
 
 
+class Counting:
+    """An HttpClient whose host answers ``{"n": 2}``."""
+
+    async def request(self, request: HttpRequest) -> HttpAnswer:
+        return HttpAnswer(200, {"n": 2})
+
+
+async def test_save_reads_the_session_and_the_answer_and_later_templates_see_what_it_saved() -> None:
+    """A plan's first command with nothing to render still evaluates its ``save`` in the session's context."""
+    save = {"total": "vars.base + response.body.n", "code": "response.status"}
+    flow = flow_of({"start": {"entry": [{"http": {"url": "https://api.example.com/n", "save": save}},
+                                        {"log": {"message": "{{ vars.total }} {{ vars.code }}"}}]}},
+                   vars={"base": 40, "total": None, "code": None})
+    driver = await drive(flow, [RECEIVED], http=Counting())
+    assert (driver.session.vars["total"], driver.session.vars["code"]) == (42, 200)
+    assert details(driver) == ["200", "42 200"]
+
+
 # -- failures of plans the executor runs on its own ----------------------------------------------------------
 async def test_a_failure_in_an_always_transitions_plan_reaches_the_flow() -> None:
     flow = flow_of({

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,17 @@ async def test_the_timer_loop_resumes_a_plan_nobody_came_back_for(flow: Flow) ->
     assert Session.from_json(json.loads(store.docs["s"])).outbox is None  # saved though no timer was due
     await second.fire_timers("s")
     assert sent.actions == ["conference_create", "conference_join"]
+
+
+async def test_a_resume_warns_where_the_plan_was_taken_up(
+    flow: Flow, caplog: pytest.LogCaptureFixture
+) -> None:
+    store, clock, _ = await crashed_after_create(flow)
+    second, _ = engine_on(store, flow, clock)
+    with caplog.at_level(logging.WARNING, logger="flowengine.flow"):
+        await second.finish_pending("s")
+    assert [r.getMessage() for r in caplog.records if r.name == "flowengine.flow"] == [
+        "s: resuming an interrupted plan at command 1 of 2 (conference_create)"]
 
 
 @pytest.mark.parametrize("way", ["dispatch", "fire_timers", "finish_pending", "dispatch_derived"])
