@@ -189,3 +189,51 @@ async def test_a_flow_that_never_ends_is_stopped_and_reported(tmp_path: Path) ->
     assert {"end", "missing", "added"} <= kinds
     assert report["end"] == {"recorded": {"state": "closing", "status": "ended"},
                              "replayed": {"state": "connected", "status": "active"}}
+
+
+VALUES: tuple[Any, ...] = (None, 0, -1, 1.5, True, "", "x", [], {}, {"a": 1}, "POST", "webhook", "command",
+                           1e308)
+DAMAGED = 80  # files per provider, from a fixed seed
+
+
+def damaged(document: Any, rng: Any) -> Any:
+    """``document`` with one to three values replaced or removed anywhere in it (a copy)."""
+    document = json.loads(json.dumps(document))
+    for _ in range(rng.randint(1, 3)):
+        places: list[tuple[Any, Any]] = []
+        todo: list[Any] = [document]
+        while todo:
+            node = todo.pop()
+            keys: list[Any] = list(node) if isinstance(node, dict) else []
+            if isinstance(node, list):
+                keys = list(range(len(node)))
+            for key in keys:
+                places.append((node, key))
+                todo.append(node[key])
+        node, key = rng.choice(places)
+        if rng.random() < 0.8:
+            node[key] = json.loads(json.dumps(rng.choice(VALUES)))
+        else:
+            del node[key]
+    return document
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_damaged_replay_file_is_refused_naming_what_is_wrong(provider: str, tmp_path: Path) -> None:
+    """Recordings edited by hand or cut short: each is replayed or refused with a message, in one run of
+    ``flowengine replay`` over all of them, never an internal error (several kinds were, before)."""
+    import random
+
+    from flowengine.recordings import fileformat as ff
+
+    path, _ = await record_call(provider, tmp_path / "recordings")
+    document = json.loads(path.read_text())
+    rng = random.Random(provider)
+    folder = tmp_path / "damaged"
+    folder.mkdir()
+    for index in range(DAMAGED):
+        (folder / f"{index:03d}{ff.SUFFIX}").write_text(json.dumps(damaged(document, rng)))
+    code, out = await replay(str(folder), "--format", "json")
+    report = json.loads(out)
+    assert code == 2 and report["errors"] > 0  # some damage is refused, with its file named
+    assert len(report["files"]) == DAMAGED
