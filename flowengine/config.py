@@ -21,6 +21,7 @@ from jsonschema.exceptions import ValidationError
 from flowengine.config_schema import CONFIG_SCHEMA, DEFAULT_REPLAY_TTL, MIN_TOKEN_LENGTH, default
 from flowengine.errors import ConfigError
 from flowengine.flow.vocabulary import ENV_REFERENCE
+from flowengine.plainjson import json_place
 from flowengine.redaction import redact
 from flowengine.server.allow_list import AllowList
 
@@ -186,5 +187,5 @@ def _record(section: Mapping[str, Any] | None, base: Path) -> RecordSettings | N
 
 
 def _where(error: ValidationError) -> str:
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
+    path = json_place(error.absolute_path)
     return f"{path}: " if path else ""

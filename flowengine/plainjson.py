@@ -10,6 +10,7 @@ for values already known to be plain JSON (finite numbers).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -42,3 +43,8 @@ def write_fast(value: Any) -> str | None:
         return orjson.dumps(value).decode()
     except TypeError:
         return None
+
+
+def json_place(path: Iterable[str | int]) -> str:
+    """A place in a JSON document as messages write it: ``entries[0].event.data`` ("" for the whole)."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).lstrip(".")

@@ -3,13 +3,14 @@ Python's ``jsonschema`` for what is wrong with one, with the paths the diagnosti
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import jsonschema_rs
 from jsonschema import Draft202012Validator
 
 from flowengine.flow.schema import Schema, flow_schema
+from flowengine.plainjson import json_place
 
 
 def _inline(node: Any, defs: Schema) -> Any:
@@ -26,39 +27,34 @@ def _inline(node: Any, defs: Schema) -> Any:
     return {**_inline(defs[ref.removeprefix("#/$defs/")], defs), **inlined}
 
 
-@lru_cache(maxsize=1)
 def validator() -> Draft202012Validator:
     """The validator ``validate`` uses: the published schema with its references inlined, built once."""
-    schema = flow_schema()
-    return Draft202012Validator(_inline(schema, schema["$defs"]))
+    return _validator_of()
 
 
-@lru_cache(maxsize=1)
-def _transition_validator() -> Draft202012Validator:
-    schema = flow_schema()
-    return Draft202012Validator(_inline(schema["$defs"]["transition"], schema["$defs"]))
+@cache  # one per part below: the whole schema, a transition, a scenario
+def _validator_of(*part: str) -> Draft202012Validator:
+    """A validator of the part of the flow schema at the keys ``part``, its references inlined."""
+    schema = node = flow_schema()
+    for key in part:
+        node = node[key]
+    return Draft202012Validator(_inline(node, schema["$defs"]))
 
 
 def is_transition(value: Any) -> bool:
     """Whether ``value`` is what the schema takes as an event's transition (a target, ``{target, when,
     actions}`` or a list of them): the schema checks no such thing under an event name it refuses."""
-    return bool(_transition_validator().is_valid(value))
-
-
-@lru_cache(maxsize=1)
-def _scenario_validator() -> Draft202012Validator:
-    schema = flow_schema()
-    return Draft202012Validator(_inline(schema["properties"]["scenarios"]["additionalProperties"],
-                                        schema["$defs"]))
+    return bool(_validator_of("$defs", "transition").is_valid(value))
 
 
 def scenario_problem(body: Any) -> str | None:
     """What is wrong with one scenario's body by the flow schema (``validate`` says it with a line), the
     first problem in the order of its place; None when it has the schema's shape."""
-    errors = sorted(_scenario_validator().iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
+    scenario = _validator_of("properties", "scenarios", "additionalProperties")
+    errors = sorted(scenario.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
     if not errors:
         return None
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in errors[0].absolute_path).lstrip(".")
+    where = json_place(errors[0].absolute_path)
     return f"{where + ': ' if where else ''}{errors[0].message[:200]}"
 
 

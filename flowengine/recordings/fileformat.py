@@ -28,6 +28,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from flowengine.errors import ProviderError, RecordingError
+from flowengine.plainjson import json_place
 from flowengine.runtime.ports import ActionResult, HttpAnswer, HttpRequest
 from flowengine.runtime.reconcile import CallSeen, ConferenceSeen, Observation
 
@@ -193,7 +194,7 @@ def load(path: Path) -> dict[str, Any]:
     problems = sorted(_VALIDATOR.iter_errors(document), key=lambda e: list(e.absolute_path))
     if problems:
         first = problems[0]
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first.absolute_path)
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise RecordingError(f"{path}: {where.lstrip('.') or 'document'}: {first.message[:200]}{more}")
+        where = json_place(first.absolute_path) or "document"
+        raise RecordingError(f"{path}: {where}: {first.message[:200]}{more}")
     return document

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from flowengine.config import RecordSettings
+from flowengine.recordings import fileformat as ff
 from flowengine.runtime.outbound import START
 from flowengine.scenarios.model import parse_scenario
 from flowengine.scenarios.runner import play
@@ -222,10 +224,6 @@ def damaged(document: Any, rng: Any) -> Any:
 async def test_a_damaged_replay_file_is_refused_naming_what_is_wrong(provider: str, tmp_path: Path) -> None:
     """Recordings edited by hand or cut short: each is replayed or refused with a message, in one run of
     ``flowengine replay`` over all of them, never an internal error (several kinds were, before)."""
-    import random
-
-    from flowengine.recordings import fileformat as ff
-
     path, _ = await record_call(provider, tmp_path / "recordings")
     document = json.loads(path.read_text())
     rng = random.Random(provider)
