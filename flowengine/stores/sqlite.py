@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import sqlite3
 import time
 from collections import Counter
@@ -133,8 +132,9 @@ class SqliteStore:
         revision = await self._write(
             lambda db: tables.put_row(db, record, row, expected_revision, known, claim, now, sweep)
         )
-        if record.sealed:
-            self._keep(dataclasses.replace(record, revision=revision))
+        if record.sealed:  # handed over by its writer (``SessionRecord.sealed``): kept itself, as the memory
+            record.revision = revision  # store keeps it, rather than a copy made per put
+            self._keep(record)
         return revision
 
     def _keep(self, record: SessionRecord) -> None:
